@@ -1,0 +1,128 @@
+/* decode.c - tokenising and decoding with the reference interpreter. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile.h"
+
+static int find_word(const Vocab *v, const char *w)
+{
+    for (int i = 0; i < v->n; i++)
+        if (!strcmp(v->words[i], w))
+            return i;
+    return -1;
+}
+
+int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = text;
+    char word[256], lower[256];
+    while (*p) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        size_t len = 0;
+        while (p[len] && !isspace((unsigned char)p[len]))
+            len++;
+        if (n == max) {
+            snprintf(err, errlen, "the sentence has more than %d words", max);
+            return -1;
+        }
+        size_t k = len < sizeof word - 1 ? len : sizeof word - 1;
+        memcpy(word, p, k);
+        word[k] = 0;
+        for (size_t i = 0; i <= k; i++)
+            lower[i] = (char)tolower((unsigned char)word[i]);
+        int id = find_word(v, word);
+        if (id < 0)
+            id = find_word(v, lower);
+        if (id < 0)
+            id = v->unk;
+        if (id < 0) {
+            snprintf(err, errlen, "'%s' is not in vocabulary '%s' (which has no <unk>)", word, v->name);
+            return -1;
+        }
+        ids[n++] = id;
+        p += len;
+    }
+    return n;
+}
+
+int run_batch(const Model *m, float *const *params, int batch,
+              const int32_t *src, const int32_t *src_len, int n,
+              const int32_t *tgt, const int32_t *tgt_len, int mlen,
+              Tensor *enc_out, Tensor *dec_out, char *err, size_t errlen)
+{
+    InterpInputs in = { 0 };
+    int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN), sm = model_sym(m, SYM_TGT_LEN);
+    in.sym[sb] = batch;
+    in.sym[sn] = n;
+    if (sm >= 0)
+        in.sym[sm] = mlen;
+    in.tokens = src;
+    in.lengths[sn] = src_len;
+    if (sm >= 0)
+        in.lengths[sm] = tgt_len;
+    if (interp_run(m, &m->enc, params, &in, enc_out, err, errlen))
+        return -1;
+    if (!tgt)
+        return 0;
+    in.tokens = tgt;
+    in.memory = enc_out;
+    if (interp_run(m, &m->dec, params, &in, dec_out, err, errlen)) {
+        tensor_free(enc_out);
+        return -1;
+    }
+    return 0;
+}
+
+static int argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+/* Re-run the decoder over the whole prefix each step: slow, obviously right. */
+int greedy_decode(const Model *m, float *const *params, const int32_t *src, int n,
+                  int max_len, int32_t *out, char *err, size_t errlen)
+{
+    const Vocab *t = m->tgt;
+    int32_t len1 = n, *prefix = malloc(sizeof(int32_t) * (size_t)(max_len + 1));
+    Tensor enc = { 0 }, dec = { 0 };
+    if (!prefix || run_batch(m, params, 1, src, &len1, n, NULL, NULL, 0, &enc, NULL, err, errlen)) {
+        free(prefix);
+        return -1;
+    }
+    prefix[0] = t->bos >= 0 ? t->bos : t->eos;
+    int count = 0, rc = 0;
+    InterpInputs in = { 0 };
+    int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN), sm = model_sym(m, SYM_TGT_LEN);
+    in.sym[sb] = 1;
+    in.sym[sn] = n;
+    in.lengths[sn] = &len1;
+    in.memory = &enc;
+    while (count < max_len) {
+        int32_t mlen = count + 1;
+        in.sym[sm] = mlen;
+        in.lengths[sm] = &mlen;
+        in.tokens = prefix;
+        if (interp_run(m, &m->dec, params, &in, &dec, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        int next = argmax((float *)dec.data + (size_t)count * (size_t)t->n, t->n);
+        tensor_free(&dec);
+        if (next == t->eos)
+            break;
+        out[count] = next;
+        prefix[++count] = next;
+    }
+    tensor_free(&enc);
+    free(prefix);
+    return rc ? -1 : count;
+}

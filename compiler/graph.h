@@ -1,0 +1,119 @@
+/* graph.h - the graph IR: typed nodes with symbolic shapes, in topological
+ * order, plus the model around them (weights, vocabularies, symbols).
+ *
+ * A node's inputs always have smaller ids than the node. Shapes are lists of
+ * dims, each a constant or a symbol (the batch size, the source length, the
+ * target length) bound only when the graph runs. Everything lives in the
+ * compile's arena.
+ */
+#ifndef VAMOS_GRAPH_H
+#define VAMOS_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ast.h"
+#include "ops.h"
+
+#define MAX_RANK 8
+#define MAX_DIM ((int64_t)1 << 31)   /* largest dimension accepted */
+
+/* A dimension: a constant (sym < 0, value n) or a symbol (sym >= 0). */
+typedef struct Dim {
+    int64_t n;
+    int sym;
+} Dim;
+
+typedef struct Shape {
+    int rank;
+    Dim d[MAX_RANK];
+} Shape;
+
+typedef enum DType { DT_F32, DT_I32 } DType;
+
+/* What an INPUT node is fed with when the graph runs. */
+typedef enum InputRole {
+    IN_TOKENS,    /* i32 [batch, len]: token ids of a sequence */
+    IN_LENGTHS,   /* i32 [batch]: valid length of each row of a sequence */
+    IN_TENSOR     /* f32: the encoder's output given to the decoder */
+} InputRole;
+
+typedef struct Node {
+    Op op;
+    int in[2];
+    DType dtype;
+    Shape shape;
+    SrcLoc loc;         /* where the user's program made it */
+    union {
+        double value;   /* CONST: a scalar broadcast to its shape */
+        int param;      /* PARAM: index into Model.params */
+        struct { InputRole role; int sym; const char *name; } input; /* INPUT */
+        int axis;       /* SUM MAX MEAN */
+        int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
+    } attr;
+} Node;
+
+typedef struct Graph {
+    const char *name;   /* "encoder" or "decoder" */
+    Node *nodes;
+    int n, cap;
+    int output;         /* node id of the returned tensor, -1 if none */
+} Graph;
+
+typedef enum ParamInit { INIT_XAVIER, INIT_ZEROS, INIT_ONES, INIT_NORMAL } ParamInit;
+
+typedef struct ParamInfo {
+    const char *name;   /* hierarchical: encoder.layers.3.self_attn.q.w */
+    Shape shape;        /* constant dims only */
+    ParamInit init;
+    SrcLoc loc;
+} ParamInfo;
+
+typedef struct Vocab {
+    const char *name;
+    const char **words;
+    int n;
+    int eos, bos, unk, pad;   /* ids, -1 if absent */
+    SrcLoc loc;
+} Vocab;
+
+/* A symbolic dimension. A sequence length has an IN_LENGTHS input. */
+typedef enum SymRole { SYM_BATCH, SYM_SRC_LEN, SYM_TGT_LEN } SymRole;
+typedef struct Symbol {
+    const char *name;
+    SymRole role;
+} Symbol;
+
+#define MAX_SYMS 8
+
+typedef struct Model {
+    const char *name;
+    SrcLoc loc;
+    Graph enc, dec;
+    ParamInfo *params;
+    int nparams, cap_params;
+    Vocab *src, *tgt;
+    Symbol syms[MAX_SYMS];
+    int nsyms;
+} Model;
+
+/* ---- building ---- */
+struct Arena;
+int graph_add(struct Arena *a, Graph *g, Node n);   /* returns the node id */
+
+/* ---- shapes ---- */
+bool dim_eq(Dim a, Dim b);
+Dim dim_const(int64_t n);
+/* Format a shape as "[b, n, 512]" using the model's symbol names. */
+const char *shape_str(struct Arena *a, const Model *m, const Shape *s);
+int64_t shape_numel_const(const Shape *s);   /* -1 if any dim is symbolic */
+
+/* ---- dumps (graph_dump.c) ---- */
+void graph_dump_text(FILE *out, const Model *m, const Graph *g, struct Arena *a);
+void graph_dump_dot(FILE *out, const Model *m, struct Arena *a);
+
+/* ---- verifier (graph_check.c): abort with file:line on a broken IR ---- */
+void graph_check(const Model *m, const Graph *g, const char *after_pass);
+
+#endif

@@ -1,0 +1,105 @@
+/* graph_check.c - the IR verifier, run after every pass in debug builds.
+ *
+ * Requires nothing. Guarantees, when it returns: inputs precede their users,
+ * arities match the op table, dtypes and ranks are what each op produces.
+ * A violation is a compiler bug: it names the pass and aborts.
+ */
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *op_name(Op op)
+{
+    return op >= 0 && op < OP_COUNT ? op_info[op].text : "?";
+}
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: internal error after %s: node %d (%s): ", \
+                    __FILE__, __LINE__, after_pass, i, op_name(nd->op)); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+            abort();                                                       \
+        }                                                                  \
+    } while (0)
+
+/* Check one node's inputs, rank and dtype against its op. */
+static void check_node(const Model *m, const Graph *g, int i, const char *after_pass)
+{
+    const Node *nd = &g->nodes[i];
+    CHECK(nd->op >= 0 && nd->op < OP_COUNT, "bad op");
+    int arity = op_info[nd->op].arity;
+    for (int k = 0; k < arity; k++)
+        CHECK(nd->in[k] >= 0 && nd->in[k] < i, "input %d is %d", k, nd->in[k]);
+    CHECK(nd->shape.rank >= 0 && nd->shape.rank <= MAX_RANK, "rank %d", nd->shape.rank);
+    for (int k = 0; k < nd->shape.rank; k++) {
+        Dim d = nd->shape.d[k];
+        CHECK(d.sym < m->nsyms, "dim %d has symbol %d", k, d.sym);
+        CHECK(d.sym >= 0 || (d.n >= 0 && d.n <= MAX_DIM), "dim %d is %lld", k, (long long)d.n);
+    }
+    const Node *a = arity > 0 ? &g->nodes[nd->in[0]] : NULL;
+    const Node *b = arity > 1 ? &g->nodes[nd->in[1]] : NULL;
+    switch (op_info[nd->op].kind) {
+    case OPK_UNARY:
+    case OPK_REDUCE:
+        CHECK(a->dtype == DT_F32 && nd->dtype == DT_F32, "dtype");
+        break;
+    case OPK_BINARY:
+        CHECK(a->dtype == DT_F32 && b->dtype == DT_F32 && nd->dtype == DT_F32, "dtype");
+        break;
+    case OPK_LAYOUT:
+        CHECK(a->dtype == nd->dtype, "dtype changes");
+        break;
+    case OPK_SOURCE:
+    case OPK_OTHER:
+        break;
+    }
+    switch (nd->op) {
+    case OP_MATMUL:
+        CHECK(a->shape.rank >= 2 && b->shape.rank >= 2, "matmul of rank < 2");
+        CHECK(dim_eq(a->shape.d[a->shape.rank - 1], b->shape.d[b->shape.rank - 2]), "contraction");
+        break;
+    case OP_GATHER:
+        CHECK(a->dtype == DT_F32 && b->dtype == DT_I32 && a->shape.rank == 2, "gather operands");
+        CHECK(nd->shape.rank == b->shape.rank + 1, "gather rank");
+        break;
+    case OP_SUM:
+    case OP_MAX:
+    case OP_MEAN:
+        CHECK(nd->attr.axis >= 0 && nd->attr.axis < nd->shape.rank, "axis");
+        break;
+    case OP_PARAM:
+        CHECK(nd->attr.param >= 0 && nd->attr.param < m->nparams, "param index");
+        break;
+    case OP_TRANSPOSE: {
+        unsigned seen = 0;
+        for (int k = 0; k < nd->shape.rank; k++)
+            seen |= 1u << nd->attr.perm[k];
+        CHECK(seen == (1u << nd->shape.rank) - 1, "perm is not a permutation");
+        break;
+    }
+    case OP_PAD_MASK:
+        CHECK(a->dtype == DT_I32, "lengths dtype");
+        break;
+    case OP_INPUT: case OP_CONST: case OP_ARANGE: case OP_CAUSAL_MASK:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
+    case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT:
+    case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS:
+    case OP_FLOOR: case OP_ABS: case OP_RESHAPE:
+    case OP_COUNT:
+        break;
+    }
+}
+
+void graph_check(const Model *m, const Graph *g, const char *after_pass)
+{
+    for (int i = 0; i < g->n; i++)
+        check_node(m, g, i, after_pass);
+    if (g->output >= g->n) {
+        fprintf(stderr, "internal error after %s: %s output %d of %d nodes\n",
+                after_pass, g->name, g->output, g->n);
+        abort();
+    }
+}

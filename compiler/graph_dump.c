@@ -1,0 +1,74 @@
+/* graph_dump.c - the graph as text (one node a line) and as Graphviz DOT. */
+#include "arena.h"
+#include "graph.h"
+
+static const char *dtype_text(DType t) { return t == DT_F32 ? "f32" : "i32"; }
+
+/* The op's attribute, for dumps: the weight name, the constant, the axis. */
+static void node_attr(FILE *out, const Model *m, const Node *n)
+{
+    switch (n->op) {
+    case OP_INPUT: fprintf(out, " %s", n->attr.input.name); break;
+    case OP_PARAM: fprintf(out, " %s", m->params[n->attr.param].name); break;
+    case OP_CONST: fprintf(out, " %g", n->attr.value); break;
+    case OP_SUM: case OP_MAX: case OP_MEAN: fprintf(out, " axis=%d", n->attr.axis); break;
+    case OP_TRANSPOSE:
+        fprintf(out, " perm=");
+        for (int k = 0; k < n->shape.rank; k++)
+            fprintf(out, "%s%d", k ? "," : "", n->attr.perm[k]);
+        break;
+    case OP_ARANGE: case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER:
+    case OP_MATMUL: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+    case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:
+    case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN:
+    case OP_COS: case OP_FLOOR: case OP_ABS: case OP_RESHAPE: case OP_COUNT:
+        break;
+    }
+}
+
+void graph_dump_text(FILE *out, const Model *m, const Graph *g, Arena *a)
+{
+    fprintf(out, "%s: %d nodes\n", g->name, g->n);
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = &g->nodes[i];
+        fprintf(out, "  %%%d = %s", i, op_info[n->op].text);
+        node_attr(out, m, n);
+        for (int k = 0; k < op_info[n->op].arity; k++)
+            fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]);
+        fprintf(out, " : %s%s%s\n", dtype_text(n->dtype), shape_str(a, m, &n->shape),
+                i == g->output ? "   <- output" : "");
+    }
+}
+
+static void dot_graph(FILE *out, const Model *m, const Graph *g, Arena *a)
+{
+    fprintf(out, "  subgraph cluster_%s {\n    label=\"%s\"; style=rounded; color=gray50;\n", g->name, g->name);
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = &g->nodes[i];
+        const char *style = n->op == OP_PARAM ? "shape=box, style=filled, fillcolor=\"#fff2cc\""
+                          : n->op == OP_INPUT ? "shape=box, style=filled, fillcolor=\"#d9ead3\""
+                          : n->op == OP_CONST ? "shape=plaintext"
+                          : "shape=ellipse";
+        fprintf(out, "    %s%d [%s, label=\"%s", g->name, i, style, op_info[n->op].text);
+        if (n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_CONST) {
+            fputs("\\n", out);
+            node_attr(out, m, n);
+        }
+        fprintf(out, "\\n%s\"%s];\n", shape_str(a, m, &n->shape), i == g->output ? ", peripheries=2" : "");
+        for (int k = 0; k < op_info[n->op].arity; k++)
+            fprintf(out, "    %s%d -> %s%d;\n", g->name, n->in[k], g->name, i);
+    }
+    fputs("  }\n", out);
+}
+
+void graph_dump_dot(FILE *out, const Model *m, Arena *a)
+{
+    fprintf(out, "digraph \"%s\" {\n  rankdir=TB; node [fontname=\"Helvetica\", fontsize=10];\n", m->name);
+    dot_graph(out, m, &m->enc, a);
+    dot_graph(out, m, &m->dec, a);
+    if (m->enc.output >= 0)
+        for (int i = 0; i < m->dec.n; i++)
+            if (m->dec.nodes[i].op == OP_INPUT && m->dec.nodes[i].attr.input.role == IN_TENSOR)
+                fprintf(out, "  encoder%d -> decoder%d [style=dashed, label=\"memory\"];\n", m->enc.output, i);
+    fputs("}\n", out);
+}

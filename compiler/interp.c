@@ -1,0 +1,181 @@
+/* interp.c - the reference interpreter (see interp.h). */
+#include "interp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tensor_free(Tensor *t)
+{
+    free(t->data);
+    t->data = NULL;
+}
+
+/* The node's shape with every symbol replaced by its value. */
+static rt_shape concrete(const Shape *s, const int64_t *sym)
+{
+    rt_shape r = { .rank = s->rank };
+    for (int i = 0; i < s->rank; i++)
+        r.dim[i] = s->d[i].sym >= 0 ? sym[s->d[i].sym] : s->d[i].n;
+    return r;
+}
+
+static rt_binop binop(Op op)
+{
+    switch (op) {
+    case OP_ADD: return RT_ADD;
+    case OP_SUB: return RT_SUB;
+    case OP_MUL: return RT_MUL;
+    case OP_DIV: return RT_DIV;
+    case OP_MAXIMUM: return RT_MAXIMUM;
+    default: return RT_POW;   /* OP_POW; callers pass binary ops only */
+    }
+}
+
+static rt_unop unop(Op op)
+{
+    switch (op) {
+    case OP_NEG: return RT_NEG;
+    case OP_EXP: return RT_EXP;
+    case OP_LOG: return RT_LOG;
+    case OP_SQRT: return RT_SQRT;
+    case OP_RSQRT: return RT_RSQRT;
+    case OP_TANH: return RT_TANH;
+    case OP_ERF: return RT_ERF;
+    case OP_SIN: return RT_SIN;
+    case OP_COS: return RT_COS;
+    case OP_FLOOR: return RT_FLOOR;
+    default: return RT_ABS;   /* OP_ABS; callers pass unary ops only */
+    }
+}
+
+static rt_redop redop(Op op)
+{
+    return op == OP_SUM ? RT_SUM : op == OP_MAX ? RT_MAX : RT_MEAN;
+}
+
+/* Execute node i into v[i] (already allocated). Returns 0 or -1. */
+static int exec_node(const Model *m, const Graph *g, int i, float *const *params,
+                     const InterpInputs *in, Tensor *v, char *err, size_t errlen)
+{
+    const Node *n = &g->nodes[i];
+    Tensor *o = &v[i];
+    const Tensor *a = op_info[n->op].arity > 0 ? &v[n->in[0]] : NULL;
+    const Tensor *b = op_info[n->op].arity > 1 ? &v[n->in[1]] : NULL;
+    int64_t numel = rt_numel(&o->shape);
+    switch (n->op) {
+    case OP_INPUT: {
+        const void *src = n->attr.input.role == IN_TOKENS ? (const void *)in->tokens
+                        : n->attr.input.role == IN_LENGTHS ? (const void *)in->lengths[n->attr.input.sym]
+                        : in->memory ? in->memory->data : NULL;
+        if (!src) {
+            snprintf(err, errlen, "input '%s' of the %s was not given", n->attr.input.name, g->name);
+            return -1;
+        }
+        memcpy(o->data, src, (size_t)numel * 4);
+        return 0;
+    }
+    case OP_PARAM:
+        memcpy(o->data, params[n->attr.param], (size_t)numel * 4);
+        return 0;
+    case OP_CONST:
+        for (int64_t k = 0; k < numel; k++)
+            ((float *)o->data)[k] = (float)n->attr.value;
+        return 0;
+    case OP_ARANGE:
+        rt_arange(numel, o->data);
+        return 0;
+    case OP_CAUSAL_MASK:
+        rt_causal_mask(o->shape.dim[0], o->data);
+        return 0;
+    case OP_PAD_MASK:
+        rt_pad_mask(a->data, o->shape.dim[0], o->shape.dim[3], o->data);
+        return 0;
+    case OP_GATHER: {
+        int64_t bad;
+        if (rt_gather(a->data, a->shape.dim[0], a->shape.dim[1], b->data,
+                      rt_numel(&b->shape), o->data, &bad) == 0)
+            return 0;
+        snprintf(err, errlen, "token id %d at position %lld is outside the table of %lld rows",
+                 ((const int32_t *)b->data)[bad], (long long)bad, (long long)a->shape.dim[0]);
+        return -1;
+    }
+    case OP_MATMUL:
+        rt_matmul(a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
+        return 0;
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW:
+        rt_binary(binop(n->op), a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
+        return 0;
+    case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
+    case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR: case OP_ABS:
+        rt_unary(unop(n->op), a->data, numel, o->data);
+        return 0;
+    case OP_SUM: case OP_MAX: case OP_MEAN:
+        rt_reduce(redop(n->op), a->data, &a->shape, n->attr.axis, o->data);
+        return 0;
+    case OP_RESHAPE:
+        memcpy(o->data, a->data, (size_t)numel * 4);
+        return 0;
+    case OP_TRANSPOSE:
+        rt_transpose(a->data, &a->shape, n->attr.perm, o->data);
+        return 0;
+    case OP_COUNT:
+        break;
+    }
+    (void)m;
+    snprintf(err, errlen, "internal error: node %d has no kernel", i);
+    return -1;
+}
+
+/* Free each value after its last use; keep the output. */
+static int *last_uses(const Graph *g)
+{
+    int *last = malloc(sizeof(int) * (size_t)(g->n ? g->n : 1));
+    if (!last)
+        return NULL;
+    for (int i = 0; i < g->n; i++) {
+        last[i] = i;
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            last[g->nodes[i].in[k]] = i;
+    }
+    return last;
+}
+
+int interp_run(const Model *m, const Graph *g, float *const *params,
+               const InterpInputs *in, Tensor *out, char *err, size_t errlen)
+{
+    Tensor *v = calloc((size_t)(g->n ? g->n : 1), sizeof *v);
+    int *last = last_uses(g);
+    int rc = 0;
+    if (!v || !last) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    for (int i = 0; i < g->n && rc == 0; i++) {
+        const Node *n = &g->nodes[i];
+        v[i].shape = concrete(&n->shape, in->sym);
+        v[i].dtype = n->dtype;
+        int64_t numel = rt_numel(&v[i].shape);
+        v[i].data = malloc((size_t)(numel ? numel : 1) * 4);
+        if (!v[i].data) {
+            snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
+            rc = -1;
+            break;
+        }
+        rc = exec_node(m, g, i, params, in, v, err, errlen);
+        for (int k = 0; k < op_info[n->op].arity; k++) {
+            int src = n->in[k];
+            if (last[src] == i && src != g->output)
+                tensor_free(&v[src]);
+        }
+    }
+    if (rc == 0) {
+        *out = v[g->output];
+        v[g->output].data = NULL;
+    }
+    for (int i = 0; v && i < g->n; i++)
+        tensor_free(&v[i]);
+    free(v);
+    free(last);
+    return rc;
+}

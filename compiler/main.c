@@ -1,0 +1,313 @@
+/* main.c - the `vamos` driver. Each command is the pipeline of DESIGN.md
+ * cut at a different place:
+ *
+ *   check   parse -> resolve -> elaborate -> passes       (diagnostics only)
+ *   graph   ... and print the graph (text or Graphviz DOT)
+ *   init    ... and write initial weights
+ *   run     ... bind weights, tokenize, interpret, greedy-decode, detokenize
+ *
+ * Exit codes: 0 success, 1 errors in the input, 2 usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "compile.h"
+
+#define VAMOS_VERSION "0.1.0"
+
+typedef struct Opts {
+    const char *model, *weights, *out, *dump, *target, *after;
+    const char *sentence;
+    unsigned long long seed;
+    int max_len;
+    bool dot;
+} Opts;
+
+static const char *usage_main =
+    "usage: vamos <command> [options]\n"
+    "\n"
+    "Vamos compiles transformer translation models written in the Vamos language.\n"
+    "\n"
+    "commands:\n"
+    "  check MODEL.vam              check a model; print diagnostics\n"
+    "  graph MODEL.vam [--dot]      print the model's graph (text or Graphviz DOT)\n"
+    "  init  MODEL.vam -o W.safetensors [--seed N]\n"
+    "                               write deterministic initial weights\n"
+    "  run   MODEL.vam -w W.safetensors \"SENTENCE\"\n"
+    "                               translate a sentence with the reference interpreter\n"
+    "\n"
+    "`vamos COMMAND --help` describes a command. `vamos --version` prints the version.\n";
+
+static const char *usage_check =
+    "usage: vamos check MODEL.vam\n\n"
+    "Parse, resolve, elaborate and shape-check a model. Prints diagnostics as\n"
+    "file:line:col: error: message. Exit 0 if the model is valid, 1 if not.\n";
+
+static const char *usage_graph =
+    "usage: vamos graph MODEL.vam [--dot] [--after PASS]\n\n"
+    "Print the encoder and decoder graphs, one node a line (%%id = op inputs : type),\n"
+    "or with --dot as Graphviz (render: vamos graph m.vam --dot | dot -Tsvg > m.svg).\n"
+    "--after elab|fold|dce shows the graph after that pass (default: all passes).\n";
+
+static const char *usage_init =
+    "usage: vamos init MODEL.vam -o W.safetensors [--seed N]\n\n"
+    "Write initial weights: Xavier/Glorot uniform for matrices, zeros for biases,\n"
+    "ones for norm gains, named by their parameter paths. Deterministic for a seed\n"
+    "(default 1).\n";
+
+static const char *usage_run =
+    "usage: vamos run MODEL.vam -w W.safetensors \"SENTENCE\" [options]\n\n"
+    "Translate SENTENCE with the reference interpreter (greedy decoding).\n"
+    "options:\n"
+    "  -w, --weights FILE   the model's weights (safetensors)\n"
+    "  --max-len N          stop after N target words (default: 2 * source + 10)\n"
+    "  --dump FILE          also write the encoder output and the decoder output at\n"
+    "                       every target position to FILE (safetensors: tensors\n"
+    "                       src, tgt, encoder.output, decoder.output)\n"
+    "  --target \"WORDS\"     with --dump: feed these target words to the decoder\n"
+    "                       instead of the greedy translation\n";
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vamos: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage);
+    return 2;
+}
+
+/* Parse the options shared by all commands; returns -1 (usage) or 0. */
+static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *help)
+{
+    static const struct option longs[] = {
+        { "help", no_argument, 0, 'h' }, { "dot", no_argument, 0, 'd' },
+        { "weights", required_argument, 0, 'w' }, { "output", required_argument, 0, 'o' },
+        { "seed", required_argument, 0, 's' }, { "dump", required_argument, 0, 'D' },
+        { "target", required_argument, 0, 'T' }, { "max-len", required_argument, 0, 'M' },
+        { "after", required_argument, 0, 'A' }, { 0, 0, 0, 0 },
+    };
+    *help = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hw:o:", longs, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'h': *help = 1; return 0;
+        case 'd': o->dot = true; break;
+        case 'w': o->weights = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'D': o->dump = optarg; break;
+        case 'T': o->target = optarg; break;
+        case 'A': o->after = optarg; break;
+        case 's':
+            errno = 0;
+            o->seed = strtoull(optarg, &end, 10);
+            if (errno || *end || !*optarg)
+                return usage_error(usage, "--seed needs a non-negative integer, not '%s'", optarg), -1;
+            break;
+        case 'M':
+            o->max_len = (int)strtol(optarg, &end, 10);
+            if (*end || o->max_len < 1 || o->max_len > 100000)
+                return usage_error(usage, "--max-len needs an integer in 1..100000, not '%s'", optarg), -1;
+            break;
+        case ':':
+            return usage_error(usage, "option '%s' needs a value", argv[optind - 1]), -1;
+        default:
+            return usage_error(usage, "unknown option '%s'", argv[optind - 1]), -1;
+        }
+    }
+    if (optind < argc)
+        o->model = argv[optind++];
+    if (optind < argc)
+        o->sentence = argv[optind++];
+    if (optind < argc)
+        return usage_error(usage, "unexpected argument '%s'", argv[optind]), -1;
+    if (!o->model)
+        return usage_error(usage, "%s", "missing MODEL.vam"), -1;
+    return 0;
+}
+
+static Model *front_end(Arena *a, Diag *d, const Opts *o)
+{
+    diag_init(d, stderr);
+    Model *m = compile_file(a, d, o->model, o->after);
+    if (!m && d->errors)
+        fprintf(stderr, "%d error%s\n", d->errors, d->errors == 1 ? "" : "s");
+    return m;
+}
+
+static int cmd_check(Arena *a, const Opts *o)
+{
+    Diag d;
+    Model *m = front_end(a, &d, o);
+    if (!m)
+        return 1;
+    int64_t elems = 0;
+    for (int i = 0; i < m->nparams; i++)
+        elems += shape_numel_const(&m->params[i].shape);
+    printf("%s: model '%s' is valid: %d weights (%lld parameters), encoder %d nodes, decoder %d nodes\n",
+           o->model, m->name, m->nparams, (long long)elems, m->enc.n, m->dec.n);
+    return 0;
+}
+
+static int cmd_graph(Arena *a, const Opts *o)
+{
+    Diag d;
+    if (o->after && strcmp(o->after, "elab") && strcmp(o->after, "fold") && strcmp(o->after, "dce"))
+        return usage_error(usage_graph, "--after takes elab, fold or dce, not '%s'", o->after);
+    Model *m = front_end(a, &d, o);
+    if (!m)
+        return 1;
+    if (o->dot) {
+        graph_dump_dot(stdout, m, a);
+        return 0;
+    }
+    printf("model %s\nweights:\n", m->name);
+    for (int i = 0; i < m->nparams; i++)
+        printf("  %s %s\n", m->params[i].name, shape_str(a, m, &m->params[i].shape));
+    graph_dump_text(stdout, m, &m->enc, a);
+    graph_dump_text(stdout, m, &m->dec, a);
+    return 0;
+}
+
+static int cmd_init(Arena *a, const Opts *o)
+{
+    if (!o->out)
+        return usage_error(usage_init, "%s", "missing -o W.safetensors");
+    Diag d;
+    Model *m = front_end(a, &d, o);
+    if (!m)
+        return 1;
+    char err[512];
+    if (init_weights(m, o->out, o->seed, err, sizeof err)) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "wrote %d weights of model '%s' to %s (seed %llu)\n", m->nparams, m->name, o->out, o->seed);
+    return 0;
+}
+
+/* Words of ids, space-separated. */
+static void print_words(FILE *out, const Vocab *v, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? " " : "", v->words[ids[i]]);
+    fputc('\n', out);
+}
+
+/* --dump: encoder output and decoder output for the given target ids. */
+static int dump(const Model *m, float *const *params, const char *path, const int32_t *src, int n,
+                const int32_t *tgt_words, int t)
+{
+    char err[512];
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)(t + 1));
+    if (!tgt)
+        return 1;
+    tgt[0] = m->tgt->bos >= 0 ? m->tgt->bos : m->tgt->eos;
+    memcpy(tgt + 1, tgt_words, sizeof(int32_t) * (size_t)t);
+    int32_t sl = n, tl = t + 1;
+    Tensor enc = { 0 }, dec = { 0 };
+    int rc = run_batch(m, params, 1, src, &sl, n, tgt, &tl, t + 1, &enc, &dec, err, sizeof err);
+    if (rc == 0) {
+        vamos_tensor ts[4] = {
+            { .name = "src", .dtype = VAMOS_I32, .rank = 2, .shape = { 1, n }, .data = src, .nbytes = 4 * (size_t)n },
+            { .name = "tgt", .dtype = VAMOS_I32, .rank = 2, .shape = { 1, t + 1 }, .data = tgt, .nbytes = 4 * (size_t)(t + 1) },
+            { .name = "encoder.output", .dtype = VAMOS_F32, .rank = enc.shape.rank, .data = enc.data,
+              .nbytes = 4 * (size_t)rt_numel(&enc.shape) },
+            { .name = "decoder.output", .dtype = VAMOS_F32, .rank = dec.shape.rank, .data = dec.data,
+              .nbytes = 4 * (size_t)rt_numel(&dec.shape) },
+        };
+        memcpy(ts[2].shape, enc.shape.dim, sizeof enc.shape.dim);
+        memcpy(ts[3].shape, dec.shape.dim, sizeof dec.shape.dim);
+        const char *meta[] = { "vamos.model", m->name };
+        rc = vamos_weights_save(path, ts, 4, meta, 1, err, sizeof err);
+    }
+    if (rc)
+        fprintf(stderr, "vamos: error: %s\n", err);
+    tensor_free(&enc);
+    tensor_free(&dec);
+    free(tgt);
+    return rc ? 1 : 0;
+}
+
+static int cmd_run(Arena *a, const Opts *o)
+{
+    if (!o->weights)
+        return usage_error(usage_run, "%s", "missing -w W.safetensors");
+    if (!o->sentence)
+        return usage_error(usage_run, "%s", "missing the sentence to translate");
+    if (o->target && !o->dump)
+        return usage_error(usage_run, "%s", "--target needs --dump");
+    Diag d;
+    Model *m = front_end(a, &d, o);
+    if (!m)
+        return 1;
+    Bound b;
+    if (bind_weights(m, o->weights, &b, stderr))
+        return 1;
+    enum { MAX_WORDS = 4096 };
+    int32_t *src = arena_alloc(a, sizeof(int32_t) * MAX_WORDS), *out = arena_alloc(a, sizeof(int32_t) * MAX_WORDS);
+    char err[512];
+    int rc = 0, n = tokenize(m->src, o->sentence, src, MAX_WORDS, err, sizeof err), t = 0;
+    if (n < 0) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        rc = 1;
+    } else if (n > 0) {
+        int max_len = o->max_len ? o->max_len : 2 * n + 10;
+        if (max_len > MAX_WORDS)
+            max_len = MAX_WORDS;
+        if (o->target)
+            t = tokenize(m->tgt, o->target, out, MAX_WORDS, err, sizeof err);
+        else
+            t = greedy_decode(m, b.params, src, n, max_len, out, err, sizeof err);
+        if (t < 0) {
+            fprintf(stderr, "vamos: error: %s\n", err);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        print_words(stdout, m->tgt, out, t);
+        if (o->dump && n > 0)
+            rc = dump(m, b.params, o->dump, src, n, out, t);
+    }
+    bound_free(&b);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct { const char *name; int (*fn)(Arena *, const Opts *); const char **usage; } cmds[] = {
+        { "check", cmd_check, &usage_check }, { "graph", cmd_graph, &usage_graph },
+        { "init", cmd_init, &usage_init }, { "run", cmd_run, &usage_run },
+    };
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage_main, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vamos %s\n", VAMOS_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(argv[1], cmds[i].name))
+            continue;
+        Opts o = { .seed = 1 };
+        int help;
+        if (parse_opts(argc - 1, argv + 1, *cmds[i].usage, &o, &help))
+            return 2;
+        if (help) {
+            fputs(*cmds[i].usage, stdout);
+            return 0;
+        }
+        Arena a = { 0 };
+        int rc = cmds[i].fn(&a, &o);
+        arena_free(&a);
+        return rc;
+    }
+    fprintf(stderr, "vamos: unknown command '%s'\n\n%s", argv[1], usage_main);
+    return 2;
+}

@@ -1,0 +1,69 @@
+/* ops.h - the one table of primitive operations.
+ *
+ * Every pass, the shape rules, the interpreter and (later) every backend
+ * switch over `Op` with no `default:` so that -Wswitch names the op a new
+ * entry forgot. Columns: enum name, text (in dumps and messages), number of
+ * inputs, kind.
+ *
+ *   kind  OPK_SOURCE   no tensor inputs (inputs, weights, constants, masks)
+ *         OPK_UNARY    elementwise f(x)
+ *         OPK_BINARY   elementwise f(x, y), numpy broadcasting
+ *         OPK_REDUCE   along one axis, the axis kept with size 1
+ *         OPK_LAYOUT   moves data: reshape, transpose
+ *         OPK_OTHER    gather, matmul, padding mask
+ */
+#ifndef VAMOS_OPS_H
+#define VAMOS_OPS_H
+
+#define VAMOS_OPS(X)                                   \
+    X(INPUT,       "input",       0, OPK_SOURCE)       \
+    X(PARAM,       "param",       0, OPK_SOURCE)       \
+    X(CONST,       "const",       0, OPK_SOURCE)       \
+    X(ARANGE,      "arange",      0, OPK_SOURCE)       \
+    X(CAUSAL_MASK, "causal_mask", 0, OPK_SOURCE)       \
+    X(PAD_MASK,    "pad_mask",    1, OPK_OTHER)        \
+    X(GATHER,      "gather",      2, OPK_OTHER)        \
+    X(MATMUL,      "matmul",      2, OPK_OTHER)        \
+    X(ADD,         "add",         2, OPK_BINARY)       \
+    X(SUB,         "sub",         2, OPK_BINARY)       \
+    X(MUL,         "mul",         2, OPK_BINARY)       \
+    X(DIV,         "div",         2, OPK_BINARY)       \
+    X(MAXIMUM,     "maximum",     2, OPK_BINARY)       \
+    X(POW,         "pow",         2, OPK_BINARY)       \
+    X(NEG,         "neg",         1, OPK_UNARY)        \
+    X(EXP,         "exp",         1, OPK_UNARY)        \
+    X(LOG,         "log",         1, OPK_UNARY)        \
+    X(SQRT,        "sqrt",        1, OPK_UNARY)        \
+    X(RSQRT,       "rsqrt",       1, OPK_UNARY)        \
+    X(TANH,        "tanh",        1, OPK_UNARY)        \
+    X(ERF,         "erf",         1, OPK_UNARY)        \
+    X(SIN,         "sin",         1, OPK_UNARY)        \
+    X(COS,         "cos",         1, OPK_UNARY)        \
+    X(FLOOR,       "floor",       1, OPK_UNARY)        \
+    X(ABS,         "abs",         1, OPK_UNARY)        \
+    X(SUM,         "sum",         1, OPK_REDUCE)       \
+    X(MAX,         "max",         1, OPK_REDUCE)       \
+    X(MEAN,        "mean",        1, OPK_REDUCE)       \
+    X(RESHAPE,     "reshape",     1, OPK_LAYOUT)       \
+    X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT)
+
+typedef enum Op {
+#define X(id, text, arity, kind) OP_##id,
+    VAMOS_OPS(X)
+#undef X
+    OP_COUNT
+} Op;
+
+typedef enum OpKind {
+    OPK_SOURCE, OPK_UNARY, OPK_BINARY, OPK_REDUCE, OPK_LAYOUT, OPK_OTHER
+} OpKind;
+
+typedef struct OpInfo {
+    const char *text;
+    int arity;
+    OpKind kind;
+} OpInfo;
+
+extern const OpInfo op_info[OP_COUNT];
+
+#endif

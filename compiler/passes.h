@@ -1,0 +1,19 @@
+/* passes.h - graph passes, one file each. Each takes a graph and returns a
+ * new one (in the same arena); the verifier runs after each in debug builds.
+ *
+ *   fold.c  constant folding of elementwise ops on scalar constants
+ *   dce.c   dead node elimination (nodes the output does not need)
+ */
+#ifndef VAMOS_PASSES_H
+#define VAMOS_PASSES_H
+
+#include "graph.h"
+
+struct Arena;
+Graph pass_fold(struct Arena *a, const Graph *g);
+Graph pass_dce(struct Arena *a, const Graph *g);
+
+/* Copy node n of a graph into dst with its inputs renamed through remap. */
+int graph_copy_node(struct Arena *a, Graph *dst, const Node *n, const int *remap);
+
+#endif

@@ -1,0 +1,103 @@
+/* diag.c - print diagnostics with the source line and a caret. */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+void diag_init(Diag *d, FILE *out)
+{
+    memset(d, 0, sizeof *d);
+    d->out = out;
+}
+
+int diag_add_file(Diag *d, const char *path, const char *text, long len)
+{
+    if (d->nfiles == DIAG_MAX_FILES)
+        return -1;
+    d->files[d->nfiles] = (DiagFile){ path, text, len };
+    return d->nfiles++;
+}
+
+bool diag_too_many(const Diag *d) { return d->errors >= DIAG_MAX_ERRORS; }
+
+/* Print the line `line` of the file and a caret run under [col, end_col]. */
+static void show_line(Diag *d, const DiagFile *f, SrcLoc loc)
+{
+    const char *p = f->text, *end = f->text + f->len;
+    for (int l = 1; l < loc.line && p < end; p++)
+        if (*p == '\n')
+            l++;
+    const char *eol = p;
+    while (eol < end && *eol != '\n')
+        eol++;
+    fputs("  ", d->out);
+    int width = 0;
+    for (const char *c = p; c < eol; c++) {
+        /* Tabs become one space so the caret lines up; controls become '?'. */
+        unsigned char ch = (unsigned char)*c;
+        fputc(ch == '\t' ? ' ' : (ch < 32 || ch == 127) ? '?' : ch, d->out);
+        if ((ch & 0xC0) != 0x80)
+            width++;
+    }
+    fputs("\n  ", d->out);
+    int col = loc.col < 1 ? 1 : loc.col;
+    int last = loc.end_col >= col ? loc.end_col : col;
+    if (col > width + 1)
+        col = width + 1;
+    if (last > width + 1)
+        last = width + 1;
+    for (int i = 1; i < col; i++)
+        fputc(' ', d->out);
+    for (int i = col; i <= last; i++)
+        fputc(i == col ? '^' : '~', d->out);
+    fputc('\n', d->out);
+}
+
+static void vreport(Diag *d, SrcLoc loc, const char *kind, const char *fmt,
+                    va_list ap)
+{
+    const DiagFile *f = loc.file >= 0 && loc.file < d->nfiles ? &d->files[loc.file] : NULL;
+    if (f && loc.line > 0)
+        fprintf(d->out, "%s:%d:%d: %s: ", f->path, loc.line, loc.col, kind);
+    else
+        fprintf(d->out, "vamos: %s: ", kind);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    if (f && loc.line > 0)
+        show_line(d, f, loc);
+}
+
+void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...)
+{
+    d->errors++;
+    d->suppressed_notes = d->errors > DIAG_MAX_ERRORS;
+    if (d->errors == DIAG_MAX_ERRORS + 1)
+        fprintf(d->out, "vamos: error: too many errors, stopping\n");
+    if (d->suppressed_notes)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(d, loc, "error", fmt, ap);
+    va_end(ap);
+}
+
+void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...)
+{
+    if (d->suppressed_notes)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(d, loc, "note", fmt, ap);
+    va_end(ap);
+}
+
+void diag_plain(Diag *d, const char *fmt, ...)
+{
+    d->errors++;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vamos: error: ", d->out);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    va_end(ap);
+}

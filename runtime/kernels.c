@@ -1,0 +1,228 @@
+/* kernels.c - plain C reference kernels (the correctness oracle).
+ *
+ * Simple loops over dense row-major float tensors. All accumulation is in
+ * float, in natural index order, like a naive reference implementation.
+ */
+#include "kernels.h"
+
+#include <math.h>
+
+/* Product of dims; 1 for rank 0. */
+int64_t rt_numel(const rt_shape *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= s->dim[i];
+    return n;
+}
+
+/* Map output linear index oi (shape os) to the linear index of a broadcast
+ * input (shape is): shapes aligned on the right, dims of 1 and missing
+ * leading dims stretch. */
+static int64_t bcast_index(int64_t oi, const rt_shape *is, const rt_shape *os)
+{
+    int64_t ii = 0, stride = 1;
+    int skip = os->rank - is->rank;
+    for (int d = os->rank - 1; d >= 0; d--) {
+        int64_t coord = oi % os->dim[d];
+        oi /= os->dim[d];
+        int id = d - skip;
+        if (id < 0)
+            continue;
+        if (is->dim[id] != 1)
+            ii += coord * stride;
+        stride *= is->dim[id];
+    }
+    return ii;
+}
+
+/* Table rows gathered by idx; all indices checked before anything is written. */
+int rt_gather(const float *table /* (V, D) */, int64_t V, int64_t D,
+              const int32_t *idx /* (n) */, int64_t n,
+              float *out /* (n, D) */, int64_t *bad_pos)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= V) {
+            *bad_pos = i;
+            return -1;
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < D; j++)
+            out[i * D + j] = table[(int64_t)idx[i] * D + j];
+    return 0;
+}
+
+/* Shape made of the leading rank-2 (batch) dims of s. */
+static rt_shape batch_shape(const rt_shape *s)
+{
+    rt_shape b = { .rank = s->rank - 2 };
+    for (int i = 0; i < b.rank; i++)
+        b.dim[i] = s->dim[i];
+    return b;
+}
+
+/* One (M, K) @ (K, N) product, float accumulation in k order. */
+static void matmul_2d(const float *a /* (M, K) */, const float *b /* (K, N) */,
+                      float *out /* (M, N) */, int64_t M, int64_t K, int64_t N)
+{
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t n = 0; n < N; n++) {
+            float acc = 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                acc += a[m * K + k] * b[k * N + n];
+            out[m * N + n] = acc;
+        }
+    }
+}
+
+/* Batched matmul with broadcast batch dims. */
+void rt_matmul(const float *a /* (..., M, K) */, const rt_shape *as,
+               const float *b /* (..., K, N) */, const rt_shape *bs,
+               float *out /* (..., M, N) */, const rt_shape *os)
+{
+    int64_t M = as->dim[as->rank - 2], K = as->dim[as->rank - 1];
+    int64_t N = bs->dim[bs->rank - 1];
+    rt_shape ab = batch_shape(as), bb = batch_shape(bs), ob = batch_shape(os);
+    int64_t nbatch = rt_numel(&ob);
+    for (int64_t i = 0; i < nbatch; i++) {
+        int64_t ai = bcast_index(i, &ab, &ob), bi = bcast_index(i, &bb, &ob);
+        matmul_2d(a + ai * M * K, b + bi * K * N, out + i * M * N, M, K, N);
+    }
+}
+
+/* Elementwise maximum; NaN in either operand gives NaN. */
+static float max_nan(float x, float y)
+{
+    if (isnan(x))
+        return x;
+    if (isnan(y))
+        return y;
+    return fmaxf(x, y);
+}
+
+/* Apply one binary op to two scalars. */
+static float binop1(rt_binop op, float x, float y)
+{
+    switch (op) {
+    case RT_ADD: return x + y;
+    case RT_SUB: return x - y;
+    case RT_MUL: return x * y;
+    case RT_DIV: return x / y;
+    case RT_MAXIMUM: return max_nan(x, y);
+    case RT_POW: return powf(x, y);
+    }
+    return NAN;
+}
+
+/* out = a (op) b, both broadcast to os. */
+void rt_binary(rt_binop op, const float *a, const rt_shape *as,
+               const float *b, const rt_shape *bs, float *out,
+               const rt_shape *os)
+{
+    int64_t n = rt_numel(os);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = binop1(op, a[bcast_index(i, as, os)], b[bcast_index(i, bs, os)]);
+}
+
+/* Apply one unary op to a scalar. */
+static float unop1(rt_unop op, float x)
+{
+    switch (op) {
+    case RT_NEG: return -x;
+    case RT_EXP: return expf(x);
+    case RT_LOG: return logf(x);
+    case RT_SQRT: return sqrtf(x);
+    case RT_RSQRT: return 1.0f / sqrtf(x);
+    case RT_TANH: return tanhf(x);
+    case RT_ERF: return erff(x);
+    case RT_SIN: return sinf(x);
+    case RT_COS: return cosf(x);
+    case RT_FLOOR: return floorf(x);
+    case RT_ABS: return fabsf(x);
+    }
+    return NAN;
+}
+
+/* out[i] = op(a[i]). */
+void rt_unary(rt_unop op, const float *a /* (n) */, int64_t n,
+              float *out /* (n) */)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = unop1(op, a[i]);
+}
+
+/* Reduce len values spaced by stride; float accumulation in index order. */
+static float reduce1(rt_redop op, const float *a, int64_t len, int64_t stride)
+{
+    float acc = (op == RT_MAX) ? -INFINITY : 0.0f;
+    for (int64_t k = 0; k < len; k++) {
+        float x = a[k * stride];
+        if (op == RT_MAX)
+            acc = (isnan(x) || x > acc) ? x : acc;
+        else
+            acc += x;
+    }
+    return (op == RT_MEAN) ? acc / (float)len : acc;
+}
+
+/* Reduce along axis, keeping it with size 1. */
+void rt_reduce(rt_redop op, const float *a /* as */, const rt_shape *as,
+               int axis, float *out /* as with dim[axis] = 1 */)
+{
+    int64_t outer = 1, inner = 1, len = as->dim[axis];
+    for (int d = 0; d < axis; d++)
+        outer *= as->dim[d];
+    for (int d = axis + 1; d < as->rank; d++)
+        inner *= as->dim[d];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            out[o * inner + i] = reduce1(op, a + o * len * inner + i, len, inner);
+}
+
+/* out.dim[i] = a.dim[perm[i]]; gathers each output element from a. */
+void rt_transpose(const float *a /* as */, const rt_shape *as, const int *perm,
+                  float *out /* permuted as */)
+{
+    int64_t in_stride[RT_MAX_RANK], out_dim[RT_MAX_RANK];
+    int64_t s = 1;
+    for (int d = as->rank - 1; d >= 0; d--) {
+        in_stride[d] = s;
+        s *= as->dim[d];
+    }
+    for (int d = 0; d < as->rank; d++)
+        out_dim[d] = as->dim[perm[d]];
+    int64_t n = rt_numel(as);
+    for (int64_t oi = 0; oi < n; oi++) {
+        int64_t rem = oi, ii = 0;
+        for (int d = as->rank - 1; d >= 0; d--) {
+            ii += (rem % out_dim[d]) * in_stride[perm[d]];
+            rem /= out_dim[d];
+        }
+        out[oi] = a[ii];
+    }
+}
+
+/* out[i] = i. */
+void rt_arange(int64_t n, float *out /* (n) */)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (float)i;
+}
+
+/* 0 where col <= row, -inf above the diagonal. */
+void rt_causal_mask(int64_t m, float *out /* (m, m) */)
+{
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t c = 0; c < m; c++)
+            out[r * m + c] = (c <= r) ? 0.0f : -INFINITY;
+}
+
+/* 0 where pos < lengths[i], -inf elsewhere. */
+void rt_pad_mask(const int32_t *lengths /* (b) */, int64_t b, int64_t L,
+                 float *out /* (b, L) */)
+{
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t p = 0; p < L; p++)
+            out[i * L + p] = (p < lengths[i]) ? 0.0f : -INFINITY;
+}

@@ -1,0 +1,71 @@
+/* kernels.h - plain C reference kernels, one per primitive op.
+ *
+ * These are the oracle: obviously correct, unoptimised loops over dense,
+ * row-major tensors with concrete shapes. The interpreter runs them; every
+ * compiled kernel (later) is tested against them.
+ *
+ * Conventions: a shape is (rank, dim[]) with dim[0] outermost. Binary ops
+ * broadcast numpy-style (shapes aligned on the right, a dim of 1 stretches).
+ * Output buffers are allocated by the caller with the output shape that the
+ * compiler inferred; kernels never allocate except rt_matmul's none.
+ */
+#ifndef VAMOS_RUNTIME_KERNELS_H
+#define VAMOS_RUNTIME_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_MAX_RANK 8
+
+typedef struct rt_shape {
+    int rank;
+    int64_t dim[RT_MAX_RANK];
+} rt_shape;
+
+int64_t rt_numel(const rt_shape *s);
+
+typedef enum rt_binop { RT_ADD, RT_SUB, RT_MUL, RT_DIV, RT_MAXIMUM, RT_POW } rt_binop;
+typedef enum rt_unop {
+    RT_NEG, RT_EXP, RT_LOG, RT_SQRT, RT_RSQRT, RT_TANH, RT_ERF,
+    RT_SIN, RT_COS, RT_FLOOR, RT_ABS
+} rt_unop;
+typedef enum rt_redop { RT_SUM, RT_MAX, RT_MEAN } rt_redop;
+
+/* out(..., D) = table[idx(...), :]; table (V, D), idx (n) flattened.
+ * Returns -1 (and fills nothing further) if an index is outside [0, V),
+ * storing the offending position in *bad_pos; 0 on success. */
+int rt_gather(const float *table, int64_t V, int64_t D,
+              const int32_t *idx, int64_t n, float *out, int64_t *bad_pos);
+
+/* Batched matmul: a (..., M, K) @ b (..., K, N) -> out (..., M, N), batch dims
+ * broadcast (either operand may have fewer batch dims or dims of 1).
+ * Both a and b have rank >= 2; out shape is the broadcast result. */
+void rt_matmul(const float *a, const rt_shape *as, const float *b,
+               const rt_shape *bs, float *out, const rt_shape *os);
+
+/* out = a (op) b with broadcasting to os. */
+void rt_binary(rt_binop op, const float *a, const rt_shape *as,
+               const float *b, const rt_shape *bs, float *out,
+               const rt_shape *os);
+
+/* out[i] = op(a[i]) for i < n. */
+void rt_unary(rt_unop op, const float *a, int64_t n, float *out);
+
+/* Reduce along axis (0 <= axis < rank), keeping it with size 1. */
+void rt_reduce(rt_redop op, const float *a, const rt_shape *as, int axis,
+               float *out);
+
+/* out = a permuted: out.dim[i] = a.dim[perm[i]]. */
+void rt_transpose(const float *a, const rt_shape *as, const int *perm,
+                  float *out);
+
+/* out[i] = i for i < n. */
+void rt_arange(int64_t n, float *out);
+
+/* Additive causal mask (m, m): 0 where col <= row, -inf above the diagonal. */
+void rt_causal_mask(int64_t m, float *out);
+
+/* Additive padding mask (b, L): 0 where pos < lengths[i], -inf elsewhere. */
+void rt_pad_mask(const int32_t *lengths, int64_t b, int64_t L, float *out);
+
+#endif
