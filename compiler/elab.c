@@ -63,7 +63,7 @@ void el_error(Elab *e, SrcLoc loc, const char *fmt, ...)
 void el_note_origin(Elab *e, const char *what, int node)
 {
     const Node *n = &e->g->nodes[node];
-    diag_note(e->d, n->loc, "%s %s comes from here", what,
+    diag_note(e->d, n->site, "%s %s comes from here", what,
               shape_str(e->a, e->m, &n->shape));
 }
 
@@ -141,6 +141,7 @@ int el_node(Elab *e, Node n)
                      shape_str(e->a, e->m, &n.shape));
             return -1;
         }
+    n.site = e->depth > 0 ? e->frames[0].call_loc : n.loc;
     return graph_add(e->a, e->g, n);
 }
 

@@ -265,7 +265,7 @@ static void elab_entry(Elab *e, Decl *d, Graph *g)
 }
 
 /* The encoder returns [b, n, d]; the decoder [b, m, len(tgt)]. */
-static void check_outputs(Elab *e, Decl *enc, Decl *dec)
+static bool check_encoder_output(Elab *e, Decl *enc)
 {
     Model *m = e->m;
     const Node *eo = &m->enc.nodes[m->enc.output];
@@ -274,9 +274,15 @@ static void check_outputs(Elab *e, Decl *enc, Decl *dec)
         el_error(e, enc->loc, "the encoder must return a float tensor [batch, source length, d], not %s",
                  shape_str(e->a, m, &eo->shape));
         diag_note(e->d, eo->loc, "the returned tensor comes from here");
-        return;
+        return false;
     }
-    if (!dec || m->dec.output < 0)
+    return true;
+}
+
+static void check_decoder_output(Elab *e, Decl *dec)
+{
+    Model *m = e->m;
+    if (m->dec.output < 0)
         return;
     const Node *dout = &m->dec.nodes[m->dec.output];
     Shape want = { 3, { m->dec.nodes[0].shape.d[0], m->dec.nodes[0].shape.d[1], dim_const(m->tgt ? m->tgt->n : 0) } };
@@ -319,10 +325,10 @@ static void elab_model(Elab *e, Decl *md)
         return;
     }
     elab_entry(e, enc, &e->m->enc);
-    if (e->m->enc.output < 0)
+    if (e->m->enc.output < 0 || !check_encoder_output(e, enc))
         return;
     elab_entry(e, dec, &e->m->dec);
-    check_outputs(e, enc, dec);
+    check_decoder_output(e, dec);
     if (e->m->tgt && e->m->tgt->eos < 0)
         el_error(e, e->m->tgt->loc, "the target vocabulary '%s' needs an \"<eos>\" word to end translations", e->m->tgt->name);
 }

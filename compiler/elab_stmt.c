@@ -53,6 +53,14 @@ static const char *pattern_str(Elab *e, const TypeAnn *t)
     return arena_strdup(e->a, buf);
 }
 
+/* One dim as text: "4" or "n". */
+static const char *dim_str(Elab *e, Dim d)
+{
+    Shape one = { 1, { d } };
+    const char *s = shape_str(e->a, e->m, &one);
+    return arena_strndup(e->a, s + 1, strlen(s) - 2);
+}
+
 /* Match one dim of a shape pattern: bind a new name, or check a known one. */
 static bool match_dim(Elab *e, const char *fn, Param *p, const TypeAnn *t, int k,
                       Dim actual, Value *v)
@@ -82,15 +90,13 @@ static bool match_dim(Elab *e, const char *fn, Param *p, const TypeAnn *t, int k
     if (dim_eq(wd, actual))
         return true;
     Node *n = el_nd(e, *v);
-    Shape one = { 1, { wd } }, got = { 1, { actual } };
+    const char *ws = dim_str(e, wd);
     el_error(e, v->loc, "shape mismatch: argument '%s' of '%s' has shape %s, but its pattern %s needs %s = %s",
              p->name, fn, shape_str(e->a, e->m, &n->shape), pattern_str(e, t),
-             x->kind == E_NAME ? x->s : "the dimension",
-             shape_str(e->a, e->m, &one));
-    (void)got;
+             x->kind == E_NAME ? x->s : "the dimension", ws);
     el_note_origin(e, "the argument", v->node);
     if (x->kind == E_NAME)
-        diag_note(e->d, want.loc, "'%s' is %s from here", x->s, shape_str(e->a, e->m, &one));
+        diag_note(e->d, want.loc, "'%s' is %s from here", x->s, ws);
     return false;
 }
 
@@ -227,7 +233,7 @@ static bool exec_param(Elab *e, Stmt *s)
     for (int i = 0; i < m->nparams; i++)
         if (!strcmp(m->params[i].name, name)) {
             el_error(e, s->loc, "weight '%s' is declared twice", name);
-            diag_note(e->d, m->params[i].loc, "first declared here; name one of the calls with 'as'");
+            diag_note(e->d, m->params[i].site, "first declared by this call; give one of the calls its own name with 'as NAME'");
             return false;
         }
     if (m->nparams == m->cap_params) {
@@ -236,7 +242,9 @@ static bool exec_param(Elab *e, Stmt *s)
                                sizeof(ParamInfo) * (size_t)nc);
         m->cap_params = nc;
     }
-    m->params[m->nparams] = (ParamInfo){ name, sh, init, s->loc };
+    /* the outermost call in the user's program, for the duplicate note */
+    SrcLoc site = e->depth > 0 ? e->frames[e->depth - 1].call_loc : s->loc;
+    m->params[m->nparams] = (ParamInfo){ name, sh, init, s->loc, site };
     Node n = { .op = OP_PARAM, .dtype = DT_F32, .shape = sh, .loc = s->loc };
     n.attr.param = m->nparams++;
     int id = el_node(e, n);

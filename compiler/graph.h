@@ -44,7 +44,8 @@ typedef struct Node {
     int in[2];
     DType dtype;
     Shape shape;
-    SrcLoc loc;         /* where the user's program made it */
+    SrcLoc loc;         /* where the program made it (maybe in a library) */
+    SrcLoc site;        /* the outermost call in the model that led here */
     union {
         double value;   /* CONST: a scalar broadcast to its shape */
         int param;      /* PARAM: index into Model.params */
@@ -67,7 +68,8 @@ typedef struct ParamInfo {
     const char *name;   /* hierarchical: encoder.layers.3.self_attn.q.w */
     Shape shape;        /* constant dims only */
     ParamInit init;
-    SrcLoc loc;
+    SrcLoc loc;         /* the `param` statement */
+    SrcLoc site;        /* the call that made it, for messages */
 } ParamInfo;
 
 typedef struct Vocab {
