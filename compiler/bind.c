@@ -7,6 +7,8 @@
 #include "arena.h"
 #include "compile.h"
 
+#define BIND_MAX_REPORTS 10
+
 static const char *tshape_str(char *buf, size_t len, const int64_t *dims, int rank)
 {
     int k = snprintf(buf, len, "[");
@@ -18,8 +20,9 @@ static const char *tshape_str(char *buf, size_t len, const int64_t *dims, int ra
 
 /* Check one weight of the model against the file. */
 static bool bind_one(const Model *m, int i, const vamos_weights *w, const char *path,
-                     float **slot, FILE *errs)
+                     float **slot, char *msg, size_t len)
 {
+
     const ParamInfo *p = &m->params[i];
     int64_t want[MAX_RANK];
     for (int k = 0; k < p->shape.rank; k++)
@@ -27,19 +30,19 @@ static bool bind_one(const Model *m, int i, const vamos_weights *w, const char *
     char a[128], b[128];
     const vamos_tensor *t = vamos_weights_find(w, p->name);
     if (!t) {
-        fprintf(errs, "vamos: error: %s: tensor '%s' is missing (the model declares %s)\n", path,
+        snprintf(msg, len, "vamos: error: %s: tensor '%s' is missing (the model declares %s)\n", path,
                 p->name, tshape_str(a, sizeof a, want, p->shape.rank));
         return false;
     }
     if (t->dtype != VAMOS_F32) {
-        fprintf(errs, "vamos: error: %s: tensor '%s' is I32, but weights are F32\n", path, p->name);
+        snprintf(msg, len, "vamos: error: %s: tensor '%s' is I32, but weights are F32\n", path, p->name);
         return false;
     }
     bool same = t->rank == p->shape.rank;
     for (int k = 0; same && k < t->rank; k++)
         same = t->shape[k] == want[k];
     if (!same) {
-        fprintf(errs, "vamos: error: %s: tensor '%s' has shape %s, but the model declares %s\n", path,
+        snprintf(msg, len, "vamos: error: %s: tensor '%s' has shape %s, but the model declares %s\n", path,
                 p->name, tshape_str(a, sizeof a, t->shape, t->rank),
                 tshape_str(b, sizeof b, want, p->shape.rank));
         return false;
@@ -58,20 +61,28 @@ int bind_weights(const Model *m, const char *path, Bound *out, FILE *errs)
         return -1;
     }
     out->params = calloc((size_t)m->nparams + 1, sizeof(float *));
-    bool ok = out->params != NULL;
-    for (int i = 0; ok && i < m->nparams; i++)
-        ok &= bind_one(m, i, out->w, path, &out->params[i], errs);
-    for (int i = 0; ok && i < vamos_weights_count(out->w); i++) {
+    if (!out->params) {
+        bound_free(out);
+        return -1;
+    }
+    /* report every problem, up to a point: a wrong file usually has many */
+    int problems = 0;
+    char msg[1024];
+    for (int i = 0; i < m->nparams; i++)
+        if (!bind_one(m, i, out->w, path, &out->params[i], msg, sizeof msg) && problems++ < BIND_MAX_REPORTS)
+            fputs(msg, errs);
+    for (int i = 0; i < vamos_weights_count(out->w); i++) {
         const char *name = vamos_weights_at(out->w, i)->name;
         bool known = false;
         for (int k = 0; k < m->nparams && !known; k++)
             known = !strcmp(m->params[k].name, name);
-        if (!known) {
+        if (!known && problems++ < BIND_MAX_REPORTS)
             fprintf(errs, "vamos: error: %s: unexpected tensor '%s' (model '%s' has no such weight)\n",
                     path, name, m->name);
-            ok = false;
-        }
     }
+    if (problems > BIND_MAX_REPORTS)
+        fprintf(errs, "vamos: error: %s: %d more problems not shown\n", path, problems - BIND_MAX_REPORTS);
+    bool ok = problems == 0;
     if (!ok)
         bound_free(out);
     return ok ? 0 : -1;
