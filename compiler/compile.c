@@ -1,12 +1,14 @@
 /* compile.c - the front half of the pipeline in one call (see compile.h). */
 #include "compile.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "elab.h"
 #include "parse.h"
 #include "passes.h"
+#include "readfile.h"
 #include "resolve.h"
 
 #define MAX_SOURCE (16L << 20)
@@ -71,19 +73,16 @@ Model *compile_text(Arena *a, Diag *d, const char *name, const char *text, long 
 
 Model *compile_file(Arena *a, Diag *d, const char *path, const char *after)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        diag_plain(d, "cannot open '%s'", path);
+    long len;
+    char *text = read_file(a, path, MAX_SOURCE, &len);
+    if (!text) {
+        if (errno == EFBIG)
+            diag_plain(d, "'%s' is larger than %ld bytes", path, MAX_SOURCE);
+        else
+            diag_plain(d, "cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
-    char *text = arena_alloc(a, MAX_SOURCE + 1);
-    size_t n = fread(text, 1, MAX_SOURCE + 1, f);
-    fclose(f);
-    if (n > MAX_SOURCE) {
-        diag_plain(d, "'%s' is larger than %ld bytes", path, MAX_SOURCE);
-        return NULL;
-    }
-    return compile_text(a, d, path, text, (long)n, after);
+    return compile_text(a, d, path, text, len, after);
 }
 
 int model_sym(const Model *m, SymRole role)

@@ -69,6 +69,8 @@ void el_note_origin(Elab *e, const char *what, int node)
 
 bool el_budget(Elab *e, SrcLoc loc)
 {
+    if (e->out_of_nodes)
+        return false;
     if (++e->steps <= EL_MAX_STEPS)
         return true;
     if (!e->out_of_budget)

@@ -7,8 +7,8 @@
 #include "diag.h"
 #include "graph.h"
 
-#define EL_MAX_STEPS 20000000
-#define EL_MAX_NODES 2000000
+#define EL_MAX_STEPS 5000000
+#define EL_MAX_NODES 500000
 #define EL_MAX_DEPTH 100
 #define EL_MAX_NUMEL ((int64_t)1 << 34)
 #define EL_MAX_LOOP 100000

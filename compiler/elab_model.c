@@ -1,11 +1,13 @@
 /* elab_model.c - elaborate a program's model: constants, vocabularies, and
  * the encoder and decoder entries into their graphs. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "elab.h"
 #include "elab_internal.h"
+#include "readfile.h"
 #include "utf8.h"
 
 #define VOCAB_MAX_WORDS 1000000
@@ -95,18 +97,16 @@ static bool vocab_from_list(Elab *e, Vocab *v, Expr *x)
 static bool vocab_from_file(Elab *e, Vocab *v, const char *file, SrcLoc loc)
 {
     const char *path = file[0] == '/' ? file : arena_printf(e->a, "%s/%s", e->dir, file);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        el_error(e, loc, "cannot open vocabulary file '%s'", path);
+    long len;
+    char *text = read_file(e->a, path, VOCAB_MAX_FILE, &len);
+    if (!text) {
+        if (errno == EFBIG)
+            el_error(e, loc, "vocabulary file '%s' is larger than %ld bytes", path, VOCAB_MAX_FILE);
+        else
+            el_error(e, loc, "cannot open vocabulary file '%s': %s", path, strerror(errno));
         return false;
     }
-    char *text = arena_alloc(e->a, VOCAB_MAX_FILE + 1);
-    size_t n = fread(text, 1, VOCAB_MAX_FILE + 1, f);
-    fclose(f);
-    if (n > VOCAB_MAX_FILE) {
-        el_error(e, loc, "vocabulary file '%s' is larger than %ld bytes", path, VOCAB_MAX_FILE);
-        return false;
-    }
+    size_t n = (size_t)len;
     int lines = 1;
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';
