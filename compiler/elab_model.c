@@ -160,6 +160,12 @@ static int new_symbol(Elab *e, const char *name, SymRole role, SrcLoc loc)
             }
             return i;
         }
+    for (int i = 0; i < m->nsyms; i++)
+        if (m->syms[i].role == role) {
+            el_error(e, loc, "the decoder's %s must have the encoder's name, '%s'",
+                     role == SYM_BATCH ? "batch dimension" : "sequence dimension", m->syms[i].name);
+            return -1;
+        }
     if (m->nsyms == MAX_SYMS)
         return -1;
     m->syms[m->nsyms] = (Symbol){ name, role };
