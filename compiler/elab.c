@@ -54,6 +54,11 @@ void el_error(Elab *e, SrcLoc loc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* a loop repeats its body's errors: say each one once */
+    for (int i = 0; i < e->nrecent && i < EL_RECENT; i++)
+        if (!memcmp(&e->recent[i], &loc, sizeof loc))
+            return;
+    e->recent[e->nrecent++ % EL_RECENT] = loc;
     diag_error(e->d, loc, "%s", msg);
     for (int i = e->depth - 1, shown = 0; i >= 0 && shown < 6; i--, shown++)
         diag_note(e->d, e->frames[i].call_loc, "in '%s', called from here", e->frames[i].fn);
@@ -105,8 +110,13 @@ void env_set(Elab *e, Env *env, const char *name, Value v, SrcLoc loc)
     env->b[env->n++] = (Binding){ name, v, loc };
 }
 
+Binding *el_lookup_local(Elab *e, const char *name)
+{
+    return e->env ? env_find(e->env, name) : NULL;
+}
+
 /* Look a name up: locals, then the model's constants, then the file's. */
-static Binding *lookup(Elab *e, const char *name)
+Binding *el_lookup(Elab *e, const char *name)
 {
     Binding *b = e->env ? env_find(e->env, name) : NULL;
     if (!b)
@@ -407,7 +417,7 @@ Value el_eval(Elab *e, Expr *x)
     case E_BOOL: return v_bool(x->b, x->loc);
     case E_NONE: return v_none(x->loc);
     case E_NAME: {
-        Binding *b = lookup(e, x->s);
+        Binding *b = el_lookup(e, x->s);
         if (!b) {
             el_error(e, x->loc, "'%s' is not defined here", x->s);
             return v_err();
@@ -508,6 +518,11 @@ static const char *call_scope(Elab *e, Expr *x, Decl *fn, bool *ok)
             *ok = false;
             return s;
         }
+        if (v.i < 0) {
+            el_error(e, p->loc, "an index in an 'as' name must not be negative, got %lld", (long long)v.i);
+            *ok = false;
+            return s;
+        }
         s = arena_printf(e->a, "%s.%lld", s, (long long)v.i);
     }
     return s;
@@ -525,7 +540,7 @@ static bool eval_args(Elab *e, Expr *x, Value *vals)
 }
 
 /* Match call arguments to the function's parameters by position and name. */
-static bool bind_args(Elab *e, Expr *x, Decl *fn, Value *vals, Value *bound, bool *given)
+static bool bind_args(Elab *e, Expr *x, Decl *fn, Value *vals, Value *bound, bool *given, SrcLoc *locs)
 {
     int np = fn->fn.nparams;
     bool ok = true, seen_kw = false;
@@ -563,12 +578,27 @@ static bool bind_args(Elab *e, Expr *x, Decl *fn, Value *vals, Value *bound, boo
         }
         given[slot] = true;
         bound[slot] = vals[i];
+        locs[slot] = a->value->loc;
     }
     return ok;
 }
 
+/* `def f(x: [..., k], k: int)`: a parameter named like a dim bound by an
+ * earlier pattern must agree with it. */
+static bool agrees_with_pattern(Elab *e, Env *env, Param *p, Value v, SrcLoc where)
+{
+    Binding *b = env_find(env, p->name);
+    if (!b || (b->v.k != V_INT && b->v.k != V_DIM))
+        return true;
+    if ((v.k == V_INT || v.k == V_DIM) && v.k == b->v.k && v.i == b->v.i)
+        return true;
+    el_error(e, where, "argument '%s' disagrees with the dimension '%s' that an earlier argument's shape fixed", p->name, p->name);
+    diag_note(e->d, b->loc, "'%s' is bound here", p->name);
+    return false;
+}
+
 /* Enter a function body: fresh environment, frame, weight scope. */
-Value el_inline(Elab *e, Decl *fn, Value *bound, bool *given, SrcLoc call_loc, const char *scope)
+Value el_inline(Elab *e, Decl *fn, Value *bound, bool *given, const SrcLoc *locs, SrcLoc call_loc, const char *scope)
 {
     if (e->depth >= EL_MAX_DEPTH) {
         el_error(e, call_loc, "calls are nested too deeply (more than %d)", EL_MAX_DEPTH);
@@ -595,7 +625,8 @@ Value el_inline(Elab *e, Decl *fn, Value *bound, bool *given, SrcLoc call_loc, c
             ok = false;
             break;
         }
-        ok = v.k != V_ERR && el_check_param(e, fn->name, p, &v, given[k] ? v.loc : p->loc);
+        SrcLoc where = given[k] ? locs[k] : p->loc;
+        ok = v.k != V_ERR && el_check_param(e, fn->name, p, &v, where) && agrees_with_pattern(e, &env, p, v, where);
         env_set(e, &env, p->name, v, p->loc);
     }
     Value result = v_none(call_loc);
@@ -635,11 +666,12 @@ static Value eval_call(Elab *e, Expr *x)
     int np = fn->fn.nparams;
     Value *bound = arena_alloc(e->a, sizeof(Value) * (size_t)(np + 1));
     bool *given = arena_alloc(e->a, sizeof(bool) * (size_t)(np + 1));
-    if (!bind_args(e, x, fn, vals, bound, given))
+    SrcLoc *locs = arena_alloc(e->a, sizeof(SrcLoc) * (size_t)(np + 1));
+    if (!bind_args(e, x, fn, vals, bound, given, locs))
         return v_err();
     bool ok;
     const char *scope = call_scope(e, x, fn, &ok);
     if (!ok)
         return v_err();
-    return el_inline(e, fn, bound, given, x->loc, scope);
+    return el_inline(e, fn, bound, given, locs, x->loc, scope);
 }

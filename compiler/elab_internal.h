@@ -13,6 +13,7 @@
 #define EL_MAX_NUMEL ((int64_t)1 << 34)
 #define EL_MAX_LOOP 100000
 #define EL_MAX_WEIGHTS ((int64_t)1 << 32)   /* elements in all weights */
+#define EL_RECENT 16
 
 typedef enum VKind {
     V_ERR, V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_DIM, V_TENSOR, V_VOCAB, V_LIST
@@ -54,7 +55,8 @@ typedef struct Elab {
     bool out_of_budget, out_of_nodes;
     int64_t weight_elems;
     int len_inputs[MAX_SYMS]; /* node id of each sequence's lengths input, per graph */
-    Vocab *entry_vocab;
+    SrcLoc recent[EL_RECENT]; /* places of recent errors, said once */
+    int nrecent;
 } Elab;
 
 typedef struct Flow { bool returned, failed; Value value; } Flow;
@@ -71,6 +73,8 @@ void el_error(Elab *e, SrcLoc loc, const char *fmt, ...) __attribute__((format(p
 void el_note_origin(Elab *e, const char *what, int node);
 bool el_budget(Elab *e, SrcLoc loc);
 void env_set(Elab *e, Env *env, const char *name, Value v, SrcLoc loc);
+Binding *el_lookup(Elab *e, const char *name);
+Binding *el_lookup_local(Elab *e, const char *name);
 int el_node(Elab *e, Node n);
 Node *el_nd(Elab *e, Value v);
 int el_const_node(Elab *e, double value, SrcLoc loc);
@@ -80,7 +84,7 @@ Value el_binary_node(Elab *e, Op op, Value a, Value b, SrcLoc loc);
 Value el_unary_node(Elab *e, Op op, Value a, SrcLoc loc);
 Value el_matmul(Elab *e, Value a, Value b, SrcLoc loc);
 Value el_eval(Elab *e, Expr *x);
-Value el_inline(Elab *e, Decl *fn, Value *bound, bool *given, SrcLoc call_loc, const char *scope);
+Value el_inline(Elab *e, Decl *fn, Value *bound, bool *given, const SrcLoc *locs, SrcLoc call_loc, const char *scope);
 
 /* elab_stmt.c */
 Flow el_exec_block(Elab *e, const StmtList *body);

@@ -229,7 +229,10 @@ static Value memory_input(Elab *e, Param *p)
     if (id < 0)
         return v_err();
     Value v = v_tensor(id, p->loc);
-    return el_check_param(e, "decoder", p, &v, p->loc) ? v : v_err();
+    if (el_check_param(e, "decoder", p, &v, p->loc))
+        return v;
+    diag_note(e->d, out->site, "the encoder's output %s comes from here", shape_str(e->a, e->m, &out->shape));
+    return v_err();
 }
 
 static void elab_entry(Elab *e, Decl *d, Graph *g)
@@ -275,7 +278,8 @@ static bool check_encoder_output(Elab *e, Decl *enc)
 {
     Model *m = e->m;
     const Node *eo = &m->enc.nodes[m->enc.output];
-    if (eo->shape.rank != 3 || eo->dtype != DT_F32 || !dim_eq(eo->shape.d[0], m->enc.nodes[0].shape.d[0]) ||
+    if (eo->shape.rank != 3 || eo->dtype != DT_F32 || eo->shape.d[2].sym >= 0 ||
+        !dim_eq(eo->shape.d[0], m->enc.nodes[0].shape.d[0]) ||
         !dim_eq(eo->shape.d[1], m->enc.nodes[0].shape.d[1])) {
         el_error(e, enc->loc, "the encoder must return a float tensor [batch, source length, d], not %s",
                  shape_str(e->a, m, &eo->shape));

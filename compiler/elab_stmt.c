@@ -63,17 +63,15 @@ static const char *dim_str(Elab *e, Dim d)
 
 /* Match one dim of a shape pattern: bind a new name, or check a known one. */
 static bool match_dim(Elab *e, const char *fn, Param *p, const TypeAnn *t, int k,
-                      Dim actual, Value *v)
+                      Dim actual, Value *v, SrcLoc where)
 {
     Expr *x = t->dims[k];
     Value want;
     if (x->kind == E_NAME && !strcmp(x->s, "_"))
         return true;
     if (x->kind == E_NAME) {
-        Binding *b = NULL;
-        for (int i = e->env->n - 1; i >= 0 && !b; i--)
-            if (!strcmp(e->env->b[i].name, x->s))
-                b = &e->env->b[i];
+        /* in a function, names are its own; in an entry, constants too */
+        Binding *b = e->depth > 0 ? el_lookup_local(e, x->s) : el_lookup(e, x->s);
         if (!b) {
             env_set(e, e->env, x->s, el_dim_value(actual, x->loc), x->loc);
             return true;
@@ -91,35 +89,38 @@ static bool match_dim(Elab *e, const char *fn, Param *p, const TypeAnn *t, int k
         return true;
     Node *n = el_nd(e, *v);
     const char *ws = dim_str(e, wd);
-    el_error(e, v->loc, "shape mismatch: argument '%s' of '%s' has shape %s, but its pattern %s needs %s = %s",
-             p->name, fn, shape_str(e->a, e->m, &n->shape), pattern_str(e, t),
-             x->kind == E_NAME ? x->s : "the dimension", ws);
+    if (x->kind == E_NAME)
+        el_error(e, where, "shape mismatch: argument '%s' of '%s' has shape %s, but its pattern %s needs %s = %s",
+                 p->name, fn, shape_str(e->a, e->m, &n->shape), pattern_str(e, t), x->s, ws);
+    else
+        el_error(e, where, "shape mismatch: argument '%s' of '%s' has shape %s, but its pattern %s needs %s where it has %s",
+                 p->name, fn, shape_str(e->a, e->m, &n->shape), pattern_str(e, t), ws, dim_str(e, actual));
     el_note_origin(e, "the argument", v->node);
     if (x->kind == E_NAME)
         diag_note(e->d, want.loc, "'%s' is %s from here", x->s, ws);
     return false;
 }
 
-static bool check_pattern(Elab *e, const char *fn, Param *p, Value *v)
+static bool check_pattern(Elab *e, const char *fn, Param *p, Value *v, SrcLoc where)
 {
     const TypeAnn *t = p->type;
     Node *n = el_nd(e, *v);
     int rank = n->shape.rank;
     if (t->kind == T_TOKENS && n->dtype != DT_I32) {
-        el_error(e, v->loc, "argument '%s' of '%s' must be token ids, got a float tensor", p->name, fn);
+        el_error(e, where, "argument '%s' of '%s' must be token ids, got a float tensor", p->name, fn);
         return false;
     }
     if (t->kind == T_TENSOR && n->dtype != DT_F32) {
-        el_error(e, v->loc, "argument '%s' of '%s' must be a float tensor, got token ids (embed them first)", p->name, fn);
+        el_error(e, where, "argument '%s' of '%s' must be a float tensor, got token ids (embed them first)", p->name, fn);
         return false;
     }
     if (t->kind == T_TOKENS && t->vocab && v->tokens_vocab && strcmp(t->vocab, v->tokens_vocab->name)) {
-        el_error(e, v->loc, "argument '%s' of '%s' must be tokens of vocabulary '%s', got tokens of '%s'",
+        el_error(e, where, "argument '%s' of '%s' must be tokens of vocabulary '%s', got tokens of '%s'",
                  p->name, fn, t->vocab, v->tokens_vocab->name);
         return false;
     }
     if (t->ellipsis ? rank < t->ndims : rank != t->ndims) {
-        el_error(e, v->loc, "shape mismatch: argument '%s' of '%s' has shape %s, but its pattern %s needs rank %s%d",
+        el_error(e, where, "shape mismatch: argument '%s' of '%s' has shape %s, but its pattern %s needs rank %s%d",
                  p->name, fn, shape_str(e->a, e->m, &n->shape), pattern_str(e, t),
                  t->ellipsis ? "at least " : "", t->ndims);
         el_note_origin(e, "the argument", v->node);
@@ -127,7 +128,7 @@ static bool check_pattern(Elab *e, const char *fn, Param *p, Value *v)
     }
     for (int k = 0; k < t->ndims; k++) {
         Dim actual = el_nd(e, *v)->shape.d[rank - t->ndims + k];
-        if (!match_dim(e, fn, p, t, k, actual, v))
+        if (!match_dim(e, fn, p, t, k, actual, v, where))
             return false;
     }
     return true;
@@ -167,7 +168,7 @@ bool el_check_param(Elab *e, const char *fn, Param *p, Value *v, SrcLoc arg_loc)
         if (v->k == V_INT || v->k == V_FLOAT)
             *v = el_to_tensor(e, *v);
         if (v->k == V_TENSOR)
-            return check_pattern(e, fn, p, v);
+            return check_pattern(e, fn, p, v, arg_loc);
         want = p->type->kind == T_TOKENS ? "token ids" : "a tensor";
         break;
     }
@@ -221,7 +222,8 @@ static bool exec_param(Elab *e, Stmt *s)
     }
     e->weight_elems += numel;
     if (e->weight_elems > EL_MAX_WEIGHTS) {
-        el_error(e, s->loc, "the model's weights pass 2^32 elements (16 GiB)");
+        if (e->weight_elems - numel <= EL_MAX_WEIGHTS)
+            el_error(e, s->loc, "the model's weights pass 2^32 elements (16 GiB)");
         return false;
     }
     bool ok;
@@ -243,7 +245,7 @@ static bool exec_param(Elab *e, Stmt *s)
         m->cap_params = nc;
     }
     /* the outermost call in the user's program, for the duplicate note */
-    SrcLoc site = e->depth > 0 ? e->frames[e->depth - 1].call_loc : s->loc;
+    SrcLoc site = e->depth > 0 ? e->frames[0].call_loc : s->loc;
     m->params[m->nparams] = (ParamInfo){ name, sh, init, s->loc, site };
     Node n = { .op = OP_PARAM, .dtype = DT_F32, .shape = sh, .loc = s->loc };
     n.attr.param = m->nparams++;
@@ -330,6 +332,9 @@ static Flow exec(Elab *e, Stmt *s)
         }
         return el_exec_block(e, c ? &s->cond.then : &s->cond.els);
     }
+    case S_EXPR:
+        f.failed = el_eval(e, s->ret.value).k == V_ERR;
+        return f;
     case S_RETURN:
         f.returned = true;
         f.value = el_eval(e, s->ret.value);

@@ -100,7 +100,7 @@ static void collect_assigned(Resolver *r, const StmtList *b, Names *out)
             collect_assigned(r, &s->cond.then, out);
             collect_assigned(r, &s->cond.els, out);
             break;
-        case S_RETURN: break;
+        case S_RETURN: case S_EXPR: break;
         }
     }
 }
@@ -175,7 +175,7 @@ static void check_block(Resolver *r, const Names *locals, const StmtList *b)
             check_block(r, locals, &s->cond.then);
             check_block(r, locals, &s->cond.els);
             break;
-        case S_RETURN: check_expr(r, locals, s->ret.value); break;
+        case S_RETURN: case S_EXPR: check_expr(r, locals, s->ret.value); break;
         }
     }
 }
@@ -236,7 +236,7 @@ static bool visit(Resolver *r, int fn, Expr *site)
             Stmt *s = b->items[i];
             switch (s->kind) {
             case S_ASSIGN: found = calls_in_expr(r, fn, s->assign.value); break;
-            case S_RETURN: found = calls_in_expr(r, fn, s->ret.value); break;
+            case S_RETURN: case S_EXPR: found = calls_in_expr(r, fn, s->ret.value); break;
             case S_PARAM: break;
             case S_FOR:
                 found = calls_in_expr(r, fn, s->loop.lo) || calls_in_expr(r, fn, s->loop.hi);

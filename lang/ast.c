@@ -137,6 +137,14 @@ Stmt *ast_return(Arena *a, SrcLoc l, Expr *value)
     return s;
 }
 
+/* A call evaluated for its effect, e.g. error("..."). */
+Stmt *ast_expr_stmt(Arena *a, SrcLoc l, Expr *call)
+{
+    Stmt *s = stmt_new(a, S_EXPR, l);
+    s->ret.value = call;
+    return s;
+}
+
 static Decl *decl_new(Arena *a, DeclKind k, SrcLoc l, const char *name)
 {
     Decl *d = arena_alloc(a, sizeof *d);

@@ -96,7 +96,7 @@ typedef struct Param {
 
 typedef struct StmtList { Stmt **items; int n, cap; } StmtList;
 
-typedef enum StmtKind { S_ASSIGN, S_PARAM, S_FOR, S_IF, S_RETURN } StmtKind;
+typedef enum StmtKind { S_ASSIGN, S_PARAM, S_FOR, S_IF, S_RETURN, S_EXPR } StmtKind;
 
 typedef struct Stmt {
     StmtKind kind;
@@ -107,7 +107,7 @@ typedef struct Stmt {
                  SrcLoc init_loc; } param;
         struct { const char *var; Expr *lo, *hi; StmtList body; } loop;
         struct { Expr *cond; StmtList then, els; } cond;
-        struct { Expr *value; } ret;
+        struct { Expr *value; } ret;    /* S_RETURN, S_EXPR */
     };
 } Stmt;
 
@@ -151,6 +151,7 @@ Stmt *ast_for(Arena *a, SrcLoc l, const char *var, Expr *lo, Expr *hi,
               StmtList body);
 Stmt *ast_if(Arena *a, SrcLoc l, Expr *cond, StmtList then, StmtList els);
 Stmt *ast_return(Arena *a, SrcLoc l, Expr *value);
+Stmt *ast_expr_stmt(Arena *a, SrcLoc l, Expr *call);
 
 Decl *ast_def(Arena *a, SrcLoc l, const char *name, SrcLoc name_loc,
               Param *params, int n, StmtList body);

@@ -165,12 +165,13 @@ stmts: %empty                           { $$ = (StmtList){0}; }
      | stmts ';'                        { $$ = $1; }
      ;
 
-/* stmt: NAME = expr | param NAME[dims] (= init)? | for v in a..b block | if e block (else block)? | return e */
+/* stmt: NAME = expr | param NAME[dims] (= init)? | for v in a..b block | if e block (else block)? | return e | call */
 stmt: IDENT '=' expr                    { $$ = ast_assign(A, L(@1), $1, $3); }
     | PARAM IDENT '[' dims ']' opt_init { $$ = ast_param(A, L(@2), $2, VEC($4, Expr **), $4.n, $6, L(@6)); }
     | FOR IDENT IN expr DOTDOT expr block { $$ = ast_for(A, L(@2), $2, $4, $6, $7); }
     | IF expr block else_part           { $$ = ast_if(A, L(@2), $2, $3, $4); }
     | RETURN expr                       { $$ = ast_return(A, L(@1), $2); }
+    | call                              { $$ = ast_expr_stmt(A, L(@1), $1); }
     | error '}'                         { $$ = NULL; ctx->depth = ctx->depth > 0 ? ctx->depth - 1 : 0; }
     ;
 
