@@ -352,7 +352,12 @@ static Value b_error(Elab *e, const Builtin *b, Value *a, SrcLoc loc)
         el_error(e, a[0].loc, "'error' needs a string, got %s", v_kind_name(a[0].k));
         return v_err();
     }
-    el_error(e, loc, "%s", a[0].s);
+    char msg[512];
+    size_t k = 0;
+    for (const char *p = a[0].s; *p && k < sizeof msg - 1; p++)
+        msg[k++] = (unsigned char)*p < ' ' ? ' ' : *p;   /* one line */
+    msg[k] = 0;
+    el_error(e, loc, "%s", k ? msg : "error() was called (with an empty message)");
     return v_err();
 }
 

@@ -186,6 +186,19 @@ bool el_need_graph(Elab *e, SrcLoc loc, const char *what)
     return false;
 }
 
+/* How the user wrote an op: '+' rather than 'add'. */
+static const char *op_spelling(Op op)
+{
+    switch (op) {
+    case OP_ADD: return "+";
+    case OP_SUB: return "-";
+    case OP_MUL: return "*";
+    case OP_DIV: return "/";
+    case OP_NEG: return "unary -";
+    default: return op_info[op].text;
+    }
+}
+
 /* Elementwise binary op with broadcasting; loc is the operator's place. */
 Value el_binary_node(Elab *e, Op op, Value a, Value b, SrcLoc loc)
 {
@@ -197,7 +210,7 @@ Value el_binary_node(Elab *e, Op op, Value a, Value b, SrcLoc loc)
         return v_err();
     Node *na = el_nd(e, a), *nb = el_nd(e, b);
     if (na->dtype != DT_F32 || nb->dtype != DT_F32) {
-        el_error(e, loc, "'%s' needs float tensors, but an operand holds token ids (embed them first)", op_info[op].text);
+        el_error(e, loc, "'%s' needs float tensors, but an operand holds token ids (embed them first)", op_spelling(op));
         return v_err();
     }
     Node n = { .op = op, .in = { a.node, b.node }, .dtype = DT_F32, .loc = loc };
@@ -205,7 +218,7 @@ Value el_binary_node(Elab *e, Op op, Value a, Value b, SrcLoc loc)
     if (!shape_broadcast(&na->shape, &nb->shape, &n.shape, &bad)) {
         el_error(e, loc, "shapes %s and %s do not broadcast for '%s' (axis %d differs)",
                  shape_str(e->a, e->m, &na->shape), shape_str(e->a, e->m, &nb->shape),
-                 op_info[op].text, bad);
+                 op_spelling(op), bad);
         el_note_origin(e, "the left operand", a.node);
         el_note_origin(e, "the right operand", b.node);
         return v_err();
@@ -223,7 +236,7 @@ Value el_unary_node(Elab *e, Op op, Value a, SrcLoc loc)
         return v_err();
     Node *na = el_nd(e, a);
     if (na->dtype != DT_F32) {
-        el_error(e, loc, "'%s' needs a float tensor, but this one holds token ids", op_info[op].text);
+        el_error(e, loc, "'%s' needs a float tensor, but this one holds token ids", op_spelling(op));
         return v_err();
     }
     Node n = { .op = op, .in = { a.node }, .dtype = DT_F32, .shape = na->shape, .loc = loc };

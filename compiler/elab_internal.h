@@ -6,6 +6,7 @@
 
 #include "diag.h"
 #include "graph.h"
+#include "strset.h"
 
 #define EL_MAX_STEPS 5000000
 #define EL_MAX_NODES 500000
@@ -54,6 +55,7 @@ typedef struct Elab {
     long steps;
     bool out_of_budget, out_of_nodes;
     int64_t weight_elems;
+    StrSet weight_names;      /* name -> index into Model.params */
     int len_inputs[MAX_SYMS]; /* node id of each sequence's lengths input, per graph */
     SrcLoc recent[EL_RECENT]; /* places of recent errors, said once */
     int nrecent;

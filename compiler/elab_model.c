@@ -27,7 +27,7 @@ static void vocab_specials(Vocab *v)
 }
 
 /* Add a word, rejecting empty, duplicate and invalid UTF-8 words. */
-static bool vocab_add(Elab *e, Vocab *v, const char *w, SrcLoc loc, const char *where)
+static bool vocab_add(Elab *e, Vocab *v, StrSet *set, const char *w, SrcLoc loc, const char *where)
 {
     if (!*w) {
         el_error(e, loc, "vocabulary '%s' has an empty word%s", v->name, where);
@@ -42,12 +42,12 @@ static bool vocab_add(Elab *e, Vocab *v, const char *w, SrcLoc loc, const char *
             el_error(e, loc, "vocabulary '%s' has a word with a space or control character%s", v->name, where);
             return false;
         }
-    /* quadratic only up to a few thousand words; then sort-based would pay */
-    for (int i = 0; i < v->n && v->n < 20000; i++)
-        if (!strcmp(v->words[i], w)) {
-            el_error(e, loc, "vocabulary '%s' has the word \"%s\" twice (ids %d and %d)%s", v->name, w, i, v->n, where);
-            return false;
-        }
+    int first = strset_get(set, w);
+    if (first >= 0) {
+        el_error(e, loc, "vocabulary '%s' has the word \"%s\" twice (ids %d and %d)%s", v->name, w, first, v->n, where);
+        return false;
+    }
+    strset_put(e->a, set, w, v->n);
     if (v->n >= VOCAB_MAX_WORDS) {
         el_error(e, loc, "vocabulary '%s' has more than %d words", v->name, VOCAB_MAX_WORDS);
         return false;
@@ -82,12 +82,13 @@ static bool vocab_from_list(Elab *e, Vocab *v, Expr *x)
         return false;
     }
     v->words = arena_alloc(e->a, sizeof(char *) * (size_t)(l.list.n + 1));
+    StrSet set = { 0 };
     for (int i = 0; i < l.list.n; i++) {
         if (l.list.items[i].k != V_STR) {
             el_error(e, l.list.items[i].loc, "a vocabulary word must be a string, got %s", v_kind_name(l.list.items[i].k));
             return false;
         }
-        if (!vocab_add(e, v, l.list.items[i].s, l.list.items[i].loc, ""))
+        if (!vocab_add(e, v, &set, l.list.items[i].s, l.list.items[i].loc, ""))
             return false;
     }
     return true;
@@ -111,6 +112,7 @@ static bool vocab_from_file(Elab *e, Vocab *v, const char *file, SrcLoc loc)
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';
     v->words = arena_alloc(e->a, sizeof(char *) * (size_t)(lines + 1));
+    StrSet set = { 0 };
     char *p = text, *end = text + n;
     for (int line = 1; p < end; line++) {
         char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -122,7 +124,7 @@ static bool vocab_from_file(Elab *e, Vocab *v, const char *file, SrcLoc loc)
             el_error(e, loc, "vocabulary file '%s': line %d has a NUL byte", path, line);
             return false;
         }
-        if (*w && !vocab_add(e, v, w, loc, arena_printf(e->a, " (%s line %d)", path, line)))
+        if (*w && !vocab_add(e, v, &set, w, loc, arena_printf(e->a, " (%s line %d)", path, line)))
             return false;
         p = eol + 1;
     }

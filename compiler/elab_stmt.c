@@ -205,6 +205,7 @@ static bool exec_param(Elab *e, Stmt *s)
         el_error(e, s->loc, "a weight needs 1 to %d dimensions, '%s' has %d", MAX_RANK, s->param.name, sh.rank);
         return false;
     }
+    const char *name = arena_printf(e->a, "%s.%s", e->scope, s->param.name);
     int64_t numel = 1;
     for (int k = 0; k < sh.rank; k++) {
         Value v = el_eval(e, s->param.dims[k]);
@@ -216,7 +217,7 @@ static bool exec_param(Elab *e, Stmt *s)
             return false;
         }
         if (__builtin_mul_overflow(numel, sh.d[k].n, &numel) || numel > EL_MAX_NUMEL) {
-            el_error(e, s->loc, "weight '%s' is too large (more than 2^34 elements)", s->param.name);
+            el_error(e, s->loc, "weight '%s' is too large (more than 2^34 elements)", name);
             return false;
         }
     }
@@ -230,14 +231,14 @@ static bool exec_param(Elab *e, Stmt *s)
     ParamInit init = param_init(e, s, sh.rank, &ok);
     if (!ok)
         return false;
-    const char *name = arena_printf(e->a, "%s.%s", e->scope, s->param.name);
     Model *m = e->m;
-    for (int i = 0; i < m->nparams; i++)
-        if (!strcmp(m->params[i].name, name)) {
-            el_error(e, s->loc, "weight '%s' is declared twice", name);
-            diag_note(e->d, m->params[i].site, "first declared by this call; give one of the calls its own name with 'as NAME'");
-            return false;
-        }
+    int first = strset_get(&e->weight_names, name);
+    if (first >= 0) {
+        el_error(e, s->loc, "weight '%s' is declared twice", name);
+        diag_note(e->d, m->params[first].site, "first declared by this call; give one of the calls its own name with 'as NAME'");
+        return false;
+    }
+    strset_put(e->a, &e->weight_names, name, m->nparams);
     if (m->nparams == m->cap_params) {
         int nc = m->cap_params ? m->cap_params * 2 : 64;
         m->params = arena_grow(e->a, m->params, sizeof(ParamInfo) * (size_t)m->cap_params,

@@ -18,7 +18,8 @@ int diag_add_file(Diag *d, const char *path, const char *text, long len)
     return d->nfiles++;
 }
 
-bool diag_too_many(const Diag *d) { return d->errors >= DIAG_MAX_ERRORS; }
+/* True once an error past the limit was seen: phases stop then. */
+bool diag_too_many(const Diag *d) { return d->errors > DIAG_MAX_ERRORS; }
 
 /* Print the line `line` of the file and a caret run under [col, end_col]. */
 static void show_line(Diag *d, const DiagFile *f, SrcLoc loc)

@@ -136,7 +136,7 @@ Test(shape_errors, matmul_inner_dims)
 Test(shape_errors, broadcast)
 {
     expect_error("return embed(x, d) + embed(x, 3) as e2",
-                 (const char *[]){ "shapes [b, n, 4] and [b, n, 3] do not broadcast for 'add' (axis 2 differs)",
+                 (const char *[]){ "shapes [b, n, 4] and [b, n, 3] do not broadcast for '+' (axis 2 differs)",
                                    "note: the left operand", NULL });
 }
 
