@@ -42,14 +42,24 @@ int init_weights(const Model *m, const char *path, uint64_t seed, char *err, siz
  * <unk>. ids has room for max ids. */
 int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err, size_t errlen);
 
-/* Greedy decoding with the interpreter, one sentence. out gets the target
+/* What runs the graphs: the JIT's native code, or (jit == NULL) the
+ * reference interpreter. */
+struct Jit;
+typedef struct Engine {
+    struct Jit *jit;
+} Engine;
+
+int engine_run(const Engine *e, const Model *m, const Graph *g, float *const *params,
+               const InterpInputs *in, Tensor *out, char *err, size_t errlen);
+
+/* Greedy decoding, one sentence (eng NULL: the interpreter). out gets the target
  * ids (without the start token and <eos>). Returns the count or -1. */
-int greedy_decode(const Model *m, float *const *params, const int32_t *src, int n,
+int greedy_decode(const Engine *eng, const Model *m, float *const *params, const int32_t *src, int n,
                   int max_len, int32_t *out, char *err, size_t errlen);
 
 /* Run the encoder, and the decoder on given target ids (teacher forcing),
  * for a batch with lengths; outputs are allocated. */
-int run_batch(const Model *m, float *const *params, int batch,
+int run_batch(const Engine *eng, const Model *m, float *const *params, int batch,
               const int32_t *src, const int32_t *src_len, int n,
               const int32_t *tgt, const int32_t *tgt_len, int mlen,
               Tensor *enc_out, Tensor *dec_out, char *err, size_t errlen);

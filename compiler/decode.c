@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "compile.h"
+#include "jit.h"
 
 static int find_word(const Vocab *v, const char *w)
 {
@@ -50,7 +51,15 @@ int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err,
     return n;
 }
 
-int run_batch(const Model *m, float *const *params, int batch,
+int engine_run(const Engine *e, const Model *m, const Graph *g, float *const *params,
+               const InterpInputs *in, Tensor *out, char *err, size_t errlen)
+{
+    if (e && e->jit)
+        return jit_run(e->jit, m, g, params, in, out, err, errlen);
+    return interp_run(m, g, params, in, out, err, errlen);
+}
+
+int run_batch(const Engine *eng, const Model *m, float *const *params, int batch,
               const int32_t *src, const int32_t *src_len, int n,
               const int32_t *tgt, const int32_t *tgt_len, int mlen,
               Tensor *enc_out, Tensor *dec_out, char *err, size_t errlen)
@@ -65,13 +74,13 @@ int run_batch(const Model *m, float *const *params, int batch,
     in.lengths[sn] = src_len;
     if (sm >= 0)
         in.lengths[sm] = tgt_len;
-    if (interp_run(m, &m->enc, params, &in, enc_out, err, errlen))
+    if (engine_run(eng, m, &m->enc, params, &in, enc_out, err, errlen))
         return -1;
     if (!tgt)
         return 0;
     in.tokens = tgt;
     in.memory = enc_out;
-    if (interp_run(m, &m->dec, params, &in, dec_out, err, errlen)) {
+    if (engine_run(eng, m, &m->dec, params, &in, dec_out, err, errlen)) {
         tensor_free(enc_out);
         return -1;
     }
@@ -88,13 +97,13 @@ static int argmax(const float *x, int n)
 }
 
 /* Re-run the decoder over the whole prefix each step: slow, obviously right. */
-int greedy_decode(const Model *m, float *const *params, const int32_t *src, int n,
+int greedy_decode(const Engine *eng, const Model *m, float *const *params, const int32_t *src, int n,
                   int max_len, int32_t *out, char *err, size_t errlen)
 {
     const Vocab *t = m->tgt;
     int32_t len1 = n, *prefix = malloc(sizeof(int32_t) * (size_t)(max_len + 1));
     Tensor enc = { 0 }, dec = { 0 };
-    if (!prefix || run_batch(m, params, 1, src, &len1, n, NULL, NULL, 0, &enc, NULL, err, errlen)) {
+    if (!prefix || run_batch(eng, m, params, 1, src, &len1, n, NULL, NULL, 0, &enc, NULL, err, errlen)) {
         free(prefix);
         return -1;
     }
@@ -111,7 +120,7 @@ int greedy_decode(const Model *m, float *const *params, const int32_t *src, int 
         in.sym[sm] = mlen;
         in.lengths[sm] = &mlen;
         in.tokens = prefix;
-        if (interp_run(m, &m->dec, params, &in, &dec, err, errlen)) {
+        if (engine_run(eng, m, &m->dec, params, &in, &dec, err, errlen)) {
             rc = -1;
             break;
         }

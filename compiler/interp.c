@@ -141,10 +141,11 @@ static int *last_uses(const Graph *g)
     return last;
 }
 
-int interp_run(const Model *m, const Graph *g, float *const *params,
-               const InterpInputs *in, Tensor *out, char *err, size_t errlen)
+/* Run g; keep all values in `all` if given, else only the output. */
+static int run(const Model *m, const Graph *g, float *const *params,
+               const InterpInputs *in, Tensor *out, Tensor *all, char *err, size_t errlen)
 {
-    Tensor *v = calloc((size_t)(g->n ? g->n : 1), sizeof *v);
+    Tensor *v = all ? all : calloc((size_t)(g->n ? g->n : 1), sizeof *v);
     int *last = last_uses(g);
     int rc = 0;
     if (!v || !last) {
@@ -165,9 +166,13 @@ int interp_run(const Model *m, const Graph *g, float *const *params,
         rc = exec_node(m, g, i, params, in, v, err, errlen);
         for (int k = 0; k < op_info[n->op].arity; k++) {
             int src = n->in[k];
-            if (last[src] == i && src != g->output)
+            if (!all && last[src] == i && src != g->output)
                 tensor_free(&v[src]);
         }
+    }
+    if (all) {
+        free(last);
+        return rc;
     }
     if (rc == 0) {
         *out = v[g->output];
@@ -178,4 +183,16 @@ int interp_run(const Model *m, const Graph *g, float *const *params,
     free(v);
     free(last);
     return rc;
+}
+
+int interp_run(const Model *m, const Graph *g, float *const *params,
+               const InterpInputs *in, Tensor *out, char *err, size_t errlen)
+{
+    return run(m, g, params, in, out, NULL, err, errlen);
+}
+
+int interp_run_all(const Model *m, const Graph *g, float *const *params,
+                   const InterpInputs *in, Tensor *all, char *err, size_t errlen)
+{
+    return run(m, g, params, in, NULL, all, err, errlen);
 }

@@ -30,6 +30,11 @@ typedef struct InterpInputs {
 int interp_run(const Model *m, const Graph *g, float *const *params,
                const InterpInputs *in, Tensor *out, char *err, size_t errlen);
 
+/* The same, keeping every node's value: all[i] for node i (g->n tensors;
+ * free each with tensor_free). For testing compiled code op by op. */
+int interp_run_all(const Model *m, const Graph *g, float *const *params,
+                   const InterpInputs *in, Tensor *all, char *err, size_t errlen);
+
 void tensor_free(Tensor *t);
 
 #endif

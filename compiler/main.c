@@ -16,6 +16,7 @@
 
 #include "arena.h"
 #include "compile.h"
+#include "jit.h"
 
 #define VAMOS_VERSION "0.1.0"
 
@@ -24,7 +25,7 @@ typedef struct Opts {
     const char *sentence;
     unsigned long long seed;
     int max_len;
-    bool dot;
+    bool dot, interp;
 } Opts;
 
 static const char *usage_main =
@@ -61,9 +62,10 @@ static const char *usage_init =
 
 static const char *usage_run =
     "usage: vamos run MODEL.vam -w W.safetensors \"SENTENCE\" [options]\n\n"
-    "Translate SENTENCE with the reference interpreter (greedy decoding).\n"
+    "Translate SENTENCE (greedy decoding) with native code compiled by LLVM's JIT.\n"
     "options:\n"
     "  -w, --weights FILE   the model's weights (safetensors)\n"
+    "  --interp             run the reference interpreter instead of the JIT\n"
     "  --max-len N          stop after N target words (default: 2 * source + 10)\n"
     "  --dump FILE          also write the encoder output and the decoder output at\n"
     "                       every target position to FILE (safetensors: tensors\n"
@@ -87,7 +89,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "weights", required_argument, 0, 'w' }, { "output", required_argument, 0, 'o' },
         { "seed", required_argument, 0, 's' }, { "dump", required_argument, 0, 'D' },
         { "target", required_argument, 0, 'T' }, { "max-len", required_argument, 0, 'M' },
-        { "after", required_argument, 0, 'A' }, { 0, 0, 0, 0 },
+        { "after", required_argument, 0, 'A' }, { "interp", no_argument, 0, 'I' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -103,6 +105,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         case 'D': o->dump = optarg; break;
         case 'T': o->target = optarg; break;
         case 'A': o->after = optarg; break;
+        case 'I': o->interp = true; break;
         case 's':
             errno = 0;
             o->seed = strtoull(optarg, &end, 10);
@@ -200,7 +203,7 @@ static void print_words(FILE *out, const Vocab *v, const int32_t *ids, int n)
 }
 
 /* --dump: encoder output and decoder output for the given target ids. */
-static int dump(const Model *m, float *const *params, const char *path, const int32_t *src, int n,
+static int dump(const Engine *eng, const Model *m, float *const *params, const char *path, const int32_t *src, int n,
                 const int32_t *tgt_words, int t)
 {
     char err[512];
@@ -211,7 +214,7 @@ static int dump(const Model *m, float *const *params, const char *path, const in
     memcpy(tgt + 1, tgt_words, sizeof(int32_t) * (size_t)t);
     int32_t sl = n, tl = t + 1;
     Tensor enc = { 0 }, dec = { 0 };
-    int rc = run_batch(m, params, 1, src, &sl, n, tgt, &tl, t + 1, &enc, &dec, err, sizeof err);
+    int rc = run_batch(eng, m, params, 1, src, &sl, n, tgt, &tl, t + 1, &enc, &dec, err, sizeof err);
     if (rc == 0) {
         vamos_tensor ts[4] = {
             { .name = "src", .dtype = VAMOS_I32, .rank = 2, .shape = { 1, n }, .data = src, .nbytes = 4 * (size_t)n },
@@ -249,9 +252,15 @@ static int cmd_run(Arena *a, const Opts *o)
     Bound b;
     if (bind_weights(m, o->weights, &b, stderr))
         return 1;
+    char err[512];
+    Engine eng = { 0 };
+    if (!o->interp && !(eng.jit = jit_compile(m, err, sizeof err))) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        bound_free(&b);
+        return 1;
+    }
     enum { MAX_WORDS = 4096 };
     int32_t *src = arena_alloc(a, sizeof(int32_t) * MAX_WORDS), *out = arena_alloc(a, sizeof(int32_t) * MAX_WORDS);
-    char err[512];
     int rc = 0, n = tokenize(m->src, o->sentence, src, MAX_WORDS, err, sizeof err), t = 0;
     if (n < 0) {
         fprintf(stderr, "vamos: error: %s\n", err);
@@ -263,7 +272,7 @@ static int cmd_run(Arena *a, const Opts *o)
         if (o->target)
             t = tokenize(m->tgt, o->target, out, MAX_WORDS, err, sizeof err);
         else
-            t = greedy_decode(m, b.params, src, n, max_len, out, err, sizeof err);
+            t = greedy_decode(&eng, m, b.params, src, n, max_len, out, err, sizeof err);
         if (t < 0) {
             fprintf(stderr, "vamos: error: %s\n", err);
             rc = 1;
@@ -272,8 +281,9 @@ static int cmd_run(Arena *a, const Opts *o)
     if (rc == 0) {
         print_words(stdout, m->tgt, out, t);
         if (o->dump && n > 0)
-            rc = dump(m, b.params, o->dump, src, n, out, t);
+            rc = dump(&eng, m, b.params, o->dump, src, n, out, t);
     }
+    jit_free(eng.jit);
     bound_free(&b);
     return rc;
 }

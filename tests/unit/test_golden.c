@@ -55,7 +55,7 @@ static void golden(const char *model, const char *weights, const char *gold)
     const vamos_tensor *src = need(g, "src"), *tgt = need(g, "tgt");
     int batch = (int)src->shape[0];
     Tensor enc = { 0 }, dec = { 0 };
-    int rc = run_batch(m, b.params, batch, src->data, need(g, "src_len")->data, (int)src->shape[1],
+    int rc = run_batch(NULL, m, b.params, batch, src->data, need(g, "src_len")->data, (int)src->shape[1],
                        tgt->data, need(g, "tgt_len")->data, (int)tgt->shape[1], &enc, &dec, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     compare("encoder.output", &enc, need(g, "encoder.output"));
@@ -99,7 +99,7 @@ Test(golden, detects_a_wrong_weight)
     b.params[p] = copy;
     const vamos_tensor *src = need(g, "src"), *tgt = need(g, "tgt");
     Tensor enc = { 0 }, dec = { 0 };
-    cr_assert_eq(run_batch(m, b.params, (int)src->shape[0], src->data, need(g, "src_len")->data,
+    cr_assert_eq(run_batch(NULL, m, b.params, (int)src->shape[0], src->data, need(g, "src_len")->data,
                            (int)src->shape[1], tgt->data, need(g, "tgt_len")->data, (int)tgt->shape[1],
                            &enc, &dec, err, sizeof err), 0);
     const vamos_tensor *want = need(g, "decoder.output");

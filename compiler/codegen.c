@@ -1,0 +1,585 @@
+/* codegen.c - lower graph nodes to LLVM IR loop nests (see codegen.h).
+ *
+ * Each node becomes a call to a kernel function `k<hash>(out, a, b, sym)`
+ * whose loops read their bounds from sym; kernels are plain loops that the
+ * O3 pipeline vectorises for the host. FP ops in matmul and reductions
+ * carry `contract` (FMA) and `reassoc` (vector reductions); elementwise ops
+ * stay exact so they match the reference bit for bit where libm allows.
+ */
+#include "codegen.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+typedef struct CG {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef i1, i32, i64, f32, ptr, kernel_ty;
+    LLVMValueRef fn;            /* the kernel being emitted */
+    LLVMValueRef out, a, bb, sym;
+} CG;
+
+/* ------------------------------------------------------------ helpers */
+
+static LLVMValueRef i64c(CG *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+static LLVMValueRef f32c(CG *c, double v) { return LLVMConstReal(c->f32, v); }
+
+/* A dimension's value: a constant, or sym[k] loaded at run time. */
+static LLVMValueRef dim_val(CG *c, Dim d)
+{
+    if (d.sym < 0)
+        return i64c(c, d.n);
+    LLVMValueRef p = LLVMBuildGEP2(c->b, c->i64, c->sym, (LLVMValueRef[]){ i64c(c, d.sym) }, 1, "");
+    return LLVMBuildLoad2(c->b, c->i64, p, "dim");
+}
+
+static LLVMValueRef mul(CG *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildMul(c->b, x, y, ""); }
+static LLVMValueRef add(CG *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildAdd(c->b, x, y, ""); }
+
+static LLVMValueRef numel(CG *c, const Shape *s)
+{
+    LLVMValueRef n = i64c(c, 1);
+    for (int i = 0; i < s->rank; i++)
+        n = mul(c, n, dim_val(c, s->d[i]));
+    return n;
+}
+
+static LLVMValueRef gep(CG *c, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx)
+{
+    return LLVMBuildInBoundsGEP2(c->b, t, base, &idx, 1, "");
+}
+
+static LLVMValueRef load_f(CG *c, LLVMValueRef base, LLVMValueRef idx)
+{
+    return LLVMBuildLoad2(c->b, c->f32, gep(c, c->f32, base, idx), "");
+}
+
+static void store_f(CG *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx)
+{
+    LLVMBuildStore(c->b, v, gep(c, c->f32, base, idx));
+}
+
+/* A counted loop `for (iv = 0; iv < n; iv++)`; the builder is left in the
+ * body. loop_end closes it and leaves the builder after it. */
+typedef struct Loop { LLVMBasicBlockRef pre, head, body, exit; LLVMValueRef iv; } Loop;
+
+static Loop loop_begin(CG *c, LLVMValueRef n)
+{
+    Loop l;
+    l.pre = LLVMGetInsertBlock(c->b);
+    l.head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "head");
+    l.body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+    l.exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "exit");
+    LLVMBuildBr(c->b, l.head);
+    LLVMPositionBuilderAtEnd(c->b, l.head);
+    l.iv = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMValueRef zero = i64c(c, 0);
+    LLVMAddIncoming(l.iv, &zero, &l.pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l.iv, n, ""), l.body, l.exit);
+    LLVMPositionBuilderAtEnd(c->b, l.body);
+    return l;
+}
+
+static void loop_end(CG *c, Loop *l)
+{
+    LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->iv, i64c(c, 1), ""), inc = next;
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(l->iv, &inc, &latch, 1);
+    LLVMBuildBr(c->b, l->head);
+    LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+static LLVMValueRef intrinsic(CG *c, const char *name, LLVMValueRef *args, int n)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMTypeRef tys[] = { c->f32 };
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 1);
+    return LLVMBuildCall2(c->b, fty, f, args, (unsigned)n, "");
+}
+
+/* A call to a libm function float(float) (tanhf, erff). */
+static LLVMValueRef libm1(CG *c, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef fty = LLVMFunctionType(c->f32, &c->f32, 1, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f)
+        f = LLVMAddFunction(c->mod, name, fty);
+    return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
+}
+
+static void fast(LLVMValueRef inst)
+{
+    LLVMSetFastMathFlags(inst, LLVMFastMathAllowContract | LLVMFastMathAllowReassoc);
+}
+
+/* -------------------------------------------------------- elementwise */
+
+static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
+{
+    switch (op) {
+    case OP_NEG: return LLVMBuildFNeg(c->b, x, "");
+    case OP_EXP: return intrinsic(c, "llvm.exp", &x, 1);
+    case OP_LOG: return intrinsic(c, "llvm.log", &x, 1);
+    case OP_SQRT: return intrinsic(c, "llvm.sqrt", &x, 1);
+    case OP_RSQRT: return LLVMBuildFDiv(c->b, f32c(c, 1.0), intrinsic(c, "llvm.sqrt", &x, 1), "");
+    case OP_TANH: return libm1(c, "tanhf", x);
+    case OP_ERF: return libm1(c, "erff", x);
+    case OP_SIN: return intrinsic(c, "llvm.sin", &x, 1);
+    case OP_COS: return intrinsic(c, "llvm.cos", &x, 1);
+    case OP_FLOOR: return intrinsic(c, "llvm.floor", &x, 1);
+    case OP_ABS: return intrinsic(c, "llvm.fabs", &x, 1);
+    case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
+    case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
+    case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
+    case OP_TRANSPOSE: case OP_COUNT:
+        break;
+    }
+    return x;
+}
+
+/* max with NaN propagation, as the reference's max_nan */
+static LLVMValueRef max_nan(CG *c, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMValueRef xn = LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, "");
+    LLVMValueRef yn = LLVMBuildFCmp(c->b, LLVMRealUNO, y, y, "");
+    LLVMValueRef m = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, x, y, ""), x, y, "");
+    return LLVMBuildSelect(c->b, xn, x, LLVMBuildSelect(c->b, yn, y, m, ""), "");
+}
+
+static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
+{
+    switch (op) {
+    case OP_ADD: return LLVMBuildFAdd(c->b, x, y, "");
+    case OP_SUB: return LLVMBuildFSub(c->b, x, y, "");
+    case OP_MUL: return LLVMBuildFMul(c->b, x, y, "");
+    case OP_DIV: return LLVMBuildFDiv(c->b, x, y, "");
+    case OP_MAXIMUM: return max_nan(c, x, y);
+    case OP_POW: return intrinsic(c, "llvm.pow", (LLVMValueRef[]){ x, y }, 2);
+    case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
+    case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
+    case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
+    case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
+    case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
+    case OP_TRANSPOSE: case OP_COUNT:
+        break;
+    }
+    return x;
+}
+
+/* Row-major strides of s, as values; broadcast dims of `in` against `out`
+ * (aligned right) get stride 0. */
+static void bcast_strides(CG *c, const Shape *in, const Shape *out, LLVMValueRef *st)
+{
+    LLVMValueRef s = i64c(c, 1);
+    for (int i = out->rank - 1; i >= 0; i--) {
+        int k = in->rank - out->rank + i;
+        if (k < 0) {
+            st[i] = i64c(c, 0);
+            continue;
+        }
+        Dim d = in->d[k];
+        bool one = d.sym < 0 && d.n == 1;
+        st[i] = one ? i64c(c, 0) : s;
+        s = mul(c, s, dim_val(c, d));
+    }
+}
+
+/* out = a (op) b over out's shape, with broadcast strides. */
+static void emit_binary(CG *c, const Node *n, const Node *na, const Node *nb)
+{
+    int r = n->shape.rank;
+    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK];
+    bcast_strides(c, &na->shape, &n->shape, sa);
+    bcast_strides(c, &nb->shape, &n->shape, sb);
+    for (int i = 0; i < r; i++)
+        dims[i] = dim_val(c, n->shape.d[i]);
+    Loop loops[MAX_RANK];
+    LLVMValueRef oo = i64c(c, 0), oa = i64c(c, 0), ob = i64c(c, 0);
+    LLVMValueRef offo[MAX_RANK + 1], offa[MAX_RANK + 1], offb[MAX_RANK + 1];
+    offo[0] = oo, offa[0] = oa, offb[0] = ob;
+    for (int i = 0; i < r; i++) {
+        loops[i] = loop_begin(c, dims[i]);
+        offo[i + 1] = add(c, mul(c, offo[i], dims[i]), loops[i].iv);
+        offa[i + 1] = add(c, offa[i], mul(c, loops[i].iv, sa[i]));
+        offb[i + 1] = add(c, offb[i], mul(c, loops[i].iv, sb[i]));
+    }
+    LLVMValueRef v = binary(c, n->op, load_f(c, c->a, offa[r]), load_f(c, c->bb, offb[r]));
+    store_f(c, v, c->out, offo[r]);
+    for (int i = r - 1; i >= 0; i--)
+        loop_end(c, &loops[i]);
+}
+
+static void emit_unary(CG *c, const Node *n)
+{
+    Loop l = loop_begin(c, numel(c, &n->shape));
+    store_f(c, unary(c, n->op, load_f(c, c->a, l.iv)), c->out, l.iv);
+    loop_end(c, &l);
+}
+
+/* ----------------------------------------------------- other kernels */
+
+/* out[(o * len + l) * inner + i] reduced over l, written to out[o * inner + i] */
+static void emit_reduce(CG *c, const Node *n, const Node *na)
+{
+    LLVMValueRef outer = i64c(c, 1), inner = i64c(c, 1), len = dim_val(c, na->shape.d[n->attr.axis]);
+    for (int i = 0; i < n->attr.axis; i++)
+        outer = mul(c, outer, dim_val(c, na->shape.d[i]));
+    for (int i = n->attr.axis + 1; i < na->shape.rank; i++)
+        inner = mul(c, inner, dim_val(c, na->shape.d[i]));
+    Loop lo = loop_begin(c, outer);
+    Loop li = loop_begin(c, inner);
+    LLVMValueRef dst = add(c, mul(c, lo.iv, inner), li.iv);
+    LLVMValueRef init = f32c(c, n->op == OP_MAX ? -INFINITY : 0.0);
+    store_f(c, init, c->out, dst);
+    Loop ll = loop_begin(c, len);
+    LLVMValueRef src = add(c, mul(c, add(c, mul(c, lo.iv, len), ll.iv), inner), li.iv);
+    LLVMValueRef x = load_f(c, c->a, src), acc = load_f(c, c->out, dst), r;
+    if (n->op == OP_MAX) {
+        r = max_nan(c, x, acc);
+    } else {
+        r = LLVMBuildFAdd(c->b, acc, x, "");
+        fast(r);
+    }
+    store_f(c, r, c->out, dst);
+    loop_end(c, &ll);
+    if (n->op == OP_MEAN) {
+        LLVMValueRef s = load_f(c, c->out, dst);
+        store_f(c, LLVMBuildFDiv(c->b, s, LLVMBuildSIToFP(c->b, len, c->f32, ""), ""), c->out, dst);
+    }
+    loop_end(c, &li);
+    loop_end(c, &lo);
+}
+
+/* Batched matmul: for each batch, out[m, :] = sum_k a[m, k] * b[k, :]. */
+static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
+{
+    int r = n->shape.rank, nbat = r - 2;
+    LLVMValueRef M = dim_val(c, n->shape.d[r - 2]), N = dim_val(c, n->shape.d[r - 1]);
+    LLVMValueRef K = dim_val(c, na->shape.d[na->shape.rank - 1]);
+    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
+    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
+    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK];
+    bcast_strides(c, &ba, &bo, sa);
+    bcast_strides(c, &bb, &bo, sb);
+    LLVMValueRef mk = mul(c, M, K), kn = mul(c, K, N), mn = mul(c, M, N);
+    Loop loops[MAX_RANK];
+    LLVMValueRef oo = i64c(c, 0), oa = i64c(c, 0), ob = i64c(c, 0);
+    for (int i = 0; i < nbat; i++) {
+        loops[i] = loop_begin(c, dim_val(c, bo.d[i]));
+        oo = add(c, mul(c, oo, dim_val(c, bo.d[i])), loops[i].iv);
+        oa = add(c, oa, mul(c, loops[i].iv, sa[i]));
+        ob = add(c, ob, mul(c, loops[i].iv, sb[i]));
+    }
+    LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk));
+    LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
+    LLVMValueRef obase = gep(c, c->f32, c->out, mul(c, oo, mn));
+    Loop lm = loop_begin(c, M);
+    LLVMValueRef orow = mul(c, lm.iv, N);
+    Loop lz = loop_begin(c, N);
+    store_f(c, f32c(c, 0), obase, add(c, orow, lz.iv));
+    loop_end(c, &lz);
+    Loop lk = loop_begin(c, K);
+    LLVMValueRef av = load_f(c, abase, add(c, mul(c, lm.iv, K), lk.iv));
+    LLVMValueRef brow = mul(c, lk.iv, N);
+    Loop ln = loop_begin(c, N);
+    LLVMValueRef prod = LLVMBuildFMul(c->b, av, load_f(c, bbase, add(c, brow, ln.iv)), "");
+    fast(prod);
+    LLVMValueRef dst = add(c, orow, ln.iv);
+    LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, obase, dst), prod, "");
+    fast(sum);
+    store_f(c, sum, obase, dst);
+    loop_end(c, &ln);
+    loop_end(c, &lk);
+    loop_end(c, &lm);
+    for (int i = nbat - 1; i >= 0; i--)
+        loop_end(c, &loops[i]);
+}
+
+/* out index (i0..ir) reads in[sum i_k * instride[perm[k]]] */
+static void emit_transpose(CG *c, const Node *n, const Node *na)
+{
+    int r = n->shape.rank;
+    LLVMValueRef ist[MAX_RANK], s = i64c(c, 1);
+    for (int i = r - 1; i >= 0; i--) {
+        ist[i] = s;
+        s = mul(c, s, dim_val(c, na->shape.d[i]));
+    }
+    Loop loops[MAX_RANK];
+    LLVMValueRef oo = i64c(c, 0), oa = i64c(c, 0);
+    for (int i = 0; i < r; i++) {
+        LLVMValueRef d = dim_val(c, n->shape.d[i]);
+        loops[i] = loop_begin(c, d);
+        oo = add(c, mul(c, oo, d), loops[i].iv);
+        oa = add(c, oa, mul(c, loops[i].iv, ist[n->attr.perm[i]]));
+    }
+    store_f(c, load_f(c, c->a, oa), c->out, oo);
+    for (int i = r - 1; i >= 0; i--)
+        loop_end(c, &loops[i]);
+}
+
+/* Copy (reshape) or fill (const, arange) */
+static void emit_fill(CG *c, const Node *n)
+{
+    Loop l = loop_begin(c, numel(c, &n->shape));
+    LLVMValueRef v;
+    if (n->op == OP_CONST)
+        v = f32c(c, (float)n->attr.value);
+    else if (n->op == OP_ARANGE)
+        v = LLVMBuildSIToFP(c->b, l.iv, c->f32, "");
+    else
+        v = load_f(c, c->a, l.iv);
+    store_f(c, v, c->out, l.iv);
+    loop_end(c, &l);
+}
+
+/* causal: out[i, j] = j <= i ? 0 : -inf; pad: out[bi, j] = j < len[bi] ? 0 : -inf */
+static void emit_mask(CG *c, const Node *n)
+{
+    bool causal = n->op == OP_CAUSAL_MASK;
+    LLVMValueRef rows = dim_val(c, n->shape.d[0]);
+    LLVMValueRef cols = dim_val(c, n->shape.d[n->shape.rank - 1]);
+    Loop li = loop_begin(c, rows);
+    LLVMValueRef limit;
+    if (causal) {
+        limit = li.iv;
+    } else {
+        LLVMValueRef len = LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->a, li.iv), "");
+        limit = LLVMBuildSub(c->b, LLVMBuildSExt(c->b, len, c->i64, ""), i64c(c, 1), "");
+    }
+    Loop lj = loop_begin(c, cols);
+    LLVMValueRef keep = LLVMBuildICmp(c->b, LLVMIntSLE, lj.iv, limit, "");
+    LLVMValueRef v = LLVMBuildSelect(c->b, keep, f32c(c, 0), f32c(c, -INFINITY), "");
+    store_f(c, v, c->out, add(c, mul(c, li.iv, cols), lj.iv));
+    loop_end(c, &lj);
+    loop_end(c, &li);
+}
+
+/* gather: out[r, :] = table[idx[r], :]; returns 1 + r for a bad id. */
+static void emit_gather(CG *c, const Node *n, const Node *na)
+{
+    LLVMValueRef V = dim_val(c, na->shape.d[0]), D = dim_val(c, na->shape.d[1]);
+    LLVMValueRef rows = i64c(c, 1);
+    for (int i = 0; i < n->shape.rank - 1; i++)
+        rows = mul(c, rows, dim_val(c, n->shape.d[i]));
+    Loop lr = loop_begin(c, rows);
+    LLVMValueRef id = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, lr.iv), ""), c->i64, "");
+    LLVMValueRef bad = LLVMBuildICmp(c->b, LLVMIntUGE, id, V, "");
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "bad_id");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "ok");
+    LLVMBuildCondBr(c->b, bad, fail, ok);
+    LLVMPositionBuilderAtEnd(c->b, fail);
+    LLVMBuildRet(c->b, LLVMBuildTrunc(c->b, add(c, lr.iv, i64c(c, 1)), c->i32, ""));
+    LLVMPositionBuilderAtEnd(c->b, ok);
+    Loop ld = loop_begin(c, D);
+    store_f(c, load_f(c, c->a, add(c, mul(c, id, D), ld.iv)), c->out, add(c, mul(c, lr.iv, D), ld.iv));
+    loop_end(c, &ld);
+    loop_end(c, &lr);
+}
+
+/* ------------------------------------------------------------ kernels */
+
+/* The kernel's identity: op, shapes of node and inputs, attributes. */
+static uint64_t kernel_key(const Graph *g, const Node *n)
+{
+    struct { Op op; Shape s, a, b; double value; int axis; int perm[MAX_RANK]; } k;
+    memset(&k, 0, sizeof k);
+    k.op = n->op;
+    k.s = n->shape;
+    if (op_info[n->op].arity > 0)
+        k.a = g->nodes[n->in[0]].shape;
+    if (op_info[n->op].arity > 1)
+        k.b = g->nodes[n->in[1]].shape;
+    if (n->op == OP_CONST)
+        k.value = n->attr.value;
+    if (op_info[n->op].kind == OPK_REDUCE)
+        k.axis = n->attr.axis;
+    if (n->op == OP_TRANSPOSE)
+        memcpy(k.perm, n->attr.perm, sizeof k.perm);
+    return XXH3_64bits(&k, sizeof k);
+}
+
+/* Emit (or reuse) the kernel of node n. */
+static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
+{
+    char name[32];
+    snprintf(name, sizeof name, "k%016llx", (unsigned long long)kernel_key(g, n));
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (f)
+        return f;
+    f = LLVMAddFunction(c->mod, name, c->kernel_ty);
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    for (unsigned i = 0; i < 3; i++)
+        LLVMAddAttributeAtIndex(f, i + 1, LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
+    c->fn = f;
+    c->out = LLVMGetParam(f, 0), c->a = LLVMGetParam(f, 1), c->bb = LLVMGetParam(f, 2), c->sym = LLVMGetParam(f, 3);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+    const Node *na = op_info[n->op].arity > 0 ? &g->nodes[n->in[0]] : NULL;
+    const Node *nb = op_info[n->op].arity > 1 ? &g->nodes[n->in[1]] : NULL;
+    switch (op_info[n->op].kind) {
+    case OPK_UNARY: emit_unary(c, n); break;
+    case OPK_BINARY: emit_binary(c, n, na, nb); break;
+    case OPK_REDUCE: emit_reduce(c, n, na); break;
+    case OPK_LAYOUT:
+        if (n->op == OP_TRANSPOSE)
+            emit_transpose(c, n, na);
+        else
+            emit_fill(c, n);
+        break;
+    case OPK_SOURCE:
+    case OPK_OTHER:
+        if (n->op == OP_MATMUL)
+            emit_matmul(c, n, na, nb);
+        else if (n->op == OP_GATHER)
+            emit_gather(c, n, na);
+        else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK)
+            emit_mask(c, n);
+        else
+            emit_fill(c, n);   /* CONST, ARANGE */
+        break;
+    }
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
+    return f;
+}
+
+/* The arguments of node i's kernel: its buffer, its inputs', sym. */
+static void kernel_args(CG *c, const Graph *g, int i, LLVMValueRef buf, LLVMValueRef sym, LLVMValueRef *args)
+{
+    const Node *n = &g->nodes[i];
+    int slots[3] = { i, op_info[n->op].arity > 0 ? n->in[0] : -1, op_info[n->op].arity > 1 ? n->in[1] : -1 };
+    for (int k = 0; k < 3; k++)
+        args[k] = slots[k] < 0 ? LLVMConstNull(c->ptr)
+                               : LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, slots[k])), "");
+    args[3] = sym;
+}
+
+/* vamos_<graph>_step(node, buf, sym): one node's kernel, for tests. */
+static void emit_steps(CG *c, const Graph *g, LLVMValueRef *ks)
+{
+    char name[64];
+    snprintf(name, sizeof name, "vamos_%s_step", g->name);
+    LLVMTypeRef fty = LLVMFunctionType(c->i32, (LLVMTypeRef[]){ c->i32, c->ptr, c->ptr }, 3, 0);
+    LLVMValueRef f = LLVMAddFunction(c->mod, name, fty);
+    c->fn = f;
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, f, "entry");
+    LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(c->ctx, f, "none");
+    LLVMPositionBuilderAtEnd(c->b, none);
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
+    LLVMPositionBuilderAtEnd(c->b, entry);
+    LLVMValueRef sw = LLVMBuildSwitch(c->b, LLVMGetParam(f, 0), none, (unsigned)g->n);
+    for (int i = 0; i < g->n; i++) {
+        if (!ks[i])
+            continue;
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, f, "node");
+        LLVMAddCase(sw, LLVMConstInt(c->i32, (unsigned long long)i, 0), bb);
+        LLVMPositionBuilderAtEnd(c->b, bb);
+        LLVMValueRef args[4];
+        kernel_args(c, g, i, LLVMGetParam(f, 1), LLVMGetParam(f, 2), args);
+        LLVMBuildRet(c->b, LLVMBuildCall2(c->b, c->kernel_ty, ks[i], args, 4, ""));
+    }
+}
+
+/* vamos_<graph>(buf, sym): call each node's kernel in order. */
+static void emit_graph(CG *c, const Graph *g, bool steps)
+{
+    LLVMValueRef *ks = calloc((size_t)g->n + 1, sizeof *ks);
+    for (int i = 0; i < g->n; i++) {
+        Op op = g->nodes[i].op;
+        ks[i] = op == OP_INPUT || op == OP_PARAM ? NULL : kernel(c, g, &g->nodes[i]);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "vamos_%s", g->name);
+    LLVMTypeRef fty = LLVMFunctionType(c->i32, (LLVMTypeRef[]){ c->ptr, c->ptr }, 2, 0);
+    LLVMValueRef f = LLVMAddFunction(c->mod, name, fty);
+    c->fn = f;
+    LLVMValueRef buf = LLVMGetParam(f, 0), sym = LLVMGetParam(f, 1);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+    for (int i = 0; i < g->n; i++) {
+        if (!ks[i])
+            continue;
+        LLVMValueRef args[4];
+        kernel_args(c, g, i, buf, sym, args);
+        LLVMValueRef rc = LLVMBuildCall2(c->b, c->kernel_ty, ks[i], args, 4, "");
+        LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(c->ctx, f, "fail");
+        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, f, "next");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, rc, LLVMConstInt(c->i32, 0, 0), ""), fail, next);
+        LLVMPositionBuilderAtEnd(c->b, fail);
+        LLVMBuildRet(c->b, rc);
+        LLVMPositionBuilderAtEnd(c->b, next);
+    }
+    LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
+    if (steps)
+        emit_steps(c, g, ks);
+    free(ks);
+}
+
+LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
+    LLVMTargetRef target;
+    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+        snprintf(err, errlen, "no LLVM target for %s: %s", triple, msg);
+        LLVMDisposeMessage(msg);
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
+                                                      LLVMRelocPIC, LLVMCodeModelDefault);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    LLVMDisposeMessage(triple);
+    return tm;
+}
+
+LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *m,
+                      const Graph *const *graphs, int ngraphs, bool steps, char *err, size_t errlen)
+{
+    CG c = { .ctx = ctx };
+    c.mod = LLVMModuleCreateWithNameInContext(m->name, ctx);
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(c.mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(c.mod, layout);
+    LLVMDisposeTargetData(layout);
+    c.b = LLVMCreateBuilderInContext(ctx);
+    c.i1 = LLVMInt1TypeInContext(ctx);
+    c.i32 = LLVMInt32TypeInContext(ctx);
+    c.i64 = LLVMInt64TypeInContext(ctx);
+    c.f32 = LLVMFloatTypeInContext(ctx);
+    c.ptr = LLVMPointerTypeInContext(ctx, 0);
+    c.kernel_ty = LLVMFunctionType(c.i32, (LLVMTypeRef[]){ c.ptr, c.ptr, c.ptr, c.ptr }, 4, 0);
+    for (int i = 0; i < ngraphs; i++)
+        emit_graph(&c, graphs[i], steps);
+    LLVMDisposeBuilder(c.b);
+    char *msg = NULL;
+    if (LLVMVerifyModule(c.mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "internal error: generated module does not verify: %.400s", msg);
+        LLVMDisposeMessage(msg);
+        LLVMDisposeModule(c.mod);
+        return NULL;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(c.mod, "default<O3>", tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    if (e) {
+        char *em = LLVMGetErrorMessage(e);
+        snprintf(err, errlen, "internal error: optimisation failed: %s", em);
+        LLVMDisposeErrorMessage(em);
+        LLVMDisposeModule(c.mod);
+        return NULL;
+    }
+    return c.mod;
+}

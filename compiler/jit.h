@@ -1,0 +1,32 @@
+/* jit.h - run a model's graphs as native code compiled by ORC LLJIT.
+ *
+ * Same inputs and outputs as the interpreter (interp.h), so every test can
+ * compare the two. One JIT per model; it must not compile from two threads.
+ */
+#ifndef VAMOS_JIT_H
+#define VAMOS_JIT_H
+
+#include "codegen.h"
+#include "interp.h"
+
+typedef struct Jit Jit;
+
+/* Compile the encoder and decoder of m. NULL with a message on failure. */
+Jit *jit_compile(const Model *m, char *err, size_t errlen);
+void jit_free(Jit *j);
+
+/* For testing op by op: compile with a step function per graph, then run
+ * node `node`'s kernel alone on buffers the caller provides (buf[i] for
+ * every node, sym the symbols' values). Returns the kernel's status. */
+Jit *jit_compile_steps(const Model *m, char *err, size_t errlen);
+int32_t jit_step(Jit *j, const Model *m, const Graph *g, int node, void *const *buf, const int64_t *sym);
+
+/* Run graph g (the model's encoder or decoder) like interp_run. */
+int jit_run(Jit *j, const Model *m, const Graph *g, float *const *params,
+            const InterpInputs *in, Tensor *out, char *err, size_t errlen);
+
+/* The same, keeping every node's value (like interp_run_all). */
+int jit_run_all(Jit *j, const Model *m, const Graph *g, float *const *params,
+                const InterpInputs *in, Tensor *all, char *err, size_t errlen);
+
+#endif

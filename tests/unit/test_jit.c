@@ -1,0 +1,276 @@
+/* test_jit.c - native code from the LLVM backend against the reference
+ * interpreter: every node of a model that uses every op, on several random
+ * shapes, then statquest and base end to end. Tolerance, elementwise:
+ * |jit - ref| <= 1e-5 * (|ref| + rms(ref)); infinities must match exactly.
+ */
+#include <criterion/criterion.h>
+#include <llvm-c/TargetMachine.h>
+#include <math.h>
+
+#include "arena.h"
+#include "helpers.h"
+#include "jit.h"
+
+#define TOL 1e-5
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float rndf(void) { return (float)((double)(rnd() >> 11) * 0x1.0p-53 * 2 - 1); }
+
+/* Compare two values of one node; returns the worst relative error. */
+static double compare(const char *what, int node, const Tensor *got, const Tensor *want)
+{
+    cr_assert_eq(got->shape.rank, want->shape.rank, "%s %%%d rank", what, node);
+    for (int k = 0; k < want->shape.rank; k++)
+        cr_assert_eq(got->shape.dim[k], want->shape.dim[k], "%s %%%d dim %d", what, node, k);
+    int64_t n = rt_numel(&want->shape);
+    if (want->dtype == DT_I32) {
+        cr_assert(!memcmp(got->data, want->data, (size_t)n * 4), "%s %%%d: ids differ", what, node);
+        return 0;
+    }
+    const float *a = got->data, *b = want->data;
+    double ss = 0, worst = 0;
+    int64_t finite = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(b[i]))
+            ss += (double)b[i] * b[i], finite++;
+    double rms = finite ? sqrt(ss / (double)finite) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(b[i])) {
+            cr_assert(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])), "%s %%%d[%lld]: %g vs %g", what, node, (long long)i, a[i], b[i]);
+            continue;
+        }
+        double err = fabs((double)a[i] - b[i]) / (fabs(b[i]) + rms + 1e-30);
+        cr_assert(err <= TOL, "%s %%%d[%lld]: jit %.9g, interpreter %.9g (relative error %.3g)", what, node,
+                  (long long)i, a[i], b[i], err);
+        worst = fmax(worst, err);
+    }
+    return worst;
+}
+
+/* Random weights for every parameter of m (freed by the caller). */
+static float **random_params(const Model *m)
+{
+    float **p = calloc((size_t)m->nparams + 1, sizeof *p);
+    for (int i = 0; i < m->nparams; i++) {
+        int64_t n = shape_numel_const(&m->params[i].shape);
+        p[i] = malloc((size_t)n * 4);
+        for (int64_t k = 0; k < n; k++)
+            p[i][k] = 0.5f * rndf();
+    }
+    return p;
+}
+
+static void free_params(const Model *m, float **p)
+{
+    for (int i = 0; i < m->nparams; i++)
+        free(p[i]);
+    free(p);
+}
+
+/* Each node's kernel alone, on the interpreter's values of its inputs,
+ * against the interpreter's value of the node; then the whole graph. */
+static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params, const InterpInputs *in,
+                          bool *seen, Tensor *keep_out)
+{
+    Tensor *ref = calloc((size_t)g->n, sizeof *ref), *nat = calloc((size_t)g->n, sizeof *nat);
+    char err[512];
+    cr_assert_eq(interp_run_all(m, g, params, in, ref, err, sizeof err), 0, "%s", err);
+    void **buf = calloc((size_t)g->n, sizeof *buf);
+    for (int i = 0; i < g->n; i++)
+        buf[i] = ref[i].data;
+    for (int i = 0; i < g->n; i++) {
+        Op op = g->nodes[i].op;
+        seen[op] = true;
+        if (op == OP_INPUT || op == OP_PARAM)
+            continue;
+        Tensor mine = ref[i];
+        size_t bytes = (size_t)rt_numel(&mine.shape) * 4;
+        mine.data = malloc(bytes ? bytes : 1);
+        memset(mine.data, 0xff, bytes);          /* NaN: unwritten values fail */
+        buf[i] = mine.data;
+        cr_assert_eq(jit_step(j, m, g, i, buf, in->sym), 0);
+        compare(op_info[op].text, i, &mine, &ref[i]);
+        buf[i] = ref[i].data;
+        free(mine.data);
+    }
+    free(buf);
+    /* the whole graph at once: the output (inner nodes were checked above) */
+    cr_assert_eq(jit_run_all(j, m, g, params, in, nat, err, sizeof err), 0, "%s", err);
+    compare(g->name, g->output, &nat[g->output], &ref[g->output]);
+    if (keep_out) {
+        *keep_out = ref[g->output];
+        ref[g->output].data = NULL;
+    }
+    for (int i = 0; i < g->n; i++) {
+        tensor_free(&ref[i]);
+        tensor_free(&nat[i]);
+    }
+    free(ref);
+    free(nat);
+}
+
+static const char *all_ops_model =
+    "model ops {\n"
+    "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\", \"d\", \"e\"]\n"
+    "  vocab tgt = [\"<eos>\", \"x\", \"y\", \"z\"]\n"
+    "  const d = %d\n"
+    "  const H = %d\n"
+    "  encoder(x: tokens<src>[b, n]) {\n"
+    "    h = embed(x, d) + position(n, d)\n"
+    "    h = layer_norm(h) as ln\n"
+    "    a = self_attention(h, heads: H, causal: true) as sa\n"
+    "    u = tanh(a) + erf(a) - abs(a) * 0.5 + maximum(a, 0.1) / (1.0 + sqrt(abs(a)))\n"
+    "    v = pow(abs(u) + 0.5, 1.5) + log(abs(u) + 1.0) - rsqrt(abs(u) + 1.0) + floor(u * 3.0) / 3.0\n"
+    "    w = -permute(reshape(v, [b, n, H, d // H]), [0, 2, 1, 3])\n"
+    "    s = sum(w, axis: 1) + mean(w, axis: -1) - max(w, axis: 2) + exp(min1(w))\n"
+    "    t = reshape(transpose(s, 1, 2), [b, n, d])\n"
+    "    return h + sum(t, axis: -1) + mean(v, axis: 0) + cos(v) * sin(u)\n"
+    "  }\n"
+    "  decoder(y: tokens<tgt>[b, m], memory: [b, n, d]) {\n"
+    "    h = embed(y, d) * sqrt(d) + position(m, d)\n"
+    "    h = decoder_layer(h, memory, heads: H, hidden: 2 * d, activation: \"gelu\") as layer\n"
+    "    return log_softmax(linear(h, len(tgt)) as out)\n"
+    "  }\n"
+    "}\n"
+    "def min1(x) { return -maximum(-x, -1.0) }\n";
+
+Test(jit, every_op_matches_the_interpreter, .timeout = 600)
+{
+    const int configs[][2] = { { 8, 2 }, { 12, 3 }, { 16, 4 } };
+    bool seen[OP_COUNT] = { 0 };
+    for (int c = 0; c < 3; c++) {
+        char text[4096];
+        snprintf(text, sizeof text, all_ops_model, configs[c][0], configs[c][1]);
+        Arena a = { 0 };
+        char *diags;
+        int errors;
+        Model *m = compile_capture(&a, "ops.vam", text, &diags, &errors);
+        cr_assert(m, "%s", diags);
+        free(diags);
+        char err[512];
+        Jit *j = jit_compile_steps(m, err, sizeof err);
+        cr_assert(j, "%s", err);
+        float **params = random_params(m);
+        for (int round = 0; round < 3; round++) {
+            int B = 1 + (int)(rnd() % 3), N = 1 + (int)(rnd() % 7), M = 1 + (int)(rnd() % 6);
+            int32_t src[64], tgt[64], sl[4], tl[4];
+            for (int i = 0; i < B * N; i++)
+                src[i] = (int32_t)(rnd() % 6);
+            for (int i = 0; i < B * M; i++)
+                tgt[i] = (int32_t)(rnd() % 4);
+            for (int i = 0; i < B; i++) {
+                sl[i] = i == 0 ? N : 1 + (int32_t)(rnd() % (uint64_t)N);
+                tl[i] = i == 0 ? M : 1 + (int32_t)(rnd() % (uint64_t)M);
+            }
+            InterpInputs in = { 0 };
+            int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN), sm = model_sym(m, SYM_TGT_LEN);
+            in.sym[sb] = B, in.sym[sn] = N, in.sym[sm] = M;
+            in.tokens = src;
+            in.lengths[sn] = sl, in.lengths[sm] = tl;
+            Tensor mem = { 0 };
+            compare_graph(j, m, &m->enc, params, &in, seen, &mem);
+            in.tokens = tgt;
+            in.memory = &mem;
+            compare_graph(j, m, &m->dec, params, &in, seen, NULL);
+            tensor_free(&mem);
+        }
+        free_params(m, params);
+        jit_free(j);
+        arena_free(&a);
+    }
+    for (int op = 0; op < OP_COUNT; op++)
+        cr_expect(seen[op], "op '%s' was not exercised", op_info[op].text);
+}
+
+/* statquest and base: encoder and decoder outputs on a padded batch, and
+ * statquest's translations. */
+static void end_to_end(const char *model, const char *weights, int B, int N, int M, int vocab_src, int vocab_tgt)
+{
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(&a, &d, model, NULL);
+    cr_assert(m);
+    char err[512];
+    if (!weights) {
+        cr_assert_eq(init_weights(m, "/tmp/vamos-jit-base.safetensors", 3, err, sizeof err), 0, "%s", err);
+        weights = "/tmp/vamos-jit-base.safetensors";
+    }
+    Bound b;
+    cr_assert_eq(bind_weights(m, weights, &b, stderr), 0);
+    Engine eng = { jit_compile(m, err, sizeof err) };
+    cr_assert(eng.jit, "%s", err);
+    int32_t *src = calloc((size_t)(B * N), 4), *tgt = calloc((size_t)(B * M), 4), sl[8], tl[8];
+    for (int i = 0; i < B * N; i++)
+        src[i] = (int32_t)(rnd() % (uint64_t)vocab_src);
+    for (int i = 0; i < B * M; i++)
+        tgt[i] = (int32_t)(rnd() % (uint64_t)vocab_tgt);
+    for (int i = 0; i < B; i++)
+        sl[i] = N - i, tl[i] = M - i;
+    Tensor re = { 0 }, rd = { 0 }, ne = { 0 }, nd = { 0 };
+    cr_assert_eq(run_batch(NULL, m, b.params, B, src, sl, N, tgt, tl, M, &re, &rd, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(run_batch(&eng, m, b.params, B, src, sl, N, tgt, tl, M, &ne, &nd, err, sizeof err), 0, "%s", err);
+    double we = compare("encoder.output", 0, &ne, &re), wd = compare("decoder.output", 0, &nd, &rd);
+    cr_log_info("%s: worst relative error encoder %.3g, decoder %.3g", model, we, wd);
+    tensor_free(&re), tensor_free(&rd), tensor_free(&ne), tensor_free(&nd);
+    free(src), free(tgt);
+    jit_free(eng.jit);
+    bound_free(&b);
+    arena_free(&a);
+}
+
+Test(jit, statquest_end_to_end)
+{
+    end_to_end("models/statquest.vam", "models/statquest.safetensors", 2, 3, 3, 4, 4);
+}
+
+Test(jit, base_end_to_end_random_weights, .timeout = 600)
+{
+    end_to_end("models/base.vam", NULL, 2, 5, 4, 32000, 32000);
+}
+
+/* The matmul kernel's assembly uses packed FMA on an AVX2+FMA host. */
+Test(jit, matmul_uses_avx2_fma)
+{
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+        cr_skip_test("this CPU has no AVX2+FMA");
+    }
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = compile_capture(&a, "mm.vam",
+        "model mm { vocab src = [\"<eos>\", \"a\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+        "  encoder(x: tokens<src>[b, n]) { param w[64, 64] return embed(x, 64) @ w }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n",
+        &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    char err[512];
+    LLVMTargetMachineRef tm = cg_host_machine(err, sizeof err);
+    cr_assert(tm, "%s", err);
+    LLVMContextRef ctx = LLVMContextCreate();
+    const Graph *g[] = { &m->enc };
+    LLVMModuleRef mod = cg_emit(ctx, tm, m, g, 1, false, err, sizeof err);
+    cr_assert(mod, "%s", err);
+    LLVMMemoryBufferRef asmbuf;
+    char *msg = NULL;
+    cr_assert_eq(LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &asmbuf), 0, "%s", msg);
+    size_t len = LLVMGetBufferSize(asmbuf);
+    char *text = strndup(LLVMGetBufferStart(asmbuf), len);
+    cr_assert(strstr(text, "vfmadd"), "no FMA instruction in the matmul kernel");
+    /* 256-bit ymm on AVX2 hosts; an AVX-512 host may use 512-bit zmm */
+    cr_assert(strstr(text, "%ymm") || strstr(text, "%zmm"), "no 256-bit or wider vectors in the matmul kernel");
+    free(text);
+    LLVMDisposeMemoryBuffer(asmbuf);
+    LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+    arena_free(&a);
+}
