@@ -16,7 +16,9 @@
 
 #include "arena.h"
 #include "compile.h"
+#include "aot.h"
 #include "jit.h"
+#include <time.h>
 
 #define VAMOS_VERSION "0.1.0"
 
@@ -39,7 +41,9 @@ static const char *usage_main =
     "  init  MODEL.vam -o W.safetensors [--seed N]\n"
     "                               write deterministic initial weights\n"
     "  run   MODEL.vam -w W.safetensors \"SENTENCE\"\n"
-    "                               translate a sentence with the reference interpreter\n"
+    "                               translate a sentence (JIT-compiled native code)\n"
+    "  build MODEL.vam -w W.safetensors -o TRANSLATOR\n"
+    "                               build a standalone translator executable\n"
     "\n"
     "`vamos COMMAND --help` describes a command. `vamos --version` prints the version.\n";
 
@@ -72,6 +76,13 @@ static const char *usage_run =
     "                       src, tgt, encoder.output, decoder.output)\n"
     "  --target \"WORDS\"     with --dump: feed these target words to the decoder\n"
     "                       instead of the greedy translation\n";
+
+static const char *usage_build =
+    "usage: vamos build MODEL.vam -w W.safetensors -o TRANSLATOR\n\n"
+    "Compile the model to native code and link it, with its weights and vocabularies,\n"
+    "into one executable that needs only libc and libm: `TRANSLATOR \"Let's go\"`, or\n"
+    "one sentence per line on standard input (TRANSLATOR --help). Uses the system C\n"
+    "compiler (cc, or $CC) to link.\n";
 
 static int usage_error(const char *usage, const char *fmt, const char *arg)
 {
@@ -288,11 +299,45 @@ static int cmd_run(Arena *a, const Opts *o)
     return rc;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmd_build(Arena *a, const Opts *o)
+{
+    if (!o->weights)
+        return usage_error(usage_build, "%s", "missing -w W.safetensors");
+    if (!o->out)
+        return usage_error(usage_build, "%s", "missing -o TRANSLATOR");
+    double t0 = now_s();
+    Diag d;
+    Model *m = front_end(a, &d, o);
+    if (!m)
+        return 1;
+    Bound b;
+    if (bind_weights(m, o->weights, &b, stderr))
+        return 1;
+    char err[512];
+    AotTimes t = { 0 };
+    int rc = aot_build(m, &b, o->out, &t, err, sizeof err);
+    bound_free(&b);
+    if (rc) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "built %s from model '%s' in %.2f s\n", o->out, m->name, now_s() - t0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*fn)(Arena *, const Opts *); const char **usage; } cmds[] = {
         { "check", cmd_check, &usage_check }, { "graph", cmd_graph, &usage_graph },
         { "init", cmd_init, &usage_init }, { "run", cmd_run, &usage_run },
+        { "build", cmd_build, &usage_build },
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);

@@ -1,0 +1,13 @@
+/* aot.h - build a standalone translator executable from a model and its
+ * weights (see include/vamos/model.h for what the executable carries). */
+#ifndef VAMOS_AOT_H
+#define VAMOS_AOT_H
+
+#include "compile.h"
+
+typedef struct AotTimes { double codegen_ms, emit_ms, link_ms; } AotTimes;
+
+/* Write the executable `output`. Returns 0, or -1 with a message. */
+int aot_build(const Model *m, const Bound *w, const char *output, AotTimes *t, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,75 @@
+/* model.h - a compiled model as a built translator carries it.
+ *
+ * `vamos build` emits one object file that defines
+ *
+ *     const unsigned char vamos_blob[];            (64-byte aligned)
+ *     int32_t vamos_encoder(void *const *buf, const int64_t *sym);
+ *     int32_t vamos_decoder(void *const *buf, const int64_t *sym);
+ *
+ * The blob holds the model's name, symbols, vocabularies, the node tables
+ * of both graphs (what each buffer is and its symbolic shape) and the
+ * weights. vamos_model_open() reads it into the structures below; the
+ * runtime then runs the graphs and decodes. Everything is little-endian.
+ *
+ * Blob layout (all integers little-endian):
+ *   "VAMOSBLB" u32 version u32 reserved  u64 weights_hash  u64 weights_offset
+ *   str name;  u32 nsyms, nsyms x u32 role
+ *   vocab src, vocab tgt:  u32 n, i32 eos bos unk pad, n x str
+ *   graph enc, dec:        u32 n, i32 output, n x node
+ *     node: u8 kind u8 dtype u8 rank u8 role, i32 sym, i32 param,
+ *           rank x (i64 n, i32 sym)
+ *   u32 nparams, nparams x (u64 offset from weights_offset, u64 bytes)
+ *   (padding to a multiple of 64) weights
+ * where str is u32 length + bytes (no NUL).
+ */
+#ifndef VAMOS_MODEL_H
+#define VAMOS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VAMOS_BLOB_VERSION 1
+#define VAMOS_MAX_SYMS 8
+#define VAMOS_BLOB_RANK 8
+
+enum { VAMOS_NODE_COMPUTE, VAMOS_NODE_INPUT, VAMOS_NODE_PARAM };
+enum { VAMOS_IN_TOKENS, VAMOS_IN_LENGTHS, VAMOS_IN_TENSOR };
+enum { VAMOS_SYM_BATCH, VAMOS_SYM_SRC_LEN, VAMOS_SYM_TGT_LEN };
+
+typedef struct vamos_node {
+    int kind, dtype, rank, role, sym, param;
+    int64_t dim[VAMOS_BLOB_RANK];
+    int dsym[VAMOS_BLOB_RANK];   /* -1: constant dim[k] */
+} vamos_node;
+
+typedef struct vamos_graph {
+    int n, output;
+    vamos_node *nodes;
+} vamos_graph;
+
+typedef struct vamos_vocab {
+    int n, eos, bos, unk, pad;
+    char **words;                /* NUL-terminated copies */
+} vamos_vocab;
+
+typedef int32_t (*vamos_kernel_fn)(void *const *buf, const int64_t *sym);
+
+typedef struct vamos_model {
+    char *name;
+    uint64_t weights_hash;
+    int nsyms, sym_role[VAMOS_MAX_SYMS];
+    vamos_vocab src, tgt;
+    vamos_graph enc, dec;
+    int nparams;
+    const float **params;        /* into the blob */
+    vamos_kernel_fn run_enc, run_dec;
+} vamos_model;
+
+/* Parse a blob of `size` bytes (size may be 0: then the blob's own bounds
+ * are trusted, as for the one linked into a translator). Returns 0, or -1
+ * with a message. */
+int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
+                     vamos_kernel_fn enc, vamos_kernel_fn dec, char *err, size_t errlen);
+void vamos_model_close(vamos_model *m);
+
+#endif

@@ -1,0 +1,48 @@
+/* translate.h - running a compiled model: graphs, tokens, decoding.
+ *
+ *     vamos_model m;                       // from vamos_model_open()
+ *     vamos_session *s = vamos_session_new(&m);
+ *     char *out = vamos_translate(s, "Let's go", &opts, &stats);  // "vamos"
+ *     free(out);
+ *     vamos_session_free(s);
+ */
+#ifndef VAMOS_TRANSLATE_H
+#define VAMOS_TRANSLATE_H
+
+#include <stdint.h>
+
+#include "vamos/model.h"
+
+typedef struct vamos_opts {
+    int max_len;          /* target words; 0: 2 * source + 10 */
+    int max_src;          /* source words kept (longer input is truncated); 0: 1024 */
+} vamos_opts;
+
+typedef struct vamos_stats {
+    long sentences, src_tokens, tgt_tokens;
+    double enc_ms, dec_ms;
+} vamos_stats;
+
+typedef struct vamos_session vamos_session;
+
+vamos_session *vamos_session_new(const vamos_model *m);
+void vamos_session_free(vamos_session *s);
+
+/* Translate one sentence (any bytes; invalid UTF-8 and unknown words are
+ * handled, see the README). Returns a malloc'd line without newline, or
+ * NULL with a message in err. */
+char *vamos_translate(vamos_session *s, const char *text, const vamos_opts *o,
+                      vamos_stats *st, char *err, size_t errlen);
+
+/* Words of a vocabulary from text: whitespace-separated; exact match, then
+ * lowercase, then <unk>; unknown words are dropped when there is no <unk>.
+ * Returns the number of ids written (at most max). */
+int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max);
+
+/* Run a graph: buffers sized from sym, inputs copied in, weights pointed
+ * at. out gets a malloc'd copy of the output (*out_n floats). */
+int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn,
+                    const int64_t *sym, const void *const *inputs, float **out, int64_t *out_n,
+                    char *err, size_t errlen);
+
+#endif

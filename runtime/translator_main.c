@@ -1,0 +1,146 @@
+/* translator_main.c - main() of a translator built by `vamos build`.
+ *
+ * The model (kernels, weights, vocabularies) is linked in: vamos_blob and
+ * the generated vamos_encoder / vamos_decoder. Depends on libc and libm.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vamos/translate.h"
+
+extern const unsigned char vamos_blob[];
+int32_t vamos_encoder(void *const *buf, const int64_t *sym);
+int32_t vamos_decoder(void *const *buf, const int64_t *sym);
+
+#define MAX_LINE (1L << 20)
+
+static void usage(FILE *f, const vamos_model *m)
+{
+    fprintf(f,
+            "usage: translator [options] [\"SENTENCE\"]\n\n"
+            "Translates with the built-in model '%s' (%s -> %s vocabularies of %d and %d words).\n"
+            "With a sentence, prints its translation. Without, reads one sentence per line from\n"
+            "standard input and writes one translation per line, flushed per line.\n\n"
+            "options:\n"
+            "  --max-len N   at most N target words (default: 2 * source words + 10)\n"
+            "  --stats       print sentences, tokens, encoder/decoder ms, ms per target token and\n"
+            "                sentences/s to standard error at the end\n"
+            "  --help        this help\n"
+            "  --version     the model's name and the xxHash of its weights\n\n"
+            "Input lines longer than 1 MiB are cut there; sentences of more than 1024 words\n"
+            "keep their first 1024. Words not in the source vocabulary become <unk>, or are\n"
+            "skipped when the model has no <unk>. Every input line gets one output line.\n",
+            m->name, "source", "target", m->src.n, m->tgt.n);
+}
+
+/* Read one line of any length (cut at MAX_LINE); NULL at end of input. */
+static char *read_line(FILE *in, char **buf, size_t *cap)
+{
+    size_t n = 0;
+    int c;
+    bool any = false;
+    while ((c = fgetc(in)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (n + 1 >= *cap) {
+            if ((long)*cap >= MAX_LINE)
+                continue;                  /* cut: drop the rest of the line */
+            size_t nc = *cap ? *cap * 2 : 256;
+            char *p = realloc(*buf, nc);
+            if (!p)
+                continue;
+            *buf = p, *cap = nc;
+        }
+        (*buf)[n++] = c ? (char)c : ' ';   /* a NUL byte is a space */
+    }
+    if (!any)
+        return NULL;
+    (*buf)[n] = 0;
+    return *buf;
+}
+
+static int translate_line(vamos_session *s, const char *text, const vamos_opts *o, vamos_stats *st)
+{
+    char err[512] = "";
+    char *out = vamos_translate(s, text, o, st, err, sizeof err);
+    if (!out) {
+        fprintf(stderr, "translator: %s\n", err[0] ? err : "out of memory");
+        fputc('\n', stdout);               /* one output line per input line */
+        fflush(stdout);
+        return 1;
+    }
+    printf("%s\n", out);
+    fflush(stdout);
+    free(out);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    vamos_model m;
+    char err[512];
+    if (vamos_model_open(&m, vamos_blob, 0, vamos_encoder, vamos_decoder, err, sizeof err)) {
+        fprintf(stderr, "translator: %s\n", err);
+        return 1;
+    }
+    vamos_opts o = { 0 };
+    bool stats = false;
+    const char *sentence = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout, &m);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("%s (weights xxh3 %016llx)\n", m.name, (unsigned long long)m.weights_hash);
+            return 0;
+        } else if (!strcmp(argv[i], "--stats")) {
+            stats = true;
+        } else if (!strcmp(argv[i], "--max-len") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 100000) {
+                fprintf(stderr, "translator: --max-len needs an integer in 1..100000, not '%s'\n", argv[i]);
+                return 2;
+            }
+            o.max_len = (int)v;
+        } else if (argv[i][0] == '-' && argv[i][1] && !sentence) {
+            fprintf(stderr, "translator: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
+        } else if (!sentence) {
+            sentence = argv[i];
+        } else {
+            fprintf(stderr, "translator: one sentence per call; quote it (see --help)\n");
+            return 2;
+        }
+    }
+    vamos_session *s = vamos_session_new(&m);
+    vamos_stats st = { 0 };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = 0;
+    if (sentence) {
+        rc = translate_line(s, sentence, &o, &st);
+    } else {
+        char *buf = NULL;
+        size_t cap = 0;
+        for (char *line; (line = read_line(stdin, &buf, &cap));)
+            rc |= translate_line(s, line, &o, &st);
+        free(buf);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (stats) {
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        fprintf(stderr, "sentences %ld, source tokens %ld, target tokens %ld, encoder %.1f ms, decoder %.1f ms, "
+                        "%.2f ms per target token, %.2f sentences/s\n",
+                st.sentences, st.src_tokens, st.tgt_tokens, st.enc_ms, st.dec_ms,
+                st.tgt_tokens ? st.dec_ms / (double)st.tgt_tokens : 0.0, secs > 0 ? (double)st.sentences / secs : 0.0);
+    }
+    vamos_session_free(s);
+    vamos_model_close(&m);
+    return rc;
+}
