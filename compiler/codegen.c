@@ -31,13 +31,26 @@ typedef struct CG {
 static LLVMValueRef i64c(CG *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
 static LLVMValueRef f32c(CG *c, double v) { return LLVMConstReal(c->f32, v); }
 
-/* A dimension's value: a constant, or sym[k] loaded at run time. */
+/* Kernels take their dims as an argument, so one kernel serves every size:
+ * in a kernel, a dim other than the constant 1 (which broadcasting must
+ * see) is a slot of the dims array, numbered from SLOT. */
+#define SLOT 1000
+
+/* A dimension's value: a constant, or dims[slot] loaded at run time. */
 static LLVMValueRef dim_val(CG *c, Dim d)
 {
     if (d.sym < 0)
         return i64c(c, d.n);
-    LLVMValueRef p = LLVMBuildGEP2(c->b, c->i64, c->sym, (LLVMValueRef[]){ i64c(c, d.sym) }, 1, "");
+    LLVMValueRef p = LLVMBuildGEP2(c->b, c->i64, c->sym, (LLVMValueRef[]){ i64c(c, d.sym - SLOT) }, 1, "");
     return LLVMBuildLoad2(c->b, c->i64, p, "dim");
+}
+
+/* Replace every dim but constant 1s by the next slot. */
+static void slot_shape(Shape *s, int *next)
+{
+    for (int i = 0; i < s->rank; i++)
+        if (s->d[i].sym >= 0 || s->d[i].n != 1)
+            s->d[i] = (Dim){ 0, SLOT + (*next)++ };
 }
 
 static LLVMValueRef mul(CG *c, LLVMValueRef x, LLVMValueRef y) { return LLVMBuildMul(c->b, x, y, ""); }
@@ -387,27 +400,40 @@ static void emit_gather(CG *c, const Node *n, const Node *na)
 
 /* ------------------------------------------------------------ kernels */
 
-/* The kernel's identity: op, shapes of node and inputs, attributes. */
-static uint64_t kernel_key(const Graph *g, const Node *n)
+/* Append a shape's dims (value, symbol) to a key. */
+static int key_shape(int64_t *k, int at, const Shape *s)
 {
-    struct { Op op; Shape s, a, b; double value; int axis; int perm[MAX_RANK]; } k;
-    memset(&k, 0, sizeof k);
-    k.op = n->op;
-    k.s = n->shape;
-    if (op_info[n->op].arity > 0)
-        k.a = g->nodes[n->in[0]].shape;
-    if (op_info[n->op].arity > 1)
-        k.b = g->nodes[n->in[1]].shape;
-    if (n->op == OP_CONST)
-        k.value = n->attr.value;
-    if (op_info[n->op].kind == OPK_REDUCE)
-        k.axis = n->attr.axis;
-    if (n->op == OP_TRANSPOSE)
-        memcpy(k.perm, n->attr.perm, sizeof k.perm);
-    return XXH3_64bits(&k, sizeof k);
+    k[at++] = s->rank;
+    for (int i = 0; i < s->rank; i++) {
+        k[at++] = s->d[i].sym >= 0 ? -1 : s->d[i].n;
+        k[at++] = s->d[i].sym;
+    }
+    return at;
 }
 
-/* Emit (or reuse) the kernel of node n. */
+/* The kernel's identity: op, shapes of node and inputs, attributes (field
+ * by field: struct padding must not split equal kernels). */
+static uint64_t kernel_key(const Graph *g, const Node *n)
+{
+    int64_t k[8 + 3 * (1 + 2 * MAX_RANK) + MAX_RANK];
+    int at = 0;
+    k[at++] = n->op;
+    at = key_shape(k, at, &n->shape);
+    for (int i = 0; i < op_info[n->op].arity; i++)
+        at = key_shape(k, at, &g->nodes[n->in[i]].shape);
+    if (n->op == OP_CONST) {
+        double v = n->attr.value;
+        memcpy(&k[at++], &v, sizeof v);
+    }
+    if (op_info[n->op].kind == OPK_REDUCE)
+        k[at++] = n->attr.axis;
+    if (n->op == OP_TRANSPOSE)
+        for (int i = 0; i < n->shape.rank; i++)
+            k[at++] = n->attr.perm[i];
+    return XXH3_64bits(k, sizeof(int64_t) * (size_t)at);
+}
+
+/* Emit (or reuse) the kernel of node n (whose dims are slots). */
 static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
 {
     char name[32];
@@ -417,6 +443,10 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
         return f;
     f = LLVMAddFunction(c->mod, name, c->kernel_ty);
     LLVMSetLinkage(f, LLVMInternalLinkage);
+    /* kept out of line: one optimised copy per distinct kernel, and graph
+     * functions that stay small enough for O3 to handle in seconds */
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
     for (unsigned i = 0; i < 3; i++)
         LLVMAddAttributeAtIndex(f, i + 1, LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
     c->fn = f;
@@ -450,15 +480,51 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
     return f;
 }
 
+/* Node i with its inputs, dims replaced by slots, as a 3-node graph. */
+static Graph slotted(const Graph *g, int i, Node tmp[3])
+{
+    const Node *n = &g->nodes[i];
+    int arity = op_info[n->op].arity, next = 0;
+    tmp[2] = *n;
+    slot_shape(&tmp[2].shape, &next);
+    for (int k = 0; k < arity; k++) {
+        tmp[k] = g->nodes[n->in[k]];
+        slot_shape(&tmp[k].shape, &next);
+        tmp[2].in[k] = k;
+    }
+    return (Graph){ .name = g->name, .nodes = tmp, .n = 3, .cap = 3, .output = 2 };
+}
+
+/* The dims array of node i's kernel, in slot order, in an alloca. */
+static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLVMValueRef area)
+{
+    const Node *n = &g->nodes[i];
+    const Shape *shapes[3] = { &n->shape, NULL, NULL };
+    for (int k = 0; k < op_info[n->op].arity; k++)
+        shapes[k + 1] = &g->nodes[n->in[k]].shape;
+    int slot = 0;
+    for (int s = 0; s < 3; s++)
+        for (int k = 0; shapes[s] && k < shapes[s]->rank; k++) {
+            Dim d = shapes[s]->d[k];
+            if (d.sym < 0 && d.n == 1)
+                continue;
+            LLVMValueRef v = d.sym >= 0 ? LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, d.sym)), "")
+                                        : i64c(c, d.n);
+            LLVMBuildStore(c->b, v, gep(c, c->i64, area, i64c(c, slot++)));
+        }
+    return area;
+}
+
 /* The arguments of node i's kernel: its buffer, its inputs', sym. */
-static void kernel_args(CG *c, const Graph *g, int i, LLVMValueRef buf, LLVMValueRef sym, LLVMValueRef *args)
+static void kernel_args(CG *c, const Graph *g, int i, LLVMValueRef buf, LLVMValueRef sym, LLVMValueRef area,
+                        LLVMValueRef *args)
 {
     const Node *n = &g->nodes[i];
     int slots[3] = { i, op_info[n->op].arity > 0 ? n->in[0] : -1, op_info[n->op].arity > 1 ? n->in[1] : -1 };
     for (int k = 0; k < 3; k++)
         args[k] = slots[k] < 0 ? LLVMConstNull(c->ptr)
                                : LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, slots[k])), "");
-    args[3] = sym;
+    args[3] = dims_arg(c, g, i, sym, area);
 }
 
 /* vamos_<graph>_step(node, buf, sym): one node's kernel, for tests. */
@@ -474,6 +540,7 @@ static void emit_steps(CG *c, const Graph *g, LLVMValueRef *ks)
     LLVMPositionBuilderAtEnd(c->b, none);
     LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
     LLVMPositionBuilderAtEnd(c->b, entry);
+    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK), "dims");
     LLVMValueRef sw = LLVMBuildSwitch(c->b, LLVMGetParam(f, 0), none, (unsigned)g->n);
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
@@ -482,7 +549,7 @@ static void emit_steps(CG *c, const Graph *g, LLVMValueRef *ks)
         LLVMAddCase(sw, LLVMConstInt(c->i32, (unsigned long long)i, 0), bb);
         LLVMPositionBuilderAtEnd(c->b, bb);
         LLVMValueRef args[4];
-        kernel_args(c, g, i, LLVMGetParam(f, 1), LLVMGetParam(f, 2), args);
+        kernel_args(c, g, i, LLVMGetParam(f, 1), LLVMGetParam(f, 2), area, args);
         LLVMBuildRet(c->b, LLVMBuildCall2(c->b, c->kernel_ty, ks[i], args, 4, ""));
     }
 }
@@ -493,7 +560,9 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     LLVMValueRef *ks = calloc((size_t)g->n + 1, sizeof *ks);
     for (int i = 0; i < g->n; i++) {
         Op op = g->nodes[i].op;
-        ks[i] = op == OP_INPUT || op == OP_PARAM ? NULL : kernel(c, g, &g->nodes[i]);
+        Node tmp[3];
+        Graph one = slotted(g, i, tmp);
+        ks[i] = op == OP_INPUT || op == OP_PARAM ? NULL : kernel(c, &one, &tmp[2]);
     }
     char name[64];
     snprintf(name, sizeof name, "vamos_%s", g->name);
@@ -502,11 +571,12 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     c->fn = f;
     LLVMValueRef buf = LLVMGetParam(f, 0), sym = LLVMGetParam(f, 1);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK), "dims");
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
             continue;
         LLVMValueRef args[4];
-        kernel_args(c, g, i, buf, sym, args);
+        kernel_args(c, g, i, buf, sym, area, args);
         LLVMValueRef rc = LLVMBuildCall2(c->b, c->kernel_ty, ks[i], args, 4, "");
         LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(c->ctx, f, "fail");
         LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, f, "next");
