@@ -47,7 +47,7 @@ static inline char *read_all(const char *path, size_t *len)
 /* Run a shell command; its stdout+stderr in *out (malloc'd); exit status. */
 static inline int run_cmd(const char *cmd, char **out)
 {
-    char full[8192];
+    char full[16384];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
     FILE *p = popen(full, "r");
     size_t cap = 1 << 16, n = 0;

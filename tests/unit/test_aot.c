@@ -1,0 +1,118 @@
+/* test_aot.c - standalone translators built by `vamos build`, run as
+ * subprocesses: translations, dependencies, bad input, and the base model
+ * against the interpreter. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+
+#include "helpers.h"
+
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return run_cmd(cmd, out);
+}
+
+#define SQ_BIN "/tmp/vamos-aot-statquest"
+
+static void build_statquest(void)
+{
+    char *out;
+    int st = sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors -o " SQ_BIN, vamos_bin());
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+}
+
+Test(aot, statquest_translator)
+{
+    build_statquest();
+    char *out;
+    cr_assert_eq(sh(&out, "cd / && " SQ_BIN " \"Let's go\""), 0);
+    cr_assert_str_eq(out, "vamos\n");
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " \"to go\""), 0);
+    cr_assert_str_eq(out, "ir\n");
+    free(out);
+    cr_assert_eq(sh(&out, "printf \"Let's go\\nto go\\n\" | " SQ_BIN), 0);
+    cr_assert_str_eq(out, "vamos\nir\n");
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " --version"), 0);
+    cr_assert(!strncmp(out, "statquest (weights xxh3 ", 24) && strlen(out) == 24 + 16 + 2, "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " --help"), 0);
+    cr_assert(strstr(out, "usage: translator"));
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " --bogus"), 2);
+    free(out);
+}
+
+/* ldd lists libc, libm (and the loader), never LLVM or libstdc++. */
+Test(aot, depends_on_libc_and_libm_only)
+{
+    build_statquest();
+    char *out;
+    cr_assert_eq(sh(&out, "ldd " SQ_BIN), 0);
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        bool ok = strstr(line, "linux-vdso") || strstr(line, "libc.so") || strstr(line, "libm.so") ||
+                  strstr(line, "libpthread") || strstr(line, "ld-linux");
+        cr_assert(ok, "unexpected dependency: %s", line);
+    }
+    free(out);
+}
+
+/* Invalid UTF-8, empty lines, NULs, binary garbage and a 100 kB line: one
+ * output line each, exit 0. */
+Test(aot, bad_input_one_line_each)
+{
+    build_statquest();
+    FILE *f = fopen("/tmp/vamos-aot-input", "wb");
+    cr_assert(f);
+    fputs("Let's go\n", f);
+    fputs("\n\n", f);
+    fputs("\xff\xfe\xc3\x28 go \xe2\x82\n", f);
+    fwrite("to\0go\n", 1, 6, f);               /* a NUL byte inside a line */
+    for (int i = 0; i < 300; i++)
+        fputc((i * 37) % 256 == '\n' ? 'a' : (i * 37) % 256, f);
+    fputc('\n', f);
+    for (int i = 0; i < 100000; i++)
+        fputc(i % 7 ? 'g' : ' ', f);
+    fputc('\n', f);
+    fputs("to go", f);                         /* no final newline */
+    fclose(f);
+    char *out;
+    cr_assert_eq(sh(&out, SQ_BIN " < /tmp/vamos-aot-input"), 0, "%s", out);
+    int lines = 0;
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 8, "%d output lines:\n%s", lines, out);
+    /* unknown words are skipped (statquest has no <unk>): "go" is left */
+    cr_assert_str_eq(out, "vamos\n\n\nir\nir\n\n\nir\n");
+    free(out);
+}
+
+/* The base model with random weights: the translator's greedy output
+ * equals the interpreter's, word for word. */
+Test(aot, base_matches_the_interpreter, .timeout = 900)
+{
+    char *out;
+    cr_assert_eq(sh(&out, "%s init models/base.vam -o /tmp/vamos-aot-base.safetensors --seed 5", vamos_bin()), 0, "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s build models/base.vam -w /tmp/vamos-aot-base.safetensors -o /tmp/vamos-aot-base", vamos_bin()), 0, "%s", out);
+    free(out);
+    const char *sentences[] = { "w17 w42 w1999", "w5", "w31999 w300 w7 w7 w12" };
+    for (int i = 0; i < 3; i++) {
+        char *a, *b;
+        cr_assert_eq(sh(&a, "/tmp/vamos-aot-base --max-len 4 \"%s\"", sentences[i]), 0);
+        cr_assert_eq(sh(&b, "%s run --interp models/base.vam -w /tmp/vamos-aot-base.safetensors --max-len 4 \"%s\"",
+                        vamos_bin(), sentences[i]), 0);
+        cr_assert_str_eq(a, b, "'%s': translator says %s, interpreter says %s", sentences[i], a, b);
+        free(a);
+        free(b);
+    }
+    remove("/tmp/vamos-aot-base");
+    remove("/tmp/vamos-aot-base.safetensors");
+}
