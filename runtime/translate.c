@@ -1,5 +1,7 @@
 /* translate.c - run compiled graphs, tokenise, decode (greedy). */
 #include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +137,29 @@ static int sym_of(const vamos_model *m, int role)
     return 0;
 }
 
+/* The decoder's scores at one position as log-probabilities: log of a
+ * distribution (a softmax output), else log_softmax of logits. */
+static void log_probs(const float *x, int n, float *out)
+{
+    double sum = 0, mx = -INFINITY;
+    bool dist = true;
+    for (int i = 0; i < n; i++) {
+        dist &= x[i] >= 0 && x[i] <= 1;
+        sum += x[i];
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    if (dist && fabs(sum - 1) < 1e-3) {
+        for (int i = 0; i < n; i++)
+            out[i] = x[i] > 0 ? logf(x[i]) : -INFINITY;
+        return;
+    }
+    double z = 0;
+    for (int i = 0; i < n; i++)
+        z += exp(x[i] - mx);
+    for (int i = 0; i < n; i++)
+        out[i] = (float)(x[i] - mx - log(z));
+}
+
 static int argmax(const float *x, int n)
 {
     int best = 0;
@@ -144,90 +169,308 @@ static int argmax(const float *x, int n)
     return best;
 }
 
-/* Greedy decoding of one sentence of n source ids into out (<= max). */
-static int greedy(const vamos_model *m, const int32_t *src, int n, int max, int32_t *out,
-                  vamos_stats *st, char *err, size_t errlen)
+/* One batch of sentences for the decoder loop. */
+typedef struct Batch {
+    int B, N;                 /* sentences, longest source */
+    int32_t *src, *slen;      /* [B, N] padded, [B] */
+    int *max_len;             /* [B] target words allowed */
+    int32_t **out;            /* [B][max_len] */
+    int *count;               /* [B] words produced */
+} Batch;
+
+static int run_encoder(const vamos_model *m, const Batch *b, int64_t *sym, const void **in,
+                       float **mem, vamos_stats *st, char *err, size_t errlen)
+{
+    int sb = sym_of(m, VAMOS_SYM_BATCH), sn = sym_of(m, VAMOS_SYM_SRC_LEN);
+    sym[sb] = b->B, sym[sn] = b->N;
+    in[0] = b->src;
+    in[1 + sn] = b->slen;
+    int64_t n;
+    double t0 = now_ms();
+    int rc = vamos_run_graph(m, &m->enc, m->run_enc, sym, in, mem, &n, err, errlen);
+    if (st)
+        st->enc_ms += now_ms() - t0;
+    in[IN_MEMORY] = *mem;
+    return rc;
+}
+
+/* Greedy decoding of a batch: each step runs the decoder over the prefix
+ * of every row and appends each unfinished row's best word. */
+static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *err, size_t errlen)
 {
     int64_t sym[VAMOS_MAX_SYMS] = { 0 };
-    int sb = sym_of(m, VAMOS_SYM_BATCH), sn = sym_of(m, VAMOS_SYM_SRC_LEN), sm = sym_of(m, VAMOS_SYM_TGT_LEN);
-    int32_t slen = n;
-    sym[sb] = 1, sym[sn] = n;
     const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
-    in[0] = src;
-    in[1 + sn] = &slen;
     float *mem;
-    int64_t mem_n;
+    if (run_encoder(m, b, sym, in, &mem, st, err, errlen))
+        return -1;
+    int sm = sym_of(m, VAMOS_SYM_TGT_LEN), V = m->tgt.n, longest = 0, rc = 0;
+    for (int i = 0; i < b->B; i++)
+        longest = b->max_len[i] > longest ? b->max_len[i] : longest;
+    int32_t *prefix = calloc((size_t)b->B * (size_t)(longest + 1), sizeof *prefix);
+    int32_t *tlen = calloc((size_t)b->B, sizeof *tlen);
+    bool *done = calloc((size_t)b->B, sizeof *done);
     double t0 = now_ms();
-    if (vamos_run_graph(m, &m->enc, m->run_enc, sym, in, &mem, &mem_n, err, errlen))
-        return -1;
-    double t1 = now_ms();
-    int32_t *prefix = malloc(sizeof(int32_t) * (size_t)(max + 1));
-    if (!prefix) {
-        free(mem);
-        return -1;
-    }
-    prefix[0] = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
-    int count = 0, rc = 0;
-    in[IN_MEMORY] = mem;
-    while (count < max) {
-        int32_t tlen = count + 1;
-        sym[sm] = tlen;
+    int start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, left = b->B;
+    for (int t = 0; prefix && tlen && done && t < longest && left > 0; t++) {
+        /* rows are laid out [B, t + 1]: rebuild from the words so far */
+        for (int i = 0; i < b->B; i++) {
+            prefix[(size_t)i * (size_t)(t + 1)] = start;
+            for (int k = 0; k < t; k++)
+                prefix[(size_t)i * (size_t)(t + 1) + 1 + (size_t)k] = k < b->count[i] ? b->out[i][k] : start;
+            tlen[i] = t + 1;
+        }
+        sym[sm] = t + 1;
         in[0] = prefix;
-        in[1 + sm] = &tlen;
-        float *logits;
-        int64_t ln;
-        if (vamos_run_graph(m, &m->dec, m->run_dec, sym, in, &logits, &ln, err, errlen)) {
+        in[1 + sm] = tlen;
+        float *scores;
+        int64_t n;
+        if (vamos_run_graph(m, &m->dec, m->run_dec, sym, in, &scores, &n, err, errlen)) {
             rc = -1;
             break;
         }
-        int next = argmax(logits + (size_t)count * (size_t)m->tgt.n, m->tgt.n);
-        free(logits);
-        if (next == m->tgt.eos)
-            break;
-        out[count] = next;
-        prefix[++count] = next;
+        for (int i = 0; i < b->B; i++) {
+            if (done[i])
+                continue;
+            int w = argmax(scores + ((size_t)i * (size_t)(t + 1) + (size_t)t) * (size_t)V, V);
+            if (w == m->tgt.eos || b->count[i] >= b->max_len[i]) {
+                done[i] = true;
+                left--;
+                continue;
+            }
+            b->out[i][b->count[i]++] = w;
+            if (b->count[i] >= b->max_len[i]) {
+                done[i] = true;
+                left--;
+            }
+        }
+        free(scores);
     }
-    if (st) {
-        st->enc_ms += t1 - t0;
-        st->dec_ms += now_ms() - t1;
-        st->tgt_tokens += count;
-    }
+    if (st)
+        st->dec_ms += now_ms() - t0;
+    if (!prefix || !tlen || !done)
+        rc = -1;
     free(prefix);
+    free(tlen);
+    free(done);
     free(mem);
-    return rc ? -1 : count;
+    return rc;
+}
+
+/* A beam hypothesis. */
+typedef struct Hyp { int32_t *words; int len; double score; bool done; } Hyp;
+
+static double normalised(const Hyp *h, double alpha)
+{
+    double lp = pow((5.0 + h->len + 1) / 6.0, alpha);   /* GNMT length penalty */
+    return h->score / lp;
+}
+
+/* Insert `from` extended by word w (-1: none) with score sc into the
+ * top-`beam` list next[0..*nn), kept sorted by normalised score. */
+static void offer(Hyp *next, int *nn, int beam, const Hyp *from, int w, double sc, bool done, double alpha)
+{
+    Hyp cand = { from->words, from->len + (w >= 0), sc, done };
+    double key = normalised(&cand, alpha);
+    int pos = *nn;
+    while (pos > 0 && normalised(&next[pos - 1], alpha) < key)
+        pos--;
+    if (pos >= beam)
+        return;
+    int last = *nn < beam ? (*nn)++ : beam - 1;
+    int32_t *spare = next[last].words;       /* the dropped entry's storage */
+    memmove(&next[pos + 1], &next[pos], sizeof(Hyp) * (size_t)(last - pos));
+    memcpy(spare, from->words, sizeof(int32_t) * (size_t)from->len);
+    if (w >= 0)
+        spare[from->len] = w;
+    next[pos] = (Hyp){ spare, cand.len, sc, done };
+}
+
+/* Beam search for one sentence (b->B == 1): the decoder runs on `beam`
+ * rows sharing one encoder output. */
+static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, vamos_stats *st,
+                       char *err, size_t errlen)
+{
+    int64_t sym[VAMOS_MAX_SYMS] = { 0 };
+    const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
+    float *mem1;
+    if (run_encoder(m, b, sym, in, &mem1, st, err, errlen))
+        return -1;
+    int sb = sym_of(m, VAMOS_SYM_BATCH), sm = sym_of(m, VAMOS_SYM_TGT_LEN), V = m->tgt.n, L = b->max_len[0];
+    size_t memsz = (size_t)b->N * (size_t)(m->enc.nodes[m->enc.output].dim[2]);
+    float *mem = malloc(memsz * (size_t)beam * sizeof(float));
+    int32_t *slen = malloc(sizeof(int32_t) * (size_t)beam);
+    Hyp *hyp = calloc((size_t)beam, sizeof *hyp), *next = calloc((size_t)beam, sizeof *next);
+    int32_t *prefix = malloc(sizeof(int32_t) * (size_t)beam * (size_t)(L + 1));
+    int32_t *tlen = malloc(sizeof(int32_t) * (size_t)beam);
+    float *lp = malloc(sizeof(float) * (size_t)V);
+    int rc = 0, live = 1, start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
+    if (!mem || !slen || !hyp || !next || !prefix || !tlen || !lp) {
+        rc = -1;
+        goto out;
+    }
+    for (int k = 0; k < beam; k++) {
+        memcpy(mem + (size_t)k * memsz, mem1, memsz * sizeof(float));
+        slen[k] = b->slen[0];
+        hyp[k].words = calloc((size_t)L + 1, sizeof(int32_t));
+        next[k].words = calloc((size_t)L + 1, sizeof(int32_t));
+        if (!hyp[k].words || !next[k].words)
+            rc = -1;
+    }
+    in[IN_MEMORY] = mem;
+    in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
+    double t0 = now_ms();
+    for (int t = 0; rc == 0 && t < L; t++) {
+        bool any_open = false;
+        for (int k = 0; k < live; k++)
+            any_open |= !hyp[k].done;
+        if (!any_open)
+            break;
+        for (int k = 0; k < live; k++) {
+            prefix[(size_t)k * (size_t)(t + 1)] = start;
+            for (int j = 0; j < t; j++)
+                prefix[(size_t)k * (size_t)(t + 1) + 1 + (size_t)j] = j < hyp[k].len ? hyp[k].words[j] : start;
+            tlen[k] = t + 1;
+        }
+        sym[sb] = live, sym[sm] = t + 1;
+        in[0] = prefix;
+        in[1 + sm] = tlen;
+        float *scores;
+        int64_t n;
+        if (vamos_run_graph(m, &m->dec, m->run_dec, sym, in, &scores, &n, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        /* candidates: finished hypotheses carry over; open ones extend */
+        int nn = 0;
+        for (int k = 0; k < live; k++) {
+            if (hyp[k].done) {
+                offer(next, &nn, beam, &hyp[k], -1, hyp[k].score, true, alpha);
+                continue;
+            }
+            log_probs(scores + ((size_t)k * (size_t)(t + 1) + (size_t)t) * (size_t)V, V, lp);
+            for (int w = 0; w < V; w++) {
+                double sc = hyp[k].score + lp[w];
+                if (isfinite(sc))
+                    offer(next, &nn, beam, &hyp[k], w == m->tgt.eos ? -1 : w, sc,
+                          w == m->tgt.eos || hyp[k].len + 1 >= L, alpha);
+            }
+        }
+        free(scores);
+        Hyp *tmp = hyp;
+        hyp = next, next = tmp;
+        live = nn;
+    }
+    if (st)
+        st->dec_ms += now_ms() - t0;
+    if (rc == 0 && live > 0) {
+        int best = 0;
+        for (int k = 1; k < live; k++)
+            if (normalised(&hyp[k], alpha) > normalised(&hyp[best], alpha))
+                best = k;
+        b->count[0] = hyp[best].len < b->max_len[0] ? hyp[best].len : b->max_len[0];
+        memcpy(b->out[0], hyp[best].words, sizeof(int32_t) * (size_t)b->count[0]);
+    }
+out:
+    for (int k = 0; hyp && next && k < beam; k++) {
+        free(hyp[k].words);
+        free(next[k].words);
+    }
+    free(hyp), free(next), free(mem), free(mem1), free(slen), free(prefix), free(tlen), free(lp);
+    return rc;
+}
+
+/* Words joined by spaces, as a malloc'd line. */
+static char *detokenize(const vamos_vocab *v, const int32_t *ids, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(v->words[ids[i]]) + 1;
+    char *line = malloc(len), *p = line;
+    for (int i = 0; line && i < n; i++) {
+        if (i)
+            *p++ = ' ';
+        size_t k = strlen(v->words[ids[i]]);
+        memcpy(p, v->words[ids[i]], k);
+        p += k;
+    }
+    if (line)
+        *p = 0;
+    return line;
+}
+
+int vamos_translate_batch(vamos_session *s, const char *const *texts, int count, const vamos_opts *o,
+                          vamos_stats *st, char **outs, char *err, size_t errlen)
+{
+    const vamos_model *m = s->m;
+    int max_src = o && o->max_src ? o->max_src : 1024, beam = o && o->beam > 1 ? o->beam : 1;
+    Batch b = { 0 };
+    int32_t **ids = calloc((size_t)count, sizeof *ids);
+    int *n = calloc((size_t)count, sizeof *n), rc = 0;
+    b.slen = calloc((size_t)count, sizeof *b.slen);
+    b.max_len = calloc((size_t)count, sizeof *b.max_len);
+    b.out = calloc((size_t)count, sizeof *b.out);
+    b.count = calloc((size_t)count, sizeof *b.count);
+    if (!ids || !n || !b.slen || !b.max_len || !b.out || !b.count)
+        rc = -1;
+    /* tokenise; sentences with no known word are translated as empty */
+    int *rows = calloc((size_t)count + 1, sizeof *rows), B = 0;
+    for (int i = 0; rc == 0 && i < count; i++) {
+        ids[i] = malloc(sizeof(int32_t) * (size_t)max_src);
+        n[i] = ids[i] ? vamos_tokenize(&m->src, texts[i], ids[i], max_src) : 0;
+        if (st) {
+            st->sentences++;
+            st->src_tokens += n[i];
+        }
+        if (n[i] > 0)
+            rows[B++] = i;
+    }
+    for (int r = 0; rc == 0 && r < B; r++) {
+        int i = rows[r];
+        b.N = n[i] > b.N ? n[i] : b.N;
+        b.max_len[r] = o && o->max_len ? o->max_len : 2 * n[i] + 10;
+        b.out[r] = malloc(sizeof(int32_t) * (size_t)(b.max_len[r] + 1));
+        b.slen[r] = n[i];
+        if (!b.out[r])
+            rc = -1;
+    }
+    b.B = B;
+    if (rc == 0 && B > 0) {
+        b.src = calloc((size_t)B * (size_t)b.N, sizeof *b.src);
+        int pad = m->src.pad >= 0 ? m->src.pad : 0;
+        for (int r = 0; b.src && r < B; r++)
+            for (int k = 0; k < b.N; k++)
+                b.src[(size_t)r * (size_t)b.N + (size_t)k] = k < n[rows[r]] ? ids[rows[r]][k] : pad;
+        if (!b.src)
+            rc = -1;
+        else if (beam == 1)
+            rc = greedy_batch(m, &b, st, err, errlen);
+        for (int r = 0; rc == 0 && beam > 1 && r < B; r++) {
+            Batch one = { 1, n[rows[r]], b.src + (size_t)r * (size_t)b.N, &b.slen[r], &b.max_len[r], &b.out[r], &b.count[r] };
+            rc = beam_search(m, &one, beam, o->alpha > 0 ? o->alpha : 0.6, st, err, errlen);
+        }
+    }
+    for (int i = 0, r = 0; i < count; i++) {
+        bool has = r < B && rows[r] == i;
+        outs[i] = rc == 0 ? detokenize(&m->tgt, has ? b.out[r] : NULL, has ? b.count[r] : 0) : NULL;
+        if (st && has && rc == 0)
+            st->tgt_tokens += b.count[r];
+        r += has;
+        if (rc == 0 && !outs[i])
+            rc = -1;
+    }
+    for (int i = 0; ids && i < count; i++)
+        free(ids[i]);
+    for (int r = 0; b.out && r < B; r++)
+        free(b.out[r]);
+    free(ids), free(n), free(rows), free(b.src), free(b.slen), free(b.max_len), free(b.out), free(b.count);
+    if (rc && !err[0])
+        snprintf(err, errlen, "out of memory");
+    return rc;
 }
 
 char *vamos_translate(vamos_session *s, const char *text, const vamos_opts *o,
                       vamos_stats *st, char *err, size_t errlen)
 {
-    const vamos_model *m = s->m;
-    int max_src = o && o->max_src ? o->max_src : 1024;
-    int32_t *src = malloc(sizeof(int32_t) * (size_t)max_src);
-    if (!src)
-        return NULL;
-    int n = vamos_tokenize(&m->src, text, src, max_src);
-    int max_len = o && o->max_len ? o->max_len : 2 * n + 10;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(max_len + 1));
-    int t = 0;
-    if (ids && n > 0)
-        t = greedy(m, src, n, max_len, ids, st, err, errlen);
-    if (st) {
-        st->sentences++;
-        st->src_tokens += n;
-    }
-    size_t len = 1;
-    for (int i = 0; t > 0 && i < t; i++)
-        len += strlen(m->tgt.words[ids[i]]) + 1;
-    char *line = t >= 0 && ids ? malloc(len) : NULL;
-    if (line) {
-        line[0] = 0;
-        for (int i = 0; i < t; i++) {
-            if (i)
-                strcat(line, " ");
-            strcat(line, m->tgt.words[ids[i]]);
-        }
-    }
-    free(src);
-    free(ids);
-    return line;
+    char *out = NULL;
+    return vamos_translate_batch(s, &text, 1, o, st, &out, err, errlen) ? NULL : out;
 }

@@ -17,6 +17,7 @@ int32_t vamos_encoder(void *const *buf, const int64_t *sym);
 int32_t vamos_decoder(void *const *buf, const int64_t *sym);
 
 #define MAX_LINE (1L << 20)
+#define MAX_BATCH 1024
 
 static void usage(FILE *f, const vamos_model *m)
 {
@@ -27,6 +28,9 @@ static void usage(FILE *f, const vamos_model *m)
             "standard input and writes one translation per line, flushed per line.\n\n"
             "options:\n"
             "  --max-len N   at most N target words (default: 2 * source words + 10)\n"
+            "  --beam N      beam search with N hypotheses (default 1: greedy)\n"
+            "  --batch N     translate N input lines at a time as one padded batch (default 1;\n"
+            "                output then comes batch by batch)\n"
             "  --stats       print sentences, tokens, encoder/decoder ms, ms per target token and\n"
             "                sentences/s to standard error at the end\n"
             "  --help        this help\n"
@@ -60,24 +64,29 @@ static char *read_line(FILE *in, char **buf, size_t *cap)
     }
     if (!any)
         return NULL;
+    if (!*buf) {                           /* an empty first line */
+        *buf = malloc(*cap = 256);
+        if (!*buf)
+            return NULL;
+    }
     (*buf)[n] = 0;
     return *buf;
 }
 
-static int translate_line(vamos_session *s, const char *text, const vamos_opts *o, vamos_stats *st)
+/* Translate n lines; print one line each (empty on an internal error). */
+static int translate_lines(vamos_session *s, const char *const *texts, int n, const vamos_opts *o, vamos_stats *st)
 {
     char err[512] = "";
-    char *out = vamos_translate(s, text, o, st, err, sizeof err);
-    if (!out) {
+    char *outs[MAX_BATCH] = { 0 };
+    int rc = vamos_translate_batch(s, texts, n, o, st, outs, err, sizeof err);
+    if (rc)
         fprintf(stderr, "translator: %s\n", err[0] ? err : "out of memory");
-        fputc('\n', stdout);               /* one output line per input line */
-        fflush(stdout);
-        return 1;
+    for (int i = 0; i < n; i++) {
+        printf("%s\n", rc ? "" : outs[i]);   /* one output line per input line */
+        free(outs[i]);
     }
-    printf("%s\n", out);
     fflush(stdout);
-    free(out);
-    return 0;
+    return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -90,6 +99,7 @@ int main(int argc, char **argv)
     }
     vamos_opts o = { 0 };
     bool stats = false;
+    int batch = 1;
     const char *sentence = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -100,6 +110,19 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--stats")) {
             stats = true;
+        } else if ((!strcmp(argv[i], "--beam") || !strcmp(argv[i], "--batch")) && i + 1 < argc) {
+            char *end;
+            bool beam = !strcmp(argv[i], "--beam");
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > (beam ? 64 : MAX_BATCH)) {
+                fprintf(stderr, "translator: %s needs an integer in 1..%d, not '%s'\n", argv[i - 1],
+                        beam ? 64 : MAX_BATCH, argv[i]);
+                return 2;
+            }
+            if (beam)
+                o.beam = (int)v;
+            else
+                batch = (int)v;
         } else if (!strcmp(argv[i], "--max-len") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -124,13 +147,19 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = 0;
     if (sentence) {
-        rc = translate_line(s, sentence, &o, &st);
+        rc = translate_lines(s, &sentence, 1, &o, &st);
     } else {
-        char *buf = NULL;
-        size_t cap = 0;
-        for (char *line; (line = read_line(stdin, &buf, &cap));)
-            rc |= translate_line(s, line, &o, &st);
-        free(buf);
+        char *bufs[MAX_BATCH] = { 0 };
+        size_t caps[MAX_BATCH] = { 0 };
+        for (bool more = true; more;) {
+            int n = 0;
+            while (n < batch && (more = read_line(stdin, &bufs[n], &caps[n]) != NULL))
+                n++;
+            if (n)
+                rc |= translate_lines(s, (const char *const *)bufs, n, &o, &st);
+        }
+        for (int i = 0; i < batch; i++)
+            free(bufs[i]);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (stats) {

@@ -16,6 +16,8 @@
 typedef struct vamos_opts {
     int max_len;          /* target words; 0: 2 * source + 10 */
     int max_src;          /* source words kept (longer input is truncated); 0: 1024 */
+    int beam;             /* beam size; 0 or 1: greedy */
+    double alpha;         /* length penalty ((5 + len) / 6)^alpha; 0: 0.6 */
 } vamos_opts;
 
 typedef struct vamos_stats {
@@ -33,6 +35,12 @@ void vamos_session_free(vamos_session *s);
  * NULL with a message in err. */
 char *vamos_translate(vamos_session *s, const char *text, const vamos_opts *o,
                       vamos_stats *st, char *err, size_t errlen);
+
+/* Translate count sentences as one padded batch (beam search translates
+ * them one by one). outs[i] gets a malloc'd line. Returns 0, or -1 with a
+ * message (then no outs are set). */
+int vamos_translate_batch(vamos_session *s, const char *const *texts, int count, const vamos_opts *o,
+                          vamos_stats *st, char **outs, char *err, size_t errlen);
 
 /* Words of a vocabulary from text: whitespace-separated; exact match, then
  * lowercase, then <unk>; unknown words are dropped when there is no <unk>.

@@ -40,6 +40,11 @@ Test(aot, statquest_translator)
     cr_assert_eq(sh(&out, "printf \"Let's go\\nto go\\n\" | " SQ_BIN), 0);
     cr_assert_str_eq(out, "vamos\nir\n");
     free(out);
+    cr_assert_eq(sh(&out, "printf \"Let's go\\nto go\\n\\nto go\\n\" | " SQ_BIN " --beam 3 --batch 3"), 0);
+    cr_assert_str_eq(out, "vamos\nir\n\nir\n");
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " --beam 0 x"), 2);
+    free(out);
     cr_assert_eq(sh(&out, SQ_BIN " --version"), 0);
     cr_assert(!strncmp(out, "statquest (weights xxh3 ", 24) && strlen(out) == 24 + 16 + 2, "%s", out);
     free(out);
@@ -113,6 +118,17 @@ Test(aot, base_matches_the_interpreter, .timeout = 900)
         free(a);
         free(b);
     }
+    /* a padded batch gives what one sentence at a time gives */
+    FILE *f = fopen("/tmp/vamos-aot-base-in", "w");
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "%s\n", sentences[i]);
+    fclose(f);
+    char *one, *batched;
+    cr_assert_eq(sh(&one, "/tmp/vamos-aot-base --max-len 4 < /tmp/vamos-aot-base-in"), 0);
+    cr_assert_eq(sh(&batched, "/tmp/vamos-aot-base --max-len 4 --batch 3 < /tmp/vamos-aot-base-in"), 0);
+    cr_assert_str_eq(one, batched);
+    free(one);
+    free(batched);
     remove("/tmp/vamos-aot-base");
     remove("/tmp/vamos-aot-base.safetensors");
 }
