@@ -124,7 +124,14 @@ def small_config():
                   style="postnorm", out_name="out", start=2, eos=1)
 
 
-CONFIGS = {"statquest": statquest_config, "small": small_config}
+def base_config():
+    # models/base.vam: placeholder vocabulary <pad> <eos> <bos> <unk> w4 ...
+    return Config("base", 32000, 32000, d=512, heads=8, layers=6, hidden=2048,
+                  activation="relu", embed_scale=True, output="logits",
+                  style="postnorm", out_name="out", start=2, eos=1)
+
+
+CONFIGS = {"statquest": statquest_config, "small": small_config, "base": base_config}
 
 
 def param_shapes(cfg):
