@@ -5,48 +5,17 @@
 
 #include "compile.h"
 #include "jit.h"
-
-static int find_word(const Vocab *v, const char *w)
-{
-    for (int i = 0; i < v->n; i++)
-        if (!strcmp(v->words[i], w))
-            return i;
-    return -1;
-}
+#include "vamos/translate.h"
 
 int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err, size_t errlen)
 {
-    int n = 0;
-    const char *p = text;
-    char word[256], lower[256];
-    while (*p) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        size_t len = 0;
-        while (p[len] && !isspace((unsigned char)p[len]))
+    const char *bad = NULL;
+    int n = vamos_tokenize_words(v->words, v->n, v->unk, text, ids, max, true, &bad);
+    if (n < 0) {
+        int len = 0;
+        while (bad[len] && !isspace((unsigned char)bad[len]) && len < 200)
             len++;
-        if (n == max) {
-            snprintf(err, errlen, "the sentence has more than %d words", max);
-            return -1;
-        }
-        size_t k = len < sizeof word - 1 ? len : sizeof word - 1;
-        memcpy(word, p, k);
-        word[k] = 0;
-        for (size_t i = 0; i <= k; i++)
-            lower[i] = (char)tolower((unsigned char)word[i]);
-        int id = find_word(v, word);
-        if (id < 0)
-            id = find_word(v, lower);
-        if (id < 0)
-            id = v->unk;
-        if (id < 0) {
-            snprintf(err, errlen, "'%s' is not in vocabulary '%s' (which has no <unk>)", word, v->name);
-            return -1;
-        }
-        ids[n++] = id;
-        p += len;
+        snprintf(err, errlen, "'%.*s' is not in vocabulary '%s' (which has no <unk>)", len, bad, v->name);
     }
     return n;
 }

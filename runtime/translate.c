@@ -92,41 +92,63 @@ int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn 
     return rc;
 }
 
-static int find_word(const vamos_vocab *v, const char *w)
+static int find_word(const char *const *words, int n, const char *w)
 {
-    for (int i = 0; i < v->n; i++)
-        if (!strcmp(v->words[i], w))
+    for (int i = 0; i < n; i++)
+        if (!strcmp(words[i], w))
             return i;
     return -1;
 }
 
-int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max)
+int vamos_tokenize_words(const char *const *words, int nwords, int unk, const char *text,
+                         int32_t *ids, int max, bool strict, const char **bad)
 {
     int n = 0;
     char word[256], lower[256];
-    for (const char *p = text; *p && n < max;) {
+    for (const char *p = text; *p;) {
         while (*p && isspace((unsigned char)*p))
             p++;
         size_t len = 0;
         while (p[len] && !isspace((unsigned char)p[len]))
             len++;
-        if (!len)
+        if (!len || n == max)
             break;
         size_t k = len < sizeof word - 1 ? len : sizeof word - 1;
         memcpy(word, p, k);
         word[k] = 0;
         for (size_t i = 0; i <= k; i++)
             lower[i] = (char)tolower((unsigned char)word[i]);
-        int id = find_word(v, word);
+        int id = find_word(words, nwords, word);
         if (id < 0)
-            id = find_word(v, lower);
+            id = find_word(words, nwords, lower);
         if (id < 0)
-            id = v->unk;
+            id = unk;
+        if (id < 0 && strict) {
+            *bad = p;
+            return -1;
+        }
         if (id >= 0)
             ids[n++] = id;
         p += len;
     }
     return n;
+}
+
+int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max)
+{
+    return vamos_tokenize_words((const char *const *)v->words, v->n, v->unk, text, ids, max, false, NULL);
+}
+
+/* Rows of a decoder input [rows, t + 1]: the start word, then each row's
+ * words so far (the start word past their end). */
+static void fill_prefix(int32_t *prefix, int rows, int t, int start, int32_t *const *words, const int *len)
+{
+    for (int i = 0; i < rows; i++) {
+        int32_t *row = prefix + (size_t)i * (size_t)(t + 1);
+        row[0] = start;
+        for (int k = 0; k < t; k++)
+            row[1 + k] = k < len[i] ? words[i][k] : start;
+    }
 }
 
 static int sym_of(const vamos_model *m, int role)
@@ -212,13 +234,9 @@ static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *e
     double t0 = now_ms();
     int start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, left = b->B;
     for (int t = 0; prefix && tlen && done && t < longest && left > 0; t++) {
-        /* rows are laid out [B, t + 1]: rebuild from the words so far */
-        for (int i = 0; i < b->B; i++) {
-            prefix[(size_t)i * (size_t)(t + 1)] = start;
-            for (int k = 0; k < t; k++)
-                prefix[(size_t)i * (size_t)(t + 1) + 1 + (size_t)k] = k < b->count[i] ? b->out[i][k] : start;
+        fill_prefix(prefix, b->B, t, start, b->out, b->count);
+        for (int i = 0; i < b->B; i++)
             tlen[i] = t + 1;
-        }
         sym[sm] = t + 1;
         in[0] = prefix;
         in[1 + sm] = tlen;
@@ -303,6 +321,8 @@ static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, v
     int32_t *prefix = malloc(sizeof(int32_t) * (size_t)beam * (size_t)(L + 1));
     int32_t *tlen = malloc(sizeof(int32_t) * (size_t)beam);
     float *lp = malloc(sizeof(float) * (size_t)V);
+    int32_t *rows_words[VAMOS_MAX_BEAM];
+    int rows_len[VAMOS_MAX_BEAM];
     int rc = 0, live = 1, start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
     if (!mem || !slen || !hyp || !next || !prefix || !tlen || !lp) {
         rc = -1;
@@ -326,11 +346,11 @@ static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, v
         if (!any_open)
             break;
         for (int k = 0; k < live; k++) {
-            prefix[(size_t)k * (size_t)(t + 1)] = start;
-            for (int j = 0; j < t; j++)
-                prefix[(size_t)k * (size_t)(t + 1) + 1 + (size_t)j] = j < hyp[k].len ? hyp[k].words[j] : start;
+            rows_words[k] = hyp[k].words;
+            rows_len[k] = hyp[k].len;
             tlen[k] = t + 1;
         }
+        fill_prefix(prefix, live, t, start, rows_words, rows_len);
         sym[sb] = live, sym[sm] = t + 1;
         in[0] = prefix;
         in[1 + sm] = tlen;
@@ -403,6 +423,8 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
 {
     const vamos_model *m = s->m;
     int max_src = o && o->max_src ? o->max_src : 1024, beam = o && o->beam > 1 ? o->beam : 1;
+    if (beam > VAMOS_MAX_BEAM)
+        beam = VAMOS_MAX_BEAM;
     Batch b = { 0 };
     int32_t **ids = calloc((size_t)count, sizeof *ids);
     int *n = calloc((size_t)count, sizeof *n), rc = 0;

@@ -114,9 +114,9 @@ int main(int argc, char **argv)
             char *end;
             bool beam = !strcmp(argv[i], "--beam");
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > (beam ? 64 : MAX_BATCH)) {
+            if (*end || v < 1 || v > (beam ? VAMOS_MAX_BEAM : MAX_BATCH)) {
                 fprintf(stderr, "translator: %s needs an integer in 1..%d, not '%s'\n", argv[i - 1],
-                        beam ? 64 : MAX_BATCH, argv[i]);
+                        beam ? VAMOS_MAX_BEAM : MAX_BATCH, argv[i]);
                 return 2;
             }
             if (beam)

@@ -9,14 +9,17 @@
 #ifndef VAMOS_TRANSLATE_H
 #define VAMOS_TRANSLATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vamos/model.h"
 
+#define VAMOS_MAX_BEAM 64
+
 typedef struct vamos_opts {
     int max_len;          /* target words; 0: 2 * source + 10 */
     int max_src;          /* source words kept (longer input is truncated); 0: 1024 */
-    int beam;             /* beam size; 0 or 1: greedy */
+    int beam;             /* beam size; 0 or 1: greedy; at most VAMOS_MAX_BEAM */
     double alpha;         /* length penalty ((5 + len) / 6)^alpha; 0: 0.6 */
 } vamos_opts;
 
@@ -46,6 +49,11 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
  * lowercase, then <unk>; unknown words are dropped when there is no <unk>.
  * Returns the number of ids written (at most max). */
 int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max);
+
+/* The same over a word list; with `strict`, a word that is unknown when
+ * there is no <unk> stops it: -1, with *bad pointing at the word in text. */
+int vamos_tokenize_words(const char *const *words, int nwords, int unk, const char *text,
+                         int32_t *ids, int max, bool strict, const char **bad);
 
 /* Run a graph: buffers sized from sym, inputs copied in, weights pointed
  * at. out gets a malloc'd copy of the output (*out_n floats). */
