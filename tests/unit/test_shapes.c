@@ -167,8 +167,23 @@ Test(shape_errors, reshape_count)
 {
     expect_error("return reshape(embed(x, d), [b, n, 5])",
                  (const char *[]){ "cannot reshape [b, n, 4] to [b, n, 5]: the number of elements differs", NULL });
-    expect_error("return reshape(embed(x, d), [b, 4, n])",
-                 (const char *[]){ NULL });  /* same count: allowed */
+}
+
+/* Reshapes that keep the count, moving symbols around, are allowed. */
+Test(shapes, reshape_moves_symbolic_dims)
+{
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = model_with(&a, "h = reshape(embed(x, d), [b, 4, n])\nreturn reshape(h, [b, n, d])", &diags, &errors);
+    cr_assert(m, "%s", diags);
+    bool seen = false;
+    for (int i = 0; i < m->enc.n; i++)
+        seen |= m->enc.nodes[i].op == OP_RESHAPE && !strcmp(shape_str(&a, m, &m->enc.nodes[i].shape), "[b, 4, n]");
+    cr_assert(seen);
+    cr_assert_str_eq(out_shape(&a, m), "[b, n, 4]");
+    free(diags);
+    arena_free(&a);
 }
 
 Test(shape_errors, symbolic_arithmetic_and_weights)
