@@ -150,7 +150,7 @@ static int link_exe(const char *obj, const char *output, char *err, size_t errle
     return 0;
 }
 
-int aot_build(const Model *m, const Bound *w, const char *output, AotTimes *t, char *err, size_t errlen)
+int aot_build(const Model *m, const Bound *w, const char *output, char *err, size_t errlen)
 {
     LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
     if (!tm)
@@ -183,7 +183,6 @@ int aot_build(const Model *m, const Bound *w, const char *output, AotTimes *t, c
     rc = link_exe(obj, output, err, errlen);
     unlink(obj);
 out:
-    (void)t;
     free(blob.p);
     if (mod)
         LLVMDisposeModule(mod);

@@ -5,9 +5,7 @@
 
 #include "compile.h"
 
-typedef struct AotTimes { double codegen_ms, emit_ms, link_ms; } AotTimes;
-
 /* Write the executable `output`. Returns 0, or -1 with a message. */
-int aot_build(const Model *m, const Bound *w, const char *output, AotTimes *t, char *err, size_t errlen);
+int aot_build(const Model *m, const Bound *w, const char *output, char *err, size_t errlen);
 
 #endif

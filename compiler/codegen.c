@@ -21,7 +21,7 @@ typedef struct CG {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef i1, i32, i64, f32, ptr, kernel_ty;
+    LLVMTypeRef i32, i64, f32, ptr, kernel_ty;
     LLVMValueRef fn;            /* the kernel being emitted */
     LLVMValueRef out, a, bb, sym;
 } CG;
@@ -624,7 +624,6 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     LLVMSetModuleDataLayout(c.mod, layout);
     LLVMDisposeTargetData(layout);
     c.b = LLVMCreateBuilderInContext(ctx);
-    c.i1 = LLVMInt1TypeInContext(ctx);
     c.i32 = LLVMInt32TypeInContext(ctx);
     c.i64 = LLVMInt64TypeInContext(ctx);
     c.f32 = LLVMFloatTypeInContext(ctx);

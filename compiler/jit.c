@@ -21,6 +21,20 @@ static int fail(LLVMErrorRef e, const char *what, char *err, size_t errlen)
     return -1;
 }
 
+/* The address of a generated function (compiling it on first lookup). */
+static int lookup(Jit *j, const char *name, uintptr_t *out, char *err, size_t errlen)
+{
+    LLVMOrcExecutorAddress a;
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, &a, name);
+    if (e) {
+        char what[96];
+        snprintf(what, sizeof what, "cannot compile %s", name);
+        return fail(e, what, err, errlen);
+    }
+    *out = (uintptr_t)a;
+    return 0;
+}
+
 static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
 {
     LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
@@ -56,29 +70,13 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
         fail(e, "cannot add the module", err, errlen);
         goto out;
     }
-    LLVMOrcExecutorAddress a;
-    if ((e = LLVMOrcLLJITLookup(j->lljit, &a, "vamos_encoder"))) {
-        fail(e, "cannot compile the encoder", err, errlen);
+    uintptr_t enc, dec, enc_step = 0, dec_step = 0;
+    if (lookup(j, "vamos_encoder", &enc, err, errlen) || lookup(j, "vamos_decoder", &dec, err, errlen) ||
+        (steps && (lookup(j, "vamos_encoder_step", &enc_step, err, errlen) ||
+                   lookup(j, "vamos_decoder_step", &dec_step, err, errlen))))
         goto out;
-    }
-    j->enc = (vamos_graph_fn)(uintptr_t)a;
-    if ((e = LLVMOrcLLJITLookup(j->lljit, &a, "vamos_decoder"))) {
-        fail(e, "cannot compile the decoder", err, errlen);
-        goto out;
-    }
-    j->dec = (vamos_graph_fn)(uintptr_t)a;
-    if (steps) {
-        if ((e = LLVMOrcLLJITLookup(j->lljit, &a, "vamos_encoder_step"))) {
-            fail(e, "cannot compile the encoder's steps", err, errlen);
-            goto out;
-        }
-        j->enc_step = (vamos_step_fn)(uintptr_t)a;
-        if ((e = LLVMOrcLLJITLookup(j->lljit, &a, "vamos_decoder_step"))) {
-            fail(e, "cannot compile the decoder's steps", err, errlen);
-            goto out;
-        }
-        j->dec_step = (vamos_step_fn)(uintptr_t)a;
-    }
+    j->enc = (vamos_graph_fn)enc, j->dec = (vamos_graph_fn)dec;
+    j->enc_step = (vamos_step_fn)enc_step, j->dec_step = (vamos_step_fn)dec_step;
     LLVMOrcDisposeThreadSafeContext(tsc);
     return j;
 out:

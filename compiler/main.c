@@ -154,6 +154,14 @@ static Model *front_end(Arena *a, Diag *d, const Opts *o)
     return m;
 }
 
+/* The model of o->model with the weights of o->weights bound to it. */
+static Model *load_with_weights(Arena *a, const Opts *o, Bound *b)
+{
+    Diag d;
+    Model *m = front_end(a, &d, o);
+    return m && bind_weights(m, o->weights, b, stderr) == 0 ? m : NULL;
+}
+
 static int cmd_check(Arena *a, const Opts *o)
 {
     Diag d;
@@ -256,12 +264,9 @@ static int cmd_run(Arena *a, const Opts *o)
         return usage_error(usage_run, "%s", "missing the sentence to translate");
     if (o->target && !o->dump)
         return usage_error(usage_run, "%s", "--target needs --dump");
-    Diag d;
-    Model *m = front_end(a, &d, o);
-    if (!m)
-        return 1;
     Bound b;
-    if (bind_weights(m, o->weights, &b, stderr))
+    Model *m = load_with_weights(a, o, &b);
+    if (!m)
         return 1;
     char err[512];
     Engine eng = { 0 };
@@ -313,16 +318,12 @@ static int cmd_build(Arena *a, const Opts *o)
     if (!o->out)
         return usage_error(usage_build, "%s", "missing -o TRANSLATOR");
     double t0 = now_s();
-    Diag d;
-    Model *m = front_end(a, &d, o);
+    Bound b;
+    Model *m = load_with_weights(a, o, &b);
     if (!m)
         return 1;
-    Bound b;
-    if (bind_weights(m, o->weights, &b, stderr))
-        return 1;
     char err[512];
-    AotTimes t = { 0 };
-    int rc = aot_build(m, &b, o->out, &t, err, sizeof err);
+    int rc = aot_build(m, &b, o->out, err, sizeof err);
     bound_free(&b);
     if (rc) {
         fprintf(stderr, "vamos: error: %s\n", err);

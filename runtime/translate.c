@@ -216,6 +216,20 @@ static int run_encoder(const vamos_model *m, const Batch *b, int64_t *sym, const
     return rc;
 }
 
+/* Run the decoder on prefixes [rows, t + 1]; scores are [rows, t + 1, V]. */
+static int decoder_step(const vamos_model *m, int64_t *sym, const void **in, const int32_t *prefix,
+                        int32_t *tlen, int rows, int t, float **scores, char *err, size_t errlen)
+{
+    int sm = sym_of(m, VAMOS_SYM_TGT_LEN);
+    for (int i = 0; i < rows; i++)
+        tlen[i] = t + 1;
+    sym[sm] = t + 1;
+    in[0] = prefix;
+    in[1 + sm] = tlen;
+    int64_t n;
+    return vamos_run_graph(m, &m->dec, m->run_dec, sym, in, scores, &n, err, errlen);
+}
+
 /* Greedy decoding of a batch: each step runs the decoder over the prefix
  * of every row and appends each unfinished row's best word. */
 static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *err, size_t errlen)
@@ -225,7 +239,7 @@ static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *e
     float *mem;
     if (run_encoder(m, b, sym, in, &mem, st, err, errlen))
         return -1;
-    int sm = sym_of(m, VAMOS_SYM_TGT_LEN), V = m->tgt.n, longest = 0, rc = 0;
+    int V = m->tgt.n, longest = 0, rc = 0;
     for (int i = 0; i < b->B; i++)
         longest = b->max_len[i] > longest ? b->max_len[i] : longest;
     int32_t *prefix = calloc((size_t)b->B * (size_t)(longest + 1), sizeof *prefix);
@@ -235,14 +249,8 @@ static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *e
     int start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, left = b->B;
     for (int t = 0; prefix && tlen && done && t < longest && left > 0; t++) {
         fill_prefix(prefix, b->B, t, start, b->out, b->count);
-        for (int i = 0; i < b->B; i++)
-            tlen[i] = t + 1;
-        sym[sm] = t + 1;
-        in[0] = prefix;
-        in[1 + sm] = tlen;
         float *scores;
-        int64_t n;
-        if (vamos_run_graph(m, &m->dec, m->run_dec, sym, in, &scores, &n, err, errlen)) {
+        if (decoder_step(m, sym, in, prefix, tlen, b->B, t, &scores, err, errlen)) {
             rc = -1;
             break;
         }
@@ -313,7 +321,7 @@ static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, v
     float *mem1;
     if (run_encoder(m, b, sym, in, &mem1, st, err, errlen))
         return -1;
-    int sb = sym_of(m, VAMOS_SYM_BATCH), sm = sym_of(m, VAMOS_SYM_TGT_LEN), V = m->tgt.n, L = b->max_len[0];
+    int sb = sym_of(m, VAMOS_SYM_BATCH), V = m->tgt.n, L = b->max_len[0];
     size_t memsz = (size_t)b->N * (size_t)(m->enc.nodes[m->enc.output].dim[2]);
     float *mem = malloc(memsz * (size_t)beam * sizeof(float));
     int32_t *slen = malloc(sizeof(int32_t) * (size_t)beam);
@@ -348,15 +356,11 @@ static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, v
         for (int k = 0; k < live; k++) {
             rows_words[k] = hyp[k].words;
             rows_len[k] = hyp[k].len;
-            tlen[k] = t + 1;
         }
         fill_prefix(prefix, live, t, start, rows_words, rows_len);
-        sym[sb] = live, sym[sm] = t + 1;
-        in[0] = prefix;
-        in[1 + sm] = tlen;
+        sym[sb] = live;
         float *scores;
-        int64_t n;
-        if (vamos_run_graph(m, &m->dec, m->run_dec, sym, in, &scores, &n, err, errlen)) {
+        if (decoder_step(m, sym, in, prefix, tlen, live, t, &scores, err, errlen)) {
             rc = -1;
             break;
         }
@@ -422,6 +426,8 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
                           vamos_stats *st, char **outs, char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
+    if (errlen)
+        err[0] = 0;
     int max_src = o && o->max_src ? o->max_src : 1024, beam = o && o->beam > 1 ? o->beam : 1;
     if (beam > VAMOS_MAX_BEAM)
         beam = VAMOS_MAX_BEAM;
