@@ -1,8 +1,10 @@
 /* codegen.c - lower graph nodes to LLVM IR loop nests (see codegen.h).
  *
- * Each node becomes a call to a kernel function `k<hash>(out, a, b, sym)`
- * whose loops read their bounds from sym; kernels are plain loops that the
- * O3 pipeline vectorises for the host. FP ops in matmul and reductions
+ * Each node becomes a kernel function `k<hash>(out, a, b, dims, lo, hi)`
+ * whose loops read their bounds from dims and whose outermost (parallel)
+ * loop runs [lo, hi); the graph function calls it through the runtime's
+ * thread pool, vamos_parallel() (include/vamos/parallel.h). Kernels are
+ * plain loops that the O3 pipeline vectorises for the host. FP ops in matmul and reductions
  * carry `contract` (FMA) and `reassoc` (vector reductions); elementwise ops
  * stay exact so they match the reference bit for bit where libm allows.
  */
@@ -21,9 +23,10 @@ typedef struct CG {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef i32, i64, f32, ptr, kernel_ty;
+    LLVMTypeRef i32, i64, f32, ptr, kernel_ty, parallel_ty;
     LLVMValueRef fn;            /* the kernel being emitted */
     LLVMValueRef out, a, bb, sym;
+    LLVMValueRef lo, hi;        /* the kernel's share of its outer loop */
 } CG;
 
 /* ------------------------------------------------------------ helpers */
@@ -83,7 +86,7 @@ static void store_f(CG *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx)
  * body. loop_end closes it and leaves the builder after it. */
 typedef struct Loop { LLVMBasicBlockRef pre, head, body, exit; LLVMValueRef iv; } Loop;
 
-static Loop loop_begin(CG *c, LLVMValueRef n)
+static Loop loop_from(CG *c, LLVMValueRef from, LLVMValueRef n)
 {
     Loop l;
     l.pre = LLVMGetInsertBlock(c->b);
@@ -93,12 +96,16 @@ static Loop loop_begin(CG *c, LLVMValueRef n)
     LLVMBuildBr(c->b, l.head);
     LLVMPositionBuilderAtEnd(c->b, l.head);
     l.iv = LLVMBuildPhi(c->b, c->i64, "i");
-    LLVMValueRef zero = i64c(c, 0);
-    LLVMAddIncoming(l.iv, &zero, &l.pre, 1);
+    LLVMAddIncoming(l.iv, &from, &l.pre, 1);
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l.iv, n, ""), l.body, l.exit);
     LLVMPositionBuilderAtEnd(c->b, l.body);
     return l;
 }
+
+static Loop loop_begin(CG *c, LLVMValueRef n) { return loop_from(c, i64c(c, 0), n); }
+
+/* The kernel's parallel loop: iterations [lo, hi) of its outer loop. */
+static Loop loop_par(CG *c) { return loop_from(c, c->lo, c->hi); }
 
 static void loop_end(CG *c, Loop *l)
 {
@@ -206,49 +213,69 @@ static void bcast_strides(CG *c, const Shape *in, const Shape *out, LLVMValueRef
     }
 }
 
-/* out = a (op) b over out's shape, with broadcast strides. */
+/* Row index p of a row-major [d0, ..., d(r-1)] as per-dim indices. */
+static void unflatten(CG *c, LLVMValueRef p, const LLVMValueRef *dims, int r, LLVMValueRef *idx)
+{
+    for (int i = r - 1; i > 0; i--) {
+        idx[i] = LLVMBuildURem(c->b, p, dims[i], "");
+        p = LLVMBuildUDiv(c->b, p, dims[i], "");
+    }
+    if (r > 0)
+        idx[0] = p;
+}
+
+static LLVMValueRef product(CG *c, const Shape *s, int from, int to)
+{
+    LLVMValueRef n = i64c(c, 1);
+    for (int i = from; i < to; i++)
+        n = mul(c, n, dim_val(c, s->d[i]));
+    return n;
+}
+
+/* out = a (op) b with broadcast strides: the parallel loop runs over the
+ * rows (every dim but the last), the inner loop over the last dim. */
 static void emit_binary(CG *c, const Node *n, const Node *na, const Node *nb)
 {
     int r = n->shape.rank;
-    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK];
+    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
     bcast_strides(c, &na->shape, &n->shape, sa);
     bcast_strides(c, &nb->shape, &n->shape, sb);
     for (int i = 0; i < r; i++)
         dims[i] = dim_val(c, n->shape.d[i]);
-    Loop loops[MAX_RANK];
-    LLVMValueRef oo = i64c(c, 0), oa = i64c(c, 0), ob = i64c(c, 0);
-    LLVMValueRef offo[MAX_RANK + 1], offa[MAX_RANK + 1], offb[MAX_RANK + 1];
-    offo[0] = oo, offa[0] = oa, offb[0] = ob;
-    for (int i = 0; i < r; i++) {
-        loops[i] = loop_begin(c, dims[i]);
-        offo[i + 1] = add(c, mul(c, offo[i], dims[i]), loops[i].iv);
-        offa[i + 1] = add(c, offa[i], mul(c, loops[i].iv, sa[i]));
-        offb[i + 1] = add(c, offb[i], mul(c, loops[i].iv, sb[i]));
+    LLVMValueRef inner = r > 0 ? dims[r - 1] : i64c(c, 1);
+    Loop lp = loop_par(c);
+    unflatten(c, lp.iv, dims, r - 1, idx);
+    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0), oo = mul(c, lp.iv, inner);
+    for (int i = 0; i < r - 1; i++) {
+        oa = add(c, oa, mul(c, idx[i], sa[i]));
+        ob = add(c, ob, mul(c, idx[i], sb[i]));
     }
-    LLVMValueRef v = binary(c, n->op, load_f(c, c->a, offa[r]), load_f(c, c->bb, offb[r]));
-    store_f(c, v, c->out, offo[r]);
-    for (int i = r - 1; i >= 0; i--)
-        loop_end(c, &loops[i]);
+    Loop li = loop_begin(c, inner);
+    LLVMValueRef ia = r > 0 ? add(c, oa, mul(c, li.iv, sa[r - 1])) : oa;
+    LLVMValueRef ib = r > 0 ? add(c, ob, mul(c, li.iv, sb[r - 1])) : ob;
+    LLVMValueRef v = binary(c, n->op, load_f(c, c->a, ia), load_f(c, c->bb, ib));
+    store_f(c, v, c->out, add(c, oo, li.iv));
+    loop_end(c, &li);
+    loop_end(c, &lp);
 }
 
+/* Elementwise over the flat index. */
 static void emit_unary(CG *c, const Node *n)
 {
-    Loop l = loop_begin(c, numel(c, &n->shape));
+    Loop l = loop_par(c);
     store_f(c, unary(c, n->op, load_f(c, c->a, l.iv)), c->out, l.iv);
     loop_end(c, &l);
 }
 
 /* ----------------------------------------------------- other kernels */
 
-/* out[(o * len + l) * inner + i] reduced over l, written to out[o * inner + i] */
+/* out[(o * len + l) * inner + i] reduced over l, written to out[o * inner + i];
+ * the parallel loop is over o. */
 static void emit_reduce(CG *c, const Node *n, const Node *na)
 {
-    LLVMValueRef outer = i64c(c, 1), inner = i64c(c, 1), len = dim_val(c, na->shape.d[n->attr.axis]);
-    for (int i = 0; i < n->attr.axis; i++)
-        outer = mul(c, outer, dim_val(c, na->shape.d[i]));
-    for (int i = n->attr.axis + 1; i < na->shape.rank; i++)
-        inner = mul(c, inner, dim_val(c, na->shape.d[i]));
-    Loop lo = loop_begin(c, outer);
+    LLVMValueRef len = dim_val(c, na->shape.d[n->attr.axis]);
+    LLVMValueRef inner = product(c, &na->shape, n->attr.axis + 1, na->shape.rank);
+    Loop lo = loop_par(c);
     Loop li = loop_begin(c, inner);
     LLVMValueRef dst = add(c, mul(c, lo.iv, inner), li.iv);
     LLVMValueRef init = f32c(c, n->op == OP_MAX ? -INFINITY : 0.0);
@@ -272,77 +299,75 @@ static void emit_reduce(CG *c, const Node *n, const Node *na)
     loop_end(c, &lo);
 }
 
-/* Batched matmul: for each batch, out[m, :] = sum_k a[m, k] * b[k, :]. */
+/* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]; the
+ * parallel loop runs over the rows (batch entries times m). */
 static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
 {
     int r = n->shape.rank, nbat = r - 2;
-    LLVMValueRef M = dim_val(c, n->shape.d[r - 2]), N = dim_val(c, n->shape.d[r - 1]);
+    LLVMValueRef N = dim_val(c, n->shape.d[r - 1]);
     LLVMValueRef K = dim_val(c, na->shape.d[na->shape.rank - 1]);
     Shape ba = na->shape, bb = nb->shape, bo = n->shape;
     ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
-    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK];
+    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
     bcast_strides(c, &ba, &bo, sa);
     bcast_strides(c, &bb, &bo, sb);
-    LLVMValueRef mk = mul(c, M, K), kn = mul(c, K, N), mn = mul(c, M, N);
-    Loop loops[MAX_RANK];
-    LLVMValueRef oo = i64c(c, 0), oa = i64c(c, 0), ob = i64c(c, 0);
+    for (int i = 0; i < r - 1; i++)
+        dims[i] = dim_val(c, n->shape.d[i]);
+    LLVMValueRef M = dims[r - 2], mk = mul(c, M, K), kn = mul(c, K, N);
+    Loop lp = loop_par(c);
+    unflatten(c, lp.iv, dims, r - 1, idx);
+    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0), m = idx[r - 2];
     for (int i = 0; i < nbat; i++) {
-        loops[i] = loop_begin(c, dim_val(c, bo.d[i]));
-        oo = add(c, mul(c, oo, dim_val(c, bo.d[i])), loops[i].iv);
-        oa = add(c, oa, mul(c, loops[i].iv, sa[i]));
-        ob = add(c, ob, mul(c, loops[i].iv, sb[i]));
+        oa = add(c, oa, mul(c, idx[i], sa[i]));
+        ob = add(c, ob, mul(c, idx[i], sb[i]));
     }
-    LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk));
+    LLVMValueRef arow = gep(c, c->f32, c->a, add(c, mul(c, oa, mk), mul(c, m, K)));
     LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
-    LLVMValueRef obase = gep(c, c->f32, c->out, mul(c, oo, mn));
-    Loop lm = loop_begin(c, M);
-    LLVMValueRef orow = mul(c, lm.iv, N);
+    LLVMValueRef orow = gep(c, c->f32, c->out, mul(c, lp.iv, N));
     Loop lz = loop_begin(c, N);
-    store_f(c, f32c(c, 0), obase, add(c, orow, lz.iv));
+    store_f(c, f32c(c, 0), orow, lz.iv);
     loop_end(c, &lz);
     Loop lk = loop_begin(c, K);
-    LLVMValueRef av = load_f(c, abase, add(c, mul(c, lm.iv, K), lk.iv));
+    LLVMValueRef av = load_f(c, arow, lk.iv);
     LLVMValueRef brow = mul(c, lk.iv, N);
     Loop ln = loop_begin(c, N);
     LLVMValueRef prod = LLVMBuildFMul(c->b, av, load_f(c, bbase, add(c, brow, ln.iv)), "");
     fast(prod);
-    LLVMValueRef dst = add(c, orow, ln.iv);
-    LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, obase, dst), prod, "");
+    LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, orow, ln.iv), prod, "");
     fast(sum);
-    store_f(c, sum, obase, dst);
+    store_f(c, sum, orow, ln.iv);
     loop_end(c, &ln);
     loop_end(c, &lk);
-    loop_end(c, &lm);
-    for (int i = nbat - 1; i >= 0; i--)
-        loop_end(c, &loops[i]);
+    loop_end(c, &lp);
 }
 
-/* out index (i0..ir) reads in[sum i_k * instride[perm[k]]] */
+/* out index (i0..ir) reads in[sum i_k * instride[perm[k]]]; the parallel
+ * loop runs over out's rows. */
 static void emit_transpose(CG *c, const Node *n, const Node *na)
 {
     int r = n->shape.rank;
-    LLVMValueRef ist[MAX_RANK], s = i64c(c, 1);
+    LLVMValueRef ist[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK], s = i64c(c, 1);
     for (int i = r - 1; i >= 0; i--) {
         ist[i] = s;
         s = mul(c, s, dim_val(c, na->shape.d[i]));
     }
-    Loop loops[MAX_RANK];
-    LLVMValueRef oo = i64c(c, 0), oa = i64c(c, 0);
-    for (int i = 0; i < r; i++) {
-        LLVMValueRef d = dim_val(c, n->shape.d[i]);
-        loops[i] = loop_begin(c, d);
-        oo = add(c, mul(c, oo, d), loops[i].iv);
-        oa = add(c, oa, mul(c, loops[i].iv, ist[n->attr.perm[i]]));
-    }
-    store_f(c, load_f(c, c->a, oa), c->out, oo);
-    for (int i = r - 1; i >= 0; i--)
-        loop_end(c, &loops[i]);
+    for (int i = 0; i < r; i++)
+        dims[i] = dim_val(c, n->shape.d[i]);
+    Loop lp = loop_par(c);
+    unflatten(c, lp.iv, dims, r - 1, idx);
+    LLVMValueRef oa = i64c(c, 0), oo = mul(c, lp.iv, dims[r - 1]);
+    for (int i = 0; i < r - 1; i++)
+        oa = add(c, oa, mul(c, idx[i], ist[n->attr.perm[i]]));
+    Loop li = loop_begin(c, dims[r - 1]);
+    store_f(c, load_f(c, c->a, add(c, oa, mul(c, li.iv, ist[n->attr.perm[r - 1]]))), c->out, add(c, oo, li.iv));
+    loop_end(c, &li);
+    loop_end(c, &lp);
 }
 
-/* Copy (reshape) or fill (const, arange) */
+/* Copy (reshape) or fill (const, arange), over the flat index. */
 static void emit_fill(CG *c, const Node *n)
 {
-    Loop l = loop_begin(c, numel(c, &n->shape));
+    Loop l = loop_par(c);
     LLVMValueRef v;
     if (n->op == OP_CONST)
         v = f32c(c, (float)n->attr.value);
@@ -354,13 +379,13 @@ static void emit_fill(CG *c, const Node *n)
     loop_end(c, &l);
 }
 
-/* causal: out[i, j] = j <= i ? 0 : -inf; pad: out[bi, j] = j < len[bi] ? 0 : -inf */
+/* causal: out[i, j] = j <= i ? 0 : -inf; pad: out[bi, j] = j < len[bi] ? 0 : -inf;
+ * the parallel loop runs over i (bi). */
 static void emit_mask(CG *c, const Node *n)
 {
     bool causal = n->op == OP_CAUSAL_MASK;
-    LLVMValueRef rows = dim_val(c, n->shape.d[0]);
     LLVMValueRef cols = dim_val(c, n->shape.d[n->shape.rank - 1]);
-    Loop li = loop_begin(c, rows);
+    Loop li = loop_par(c);
     LLVMValueRef limit;
     if (causal) {
         limit = li.iv;
@@ -376,14 +401,12 @@ static void emit_mask(CG *c, const Node *n)
     loop_end(c, &li);
 }
 
-/* gather: out[r, :] = table[idx[r], :]; returns 1 + r for a bad id. */
+/* gather: out[r, :] = table[idx[r], :] over rows r; returns 1 + r for a bad id. */
 static void emit_gather(CG *c, const Node *n, const Node *na)
 {
+    (void)n;
     LLVMValueRef V = dim_val(c, na->shape.d[0]), D = dim_val(c, na->shape.d[1]);
-    LLVMValueRef rows = i64c(c, 1);
-    for (int i = 0; i < n->shape.rank - 1; i++)
-        rows = mul(c, rows, dim_val(c, n->shape.d[i]));
-    Loop lr = loop_begin(c, rows);
+    Loop lr = loop_par(c);
     LLVMValueRef id = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, lr.iv), ""), c->i64, "");
     LLVMValueRef bad = LLVMBuildICmp(c->b, LLVMIntUGE, id, V, "");
     LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "bad_id");
@@ -396,6 +419,43 @@ static void emit_gather(CG *c, const Node *n, const Node *na)
     store_f(c, load_f(c, c->a, add(c, mul(c, id, D), ld.iv)), c->out, add(c, mul(c, lr.iv, D), ld.iv));
     loop_end(c, &ld);
     loop_end(c, &lr);
+}
+
+/* The length of node n's parallel loop and the work of the whole kernel
+ * (for the pool's threshold), from the dims in c->sym. */
+static void extent(CG *c, const Node *n, const Node *na, LLVMValueRef *len, LLVMValueRef *work)
+{
+    const Shape *s = &n->shape;
+    LLVMValueRef all = numel(c, s);
+    *work = all;
+    switch (op_info[n->op].kind) {
+    case OPK_UNARY:
+        *len = all;
+        return;
+    case OPK_BINARY:
+        *len = product(c, s, 0, s->rank - 1);
+        return;
+    case OPK_REDUCE:
+        *len = product(c, &na->shape, 0, n->attr.axis);
+        *work = numel(c, &na->shape);
+        return;
+    case OPK_LAYOUT:
+        *len = n->op == OP_TRANSPOSE ? product(c, s, 0, s->rank - 1) : all;
+        return;
+    case OPK_SOURCE:
+    case OPK_OTHER:
+        if (n->op == OP_MATMUL) {
+            *len = product(c, s, 0, s->rank - 1);
+            *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
+        } else if (n->op == OP_GATHER) {
+            *len = product(c, s, 0, s->rank - 1);
+        } else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK) {
+            *len = dim_val(c, s->d[0]);
+        } else {
+            *len = all;   /* CONST, ARANGE */
+        }
+        return;
+    }
 }
 
 /* ------------------------------------------------------------ kernels */
@@ -451,6 +511,7 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
         LLVMAddAttributeAtIndex(f, i + 1, LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
     c->fn = f;
     c->out = LLVMGetParam(f, 0), c->a = LLVMGetParam(f, 1), c->bb = LLVMGetParam(f, 2), c->sym = LLVMGetParam(f, 3);
+    c->lo = LLVMGetParam(f, 4), c->hi = LLVMGetParam(f, 5);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
     const Node *na = op_info[n->op].arity > 0 ? &g->nodes[n->in[0]] : NULL;
     const Node *nb = op_info[n->op].arity > 1 ? &g->nodes[n->in[1]] : NULL;
@@ -515,16 +576,30 @@ static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLV
     return area;
 }
 
-/* The arguments of node i's kernel: its buffer, its inputs', sym. */
-static void kernel_args(CG *c, const Graph *g, int i, LLVMValueRef buf, LLVMValueRef sym, LLVMValueRef area,
-                        LLVMValueRef *args)
+/* Call node i's kernel through the pool: vamos_parallel(kernel, out, a,
+ * b, dims, len, work); returns the status. */
+static LLVMValueRef emit_call(CG *c, const Graph *g, int i, LLVMValueRef kfn, LLVMValueRef buf, LLVMValueRef sym,
+                              LLVMValueRef area)
 {
     const Node *n = &g->nodes[i];
     int slots[3] = { i, op_info[n->op].arity > 0 ? n->in[0] : -1, op_info[n->op].arity > 1 ? n->in[1] : -1 };
+    LLVMValueRef args[7];
+    args[0] = kfn;
     for (int k = 0; k < 3; k++)
-        args[k] = slots[k] < 0 ? LLVMConstNull(c->ptr)
-                               : LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, slots[k])), "");
-    args[3] = dims_arg(c, g, i, sym, area);
+        args[k + 1] = slots[k] < 0 ? LLVMConstNull(c->ptr)
+                                   : LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, slots[k])), "");
+    args[4] = dims_arg(c, g, i, sym, area);
+    /* the loop length and work, from the dims just stored (slot numbering) */
+    Node tmp[3];
+    Graph one = slotted(g, i, tmp);
+    LLVMValueRef saved = c->sym;
+    c->sym = area;
+    extent(c, &one.nodes[2], op_info[n->op].arity > 0 ? &one.nodes[0] : NULL, &args[5], &args[6]);
+    c->sym = saved;
+    LLVMValueRef par = LLVMGetNamedFunction(c->mod, "vamos_parallel");
+    if (!par)
+        par = LLVMAddFunction(c->mod, "vamos_parallel", c->parallel_ty);
+    return LLVMBuildCall2(c->b, c->parallel_ty, par, args, 7, "");
 }
 
 /* vamos_<graph>_step(node, buf, sym): one node's kernel, for tests. */
@@ -548,9 +623,7 @@ static void emit_steps(CG *c, const Graph *g, LLVMValueRef *ks)
         LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, f, "node");
         LLVMAddCase(sw, LLVMConstInt(c->i32, (unsigned long long)i, 0), bb);
         LLVMPositionBuilderAtEnd(c->b, bb);
-        LLVMValueRef args[4];
-        kernel_args(c, g, i, LLVMGetParam(f, 1), LLVMGetParam(f, 2), area, args);
-        LLVMBuildRet(c->b, LLVMBuildCall2(c->b, c->kernel_ty, ks[i], args, 4, ""));
+        LLVMBuildRet(c->b, emit_call(c, g, i, ks[i], LLVMGetParam(f, 1), LLVMGetParam(f, 2), area));
     }
 }
 
@@ -575,9 +648,7 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
             continue;
-        LLVMValueRef args[4];
-        kernel_args(c, g, i, buf, sym, area, args);
-        LLVMValueRef rc = LLVMBuildCall2(c->b, c->kernel_ty, ks[i], args, 4, "");
+        LLVMValueRef rc = emit_call(c, g, i, ks[i], buf, sym, area);
         LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(c->ctx, f, "fail");
         LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, f, "next");
         LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, rc, LLVMConstInt(c->i32, 0, 0), ""), fail, next);
@@ -628,7 +699,8 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     c.i64 = LLVMInt64TypeInContext(ctx);
     c.f32 = LLVMFloatTypeInContext(ctx);
     c.ptr = LLVMPointerTypeInContext(ctx, 0);
-    c.kernel_ty = LLVMFunctionType(c.i32, (LLVMTypeRef[]){ c.ptr, c.ptr, c.ptr, c.ptr }, 4, 0);
+    c.kernel_ty = LLVMFunctionType(c.i32, (LLVMTypeRef[]){ c.ptr, c.ptr, c.ptr, c.ptr, c.i64, c.i64 }, 6, 0);
+    c.parallel_ty = LLVMFunctionType(c.i32, (LLVMTypeRef[]){ c.ptr, c.ptr, c.ptr, c.ptr, c.ptr, c.i64, c.i64 }, 7, 0);
     for (int i = 0; i < ngraphs; i++)
         emit_graph(&c, graphs[i], steps);
     LLVMDisposeBuilder(c.b);

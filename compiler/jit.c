@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vamos/parallel.h"
+
 struct Jit {
     LLVMOrcLLJITRef lljit;
     vamos_graph_fn enc, dec;
@@ -66,6 +68,17 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
         goto out;
     }
     LLVMOrcJITDylibAddGenerator(lib, gen);
+    /* the runtime functions generated code calls, from this process */
+    LLVMOrcCSymbolMapPair rt = {
+        LLVMOrcLLJITMangleAndIntern(j->lljit, "vamos_parallel"),
+        { (LLVMOrcExecutorAddress)(uintptr_t)&vamos_parallel,
+          { LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0 } },
+    };
+    if ((e = LLVMOrcJITDylibDefine(lib, LLVMOrcAbsoluteSymbols(&rt, 1)))) {
+        fail(e, "cannot expose the runtime to the JIT", err, errlen);
+        LLVMDisposeModule(mod);
+        goto out;
+    }
     if ((e = LLVMOrcLLJITAddLLVMIRModule(j->lljit, lib, LLVMOrcCreateNewThreadSafeModule(mod, tsc)))) {
         fail(e, "cannot add the module", err, errlen);
         goto out;

@@ -18,6 +18,7 @@
 #include "compile.h"
 #include "aot.h"
 #include "jit.h"
+#include "vamos/parallel.h"
 #include <time.h>
 
 #define VAMOS_VERSION "0.1.0"
@@ -26,7 +27,7 @@ typedef struct Opts {
     const char *model, *weights, *out, *dump, *target, *after;
     const char *sentence;
     unsigned long long seed;
-    int max_len;
+    int max_len, threads;
     bool dot, interp;
 } Opts;
 
@@ -71,6 +72,7 @@ static const char *usage_run =
     "  -w, --weights FILE   the model's weights (safetensors)\n"
     "  --interp             run the reference interpreter instead of the JIT\n"
     "  --max-len N          stop after N target words (default: 2 * source + 10)\n"
+    "  --threads N          run kernels on N threads (default: one per CPU)\n"
     "  --dump FILE          also write the encoder output and the decoder output at\n"
     "                       every target position to FILE (safetensors: tensors\n"
     "                       src, tgt, encoder.output, decoder.output)\n"
@@ -100,7 +102,8 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "weights", required_argument, 0, 'w' }, { "output", required_argument, 0, 'o' },
         { "seed", required_argument, 0, 's' }, { "dump", required_argument, 0, 'D' },
         { "target", required_argument, 0, 'T' }, { "max-len", required_argument, 0, 'M' },
-        { "after", required_argument, 0, 'A' }, { "interp", no_argument, 0, 'I' }, { 0, 0, 0, 0 },
+        { "after", required_argument, 0, 'A' }, { "interp", no_argument, 0, 'I' },
+        { "threads", required_argument, 0, 'j' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -127,6 +130,12 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
             o->max_len = (int)strtol(optarg, &end, 10);
             if (*end || o->max_len < 1 || o->max_len > 100000)
                 return usage_error(usage, "--max-len needs an integer in 1..100000, not '%s'", optarg), -1;
+            break;
+        case 'j':
+            o->threads = (int)strtol(optarg, &end, 10);
+            if (*end || o->threads < 1 || o->threads > VAMOS_MAX_THREADS)
+                return usage_error(usage, "--threads needs an integer in 1..64, not '%s'", optarg), -1;
+            vamos_set_threads(o->threads);
             break;
         case ':':
             return usage_error(usage, "option '%s' needs a value", argv[optind - 1]), -1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vamos/parallel.h"
 #include "vamos/translate.h"
 
 extern const unsigned char vamos_blob[];
@@ -31,6 +32,7 @@ static void usage(FILE *f, const vamos_model *m)
             "  --beam N      beam search with N hypotheses (default 1: greedy)\n"
             "  --batch N     translate N input lines at a time as one padded batch (default 1;\n"
             "                output then comes batch by batch)\n"
+            "  --threads N   run kernels on N threads (default: one per CPU, here %d)\n"
             "  --stats       print sentences, tokens, encoder/decoder ms, ms per target token and\n"
             "                sentences/s to standard error at the end\n"
             "  --help        this help\n"
@@ -38,7 +40,7 @@ static void usage(FILE *f, const vamos_model *m)
             "Input lines longer than 1 MiB are cut there; sentences of more than 1024 words\n"
             "keep their first 1024. Words not in the source vocabulary become <unk>, or are\n"
             "skipped when the model has no <unk>. Every input line gets one output line.\n",
-            m->name, "source", "target", m->src.n, m->tgt.n);
+            m->name, "source", "target", m->src.n, m->tgt.n, vamos_threads());
 }
 
 /* Read one line of any length (cut at MAX_LINE); NULL at end of input. */
@@ -123,6 +125,15 @@ int main(int argc, char **argv)
                 o.beam = (int)v;
             else
                 batch = (int)v;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > VAMOS_MAX_THREADS) {
+                fprintf(stderr, "translator: --threads needs an integer in 1..%d, not '%s'\n", VAMOS_MAX_THREADS,
+                        argv[i]);
+                return 2;
+            }
+            vamos_set_threads((int)v);
         } else if (!strcmp(argv[i], "--max-len") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -131,6 +142,10 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.max_len = (int)v;
+        } else if (i + 1 == argc && (!strcmp(argv[i], "--beam") || !strcmp(argv[i], "--batch") ||
+                                     !strcmp(argv[i], "--threads") || !strcmp(argv[i], "--max-len"))) {
+            fprintf(stderr, "translator: %s needs a value (see --help)\n", argv[i]);
+            return 2;
         } else if (argv[i][0] == '-' && argv[i][1] && !sentence) {
             fprintf(stderr, "translator: unknown option '%s' (see --help)\n", argv[i]);
             return 2;

@@ -127,6 +127,13 @@ Test(aot, base_matches_the_interpreter, .timeout = 900)
     cr_assert_eq(sh(&one, "/tmp/vamos-aot-base --max-len 4 < /tmp/vamos-aot-base-in"), 0);
     cr_assert_eq(sh(&batched, "/tmp/vamos-aot-base --max-len 4 --batch 3 < /tmp/vamos-aot-base-in"), 0);
     cr_assert_str_eq(one, batched);
+    /* threads split rows, never a sum: the same words on 1 and 3 threads */
+    char *t1, *t3;
+    cr_assert_eq(sh(&t1, "/tmp/vamos-aot-base --max-len 4 --batch 3 --threads 1 < /tmp/vamos-aot-base-in"), 0);
+    cr_assert_eq(sh(&t3, "/tmp/vamos-aot-base --max-len 4 --batch 3 --threads 3 < /tmp/vamos-aot-base-in"), 0);
+    cr_assert_str_eq(t1, batched);
+    cr_assert_str_eq(t3, batched);
+    free(t1), free(t3);
     free(one);
     free(batched);
     remove("/tmp/vamos-aot-base");

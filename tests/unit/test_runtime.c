@@ -1,0 +1,80 @@
+/* test_runtime.c - the runtime's thread pool and memory plan. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "vamos/parallel.h"
+
+/* Adds 1 to out[i] for i in [lo, hi); fails with 7 on a marked index. */
+static int32_t mark(void *out, const void *a, const void *b, const int64_t *dims, int64_t lo, int64_t hi)
+{
+    (void)a, (void)b;
+    int *o = out;
+    for (int64_t i = lo; i < hi; i++) {
+        if (dims && i == dims[0])
+            return 7;
+        o[i]++;
+    }
+    return 0;
+}
+
+static void covers_once(int threads)
+{
+    vamos_set_threads(threads);
+    enum { N = 10007 };
+    int *o = calloc(N, sizeof *o);
+    for (int rep = 0; rep < 200; rep++) {
+        int64_t n = 1 + (rep * 7919) % N;
+        cr_assert_eq(vamos_parallel(mark, o, NULL, NULL, NULL, n, 1 << 20), 0);
+        for (int64_t i = 0; i < N; i++) {
+            cr_assert_eq(o[i], i < n, "threads %d, n %ld: [%ld] done %d times", threads, (long)n, (long)i, o[i]);
+            o[i] = 0;
+        }
+    }
+    free(o);
+}
+
+Test(pool, every_index_once_on_any_thread_count)
+{
+    covers_once(1);
+    covers_once(2);
+    covers_once(5);
+    covers_once(0);
+}
+
+Test(pool, a_failing_chunk_is_reported)
+{
+    vamos_set_threads(4);
+    int *o = calloc(1000, sizeof *o);
+    int64_t bad[] = { 999 };
+    cr_assert_eq(vamos_parallel(mark, o, NULL, NULL, bad, 1000, 1 << 20), 7);
+    bad[0] = 0;
+    cr_assert_eq(vamos_parallel(mark, o, NULL, NULL, bad, 1000, 1 << 20), 7);
+    /* small work runs inline and fails the same way */
+    cr_assert_eq(vamos_parallel(mark, o, NULL, NULL, bad, 1000, 10), 7);
+    free(o);
+}
+
+/* Two application threads calling at once: one runs inline, both finish. */
+static void *hammer(void *arg)
+{
+    int *o = arg;
+    for (int rep = 0; rep < 300; rep++)
+        vamos_parallel(mark, o, NULL, NULL, NULL, 4096, 1 << 20);
+    return NULL;
+}
+
+Test(pool, concurrent_callers)
+{
+    vamos_set_threads(2);
+    int *a = calloc(4096, sizeof *a), *b = calloc(4096, sizeof *b);
+    pthread_t t;
+    pthread_create(&t, NULL, hammer, a);
+    hammer(b);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 4096; i++) {
+        cr_assert_eq(a[i], 300);
+        cr_assert_eq(b[i], 300);
+    }
+    free(a), free(b);
+}
