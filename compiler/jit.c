@@ -7,12 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blob.h"
 #include "vamos/parallel.h"
+#include "vamos/translate.h"
 
 struct Jit {
     LLVMOrcLLJITRef lljit;
     vamos_graph_fn enc, dec;
     vamos_step_fn enc_step, dec_step;   /* with jit_compile_steps only */
+    Blob blob;                          /* the model as the runtime reads it (no weights) */
+    vamos_model rt;
+    vamos_arena arena[2];               /* encoder, decoder */
 };
 
 static int fail(LLVMErrorRef e, const char *what, char *err, size_t errlen)
@@ -90,6 +95,14 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
         goto out;
     j->enc = (vamos_graph_fn)enc, j->dec = (vamos_graph_fn)dec;
     j->enc_step = (vamos_step_fn)enc_step, j->dec_step = (vamos_step_fn)dec_step;
+    /* the runtime runs the graphs, as in a built translator; with steps
+     * (tests) no buffer is shared, so every node's value survives a run */
+    if (blob_make(m, NULL, !steps, &j->blob)) {
+        snprintf(err, errlen, "out of memory for the model blob");
+        goto out;
+    }
+    if (vamos_model_open(&j->rt, j->blob.p, j->blob.n, j->enc, j->dec, err, errlen))
+        goto out;
     LLVMOrcDisposeThreadSafeContext(tsc);
     return j;
 out:
@@ -119,6 +132,10 @@ void jit_free(Jit *j)
         return;
     if (j->lljit)
         LLVMOrcDisposeLLJIT(j->lljit);
+    vamos_model_close(&j->rt);
+    vamos_arena_free(&j->arena[0]);
+    vamos_arena_free(&j->arena[1]);
+    free(j->blob.p);
     free(j);
 }
 
@@ -131,75 +148,55 @@ static rt_shape node_shape(const Node *n, const int64_t *sym)
     return s;
 }
 
+/* A malloc'd copy of node i's value after a run. */
+static Tensor copy_out(const Node *n, const void *data, const int64_t *sym)
+{
+    Tensor t = { .dtype = n->dtype, .shape = node_shape(n, sym) };
+    size_t bytes = (size_t)rt_numel(&t.shape) * 4;
+    t.data = malloc(bytes ? bytes : 1);
+    if (t.data)
+        memcpy(t.data, data, bytes);
+    return t;
+}
+
+/* Run g with the runtime's executor (runtime/translate.c), the one a
+ * built translator uses. */
 static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
                const InterpInputs *in, Tensor *out, Tensor *all, char *err, size_t errlen)
 {
-    void **buf = calloc((size_t)g->n + 1, sizeof *buf);
-    int64_t sym[MAX_SYMS] = { 0 };
-    memcpy(sym, in->sym, sizeof sym);
-    int rc = buf ? 0 : -1;
-    for (int i = 0; i < g->n && rc == 0; i++) {
+    bool enc = g == &m->enc;
+    if (all && !j->enc_step) {
+        snprintf(err, errlen, "internal error: every node's value needs a JIT compiled with steps");
+        return -1;
+    }
+    for (int i = 0; i < j->rt.nparams; i++)
+        j->rt.params[i] = params[i];
+    const void *inputs[2 + VAMOS_MAX_SYMS] = { in->tokens };
+    for (int s = 0; s < MAX_SYMS && s < VAMOS_MAX_SYMS; s++)
+        inputs[1 + s] = in->lengths[s];
+    inputs[1 + VAMOS_MAX_SYMS] = in->memory ? in->memory->data : NULL;
+    for (int i = 0; i < g->n; i++) {
         const Node *n = &g->nodes[i];
-        if (n->op == OP_PARAM) {
-            buf[i] = params[n->attr.param];
-            continue;
-        }
-        int64_t count = 1;
-        for (int k = 0; k < n->shape.rank; k++)
-            count *= n->shape.d[k].sym >= 0 ? sym[n->shape.d[k].sym] : n->shape.d[k].n;
-        buf[i] = malloc((size_t)(count ? count : 1) * 4);
-        if (!buf[i]) {
-            snprintf(err, errlen, "out of memory");
-            rc = -1;
-            break;
-        }
-        if (n->op == OP_INPUT) {
-            const void *src = n->attr.input.role == IN_TOKENS ? (const void *)in->tokens
-                            : n->attr.input.role == IN_LENGTHS ? (const void *)in->lengths[n->attr.input.sym]
-                            : in->memory ? in->memory->data : NULL;
-            if (!src) {
-                snprintf(err, errlen, "input '%s' of the %s was not given", n->attr.input.name, g->name);
-                rc = -1;
-                break;
-            }
-            memcpy(buf[i], src, (size_t)count * 4);
+        if (n->op == OP_INPUT && !(n->attr.input.role == IN_TOKENS ? inputs[0]
+                                   : n->attr.input.role == IN_LENGTHS ? inputs[1 + n->attr.input.sym]
+                                   : inputs[1 + VAMOS_MAX_SYMS])) {
+            snprintf(err, errlen, "input '%s' of the %s was not given", n->attr.input.name, g->name);
+            return -1;
         }
     }
-    if (rc == 0) {
-        int32_t bad = (g == &m->enc ? j->enc : j->dec)(buf, sym);
-        if (bad) {
-            snprintf(err, errlen, "a token id at position %d is outside its embedding table", bad - 1);
-            rc = -1;
-        }
+    float *o;
+    int64_t count;
+    vamos_arena *a = &j->arena[enc ? 0 : 1];
+    if (vamos_run_graph(&j->rt, enc ? &j->rt.enc : &j->rt.dec, enc ? j->enc : j->dec, a, in->sym, inputs,
+                        &o, &count, err, errlen))
+        return -1;
+    if (all) {
+        for (int i = 0; i < g->n; i++)
+            all[i] = copy_out(&g->nodes[i], a->buf[i], in->sym);
+    } else {
+        *out = copy_out(&g->nodes[g->output], o, in->sym);
     }
-    if (rc == 0 && all) {
-        for (int i = 0; i < g->n; i++) {
-            all[i].shape = node_shape(&g->nodes[i], sym);
-            all[i].dtype = g->nodes[i].dtype;
-            size_t bytes = (size_t)rt_numel(&all[i].shape) * 4;
-            all[i].data = malloc(bytes ? bytes : 1);
-            memcpy(all[i].data, buf[i], bytes);
-        }
-    } else if (rc == 0) {
-        const Node *o = &g->nodes[g->output];
-        out->dtype = o->dtype;
-        out->shape.rank = o->shape.rank;
-        for (int k = 0; k < o->shape.rank; k++)
-            out->shape.dim[k] = o->shape.d[k].sym >= 0 ? sym[o->shape.d[k].sym] : o->shape.d[k].n;
-        if (o->op == OP_PARAM) {
-            size_t bytes = (size_t)rt_numel(&out->shape) * 4;
-            out->data = malloc(bytes ? bytes : 1);
-            memcpy(out->data, buf[g->output], bytes);
-        } else {
-            out->data = buf[g->output];
-            buf[g->output] = NULL;
-        }
-    }
-    for (int i = 0; buf && i < g->n; i++)
-        if (g->nodes[i].op != OP_PARAM)
-            free(buf[i]);
-    free(buf);
-    return rc;
+    return 0;
 }
 
 int jit_run(Jit *j, const Model *m, const Graph *g, float *const *params,

@@ -3,6 +3,7 @@
  *
  *   fold.c  constant folding of elementwise ops on scalar constants
  *   dce.c   dead node elimination (nodes the output does not need)
+ *   plan.c  the static memory plan (which buffer holds each node's value)
  */
 #ifndef VAMOS_PASSES_H
 #define VAMOS_PASSES_H
@@ -12,6 +13,11 @@
 struct Arena;
 Graph pass_fold(struct Arena *a, const Graph *g);
 Graph pass_dce(struct Arena *a, const Graph *g);
+
+/* Give each node a buffer number slot[i] (-1 for weights); values whose
+ * lifetimes do not overlap share a buffer when `reuse`. Returns the
+ * number of buffers, or -1 when out of memory. */
+int plan_memory(const Graph *g, bool reuse, int *slot);
 
 /* Copy node n of a graph into dst with its inputs renamed through remap. */
 int graph_copy_node(struct Arena *a, Graph *dst, const Node *n, const int *remap);

@@ -61,7 +61,8 @@ static void read_graph(Reader *r, vamos_graph *g)
 {
     g->n = geti(r);
     g->output = geti(r);
-    if (g->n < 0 || g->n > 10000000 || g->output < 0 || g->output >= g->n) {
+    g->nslots = geti(r);
+    if (g->n < 0 || g->n > 10000000 || g->output < 0 || g->output >= g->n || g->nslots < 0 || g->nslots > g->n) {
         r->bad = true;
         return;
     }
@@ -69,8 +70,9 @@ static void read_graph(Reader *r, vamos_graph *g)
     for (int i = 0; g->nodes && i < g->n && !r->bad; i++) {
         vamos_node *n = &g->nodes[i];
         n->kind = (int)get(r, 1), n->dtype = (int)get(r, 1), n->rank = (int)get(r, 1), n->role = (int)get(r, 1);
-        n->sym = geti(r), n->param = geti(r);
-        if (n->rank > VAMOS_BLOB_RANK) {
+        n->sym = geti(r), n->param = geti(r), n->slot = geti(r);
+        if (n->rank > VAMOS_BLOB_RANK || n->slot < -1 || n->slot >= g->nslots ||
+            (n->slot < 0) != (n->kind == VAMOS_NODE_PARAM)) {
             r->bad = true;
             return;
         }
@@ -114,6 +116,11 @@ int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
             r.bad = true;
         m->params[i] = (const float *)(blob + weights_offset + off);
     }
+    const vamos_graph *gs[] = { &m->enc, &m->dec };
+    for (int k = 0; k < 2 && !r.bad; k++)
+        for (int i = 0; gs[k]->nodes && i < gs[k]->n; i++)
+            if (gs[k]->nodes[i].kind == VAMOS_NODE_PARAM && (gs[k]->nodes[i].param < 0 || gs[k]->nodes[i].param >= m->nparams))
+                r.bad = true;
     if (r.bad || !m->params) {
         snprintf(err, errlen, "the model blob is truncated or damaged");
         vamos_model_close(m);

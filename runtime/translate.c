@@ -13,6 +13,7 @@
 
 struct vamos_session {
     const vamos_model *m;
+    vamos_arena enc, dec;      /* the encoder's output outlives decoder runs */
 };
 
 vamos_session *vamos_session_new(const vamos_model *m)
@@ -23,7 +24,14 @@ vamos_session *vamos_session_new(const vamos_model *m)
     return s;
 }
 
-void vamos_session_free(vamos_session *s) { free(s); }
+void vamos_session_free(vamos_session *s)
+{
+    if (!s)
+        return;
+    vamos_arena_free(&s->enc);
+    vamos_arena_free(&s->dec);
+    free(s);
+}
 
 static double now_ms(void)
 {
@@ -40,56 +48,102 @@ static int64_t node_numel(const vamos_node *n, const int64_t *sym)
     return c;
 }
 
-int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn,
+void vamos_arena_free(vamos_arena *a)
+{
+    free(a->base);
+    free(a->buf);
+    free(a->off);
+    memset(a, 0, sizeof *a);
+}
+
+/* Grow an array of n elements of size sz to hold at least want. */
+static bool grow(void **p, int *n, int want, size_t sz)
+{
+    if (*n >= want)
+        return true;
+    void *q = realloc(*p, sz * (size_t)want);
+    if (!q)
+        return false;
+    *p = q, *n = want;
+    return true;
+}
+
+/* Lay the graph's buffers out for sym: each buffer as large as the
+ * largest value planned into it, 64-byte aligned, one block. */
+static int layout(vamos_arena *a, const vamos_graph *g, const int64_t *sym)
+{
+    int nb = a->nbuf, no = a->noff;
+    if (!grow((void **)&a->buf, &nb, g->n + 1, sizeof *a->buf) ||
+        !grow((void **)&a->off, &no, g->nslots + 1, sizeof *a->off))
+        return -1;
+    a->nbuf = nb, a->noff = no;
+    memset(a->off, 0, sizeof *a->off * (size_t)(g->nslots + 1));
+    const size_t limit = (size_t)1 << 46;                    /* no machine has 64 TB */
+    for (int i = 0; i < g->n; i++) {
+        const vamos_node *n = &g->nodes[i];
+        if (n->slot < 0)
+            continue;
+        size_t bytes = 4;
+        for (int k = 0; k < n->rank; k++) {
+            int64_t d = n->dsym[k] >= 0 ? sym[n->dsym[k]] : n->dim[k];
+            if (d < 0 || (d > 0 && bytes > limit / (size_t)d))
+                return -1;
+            bytes *= (size_t)d;
+        }
+        bytes = (bytes + 63) & ~(size_t)63;
+        if (bytes > a->off[n->slot])
+            a->off[n->slot] = bytes;
+    }
+    size_t total = 0;                                        /* sizes to offsets */
+    for (int s = 0; s < g->nslots; s++) {
+        size_t bytes = a->off[s] ? a->off[s] : 64;
+        a->off[s] = total;
+        if (bytes > limit - total)
+            return -1;
+        total += bytes;
+    }
+    if (total > a->cap) {
+        free(a->base);
+        a->cap = 0;
+        a->base = aligned_alloc(64, total);
+        if (!a->base)
+            return -1;
+        a->cap = total;
+    }
+    for (int i = 0; i < g->n; i++)
+        a->buf[i] = g->nodes[i].slot >= 0 ? a->base + a->off[g->nodes[i].slot] : NULL;
+    return 0;
+}
+
+int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn, vamos_arena *a,
                     const int64_t *sym, const void *const *inputs, float **out, int64_t *out_n,
                     char *err, size_t errlen)
 {
-    void **buf = calloc((size_t)g->n + 1, sizeof *buf);
-    int rc = buf ? 0 : -1;
-    for (int i = 0; i < g->n && rc == 0; i++) {
+    if (layout(a, g, sym)) {
+        snprintf(err, errlen, "out of memory for the graph's buffers");
+        return -1;
+    }
+    for (int i = 0; i < g->n; i++) {
         const vamos_node *n = &g->nodes[i];
         if (n->kind == VAMOS_NODE_PARAM) {
-            buf[i] = (void *)m->params[n->param];
-            continue;
-        }
-        int64_t count = node_numel(n, sym);
-        buf[i] = malloc((size_t)(count ? count : 1) * 4);
-        if (!buf[i]) {
-            rc = -1;
-            break;
-        }
-        if (n->kind == VAMOS_NODE_INPUT) {
+            a->buf[i] = (void *)m->params[n->param];
+        } else if (n->kind == VAMOS_NODE_INPUT) {
             int slot = n->role == VAMOS_IN_TOKENS ? 0 : n->role == VAMOS_IN_LENGTHS ? 1 + n->sym : IN_MEMORY;
             if (!inputs[slot]) {
                 snprintf(err, errlen, "internal error: an input of the graph was not given");
-                rc = -1;
-                break;
+                return -1;
             }
-            memcpy(buf[i], inputs[slot], (size_t)count * 4);
+            memcpy(a->buf[i], inputs[slot], (size_t)node_numel(n, sym) * 4);
         }
     }
-    if (rc == 0 && fn(buf, sym)) {
-        snprintf(err, errlen, "internal error: a token id is outside its embedding table");
-        rc = -1;
+    int32_t bad = fn(a->buf, sym);
+    if (bad) {
+        snprintf(err, errlen, "a token id at position %d is outside its embedding table", bad - 1);
+        return -1;
     }
-    if (rc == 0) {
-        const vamos_node *o = &g->nodes[g->output];
-        *out_n = node_numel(o, sym);
-        if (o->kind == VAMOS_NODE_PARAM) {
-            *out = malloc((size_t)*out_n * 4 + 4);
-            memcpy(*out, buf[g->output], (size_t)*out_n * 4);
-        } else {
-            *out = buf[g->output];
-            buf[g->output] = NULL;
-        }
-    } else if (!err[0]) {
-        snprintf(err, errlen, "out of memory");
-    }
-    for (int i = 0; buf && i < g->n; i++)
-        if (g->nodes[i].kind != VAMOS_NODE_PARAM)
-            free(buf[i]);
-    free(buf);
-    return rc;
+    *out = a->buf[g->output];
+    *out_n = node_numel(&g->nodes[g->output], sym);
+    return 0;
 }
 
 static int find_word(const char *const *words, int n, const char *w)
@@ -200,16 +254,17 @@ typedef struct Batch {
     int *count;               /* [B] words produced */
 } Batch;
 
-static int run_encoder(const vamos_model *m, const Batch *b, int64_t *sym, const void **in,
+static int run_encoder(vamos_session *s, const Batch *b, int64_t *sym, const void **in,
                        float **mem, vamos_stats *st, char *err, size_t errlen)
 {
+    const vamos_model *m = s->m;
     int sb = sym_of(m, VAMOS_SYM_BATCH), sn = sym_of(m, VAMOS_SYM_SRC_LEN);
     sym[sb] = b->B, sym[sn] = b->N;
     in[0] = b->src;
     in[1 + sn] = b->slen;
     int64_t n;
     double t0 = now_ms();
-    int rc = vamos_run_graph(m, &m->enc, m->run_enc, sym, in, mem, &n, err, errlen);
+    int rc = vamos_run_graph(m, &m->enc, m->run_enc, &s->enc, sym, in, mem, &n, err, errlen);
     if (st)
         st->enc_ms += now_ms() - t0;
     in[IN_MEMORY] = *mem;
@@ -217,9 +272,10 @@ static int run_encoder(const vamos_model *m, const Batch *b, int64_t *sym, const
 }
 
 /* Run the decoder on prefixes [rows, t + 1]; scores are [rows, t + 1, V]. */
-static int decoder_step(const vamos_model *m, int64_t *sym, const void **in, const int32_t *prefix,
+static int decoder_step(vamos_session *s, int64_t *sym, const void **in, const int32_t *prefix,
                         int32_t *tlen, int rows, int t, float **scores, char *err, size_t errlen)
 {
+    const vamos_model *m = s->m;
     int sm = sym_of(m, VAMOS_SYM_TGT_LEN);
     for (int i = 0; i < rows; i++)
         tlen[i] = t + 1;
@@ -227,17 +283,18 @@ static int decoder_step(const vamos_model *m, int64_t *sym, const void **in, con
     in[0] = prefix;
     in[1 + sm] = tlen;
     int64_t n;
-    return vamos_run_graph(m, &m->dec, m->run_dec, sym, in, scores, &n, err, errlen);
+    return vamos_run_graph(m, &m->dec, m->run_dec, &s->dec, sym, in, scores, &n, err, errlen);
 }
 
 /* Greedy decoding of a batch: each step runs the decoder over the prefix
  * of every row and appends each unfinished row's best word. */
-static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *err, size_t errlen)
+static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, size_t errlen)
 {
+    const vamos_model *m = s->m;
     int64_t sym[VAMOS_MAX_SYMS] = { 0 };
     const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
     float *mem;
-    if (run_encoder(m, b, sym, in, &mem, st, err, errlen))
+    if (run_encoder(s, b, sym, in, &mem, st, err, errlen))
         return -1;
     int V = m->tgt.n, longest = 0, rc = 0;
     for (int i = 0; i < b->B; i++)
@@ -250,7 +307,7 @@ static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *e
     for (int t = 0; prefix && tlen && done && t < longest && left > 0; t++) {
         fill_prefix(prefix, b->B, t, start, b->out, b->count);
         float *scores;
-        if (decoder_step(m, sym, in, prefix, tlen, b->B, t, &scores, err, errlen)) {
+        if (decoder_step(s, sym, in, prefix, tlen, b->B, t, &scores, err, errlen)) {
             rc = -1;
             break;
         }
@@ -269,7 +326,6 @@ static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *e
                 left--;
             }
         }
-        free(scores);
     }
     if (st)
         st->dec_ms += now_ms() - t0;
@@ -278,7 +334,6 @@ static int greedy_batch(const vamos_model *m, Batch *b, vamos_stats *st, char *e
     free(prefix);
     free(tlen);
     free(done);
-    free(mem);
     return rc;
 }
 
@@ -313,13 +368,14 @@ static void offer(Hyp *next, int *nn, int beam, const Hyp *from, int w, double s
 
 /* Beam search for one sentence (b->B == 1): the decoder runs on `beam`
  * rows sharing one encoder output. */
-static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, vamos_stats *st,
+static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos_stats *st,
                        char *err, size_t errlen)
 {
+    const vamos_model *m = s->m;
     int64_t sym[VAMOS_MAX_SYMS] = { 0 };
     const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
     float *mem1;
-    if (run_encoder(m, b, sym, in, &mem1, st, err, errlen))
+    if (run_encoder(s, b, sym, in, &mem1, st, err, errlen))
         return -1;
     int sb = sym_of(m, VAMOS_SYM_BATCH), V = m->tgt.n, L = b->max_len[0];
     size_t memsz = (size_t)b->N * (size_t)(m->enc.nodes[m->enc.output].dim[2]);
@@ -360,7 +416,7 @@ static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, v
         fill_prefix(prefix, live, t, start, rows_words, rows_len);
         sym[sb] = live;
         float *scores;
-        if (decoder_step(m, sym, in, prefix, tlen, live, t, &scores, err, errlen)) {
+        if (decoder_step(s, sym, in, prefix, tlen, live, t, &scores, err, errlen)) {
             rc = -1;
             break;
         }
@@ -379,7 +435,6 @@ static int beam_search(const vamos_model *m, Batch *b, int beam, double alpha, v
                           w == m->tgt.eos || hyp[k].len + 1 >= L, alpha);
             }
         }
-        free(scores);
         Hyp *tmp = hyp;
         hyp = next, next = tmp;
         live = nn;
@@ -399,7 +454,7 @@ out:
         free(hyp[k].words);
         free(next[k].words);
     }
-    free(hyp), free(next), free(mem), free(mem1), free(slen), free(prefix), free(tlen), free(lp);
+    free(hyp), free(next), free(mem), free(slen), free(prefix), free(tlen), free(lp);
     return rc;
 }
 
@@ -471,10 +526,10 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
         if (!b.src)
             rc = -1;
         else if (beam == 1)
-            rc = greedy_batch(m, &b, st, err, errlen);
+            rc = greedy_batch(s, &b, st, err, errlen);
         for (int r = 0; rc == 0 && beam > 1 && r < B; r++) {
             Batch one = { 1, n[rows[r]], b.src + (size_t)r * (size_t)b.N, &b.slen[r], &b.max_len[r], &b.out[r], &b.count[r] };
-            rc = beam_search(m, &one, beam, o->alpha > 0 ? o->alpha : 0.6, st, err, errlen);
+            rc = beam_search(s, &one, beam, o->alpha > 0 ? o->alpha : 0.6, st, err, errlen);
         }
     }
     for (int i = 0, r = 0; i < count; i++) {

@@ -15,12 +15,17 @@
  *   "VAMOSBLB" u32 version u32 reserved  u64 weights_hash  u64 weights_offset
  *   str name;  u32 nsyms, nsyms x u32 role
  *   vocab src, vocab tgt:  u32 n, i32 eos bos unk pad, n x str
- *   graph enc, dec:        u32 n, i32 output, n x node
- *     node: u8 kind u8 dtype u8 rank u8 role, i32 sym, i32 param,
+ *   graph enc, dec:        u32 n, i32 output, u32 nslots, n x node
+ *     node: u8 kind u8 dtype u8 rank u8 role, i32 sym, i32 param, i32 slot,
  *           rank x (i64 n, i32 sym)
  *   u32 nparams, nparams x (u64 offset from weights_offset, u64 bytes)
  *   (padding to a multiple of 64) weights
  * where str is u32 length + bytes (no NUL).
+ *
+ * A node's slot is the buffer its value lives in (-1 for weights): the
+ * compiler's memory plan (compiler/plan.c) lets values whose lifetimes do
+ * not overlap share a buffer. The runtime sizes the buffers for the
+ * current batch and lengths and lays them out in one 64-byte aligned block.
  */
 #ifndef VAMOS_MODEL_H
 #define VAMOS_MODEL_H
@@ -28,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VAMOS_BLOB_VERSION 1
+#define VAMOS_BLOB_VERSION 2
 #define VAMOS_MAX_SYMS 8
 #define VAMOS_BLOB_RANK 8
 
@@ -37,13 +42,13 @@ enum { VAMOS_IN_TOKENS, VAMOS_IN_LENGTHS, VAMOS_IN_TENSOR };
 enum { VAMOS_SYM_BATCH, VAMOS_SYM_SRC_LEN, VAMOS_SYM_TGT_LEN };
 
 typedef struct vamos_node {
-    int kind, dtype, rank, role, sym, param;
+    int kind, dtype, rank, role, sym, param, slot;
     int64_t dim[VAMOS_BLOB_RANK];
     int dsym[VAMOS_BLOB_RANK];   /* -1: constant dim[k] */
 } vamos_node;
 
 typedef struct vamos_graph {
-    int n, output;
+    int n, output, nslots;
     vamos_node *nodes;
 } vamos_graph;
 

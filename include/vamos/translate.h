@@ -55,9 +55,24 @@ int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max
 int vamos_tokenize_words(const char *const *words, int nwords, int unk, const char *text,
                          int32_t *ids, int max, bool strict, const char **bad);
 
-/* Run a graph: buffers sized from sym, inputs copied in, weights pointed
- * at. out gets a malloc'd copy of the output (*out_n floats). */
-int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn,
+/* The memory a graph runs in: one 64-byte aligned block, grown as needed
+ * and reused across runs. buf[i] is node i's value after a run. */
+typedef struct vamos_arena {
+    unsigned char *base;
+    size_t cap;
+    void **buf;
+    int nbuf;
+    size_t *off;
+    int noff;
+} vamos_arena;
+
+void vamos_arena_free(vamos_arena *a);
+
+/* Run a graph in arena `a`: buffers laid out by the graph's memory plan for
+ * sym, inputs copied in, weights pointed at. *out points at the output (*out_n
+ * floats), valid until the arena runs again or is freed. Indexes of inputs:
+ * 0 tokens, 1 + s the lengths of symbol s, 1 + VAMOS_MAX_SYMS the memory. */
+int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn, vamos_arena *a,
                     const int64_t *sym, const void *const *inputs, float **out, int64_t *out_n,
                     char *err, size_t errlen);
 

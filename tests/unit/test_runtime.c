@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "compile.h"
+#include "passes.h"
 #include "vamos/parallel.h"
 
 /* Adds 1 to out[i] for i in [lo, hi); fails with 7 on a marked index. */
@@ -77,4 +79,43 @@ Test(pool, concurrent_callers)
         cr_assert_eq(b[i], 300);
     }
     free(a), free(b);
+}
+
+/* The memory plan of a graph: a value's buffer is never shared with a value
+ * live at the same time (checked from scratch here), and base's graphs fit
+ * in far fewer buffers than nodes. */
+static int plan_checked(const Graph *g)
+{
+    int *slot = malloc(sizeof(int) * (size_t)g->n), *last = malloc(sizeof(int) * (size_t)g->n);
+    int nslots = plan_memory(g, true, slot);
+    cr_assert_gt(nslots, 0);
+    for (int i = 0; i < g->n; i++)
+        last[i] = (i == g->output || g->nodes[i].op == OP_INPUT) ? g->n : i;
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            if (last[g->nodes[i].in[k]] < i)
+                last[g->nodes[i].in[k]] = i;
+    for (int i = 0; i < g->n; i++) {
+        cr_assert_eq(slot[i] < 0, g->nodes[i].op == OP_PARAM, "node %d", i);
+        for (int j = i + 1; j < g->n && slot[i] >= 0; j++)
+            /* j is written while i is still to be read: they must not share */
+            cr_assert(!(slot[j] == slot[i] && j <= last[i]), "%s: nodes %d and %d share buffer %d but %d is read at %d",
+                      g->name, i, j, slot[i], i, last[i]);
+    }
+    free(slot), free(last);
+    return nslots;
+}
+
+Test(plan, base_shares_buffers_safely)
+{
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(&a, &d, "models/base.vam", NULL);
+    cr_assert_not_null(m);
+    int ne = plan_checked(&m->enc), nd = plan_checked(&m->dec);
+    cr_log_info("base: encoder %d nodes in %d buffers, decoder %d nodes in %d buffers", m->enc.n, ne, m->dec.n, nd);
+    cr_assert_lt(ne * 4, m->enc.n);
+    cr_assert_lt(nd * 4, m->dec.n);
+    arena_free(&a);
 }

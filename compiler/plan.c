@@ -1,0 +1,95 @@
+/* plan.c - the static memory plan: which buffer each node's value lives in.
+ *
+ * Shapes are symbolic (batch, source and target length), so byte offsets
+ * can only be fixed at run time; what is decided here, once, is the
+ * sharing. Walking the nodes in execution order, a value takes a free
+ * buffer whose size has the same symbolic expression (the same constant
+ * times the same symbols), or a new one; a buffer is free again after the
+ * last node that reads its value. At run time the runtime sizes each
+ * buffer for the current symbols and lays them out in one block
+ * (runtime/translate.c). The graph's output and inputs are never shared
+ * with anything that runs after them, and weights take no buffer.
+ *
+ * A kernel's output never shares with its own inputs: its buffer is taken
+ * before the inputs' buffers are released.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+/* A buffer's size as constant x product of symbols (sorted). */
+typedef struct Size {
+    int64_t c;
+    int nsym;
+    int sym[MAX_RANK];
+} Size;
+
+static Size size_of(const Shape *s)
+{
+    Size z = { 1, 0, { 0 } };
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i].sym < 0) {
+            z.c *= s->d[i].n;
+            continue;
+        }
+        int k = z.nsym++;
+        while (k > 0 && z.sym[k - 1] > s->d[i].sym) {
+            z.sym[k] = z.sym[k - 1];
+            k--;
+        }
+        z.sym[k] = s->d[i].sym;
+    }
+    return z;
+}
+
+static bool same_size(const Size *a, const Size *b)
+{
+    return a->c == b->c && a->nsym == b->nsym && !memcmp(a->sym, b->sym, sizeof(int) * (size_t)a->nsym);
+}
+
+int plan_memory(const Graph *g, bool reuse, int *slot)
+{
+    int n = g->n, nslots = 0;
+    int *last = malloc(sizeof(int) * (size_t)(n + 1));
+    Size *sizes = malloc(sizeof(Size) * (size_t)(n + 1));
+    bool *free_ = calloc((size_t)n + 1, sizeof *free_);
+    if (!last || !sizes || !free_) {
+        free(last), free(sizes), free(free_);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        last[i] = g->nodes[i].op == OP_INPUT ? n : i;   /* inputs: filled before the run */
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            if (last[g->nodes[i].in[k]] < i)
+                last[g->nodes[i].in[k]] = i;
+    last[g->output] = n;
+    for (int i = 0; i < n; i++) {
+        const Node *nd = &g->nodes[i];
+        slot[i] = -1;
+        if (nd->op == OP_PARAM)
+            continue;
+        Size z = size_of(&nd->shape);
+        int pick = -1;
+        for (int s = 0; reuse && s < nslots && pick < 0; s++)
+            if (free_[s] && same_size(&sizes[s], &z))
+                pick = s;
+        if (pick < 0) {
+            pick = nslots++;
+            sizes[pick] = z;
+        }
+        free_[pick] = false;
+        slot[i] = pick;
+        /* release the buffers whose last reader this is */
+        for (int k = 0; k < op_info[nd->op].arity; k++) {
+            int in = nd->in[k];
+            if (last[in] == i && slot[in] >= 0)
+                free_[slot[in]] = true;
+        }
+        if (last[i] == i)   /* a value nothing reads */
+            free_[pick] = true;
+    }
+    free(last), free(sizes), free(free_);
+    return nslots;
+}
