@@ -160,7 +160,7 @@ static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_COUNT:
+    case OP_TRANSPOSE: case OP_STORE: case OP_COUNT:
         break;
     }
     return x;
@@ -189,7 +189,7 @@ static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
     case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
     case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_COUNT:
+    case OP_TRANSPOSE: case OP_STORE: case OP_COUNT:
         break;
     }
     return x;
@@ -364,31 +364,87 @@ static void emit_transpose(CG *c, const Node *n, const Node *na)
     loop_end(c, &lp);
 }
 
-/* Copy (reshape) or fill (const, arange), over the flat index. */
-static void emit_fill(CG *c, const Node *n)
+/* The number of dims slotted for a node and its inputs: the index of the
+ * first extra slot (a position offset, see dims_arg). */
+static int nslotted(const Graph *g, const Node *n)
 {
+    int k = 0;
+    const Shape *shapes[3] = { &n->shape, NULL, NULL };
+    for (int i = 0; i < op_info[n->op].arity; i++)
+        shapes[i + 1] = &g->nodes[n->in[i]].shape;
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; shapes[s] && i < shapes[s]->rank; i++)
+            k += shapes[s]->d[i].sym >= 0;
+    return k;
+}
+
+/* A node's position offset (ARANGE, CAUSAL_MASK, STORE): 0, or the value
+ * of its symbol passed in the first extra dims slot. */
+static LLVMValueRef offset_val(CG *c, const Graph *g, const Node *n)
+{
+    bool has = n->op == OP_STORE ? n->attr.store.axis >= 0 : n->attr.offset != 0;
+    return has ? dim_val(c, (Dim){ 0, SLOT + nslotted(g, n) }) : i64c(c, 0);
+}
+
+/* state with x written at the position along axis (or all of x): one
+ * sequential call (the state is small next to the rest of a step). */
+static void emit_store(CG *c, const Graph *g, const Node *n, const Node *na, const Node *nb)
+{
+    LLVMValueRef all = numel(c, &n->shape);
+    /* out and state are one buffer in the runtime; copy when they are not */
+    LLVMBasicBlockRef copy = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "copy");
+    LLVMBasicBlockRef write = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "write");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, c->out, c->a, ""), copy, write);
+    LLVMPositionBuilderAtEnd(c->b, copy);
+    Loop lc = loop_begin(c, all);
+    store_f(c, load_f(c, c->a, lc.iv), c->out, lc.iv);
+    loop_end(c, &lc);
+    LLVMBuildBr(c->b, write);
+    LLVMPositionBuilderAtEnd(c->b, write);
+    int axis = n->attr.store.axis;
+    if (axis < 0) {
+        Loop l = loop_begin(c, all);
+        store_f(c, load_f(c, c->bb, l.iv), c->out, l.iv);
+        loop_end(c, &l);
+        return;
+    }
+    (void)na;
+    LLVMValueRef len = dim_val(c, n->shape.d[axis]), at = offset_val(c, g, n);
+    LLVMValueRef inner = product(c, &n->shape, axis + 1, n->shape.rank);
+    Loop l = loop_begin(c, numel(c, &nb->shape));
+    LLVMValueRef o = LLVMBuildUDiv(c->b, l.iv, inner, ""), i = LLVMBuildURem(c->b, l.iv, inner, "");
+    LLVMValueRef dst = add(c, mul(c, add(c, mul(c, o, len), at), inner), i);
+    store_f(c, load_f(c, c->bb, l.iv), c->out, dst);
+    loop_end(c, &l);
+}
+
+/* Copy (reshape) or fill (const, arange), over the flat index. */
+static void emit_fill(CG *c, const Graph *g, const Node *n)
+{
+    LLVMValueRef from = n->op == OP_ARANGE ? offset_val(c, g, n) : NULL;
     Loop l = loop_par(c);
     LLVMValueRef v;
     if (n->op == OP_CONST)
         v = f32c(c, (float)n->attr.value);
     else if (n->op == OP_ARANGE)
-        v = LLVMBuildSIToFP(c->b, l.iv, c->f32, "");
+        v = LLVMBuildSIToFP(c->b, add(c, from, l.iv), c->f32, "");
     else
         v = load_f(c, c->a, l.iv);
     store_f(c, v, c->out, l.iv);
     loop_end(c, &l);
 }
 
-/* causal: out[i, j] = j <= i ? 0 : -inf; pad: out[bi, j] = j < len[bi] ? 0 : -inf;
+/* causal: out[i, j] = j <= from + i ? 0 : -inf; pad: out[bi, j] = j < len[bi] ? 0 : -inf;
  * the parallel loop runs over i (bi). */
-static void emit_mask(CG *c, const Node *n)
+static void emit_mask(CG *c, const Graph *g, const Node *n)
 {
     bool causal = n->op == OP_CAUSAL_MASK;
     LLVMValueRef cols = dim_val(c, n->shape.d[n->shape.rank - 1]);
+    LLVMValueRef from = causal ? offset_val(c, g, n) : NULL;
     Loop li = loop_par(c);
     LLVMValueRef limit;
     if (causal) {
-        limit = li.iv;
+        limit = add(c, from, li.iv);
     } else {
         LLVMValueRef len = LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->a, li.iv), "");
         limit = LLVMBuildSub(c->b, LLVMBuildSExt(c->b, len, c->i64, ""), i64c(c, 1), "");
@@ -451,6 +507,8 @@ static void extent(CG *c, const Node *n, const Node *na, LLVMValueRef *len, LLVM
             *len = product(c, s, 0, s->rank - 1);
         } else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK) {
             *len = dim_val(c, s->d[0]);
+        } else if (n->op == OP_STORE) {
+            *len = i64c(c, 1);   /* one sequential call */
         } else {
             *len = all;   /* CONST, ARANGE */
         }
@@ -490,6 +548,10 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
     if (n->op == OP_TRANSPOSE)
         for (int i = 0; i < n->shape.rank; i++)
             k[at++] = n->attr.perm[i];
+    if (n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK)
+        k[at++] = n->attr.offset != 0;
+    if (n->op == OP_STORE)
+        k[at++] = n->attr.store.axis;
     return XXH3_64bits(k, sizeof(int64_t) * (size_t)at);
 }
 
@@ -523,7 +585,7 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
         if (n->op == OP_TRANSPOSE)
             emit_transpose(c, n, na);
         else
-            emit_fill(c, n);
+            emit_fill(c, g, n);
         break;
     case OPK_SOURCE:
     case OPK_OTHER:
@@ -532,9 +594,11 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
         else if (n->op == OP_GATHER)
             emit_gather(c, n, na);
         else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK)
-            emit_mask(c, n);
+            emit_mask(c, g, n);
+        else if (n->op == OP_STORE)
+            emit_store(c, g, n, na, nb);
         else
-            emit_fill(c, n);   /* CONST, ARANGE */
+            emit_fill(c, g, n);   /* CONST, ARANGE */
         break;
     }
     LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
@@ -573,6 +637,12 @@ static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLV
                                         : i64c(c, d.n);
             LLVMBuildStore(c->b, v, gep(c, c->i64, area, i64c(c, slot++)));
         }
+    /* one extra slot: the position symbol of ARANGE, CAUSAL_MASK, STORE */
+    int pos = n->op == OP_STORE ? (n->attr.store.axis >= 0 ? n->attr.store.pos : -1)
+            : n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK ? n->attr.offset - 1 : -1;
+    if (pos >= 0)
+        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, pos)), ""),
+                       gep(c, c->i64, area, i64c(c, slot)));
     return area;
 }
 
@@ -615,7 +685,7 @@ static void emit_steps(CG *c, const Graph *g, LLVMValueRef *ks)
     LLVMPositionBuilderAtEnd(c->b, none);
     LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
     LLVMPositionBuilderAtEnd(c->b, entry);
-    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK), "dims");
+    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK + 1), "dims");
     LLVMValueRef sw = LLVMBuildSwitch(c->b, LLVMGetParam(f, 0), none, (unsigned)g->n);
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
@@ -644,7 +714,7 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     c->fn = f;
     LLVMValueRef buf = LLVMGetParam(f, 0), sym = LLVMGetParam(f, 1);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
-    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK), "dims");
+    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK + 1), "dims");
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
             continue;

@@ -62,6 +62,14 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
     m->enc = pass_dce(a, &m->enc);
     m->dec = pass_dce(a, &m->dec);
     check(m, "dce");
+    if (after)
+        return m;
+    if (derive_step(a, m)) {
+#ifndef NDEBUG
+        graph_check(m, &m->prep, "incremental");
+        graph_check(m, &m->step, "incremental");
+#endif
+    }
     return m;
 }
 

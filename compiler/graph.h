@@ -36,7 +36,8 @@ typedef enum DType { DT_F32, DT_I32 } DType;
 typedef enum InputRole {
     IN_TOKENS,    /* i32 [batch, len]: token ids of a sequence */
     IN_LENGTHS,   /* i32 [batch]: valid length of each row of a sequence */
-    IN_TENSOR     /* f32: the encoder's output given to the decoder */
+    IN_TENSOR,    /* f32: the encoder's output given to the decoder */
+    IN_STATE      /* f32: state kept between decoder steps (sym: its index) */
 } InputRole;
 
 typedef struct Node {
@@ -52,6 +53,11 @@ typedef struct Node {
         struct { InputRole role; int sym; const char *name; } input; /* INPUT */
         int axis;       /* SUM MAX MEAN */
         int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
+        int offset;     /* ARANGE, CAUSAL_MASK: 1 + the symbol whose value
+                           is added to the (row) index; 0: none */
+        /* STORE(state, x): state k with x written at index sym[pos] of
+         * `axis` (x has size 1 there), or all of it (axis -1) */
+        struct { int state, axis, pos; } store;
     } attr;
 } Node;
 
@@ -81,7 +87,7 @@ typedef struct Vocab {
 } Vocab;
 
 /* A symbolic dimension. A sequence length has an IN_LENGTHS input. */
-typedef enum SymRole { SYM_BATCH, SYM_SRC_LEN, SYM_TGT_LEN } SymRole;
+typedef enum SymRole { SYM_BATCH, SYM_SRC_LEN, SYM_TGT_LEN, SYM_STEP_POS } SymRole;
 typedef struct Symbol {
     const char *name;
     SymRole role;
@@ -89,10 +95,25 @@ typedef struct Symbol {
 
 #define MAX_SYMS 8
 
+/* A tensor a derived decoder step keeps between runs (incremental.c). */
+typedef struct State {
+    Shape shape;        /* symbolic: batch, source length, cache length */
+    int batch_axis;     /* the dim that is the batch (rows follow beams), -1 */
+    bool cache;         /* a key/value cache (else computed once per sentence) */
+} State;
+
 typedef struct Model {
     const char *name;
     SrcLoc loc;
     Graph enc, dec;
+    /* derived incremental decoding (empty when it could not be derived):
+     * prep runs once per batch and fills the per-sentence states; step
+     * computes the scores of one new position from states and the last
+     * word, appending to the caches. */
+    Graph prep, step;
+    State *states;
+    int nstates;
+    const char *no_step;   /* why there is no step, or NULL */
     ParamInfo *params;
     int nparams, cap_params;
     Vocab *src, *tgt;

@@ -83,6 +83,15 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
     case OP_PAD_MASK:
         CHECK(a->dtype == DT_I32, "lengths dtype");
         break;
+    case OP_STORE: {
+        const Node *st = a;
+        CHECK(st->op == OP_INPUT && st->attr.input.role == IN_STATE, "store into a non-state");
+        CHECK(nd->attr.store.state == st->attr.input.sym, "store into another state");
+        CHECK(st->shape.rank == b->shape.rank && nd->shape.rank == st->shape.rank, "store ranks");
+        CHECK(nd->attr.store.axis >= -1 && nd->attr.store.axis < nd->shape.rank, "store axis");
+        CHECK(nd->attr.store.axis < 0 || (nd->attr.store.pos >= 0 && nd->attr.store.pos < m->nsyms), "store position");
+        break;
+    }
     case OP_INPUT: case OP_CONST: case OP_ARANGE: case OP_CAUSAL_MASK:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT:

@@ -17,7 +17,18 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
         for (int k = 0; k < n->shape.rank; k++)
             fprintf(out, "%s%d", k ? "," : "", n->attr.perm[k]);
         break;
-    case OP_ARANGE: case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER:
+    case OP_ARANGE: case OP_CAUSAL_MASK:
+        if (n->attr.offset)
+            fprintf(out, " from=%s", m->syms[n->attr.offset - 1].name);
+        break;
+    case OP_STORE:
+        if (n->attr.store.axis >= 0)
+            fprintf(out, " state=%d axis=%d at=%s", n->attr.store.state, n->attr.store.axis,
+                    m->syms[n->attr.store.pos].name);
+        else
+            fprintf(out, " state=%d", n->attr.store.state);
+        break;
+    case OP_PAD_MASK: case OP_GATHER:
     case OP_MATMUL: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
     case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:
     case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN:

@@ -65,8 +65,10 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
     int64_t numel = rt_numel(&o->shape);
     switch (n->op) {
     case OP_INPUT: {
-        const void *src = n->attr.input.role == IN_TOKENS ? (const void *)in->tokens
-                        : n->attr.input.role == IN_LENGTHS ? (const void *)in->lengths[n->attr.input.sym]
+        InputRole r = n->attr.input.role;
+        const void *src = r == IN_TOKENS ? (const void *)in->tokens
+                        : r == IN_LENGTHS ? (const void *)in->lengths[n->attr.input.sym]
+                        : r == IN_STATE ? (in->state && in->state[n->attr.input.sym] ? in->state[n->attr.input.sym]->data : NULL)
                         : in->memory ? in->memory->data : NULL;
         if (!src) {
             snprintf(err, errlen, "input '%s' of the %s was not given", n->attr.input.name, g->name);
@@ -83,11 +85,25 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
             ((float *)o->data)[k] = (float)n->attr.value;
         return 0;
     case OP_ARANGE:
-        rt_arange(numel, o->data);
+        rt_arange(numel, n->attr.offset ? in->sym[n->attr.offset - 1] : 0, o->data);
         return 0;
     case OP_CAUSAL_MASK:
-        rt_causal_mask(o->shape.dim[0], o->data);
+        rt_causal_mask(o->shape.dim[0], o->shape.dim[1], n->attr.offset ? in->sym[n->attr.offset - 1] : 0, o->data);
         return 0;
+    case OP_STORE: {
+        /* the state, updated in place: the caller's tensor keeps it */
+        Tensor *st = in->state ? in->state[n->attr.store.state] : NULL;
+        if (!st) {
+            snprintf(err, errlen, "state %d of the %s was not given", n->attr.store.state, g->name);
+            return -1;
+        }
+        if (n->attr.store.axis < 0)
+            memcpy(st->data, b->data, (size_t)numel * 4);
+        else
+            rt_store(st->data, &st->shape, n->attr.store.axis, in->sym[n->attr.store.pos], b->data);
+        memcpy(o->data, st->data, (size_t)numel * 4);
+        return 0;
+    }
     case OP_PAD_MASK:
         rt_pad_mask(a->data, o->shape.dim[0], o->shape.dim[3], o->data);
         return 0;

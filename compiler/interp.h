@@ -23,6 +23,7 @@ typedef struct InterpInputs {
     const int32_t *tokens;         /* [batch, len] of the entry's tokens */
     const int32_t *lengths[MAX_SYMS]; /* [batch] per sequence symbol */
     const Tensor *memory;          /* decoder: the encoder's output */
+    Tensor **state;                /* derived steps: Model.states, updated by store */
 } InterpInputs;
 
 /* Run g; on success *out holds the output (free with tensor_free).

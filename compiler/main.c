@@ -182,6 +182,11 @@ static int cmd_check(Arena *a, const Opts *o)
         elems += shape_numel_const(&m->params[i].shape);
     printf("%s: model '%s' is valid: %d weights (%lld parameters), encoder %d nodes, decoder %d nodes\n",
            o->model, m->name, m->nparams, (long long)elems, m->enc.n, m->dec.n);
+    if (m->no_step)
+        printf("incremental decoding: not derived (%s); decoding re-runs the decoder per word\n", m->no_step);
+    else
+        printf("incremental decoding: per-sentence graph %d nodes, one-word step %d nodes, %d states\n",
+               m->prep.n, m->step.n, m->nstates);
     return 0;
 }
 

@@ -10,7 +10,10 @@
  *         OPK_BINARY   elementwise f(x, y), numpy broadcasting
  *         OPK_REDUCE   along one axis, the axis kept with size 1
  *         OPK_LAYOUT   moves data: reshape, transpose
- *         OPK_OTHER    gather, matmul, padding mask
+ *         OPK_OTHER    gather, matmul, padding mask, store
+ *
+ * store(state, x) exists only in derived decoder steps (incremental.c): the
+ * state with x written into it (see Node.attr.store).
  */
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
@@ -45,7 +48,8 @@
     X(MAX,         "max",         1, OPK_REDUCE)       \
     X(MEAN,        "mean",        1, OPK_REDUCE)       \
     X(RESHAPE,     "reshape",     1, OPK_LAYOUT)       \
-    X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT)
+    X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT)       \
+    X(STORE,       "store",       2, OPK_OTHER)
 
 typedef enum Op {
 #define X(id, text, arity, kind) OP_##id,

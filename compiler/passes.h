@@ -3,6 +3,7 @@
  *
  *   fold.c  constant folding of elementwise ops on scalar constants
  *   dce.c   dead node elimination (nodes the output does not need)
+ *   incremental.c  the one-token decoder step derived from the decoder
  *   plan.c  the static memory plan (which buffer holds each node's value)
  */
 #ifndef VAMOS_PASSES_H
@@ -13,6 +14,10 @@
 struct Arena;
 Graph pass_fold(struct Arena *a, const Graph *g);
 Graph pass_dce(struct Arena *a, const Graph *g);
+
+/* Derive m->prep and m->step (see incremental.c). false, with the reason
+ * in m->no_step, when the decoder cannot be decoded incrementally. */
+bool derive_step(struct Arena *a, Model *m);
 
 /* Give each node a buffer number slot[i] (-1 for weights); values whose
  * lifetimes do not overlap share a buffer when `reuse`. Returns the

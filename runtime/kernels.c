@@ -203,19 +203,32 @@ void rt_transpose(const float *a /* as */, const rt_shape *as, const int *perm,
     }
 }
 
-/* out[i] = i. */
-void rt_arange(int64_t n, float *out /* (n) */)
+/* out[i] = from + i. */
+void rt_arange(int64_t n, int64_t from, float *out /* (n) */)
 {
     for (int64_t i = 0; i < n; i++)
-        out[i] = (float)i;
+        out[i] = (float)(from + i);
 }
 
-/* 0 where col <= row, -inf above the diagonal. */
-void rt_causal_mask(int64_t m, float *out /* (m, m) */)
+/* 0 where col <= from + row, -inf after. */
+void rt_causal_mask(int64_t rows, int64_t cols, int64_t from, float *out /* (rows, cols) */)
 {
-    for (int64_t r = 0; r < m; r++)
-        for (int64_t c = 0; c < m; c++)
-            out[r * m + c] = (c <= r) ? 0.0f : -INFINITY;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            out[r * cols + c] = (c <= from + r) ? 0.0f : -INFINITY;
+}
+
+/* x (size 1 along axis) written into state at index `at` of axis. */
+void rt_store(float *state, const rt_shape *ss, int axis, int64_t at, const float *x)
+{
+    int64_t outer = 1, inner = 1, len = ss->dim[axis];
+    for (int i = 0; i < axis; i++)
+        outer *= ss->dim[i];
+    for (int i = axis + 1; i < ss->rank; i++)
+        inner *= ss->dim[i];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            state[(o * len + at) * inner + i] = x[o * inner + i];
 }
 
 /* 0 where pos < lengths[i], -inf elsewhere. */

@@ -59,11 +59,15 @@ void rt_reduce(rt_redop op, const float *a, const rt_shape *as, int axis,
 void rt_transpose(const float *a, const rt_shape *as, const int *perm,
                   float *out);
 
-/* out[i] = i for i < n. */
-void rt_arange(int64_t n, float *out);
+/* out[i] = from + i for i < n. */
+void rt_arange(int64_t n, int64_t from, float *out);
 
-/* Additive causal mask (m, m): 0 where col <= row, -inf above the diagonal. */
-void rt_causal_mask(int64_t m, float *out);
+/* Additive causal mask (rows, cols): 0 where col <= from + row, -inf after
+ * (from 0 and rows = cols: the square mask of a whole sequence). */
+void rt_causal_mask(int64_t rows, int64_t cols, int64_t from, float *out);
+
+/* Write x, of state's shape but size 1 along axis, at index `at` of axis. */
+void rt_store(float *state, const rt_shape *ss, int axis, int64_t at, const float *x);
 
 /* Additive padding mask (b, L): 0 where pos < lengths[i], -inf elsewhere. */
 void rt_pad_mask(const int32_t *lengths, int64_t b, int64_t L, float *out);

@@ -274,3 +274,102 @@ Test(jit, matmul_uses_avx2_fma)
     LLVMDisposeTargetMachine(tm);
     arena_free(&a);
 }
+
+/* ---- derived incremental decoding (compiler/incremental.c) ---- */
+
+/* Zeroed tensors for m's states, shaped for the symbols in sym. */
+static Tensor **make_states(const Model *m, const int64_t *sym)
+{
+    Tensor **st = calloc((size_t)m->nstates + 1, sizeof *st);
+    for (int k = 0; k < m->nstates; k++) {
+        st[k] = calloc(1, sizeof **st);
+        const Shape *s = &m->states[k].shape;
+        st[k]->shape.rank = s->rank;
+        for (int i = 0; i < s->rank; i++)
+            st[k]->shape.dim[i] = s->d[i].sym >= 0 ? sym[s->d[i].sym] : s->d[i].n;
+        st[k]->data = calloc((size_t)rt_numel(&st[k]->shape) + 1, 4);
+    }
+    return st;
+}
+
+static void free_states(const Model *m, Tensor **st)
+{
+    for (int k = 0; k < m->nstates; k++) {
+        tensor_free(st[k]);
+        free(st[k]);
+    }
+    free(st);
+}
+
+/* The step graph, fed one word at a time, gives at every position what the
+ * full decoder gives there (interpreter on both sides): a padded batch,
+ * a cache longer than the prefix. */
+static void step_matches_full(const char *model, int B, int N, int T)
+{
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(&a, &d, model, NULL);
+    cr_assert(m);
+    cr_assert_null(m->no_step, "%s: no step: %s", model, m->no_step);
+    float **params = random_params(m);
+    int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN), sm = model_sym(m, SYM_TGT_LEN);
+    int st = model_sym(m, SYM_STEP_POS);
+    cr_assert(st >= 0);
+    int32_t *src = calloc((size_t)(B * N), 4), *tgt = calloc((size_t)(B * T), 4), sl[8], tl[8];
+    for (int i = 0; i < B * N; i++)
+        src[i] = (int32_t)(rnd() % (uint64_t)m->src->n);
+    for (int i = 0; i < B * T; i++)
+        tgt[i] = (int32_t)(rnd() % (uint64_t)m->tgt->n);
+    for (int i = 0; i < B; i++)
+        sl[i] = N - i, tl[i] = T;
+    char err[512];
+    Tensor enc = { 0 }, full = { 0 };
+    cr_assert_eq(run_batch(NULL, m, params, B, src, sl, N, tgt, tl, T, &enc, &full, err, sizeof err), 0, "%s", err);
+    int C = T + 3;                                   /* cache longer than needed */
+    InterpInputs in = { 0 };
+    in.sym[sb] = B, in.sym[sn] = N, in.sym[sm] = C;
+    in.lengths[sn] = sl;
+    in.memory = &enc;
+    in.state = make_states(m, in.sym);
+    Tensor prep = { 0 };
+    cr_assert_eq(interp_run(m, &m->prep, params, &in, &prep, err, sizeof err), 0, "%s", err);
+    tensor_free(&prep);
+    int V = (int)full.shape.dim[2];
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        int32_t last[8], len[8];
+        for (int i = 0; i < B; i++)
+            last[i] = tgt[i * T + t], len[i] = t + 1;
+        in.tokens = last;
+        in.lengths[sm] = len;
+        in.sym[st] = t;
+        Tensor out = { 0 };
+        cr_assert_eq(interp_run(m, &m->step, params, &in, &out, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(out.shape.rank, 3);
+        cr_assert_eq(out.shape.dim[1], 1);
+        Tensor want = { .dtype = DT_F32, .shape = { 3, { B, 1, V } } };
+        want.data = malloc((size_t)(B * V) * 4);
+        for (int i = 0; i < B; i++)
+            memcpy((float *)want.data + (size_t)i * V, (float *)full.data + ((size_t)i * T + t) * V, (size_t)V * 4);
+        worst = fmax(worst, compare("step", t, &out, &want));
+        tensor_free(&want);
+        tensor_free(&out);
+    }
+    cr_log_info("%s: step vs full decoder over %d positions: worst relative error %.3g", model, T, worst);
+    free_states(m, in.state);
+    tensor_free(&enc), tensor_free(&full);
+    free(src), free(tgt);
+    free_params(m, params);
+    arena_free(&a);
+}
+
+Test(step, statquest_equals_the_full_decoder)
+{
+    step_matches_full("models/statquest.vam", 2, 3, 4);
+}
+
+Test(step, small_gelu_model_equals_the_full_decoder)
+{
+    step_matches_full("tests/golden/small.vam", 2, 5, 6);
+}

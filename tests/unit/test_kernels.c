@@ -397,8 +397,29 @@ Test(masks, causal_3)
     float want[] = { 0, -INFINITY, -INFINITY,
                      0, 0, -INFINITY,
                      0, 0, 0 };
-    rt_causal_mask(3, out);
+    rt_causal_mask(3, 3, 0, out);
     expect_arr(out, want, 9, 0);
+}
+
+/* the rows of a step at position 2 of a cache of 4 */
+Test(masks, causal_from)
+{
+    float out[8];
+    float want[] = { 0, 0, 0, -INFINITY,
+                     0, 0, 0, 0 };
+    rt_causal_mask(2, 4, 2, out);
+    expect_arr(out, want, 8, 0);
+}
+
+Test(store, into_the_middle_axis)
+{
+    /* state [2, 3, 2], x [2, 1, 2] written at index 1 of axis 1 */
+    float st[12] = { 0 }, x[] = { 1, 2, 3, 4 };
+    float want[] = { 0, 0, 1, 2, 0, 0,
+                     0, 0, 3, 4, 0, 0 };
+    rt_shape ss = { 3, { 2, 3, 2 } };
+    rt_store(st, &ss, 1, 1, x);
+    expect_arr(st, want, 12, 0);
 }
 
 Test(masks, pad)
@@ -415,6 +436,9 @@ Test(masks, pad)
 Test(arange, values)
 {
     float out[5] = { 9, 9, 9, 9, 9 }, want[] = { 0, 1, 2, 3, 9 };
-    rt_arange(4, out);
+    rt_arange(4, 0, out);
     expect_arr(out, want, 5, 0);
+    float want7[] = { 7, 8, 9, 3, 9 };
+    rt_arange(3, 7, out);
+    expect_arr(out, want7, 5, 0);
 }
