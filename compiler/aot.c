@@ -66,8 +66,8 @@ int aot_build(const Model *m, const Bound *w, const char *output, char *err, siz
     if (!tm)
         return -1;
     LLVMContextRef ctx = LLVMContextCreate();
-    const Graph *graphs[] = { &m->enc, &m->dec };
-    LLVMModuleRef mod = cg_emit(ctx, tm, m, graphs, 2, false, err, errlen);
+    const Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    LLVMModuleRef mod = cg_emit(ctx, tm, m, graphs, m->step.n > 0 ? 4 : 2, false, err, errlen);
     Blob blob = { 0 };
     int rc = -1;
     char obj[4200];

@@ -55,11 +55,14 @@ static void graph(Blob *b, const Graph *g, bool reuse)
     u32(b, (uint32_t)nslots);
     for (int i = 0; i < g->n; i++) {
         const Node *n = &g->nodes[i];
-        int kind = n->op == OP_INPUT ? VAMOS_NODE_INPUT : n->op == OP_PARAM ? VAMOS_NODE_PARAM : VAMOS_NODE_COMPUTE;
+        int kind = is_state(n) ? VAMOS_NODE_STATE : n->op == OP_INPUT ? VAMOS_NODE_INPUT
+                 : n->op == OP_PARAM ? VAMOS_NODE_PARAM : VAMOS_NODE_COMPUTE;
+        int index = n->op == OP_PARAM ? n->attr.param : n->op == OP_STORE ? n->attr.store.state
+                  : kind == VAMOS_NODE_STATE ? n->attr.input.sym : -1;
         u8(b, (unsigned)kind), u8(b, n->dtype), u8(b, (unsigned)n->shape.rank);
         u8(b, n->op == OP_INPUT ? n->attr.input.role : 0);
         i32(b, n->op == OP_INPUT ? n->attr.input.sym : -1);
-        i32(b, n->op == OP_PARAM ? n->attr.param : -1);
+        i32(b, index);
         i32(b, slot[i]);
         for (int k = 0; k < n->shape.rank; k++) {
             u64(b, (uint64_t)n->shape.d[k].n);
@@ -84,6 +87,21 @@ int blob_make(const Model *m, const Bound *w, bool reuse, Blob *b)
     vocab(b, m->tgt);
     graph(b, &m->enc, reuse);
     graph(b, &m->dec, reuse);
+    u32(b, m->step.n > 0);
+    if (m->step.n > 0) {
+        u32(b, (uint32_t)m->nstates);
+        for (int k = 0; k < m->nstates; k++) {
+            const State *st = &m->states[k];
+            u8(b, (unsigned)st->shape.rank), u8(b, st->cache);
+            i32(b, st->batch_axis);
+            for (int i = 0; i < st->shape.rank; i++) {
+                u64(b, (uint64_t)st->shape.d[i].n);
+                i32(b, st->shape.d[i].sym);
+            }
+        }
+        graph(b, &m->prep, reuse);
+        graph(b, &m->step, reuse);
+    }
     u32(b, (uint32_t)m->nparams);
     uint64_t off = 0;
     for (int i = 0; i < m->nparams; i++) {

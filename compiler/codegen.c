@@ -299,38 +299,48 @@ static void emit_reduce(CG *c, const Node *n, const Node *na)
     loop_end(c, &lo);
 }
 
-/* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]; the
- * parallel loop runs over the rows (batch entries times m). */
-static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
+/* Matmul tiling: with MM_RB rows or more, a parallel iteration computes
+ * MM_RB rows by MM_VECS vectors of VEC floats, accumulated in registers
+ * over k (columns past the last full tile take a scalar loop); with fewer
+ * rows (decoding), one row by MV_W columns (mv_block). Either way the
+ * threads split column tiles, so one-row products use every thread. */
+#define VEC 8
+#define MM_VECS 4
+#define MM_W (VEC * MM_VECS)
+#define MM_RB 4
+#define MV_W 256     /* columns per iteration with fewer than MM_RB rows */
+
+static LLVMValueRef udiv_up(CG *c, LLVMValueRef x, LLVMValueRef y)
 {
-    int r = n->shape.rank, nbat = r - 2;
-    LLVMValueRef N = dim_val(c, n->shape.d[r - 1]);
-    LLVMValueRef K = dim_val(c, na->shape.d[na->shape.rank - 1]);
-    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
-    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
-    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
-    bcast_strides(c, &ba, &bo, sa);
-    bcast_strides(c, &bb, &bo, sb);
-    for (int i = 0; i < r - 1; i++)
-        dims[i] = dim_val(c, n->shape.d[i]);
-    LLVMValueRef M = dims[r - 2], mk = mul(c, M, K), kn = mul(c, K, N);
-    Loop lp = loop_par(c);
-    unflatten(c, lp.iv, dims, r - 1, idx);
-    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0), m = idx[r - 2];
-    for (int i = 0; i < nbat; i++) {
-        oa = add(c, oa, mul(c, idx[i], sa[i]));
-        ob = add(c, ob, mul(c, idx[i], sb[i]));
-    }
-    LLVMValueRef arow = gep(c, c->f32, c->a, add(c, mul(c, oa, mk), mul(c, m, K)));
-    LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
-    LLVMValueRef orow = gep(c, c->f32, c->out, mul(c, lp.iv, N));
-    Loop lz = loop_begin(c, N);
+    return LLVMBuildUDiv(c->b, add(c, x, LLVMBuildSub(c->b, y, i64c(c, 1), "")), y, "");
+}
+
+/* Rows per block and columns per tile for M rows. */
+static LLVMValueRef mm_rows(CG *c, LLVMValueRef M)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, M, i64c(c, MM_RB), ""), i64c(c, MM_RB), i64c(c, 1), "");
+}
+
+static LLVMValueRef mm_cols(CG *c, LLVMValueRef M)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, M, i64c(c, MM_RB), ""), i64c(c, MM_W), i64c(c, MV_W), "");
+}
+
+/* One row by the MV_W columns at n0: the row's outputs accumulate in L1
+ * over k while each weight row's segment streams in (one-row products are
+ * bound by memory bandwidth, not arithmetic). */
+static void mv_block(CG *c, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef obase, LLVMValueRef row,
+                     LLVMValueRef K, LLVMValueRef N, LLVMValueRef n0)
+{
+    LLVMValueRef end = add(c, n0, i64c(c, MV_W));
+    end = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, N, ""), end, N, "");
+    LLVMValueRef arow = gep(c, c->f32, abase, mul(c, row, K)), orow = gep(c, c->f32, obase, mul(c, row, N));
+    Loop lz = loop_from(c, n0, end);
     store_f(c, f32c(c, 0), orow, lz.iv);
     loop_end(c, &lz);
     Loop lk = loop_begin(c, K);
-    LLVMValueRef av = load_f(c, arow, lk.iv);
-    LLVMValueRef brow = mul(c, lk.iv, N);
-    Loop ln = loop_begin(c, N);
+    LLVMValueRef av = load_f(c, arow, lk.iv), brow = mul(c, lk.iv, N);
+    Loop ln = loop_from(c, n0, end);
     LLVMValueRef prod = LLVMBuildFMul(c->b, av, load_f(c, bbase, add(c, brow, ln.iv)), "");
     fast(prod);
     LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, orow, ln.iv), prod, "");
@@ -338,6 +348,164 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     store_f(c, sum, orow, ln.iv);
     loop_end(c, &ln);
     loop_end(c, &lk);
+}
+
+static LLVMValueRef vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef idx)
+{
+    LLVMValueRef l = LLVMBuildLoad2(c->b, vt, gep(c, c->f32, base, idx), "");
+    LLVMSetAlignment(l, 4);
+    return l;
+}
+
+static void vstore(CG *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx)
+{
+    LLVMSetAlignment(LLVMBuildStore(c->b, v, gep(c, c->f32, base, idx)), 4);
+}
+
+static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
+{
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), x, i64c(c, 0), "");
+    LLVMTypeRef mt = LLVMVectorType(c->i32, VEC);
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), LLVMConstNull(mt), "");
+}
+
+/* One block of rb rows (row0.., clamped to M - 1 for reading, stored only
+ * below M) by the column tile at n0. arow(r) = a + r * K, b: [K, N] at bbase,
+ * out rows at obase + r * N. */
+static void mm_block(CG *c, int rb, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef obase,
+                     LLVMValueRef row0, LLVMValueRef M, LLVMValueRef K, LLVMValueRef N, LLVMValueRef n0)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
+    LLVMValueRef arow[MM_RB], last = LLVMBuildSub(c->b, M, i64c(c, 1), "");
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef r = add(c, row0, i64c(c, i));
+        r = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), r, last, "");
+        arow[i] = gep(c, c->f32, abase, mul(c, r, K));
+    }
+    LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
+    LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tail");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile_done");
+    LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntSLE, add(c, n0, i64c(c, MM_W)), N, "");
+    LLVMBuildCondBr(c->b, full, vec, tail);
+
+    /* full tile: rb x MM_VECS accumulators through the k loop */
+    LLVMPositionBuilderAtEnd(c->b, vec);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_head");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_body");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_exit");
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, head);
+    LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "k"), zero = i64c(c, 0);
+    LLVMAddIncoming(k, &zero, &pre, 1);
+    LLVMValueRef acc[MM_RB][MM_VECS], vzero = LLVMConstNull(vt);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < MM_VECS; v++) {
+            acc[i][v] = LLVMBuildPhi(c->b, vt, "acc");
+            LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
+        }
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k, K, ""), body, exit);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    LLVMValueRef brow = add(c, mul(c, k, N), n0), bv[MM_VECS];
+    for (int v = 0; v < MM_VECS; v++)
+        bv[v] = vload(c, vt, bbase, add(c, brow, i64c(c, v * VEC)));
+    LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
+    LLVMValueRef nacc[MM_RB][MM_VECS];
+    unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+    LLVMValueRef fma = LLVMGetIntrinsicDeclaration(c->mod, id, &vt, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &vt, 1);
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef s = splat(c, vt, load_f(c, arow[i], k));
+        for (int v = 0; v < MM_VECS; v++)
+            nacc[i][v] = LLVMBuildCall2(c->b, fty, fma, (LLVMValueRef[]){ s, bv[v], acc[i][v] }, 3, "");
+    }
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(k, &nk, &latch, 1);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < MM_VECS; v++)
+            LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, exit);
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef r = add(c, row0, i64c(c, i));
+        LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store");
+        LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "skip");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), st, skip);
+        LLVMPositionBuilderAtEnd(c->b, st);
+        LLVMValueRef o = add(c, mul(c, r, N), n0);
+        for (int v = 0; v < MM_VECS; v++)
+            vstore(c, acc[i][v], obase, add(c, o, i64c(c, v * VEC)));
+        LLVMBuildBr(c->b, skip);
+        LLVMPositionBuilderAtEnd(c->b, skip);
+    }
+    LLVMBuildBr(c->b, done);
+
+    /* the last, partial tile: scalar dot products */
+    LLVMPositionBuilderAtEnd(c->b, tail);
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef r = add(c, row0, i64c(c, i));
+        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tail_row");
+        LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tail_skip");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), go, skip);
+        LLVMPositionBuilderAtEnd(c->b, go);
+        LLVMValueRef orow = gep(c, c->f32, obase, mul(c, r, N));
+        Loop ln = loop_from(c, n0, N);
+        store_f(c, f32c(c, 0), orow, ln.iv);
+        Loop lk = loop_begin(c, K);
+        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow[i], lk.iv), load_f(c, bbase, add(c, mul(c, lk.iv, N), ln.iv)), "");
+        fast(prod);
+        LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, orow, ln.iv), prod, "");
+        fast(sum);
+        store_f(c, sum, orow, ln.iv);
+        loop_end(c, &lk);
+        loop_end(c, &ln);
+        LLVMBuildBr(c->b, skip);
+        LLVMPositionBuilderAtEnd(c->b, skip);
+    }
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+/* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]. The
+ * parallel loop runs over (batch entry, row block, column tile). */
+static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
+{
+    int r = n->shape.rank, nbat = r - 2;
+    LLVMValueRef N = dim_val(c, n->shape.d[r - 1]), M = dim_val(c, n->shape.d[r - 2]);
+    LLVMValueRef K = dim_val(c, na->shape.d[na->shape.rank - 1]);
+    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
+    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
+    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
+    bcast_strides(c, &ba, &bo, sa);
+    bcast_strides(c, &bb, &bo, sb);
+    for (int i = 0; i < nbat; i++)
+        dims[i] = dim_val(c, n->shape.d[i]);
+    LLVMValueRef rb = mm_rows(c, M), mblocks = udiv_up(c, M, rb), W = mm_cols(c, M), ntiles = udiv_up(c, N, W);
+    LLVMValueRef mk = mul(c, M, K), kn = mul(c, K, N), mn = mul(c, M, N);
+    Loop lp = loop_par(c);
+    LLVMValueRef tile = LLVMBuildURem(c->b, lp.iv, ntiles, ""), q = LLVMBuildUDiv(c->b, lp.iv, ntiles, "");
+    LLVMValueRef mb = LLVMBuildURem(c->b, q, mblocks, ""), bi = LLVMBuildUDiv(c->b, q, mblocks, "");
+    unflatten(c, bi, dims, nbat, idx);
+    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0);
+    for (int i = 0; i < nbat; i++) {
+        oa = add(c, oa, mul(c, idx[i], sa[i]));
+        ob = add(c, ob, mul(c, idx[i], sb[i]));
+    }
+    LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk));
+    LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
+    LLVMValueRef obase = gep(c, c->f32, c->out, mul(c, bi, mn));
+    LLVMValueRef row0 = mul(c, mb, rb), n0 = mul(c, tile, W);
+    LLVMBasicBlockRef many = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows4");
+    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows1");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows_done");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, rb, i64c(c, MM_RB), ""), many, one);
+    LLVMPositionBuilderAtEnd(c->b, many);
+    mm_block(c, MM_RB, abase, bbase, obase, row0, M, K, N, n0);
+    LLVMBuildBr(c->b, join);
+    LLVMPositionBuilderAtEnd(c->b, one);
+    mv_block(c, abase, bbase, obase, row0, K, N, n0);
+    LLVMBuildBr(c->b, join);
+    LLVMPositionBuilderAtEnd(c->b, join);
     loop_end(c, &lp);
 }
 
@@ -501,7 +669,9 @@ static void extent(CG *c, const Node *n, const Node *na, LLVMValueRef *len, LLVM
     case OPK_SOURCE:
     case OPK_OTHER:
         if (n->op == OP_MATMUL) {
-            *len = product(c, s, 0, s->rank - 1);
+            LLVMValueRef M = dim_val(c, s->d[s->rank - 2]);
+            *len = mul(c, mul(c, product(c, s, 0, s->rank - 2), udiv_up(c, M, mm_rows(c, M))),
+                       udiv_up(c, dim_val(c, s->d[s->rank - 1]), mm_cols(c, M)));
             *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
         } else if (n->op == OP_GATHER) {
             *len = product(c, s, 0, s->rank - 1);

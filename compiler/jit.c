@@ -13,8 +13,8 @@
 
 struct Jit {
     LLVMOrcLLJITRef lljit;
-    vamos_graph_fn enc, dec;
-    vamos_step_fn enc_step, dec_step;   /* with jit_compile_steps only */
+    vamos_graph_fn enc, dec, prep, step;
+    vamos_step_fn steps[4];             /* per graph, with jit_compile_steps only */
     Blob blob;                          /* the model as the runtime reads it (no weights) */
     vamos_model rt;
     vamos_arena arena[2];               /* encoder, decoder */
@@ -49,8 +49,9 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
         return NULL;
     Jit *j = calloc(1, sizeof *j);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    const Graph *graphs[] = { &m->enc, &m->dec };
-    LLVMModuleRef mod = cg_emit(LLVMOrcThreadSafeContextGetContext(tsc), tm, m, graphs, 2, steps, err, errlen);
+    const Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    int ngraphs = m->step.n > 0 ? 4 : 2;
+    LLVMModuleRef mod = cg_emit(LLVMOrcThreadSafeContextGetContext(tsc), tm, m, graphs, ngraphs, steps, err, errlen);
     /* the JIT gets a target machine builder of its own for the same host */
     LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -88,20 +89,27 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
         fail(e, "cannot add the module", err, errlen);
         goto out;
     }
-    uintptr_t enc, dec, enc_step = 0, dec_step = 0;
-    if (lookup(j, "vamos_encoder", &enc, err, errlen) || lookup(j, "vamos_decoder", &dec, err, errlen) ||
-        (steps && (lookup(j, "vamos_encoder_step", &enc_step, err, errlen) ||
-                   lookup(j, "vamos_decoder_step", &dec_step, err, errlen))))
-        goto out;
-    j->enc = (vamos_graph_fn)enc, j->dec = (vamos_graph_fn)dec;
-    j->enc_step = (vamos_step_fn)enc_step, j->dec_step = (vamos_step_fn)dec_step;
+    uintptr_t fn[4] = { 0 }, st[4] = { 0 };
+    for (int i = 0; i < ngraphs; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "vamos_%s", graphs[i]->name);
+        if (lookup(j, name, &fn[i], err, errlen))
+            goto out;
+        snprintf(name, sizeof name, "vamos_%s_step", graphs[i]->name);
+        if (steps && lookup(j, name, &st[i], err, errlen))
+            goto out;
+        j->steps[i] = (vamos_step_fn)st[i];
+    }
+    j->enc = (vamos_graph_fn)fn[0], j->dec = (vamos_graph_fn)fn[1];
+    j->prep = (vamos_graph_fn)fn[2], j->step = (vamos_graph_fn)fn[3];
     /* the runtime runs the graphs, as in a built translator; with steps
      * (tests) no buffer is shared, so every node's value survives a run */
     if (blob_make(m, NULL, !steps, &j->blob)) {
         snprintf(err, errlen, "out of memory for the model blob");
         goto out;
     }
-    if (vamos_model_open(&j->rt, j->blob.p, j->blob.n, j->enc, j->dec, err, errlen))
+    const vamos_kernel_fn fns[4] = { j->enc, j->dec, j->prep, j->step };
+    if (vamos_model_open(&j->rt, j->blob.p, j->blob.n, fns, err, errlen))
         goto out;
     LLVMOrcDisposeThreadSafeContext(tsc);
     return j;
@@ -123,7 +131,8 @@ Jit *jit_compile_steps(const Model *m, char *err, size_t errlen)
 
 int32_t jit_step(Jit *j, const Model *m, const Graph *g, int node, void *const *buf, const int64_t *sym)
 {
-    return (g == &m->enc ? j->enc_step : j->dec_step)(node, buf, sym);
+    int k = g == &m->enc ? 0 : g == &m->dec ? 1 : g == &m->prep ? 2 : 3;
+    return j->steps[k](node, buf, sym);
 }
 
 void jit_free(Jit *j)
@@ -164,9 +173,11 @@ static Tensor copy_out(const Node *n, const void *data, const int64_t *sym)
 static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
                const InterpInputs *in, Tensor *out, Tensor *all, char *err, size_t errlen)
 {
-    bool enc = g == &m->enc;
-    if (all && !j->enc_step) {
-        snprintf(err, errlen, "internal error: every node's value needs a JIT compiled with steps");
+    int k = g == &m->enc ? 0 : g == &m->dec ? 1 : g == &m->prep ? 2 : 3;
+    const vamos_graph *rg[] = { &j->rt.enc, &j->rt.dec, &j->rt.prep, &j->rt.step };
+    vamos_graph_fn fn[] = { j->enc, j->dec, j->prep, j->step };
+    if ((all && !j->steps[k]) || !fn[k]) {
+        snprintf(err, errlen, "internal error: the %s was not compiled for this", g->name);
         return -1;
     }
     for (int i = 0; i < j->rt.nparams; i++)
@@ -175,20 +186,26 @@ static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
     for (int s = 0; s < MAX_SYMS && s < VAMOS_MAX_SYMS; s++)
         inputs[1 + s] = in->lengths[s];
     inputs[1 + VAMOS_MAX_SYMS] = in->memory ? in->memory->data : NULL;
+    void **states = calloc((size_t)m->nstates + 1, sizeof *states);
+    for (int s = 0; states && in->state && s < m->nstates; s++)
+        states[s] = in->state[s] ? in->state[s]->data : NULL;
     for (int i = 0; i < g->n; i++) {
         const Node *n = &g->nodes[i];
-        if (n->op == OP_INPUT && !(n->attr.input.role == IN_TOKENS ? inputs[0]
-                                   : n->attr.input.role == IN_LENGTHS ? inputs[1 + n->attr.input.sym]
-                                   : inputs[1 + VAMOS_MAX_SYMS])) {
+        InputRole r = n->attr.input.role;
+        if (n->op == OP_INPUT && r != IN_STATE && !(r == IN_TOKENS ? inputs[0]
+                                                    : r == IN_LENGTHS ? inputs[1 + n->attr.input.sym]
+                                                    : inputs[1 + VAMOS_MAX_SYMS])) {
             snprintf(err, errlen, "input '%s' of the %s was not given", n->attr.input.name, g->name);
+            free(states);
             return -1;
         }
     }
     float *o;
     int64_t count;
-    vamos_arena *a = &j->arena[enc ? 0 : 1];
-    if (vamos_run_graph(&j->rt, enc ? &j->rt.enc : &j->rt.dec, enc ? j->enc : j->dec, a, in->sym, inputs,
-                        &o, &count, err, errlen))
+    vamos_arena *a = &j->arena[k == 0 ? 0 : 1];
+    int rc = vamos_run_graph(&j->rt, rg[k], fn[k], a, in->sym, inputs, states, &o, &count, err, errlen);
+    free(states);
+    if (rc)
         return -1;
     if (all) {
         for (int i = 0; i < g->n; i++)

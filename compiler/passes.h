@@ -23,6 +23,8 @@ bool derive_step(struct Arena *a, Model *m);
  * lifetimes do not overlap share a buffer when `reuse`. Returns the
  * number of buffers, or -1 when out of memory. */
 int plan_memory(const Graph *g, bool reuse, int *slot);
+/* A state input or a store into a state: its buffer is the state's. */
+bool is_state(const Node *n);
 
 /* Copy node n of a graph into dst with its inputs renamed through remap. */
 int graph_copy_node(struct Arena *a, Graph *dst, const Node *n, const int *remap);

@@ -10,6 +10,9 @@
  * (runtime/translate.c). The graph's output and inputs are never shared
  * with anything that runs after them, and weights take no buffer.
  *
+ * States (incremental.c) are the runtime's: a state input and the stores
+ * into it share the state's memory, which lives across runs.
+ *
  * A kernel's output never shares with its own inputs: its buffer is taken
  * before the inputs' buffers are released.
  */
@@ -48,6 +51,11 @@ static bool same_size(const Size *a, const Size *b)
     return a->c == b->c && a->nsym == b->nsym && !memcmp(a->sym, b->sym, sizeof(int) * (size_t)a->nsym);
 }
 
+bool is_state(const Node *n)
+{
+    return n->op == OP_STORE || (n->op == OP_INPUT && n->attr.input.role == IN_STATE);
+}
+
 int plan_memory(const Graph *g, bool reuse, int *slot)
 {
     int n = g->n, nslots = 0;
@@ -68,8 +76,8 @@ int plan_memory(const Graph *g, bool reuse, int *slot)
     for (int i = 0; i < n; i++) {
         const Node *nd = &g->nodes[i];
         slot[i] = -1;
-        if (nd->op == OP_PARAM)
-            continue;
+        if (nd->op == OP_PARAM || is_state(nd))
+            continue;                      /* weights and states live elsewhere */
         Size z = size_of(&nd->shape);
         int pick = -1;
         for (int s = 0; reuse && s < nslots && pick < 0; s++)

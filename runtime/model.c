@@ -62,7 +62,7 @@ static void read_graph(Reader *r, vamos_graph *g)
     g->n = geti(r);
     g->output = geti(r);
     g->nslots = geti(r);
-    if (g->n < 0 || g->n > 10000000 || g->output < 0 || g->output >= g->n || g->nslots < 0 || g->nslots > g->n) {
+    if (g->n < 0 || g->n > 10000000 || (g->output < 0 && g->n > 0) || g->output < -1 || g->output >= g->n || g->nslots < 0 || g->nslots > g->n) {
         r->bad = true;
         return;
     }
@@ -71,8 +71,8 @@ static void read_graph(Reader *r, vamos_graph *g)
         vamos_node *n = &g->nodes[i];
         n->kind = (int)get(r, 1), n->dtype = (int)get(r, 1), n->rank = (int)get(r, 1), n->role = (int)get(r, 1);
         n->sym = geti(r), n->param = geti(r), n->slot = geti(r);
-        if (n->rank > VAMOS_BLOB_RANK || n->slot < -1 || n->slot >= g->nslots ||
-            (n->slot < 0) != (n->kind == VAMOS_NODE_PARAM)) {
+        if (n->rank > VAMOS_BLOB_RANK || n->slot < -1 || n->slot >= g->nslots || n->kind > VAMOS_NODE_STATE ||
+            (n->slot < 0) != (n->kind == VAMOS_NODE_PARAM || n->kind == VAMOS_NODE_STATE)) {
             r->bad = true;
             return;
         }
@@ -83,8 +83,50 @@ static void read_graph(Reader *r, vamos_graph *g)
     }
 }
 
+static void read_states(Reader *r, vamos_model *m)
+{
+    m->nstates = geti(r);
+    if (m->nstates < 0 || m->nstates > 100000) {
+        r->bad = true;
+        return;
+    }
+    m->states = calloc((size_t)m->nstates + 1, sizeof *m->states);
+    for (int k = 0; m->states && k < m->nstates && !r->bad; k++) {
+        vamos_state *s = &m->states[k];
+        s->rank = (int)get(r, 1), s->cache = (int)get(r, 1), s->batch_axis = geti(r);
+        if (s->rank > VAMOS_BLOB_RANK || s->batch_axis < -1 || s->batch_axis >= s->rank) {
+            r->bad = true;
+            return;
+        }
+        for (int i = 0; i < s->rank; i++) {
+            s->dim[i] = (int64_t)get(r, 8);
+            s->dsym[i] = geti(r);
+            if (s->dsym[i] >= m->nsyms || (s->dsym[i] < 0 && s->dim[i] < 0))
+                r->bad = true;
+        }
+    }
+    if (!m->states)
+        r->bad = true;
+}
+
+/* Every node's symbols and weight or state index in range. */
+static bool graph_ok(const vamos_model *m, const vamos_graph *g)
+{
+    for (int i = 0; g->nodes && i < g->n; i++) {
+        const vamos_node *n = &g->nodes[i];
+        if ((n->kind == VAMOS_NODE_PARAM && (n->param < 0 || n->param >= m->nparams)) ||
+            (n->kind == VAMOS_NODE_STATE && (n->param < 0 || n->param >= m->nstates)) ||
+            (n->kind == VAMOS_NODE_INPUT && n->role == VAMOS_IN_LENGTHS && (n->sym < 0 || n->sym >= m->nsyms)))
+            return false;
+        for (int k = 0; k < n->rank; k++)
+            if (n->dsym[k] >= m->nsyms || (n->dsym[k] < 0 && n->dim[k] < 0))
+                return false;
+    }
+    return true;
+}
+
 int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
-                     vamos_kernel_fn enc, vamos_kernel_fn dec, char *err, size_t errlen)
+                     const vamos_kernel_fn fns[4], char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
     Reader r = { blob, size, 0, false };
@@ -106,6 +148,12 @@ int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
     read_vocab(&r, &m->tgt);
     read_graph(&r, &m->enc);
     read_graph(&r, &m->dec);
+    m->has_step = geti(&r);
+    if (m->has_step) {
+        read_states(&r, m);
+        read_graph(&r, &m->prep);
+        read_graph(&r, &m->step);
+    }
     m->nparams = geti(&r);
     if (m->nparams < 0 || m->nparams > 10000000)
         r.bad = true;
@@ -116,18 +164,20 @@ int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
             r.bad = true;
         m->params[i] = (const float *)(blob + weights_offset + off);
     }
-    const vamos_graph *gs[] = { &m->enc, &m->dec };
-    for (int k = 0; k < 2 && !r.bad; k++)
-        for (int i = 0; gs[k]->nodes && i < gs[k]->n; i++)
-            if (gs[k]->nodes[i].kind == VAMOS_NODE_PARAM && (gs[k]->nodes[i].param < 0 || gs[k]->nodes[i].param >= m->nparams))
-                r.bad = true;
+    const vamos_graph *gs[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    for (int k = 0; k < 4 && !r.bad; k++)
+        r.bad |= !graph_ok(m, gs[k]);
     if (r.bad || !m->params) {
         snprintf(err, errlen, "the model blob is truncated or damaged");
         vamos_model_close(m);
         return -1;
     }
-    m->run_enc = enc;
-    m->run_dec = dec;
+    m->run_enc = fns[0];
+    m->run_dec = fns[1];
+    m->run_prep = fns[2];
+    m->run_step = fns[3];
+    if (m->has_step && (!m->run_prep || !m->run_step))
+        m->has_step = 0;      /* no code for the step: decode the long way */
     return 0;
 }
 
@@ -145,6 +195,9 @@ void vamos_model_close(vamos_model *m)
     free_vocab(&m->tgt);
     free(m->enc.nodes);
     free(m->dec.nodes);
+    free(m->prep.nodes);
+    free(m->step.nodes);
+    free(m->states);
     free(m->params);
     memset(m, 0, sizeof *m);
 }

@@ -48,6 +48,15 @@ static int64_t node_numel(const vamos_node *n, const int64_t *sym)
     return c;
 }
 
+size_t vamos_state_bytes(const vamos_model *m, int k, const int64_t *sym)
+{
+    const vamos_state *s = &m->states[k];
+    size_t bytes = 4;
+    for (int i = 0; i < s->rank; i++)
+        bytes *= (size_t)(s->dsym[i] >= 0 ? sym[s->dsym[i]] : s->dim[i]);
+    return bytes;
+}
+
 void vamos_arena_free(vamos_arena *a)
 {
     free(a->base);
@@ -116,8 +125,8 @@ static int layout(vamos_arena *a, const vamos_graph *g, const int64_t *sym)
 }
 
 int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn, vamos_arena *a,
-                    const int64_t *sym, const void *const *inputs, float **out, int64_t *out_n,
-                    char *err, size_t errlen)
+                    const int64_t *sym, const void *const *inputs, void *const *states,
+                    float **out, int64_t *out_n, char *err, size_t errlen)
 {
     if (layout(a, g, sym)) {
         snprintf(err, errlen, "out of memory for the graph's buffers");
@@ -127,6 +136,12 @@ int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn 
         const vamos_node *n = &g->nodes[i];
         if (n->kind == VAMOS_NODE_PARAM) {
             a->buf[i] = (void *)m->params[n->param];
+        } else if (n->kind == VAMOS_NODE_STATE) {
+            if (!states || !states[n->param]) {
+                snprintf(err, errlen, "internal error: a state of the graph was not given");
+                return -1;
+            }
+            a->buf[i] = states[n->param];
         } else if (n->kind == VAMOS_NODE_INPUT) {
             int slot = n->role == VAMOS_IN_TOKENS ? 0 : n->role == VAMOS_IN_LENGTHS ? 1 + n->sym : IN_MEMORY;
             if (!inputs[slot]) {
@@ -264,30 +279,130 @@ static int run_encoder(vamos_session *s, const Batch *b, int64_t *sym, const voi
     in[1 + sn] = b->slen;
     int64_t n;
     double t0 = now_ms();
-    int rc = vamos_run_graph(m, &m->enc, m->run_enc, &s->enc, sym, in, mem, &n, err, errlen);
+    int rc = vamos_run_graph(m, &m->enc, m->run_enc, &s->enc, sym, in, NULL, mem, &n, err, errlen);
     if (st)
         st->enc_ms += now_ms() - t0;
     in[IN_MEMORY] = *mem;
     return rc;
 }
 
-/* Run the decoder on prefixes [rows, t + 1]; scores are [rows, t + 1, V]. */
-static int decoder_step(vamos_session *s, int64_t *sym, const void **in, const int32_t *prefix,
-                        int32_t *tlen, int rows, int t, float **scores, char *err, size_t errlen)
+/* The decoder for one batch of `rows` rows: either the derived step
+ * (one word per call, key/value caches in states) or, for models without
+ * one, the full decoder re-run over each row's prefix. */
+typedef struct Dec {
+    vamos_session *s;
+    int64_t *sym;
+    const void **in;
+    int rows, start, V;
+    int32_t *prefix, *tlen, *last;
+    void **states;             /* step: one buffer per state */
+} Dec;
+
+static void dec_end(Dec *d)
 {
-    const vamos_model *m = s->m;
-    int sm = sym_of(m, VAMOS_SYM_TGT_LEN);
-    for (int i = 0; i < rows; i++)
-        tlen[i] = t + 1;
-    sym[sm] = t + 1;
-    in[0] = prefix;
-    in[1 + sm] = tlen;
-    int64_t n;
-    return vamos_run_graph(m, &m->dec, m->run_dec, &s->dec, sym, in, scores, &n, err, errlen);
+    for (int k = 0; d->states && k < d->s->m->nstates; k++)
+        free(d->states[k]);
+    free(d->states), free(d->prefix), free(d->tlen), free(d->last);
 }
 
-/* Greedy decoding of a batch: each step runs the decoder over the prefix
- * of every row and appends each unfinished row's best word. */
+/* Ready to decode at most `longest` words per row; in holds the memory and
+ * source lengths, sym the batch and source length. */
+static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, int rows, int longest,
+                     char *err, size_t errlen)
+{
+    const vamos_model *m = s->m;
+    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL };
+    d->tlen = calloc((size_t)rows, sizeof *d->tlen);
+    d->last = calloc((size_t)rows, sizeof *d->last);
+    if (!m->has_step)
+        d->prefix = calloc((size_t)rows * (size_t)(longest + 1), sizeof *d->prefix);
+    else
+        d->states = calloc((size_t)m->nstates + 1, sizeof *d->states);
+    if (!d->tlen || !d->last || !(d->prefix || d->states))
+        goto oom;
+    if (!m->has_step)
+        return 0;
+    sym[sym_of(m, VAMOS_SYM_TGT_LEN)] = longest > 0 ? longest : 1;     /* the caches' length */
+    for (int k = 0; k < m->nstates; k++)
+        if (!(d->states[k] = calloc(1, vamos_state_bytes(m, k, sym) + 64)))
+            goto oom;
+    if (m->prep.n > 0) {
+        float *out;
+        int64_t n;
+        if (vamos_run_graph(m, &m->prep, m->run_prep, &s->dec, sym, in, d->states, &out, &n, err, errlen)) {
+            dec_end(d);
+            return -1;
+        }
+    }
+    return 0;
+oom:
+    dec_end(d);
+    snprintf(err, errlen, "out of memory for decoding");
+    return -1;
+}
+
+/* Scores of position t for every row, given each row's words so far
+ * (rows past their end get the start word): row i's V scores are at
+ * *scores + i * *stride. */
+static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, const float **scores, size_t *stride,
+                      char *err, size_t errlen)
+{
+    const vamos_model *m = d->s->m;
+    int sm = sym_of(m, VAMOS_SYM_TGT_LEN);
+    for (int i = 0; i < d->rows; i++)
+        d->tlen[i] = t + 1;
+    d->in[1 + sm] = d->tlen;
+    float *out;
+    int64_t n;
+    if (m->has_step) {
+        for (int i = 0; i < d->rows; i++)
+            d->last[i] = t > 0 && t - 1 < len[i] ? words[i][t - 1] : d->start;
+        d->sym[sym_of(m, VAMOS_SYM_STEP_POS)] = t;
+        d->in[0] = d->last;
+        if (vamos_run_graph(m, &m->step, m->run_step, &d->s->dec, d->sym, d->in, d->states, &out, &n, err, errlen))
+            return -1;
+        *scores = out;
+        *stride = (size_t)d->V;
+        return 0;
+    }
+    fill_prefix(d->prefix, d->rows, t, d->start, words, len);
+    d->sym[sm] = t + 1;
+    d->in[0] = d->prefix;
+    if (vamos_run_graph(m, &m->dec, m->run_dec, &d->s->dec, d->sym, d->in, NULL, &out, &n, err, errlen))
+        return -1;
+    *scores = out + (size_t)t * (size_t)d->V;
+    *stride = (size_t)(t + 1) * (size_t)d->V;
+    return 0;
+}
+
+/* Beam search moved hypotheses: row i continues row parent[i]. The caches
+ * follow (the full decoder needs nothing: prefixes are rebuilt). */
+static int dec_reorder(Dec *d, const int *parent)
+{
+    const vamos_model *m = d->s->m;
+    for (int k = 0; m->has_step && k < m->nstates; k++) {
+        const vamos_state *st = &m->states[k];
+        if (!st->cache || st->batch_axis < 0)
+            continue;
+        size_t bytes = vamos_state_bytes(m, k, d->sym), outer = 1;
+        for (int i = 0; i < st->batch_axis; i++)
+            outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+        size_t block = bytes / outer / (size_t)d->rows;      /* one row's bytes per outer index */
+        unsigned char *old = malloc(bytes), *p = d->states[k];
+        if (!old)
+            return -1;
+        memcpy(old, p, bytes);
+        for (size_t o = 0; o < outer; o++)
+            for (int i = 0; i < d->rows; i++)
+                memcpy(p + (o * (size_t)d->rows + (size_t)i) * block,
+                       old + (o * (size_t)d->rows + (size_t)parent[i]) * block, block);
+        free(old);
+    }
+    return 0;
+}
+
+/* Greedy decoding of a batch: each step appends each unfinished row's
+ * best word. */
 static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
@@ -296,25 +411,28 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     float *mem;
     if (run_encoder(s, b, sym, in, &mem, st, err, errlen))
         return -1;
-    int V = m->tgt.n, longest = 0, rc = 0;
+    int longest = 0, rc = 0;
     for (int i = 0; i < b->B; i++)
         longest = b->max_len[i] > longest ? b->max_len[i] : longest;
-    int32_t *prefix = calloc((size_t)b->B * (size_t)(longest + 1), sizeof *prefix);
-    int32_t *tlen = calloc((size_t)b->B, sizeof *tlen);
     bool *done = calloc((size_t)b->B, sizeof *done);
     double t0 = now_ms();
-    int start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, left = b->B;
-    for (int t = 0; prefix && tlen && done && t < longest && left > 0; t++) {
-        fill_prefix(prefix, b->B, t, start, b->out, b->count);
-        float *scores;
-        if (decoder_step(s, sym, in, prefix, tlen, b->B, t, &scores, err, errlen)) {
+    Dec d;
+    if (!done || dec_begin(&d, s, sym, in, b->B, longest, err, errlen)) {
+        free(done);
+        return -1;
+    }
+    int left = b->B;
+    for (int t = 0; t < longest && left > 0; t++) {
+        const float *scores;
+        size_t stride;
+        if (dec_scores(&d, t, b->out, b->count, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
         }
         for (int i = 0; i < b->B; i++) {
             if (done[i])
                 continue;
-            int w = argmax(scores + ((size_t)i * (size_t)(t + 1) + (size_t)t) * (size_t)V, V);
+            int w = argmax(scores + (size_t)i * stride, d.V);
             if (w == m->tgt.eos || b->count[i] >= b->max_len[i]) {
                 done[i] = true;
                 left--;
@@ -329,16 +447,13 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     }
     if (st)
         st->dec_ms += now_ms() - t0;
-    if (!prefix || !tlen || !done)
-        rc = -1;
-    free(prefix);
-    free(tlen);
+    dec_end(&d);
     free(done);
     return rc;
 }
 
-/* A beam hypothesis. */
-typedef struct Hyp { int32_t *words; int len; double score; bool done; } Hyp;
+/* A beam hypothesis; parent: the row it extends. */
+typedef struct Hyp { int32_t *words; int len; double score; bool done; int parent; } Hyp;
 
 static double normalised(const Hyp *h, double alpha)
 {
@@ -346,11 +461,11 @@ static double normalised(const Hyp *h, double alpha)
     return h->score / lp;
 }
 
-/* Insert `from` extended by word w (-1: none) with score sc into the
- * top-`beam` list next[0..*nn), kept sorted by normalised score. */
-static void offer(Hyp *next, int *nn, int beam, const Hyp *from, int w, double sc, bool done, double alpha)
+/* Insert row `from` (of hyp) extended by word w (-1: none) with score sc
+ * into the top-`beam` list next[0..*nn), kept sorted by normalised score. */
+static void offer(Hyp *next, int *nn, int beam, const Hyp *hyp, int from, int w, double sc, bool done, double alpha)
 {
-    Hyp cand = { from->words, from->len + (w >= 0), sc, done };
+    Hyp cand = { hyp[from].words, hyp[from].len + (w >= 0), sc, done, from };
     double key = normalised(&cand, alpha);
     int pos = *nn;
     while (pos > 0 && normalised(&next[pos - 1], alpha) < key)
@@ -360,14 +475,14 @@ static void offer(Hyp *next, int *nn, int beam, const Hyp *from, int w, double s
     int last = *nn < beam ? (*nn)++ : beam - 1;
     int32_t *spare = next[last].words;       /* the dropped entry's storage */
     memmove(&next[pos + 1], &next[pos], sizeof(Hyp) * (size_t)(last - pos));
-    memcpy(spare, from->words, sizeof(int32_t) * (size_t)from->len);
+    memcpy(spare, hyp[from].words, sizeof(int32_t) * (size_t)hyp[from].len);
     if (w >= 0)
-        spare[from->len] = w;
-    next[pos] = (Hyp){ spare, cand.len, sc, done };
+        spare[hyp[from].len] = w;
+    next[pos] = (Hyp){ spare, cand.len, sc, done, from };
 }
 
 /* Beam search for one sentence (b->B == 1): the decoder runs on `beam`
- * rows sharing one encoder output. */
+ * rows sharing one encoder output (rows past the live ones are idle). */
 static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos_stats *st,
                        char *err, size_t errlen)
 {
@@ -382,13 +497,13 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
     float *mem = malloc(memsz * (size_t)beam * sizeof(float));
     int32_t *slen = malloc(sizeof(int32_t) * (size_t)beam);
     Hyp *hyp = calloc((size_t)beam, sizeof *hyp), *next = calloc((size_t)beam, sizeof *next);
-    int32_t *prefix = malloc(sizeof(int32_t) * (size_t)beam * (size_t)(L + 1));
-    int32_t *tlen = malloc(sizeof(int32_t) * (size_t)beam);
     float *lp = malloc(sizeof(float) * (size_t)V);
     int32_t *rows_words[VAMOS_MAX_BEAM];
-    int rows_len[VAMOS_MAX_BEAM];
-    int rc = 0, live = 1, start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
-    if (!mem || !slen || !hyp || !next || !prefix || !tlen || !lp) {
+    int rows_len[VAMOS_MAX_BEAM], parent[VAMOS_MAX_BEAM];
+    int rc = 0, live = 1;
+    bool began = false;
+    Dec d;
+    if (!mem || !slen || !hyp || !next || !lp) {
         rc = -1;
         goto out;
     }
@@ -402,21 +517,25 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
     }
     in[IN_MEMORY] = mem;
     in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
+    sym[sb] = beam;
     double t0 = now_ms();
+    if (rc == 0 && dec_begin(&d, s, sym, in, beam, L, err, errlen) == 0)
+        began = true;
+    else
+        rc = -1;
     for (int t = 0; rc == 0 && t < L; t++) {
         bool any_open = false;
         for (int k = 0; k < live; k++)
             any_open |= !hyp[k].done;
         if (!any_open)
             break;
-        for (int k = 0; k < live; k++) {
-            rows_words[k] = hyp[k].words;
-            rows_len[k] = hyp[k].len;
+        for (int k = 0; k < beam; k++) {
+            rows_words[k] = hyp[k < live ? k : 0].words;
+            rows_len[k] = hyp[k < live ? k : 0].len;
         }
-        fill_prefix(prefix, live, t, start, rows_words, rows_len);
-        sym[sb] = live;
-        float *scores;
-        if (decoder_step(s, sym, in, prefix, tlen, live, t, &scores, err, errlen)) {
+        const float *scores;
+        size_t stride;
+        if (dec_scores(&d, t, rows_words, rows_len, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
         }
@@ -424,16 +543,22 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
         int nn = 0;
         for (int k = 0; k < live; k++) {
             if (hyp[k].done) {
-                offer(next, &nn, beam, &hyp[k], -1, hyp[k].score, true, alpha);
+                offer(next, &nn, beam, hyp, k, -1, hyp[k].score, true, alpha);
                 continue;
             }
-            log_probs(scores + ((size_t)k * (size_t)(t + 1) + (size_t)t) * (size_t)V, V, lp);
+            log_probs(scores + (size_t)k * stride, V, lp);
             for (int w = 0; w < V; w++) {
                 double sc = hyp[k].score + lp[w];
                 if (isfinite(sc))
-                    offer(next, &nn, beam, &hyp[k], w == m->tgt.eos ? -1 : w, sc,
+                    offer(next, &nn, beam, hyp, k, w == m->tgt.eos ? -1 : w, sc,
                           w == m->tgt.eos || hyp[k].len + 1 >= L, alpha);
             }
+        }
+        for (int k = 0; k < beam; k++)
+            parent[k] = k < nn ? next[k].parent : 0;
+        if (dec_reorder(&d, parent)) {
+            rc = -1;
+            break;
         }
         Hyp *tmp = hyp;
         hyp = next, next = tmp;
@@ -450,11 +575,13 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
         memcpy(b->out[0], hyp[best].words, sizeof(int32_t) * (size_t)b->count[0]);
     }
 out:
+    if (began)
+        dec_end(&d);
     for (int k = 0; hyp && next && k < beam; k++) {
         free(hyp[k].words);
         free(next[k].words);
     }
-    free(hyp), free(next), free(mem), free(slen), free(prefix), free(tlen), free(lp);
+    free(hyp), free(next), free(mem), free(slen), free(lp);
     return rc;
 }
 

@@ -16,6 +16,9 @@
 extern const unsigned char vamos_blob[];
 int32_t vamos_encoder(void *const *buf, const int64_t *sym);
 int32_t vamos_decoder(void *const *buf, const int64_t *sym);
+/* present when the compiler derived a one-word step */
+__attribute__((weak)) int32_t vamos_prep(void *const *buf, const int64_t *sym);
+__attribute__((weak)) int32_t vamos_step(void *const *buf, const int64_t *sym);
 
 #define MAX_LINE (1L << 20)
 #define MAX_BATCH 1024
@@ -95,7 +98,8 @@ int main(int argc, char **argv)
 {
     vamos_model m;
     char err[512];
-    if (vamos_model_open(&m, vamos_blob, 0, vamos_encoder, vamos_decoder, err, sizeof err)) {
+    const vamos_kernel_fn fns[4] = { vamos_encoder, vamos_decoder, vamos_prep, vamos_step };
+    if (vamos_model_open(&m, vamos_blob, 0, fns, err, sizeof err)) {
         fprintf(stderr, "translator: %s\n", err);
         return 1;
     }

@@ -5,6 +5,7 @@
  *     const unsigned char vamos_blob[];            (64-byte aligned)
  *     int32_t vamos_encoder(void *const *buf, const int64_t *sym);
  *     int32_t vamos_decoder(void *const *buf, const int64_t *sym);
+ *     int32_t vamos_prep(...), vamos_step(...);    (with a derived step)
  *
  * The blob holds the model's name, symbols, vocabularies, the node tables
  * of both graphs (what each buffer is and its symbolic shape) and the
@@ -18,11 +19,14 @@
  *   graph enc, dec:        u32 n, i32 output, u32 nslots, n x node
  *     node: u8 kind u8 dtype u8 rank u8 role, i32 sym, i32 param, i32 slot,
  *           rank x (i64 n, i32 sym)
+ *   u32 has_step; if 1:    u32 nstates, nstates x state, graph prep, step
+ *     state: u8 rank u8 cache i32 batch_axis, rank x (i64 n, i32 sym)
  *   u32 nparams, nparams x (u64 offset from weights_offset, u64 bytes)
  *   (padding to a multiple of 64) weights
  * where str is u32 length + bytes (no NUL).
  *
- * A node's slot is the buffer its value lives in (-1 for weights): the
+ * A node's slot is the buffer its value lives in (-1 for weights and
+ * states, whose `param` is then the weight's or state's index): the
  * compiler's memory plan (compiler/plan.c) lets values whose lifetimes do
  * not overlap share a buffer. The runtime sizes the buffers for the
  * current batch and lengths and lays them out in one 64-byte aligned block.
@@ -33,13 +37,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VAMOS_BLOB_VERSION 2
+#define VAMOS_BLOB_VERSION 3
 #define VAMOS_MAX_SYMS 8
 #define VAMOS_BLOB_RANK 8
 
-enum { VAMOS_NODE_COMPUTE, VAMOS_NODE_INPUT, VAMOS_NODE_PARAM };
+enum { VAMOS_NODE_COMPUTE, VAMOS_NODE_INPUT, VAMOS_NODE_PARAM, VAMOS_NODE_STATE };
 enum { VAMOS_IN_TOKENS, VAMOS_IN_LENGTHS, VAMOS_IN_TENSOR };
-enum { VAMOS_SYM_BATCH, VAMOS_SYM_SRC_LEN, VAMOS_SYM_TGT_LEN };
+enum { VAMOS_SYM_BATCH, VAMOS_SYM_SRC_LEN, VAMOS_SYM_TGT_LEN, VAMOS_SYM_STEP_POS };
 
 typedef struct vamos_node {
     int kind, dtype, rank, role, sym, param, slot;
@@ -51,6 +55,14 @@ typedef struct vamos_graph {
     int n, output, nslots;
     vamos_node *nodes;
 } vamos_graph;
+
+/* A tensor a decoder step keeps between runs: a key/value cache (its
+ * target-length dim is the cache length) or a per-sentence value. */
+typedef struct vamos_state {
+    int rank, cache, batch_axis;
+    int64_t dim[VAMOS_BLOB_RANK];
+    int dsym[VAMOS_BLOB_RANK];
+} vamos_state;
 
 typedef struct vamos_vocab {
     int n, eos, bos, unk, pad;
@@ -68,13 +80,20 @@ typedef struct vamos_model {
     int nparams;
     const float **params;        /* into the blob */
     vamos_kernel_fn run_enc, run_dec;
+    /* incremental decoding: has_step, and then prep (once per batch) and
+     * step (one word) over states */
+    int has_step, nstates;
+    vamos_state *states;
+    vamos_graph prep, step;
+    vamos_kernel_fn run_prep, run_step;
 } vamos_model;
 
 /* Parse a blob of `size` bytes (size may be 0: then the blob's own bounds
- * are trusted, as for the one linked into a translator). Returns 0, or -1
- * with a message. */
+ * are trusted, as for the one linked into a translator). fns are the
+ * generated encoder, decoder, prep and step (the last two may be NULL: then
+ * decoding re-runs the decoder). Returns 0, or -1 with a message. */
 int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
-                     vamos_kernel_fn enc, vamos_kernel_fn dec, char *err, size_t errlen);
+                     const vamos_kernel_fn fns[4], char *err, size_t errlen);
 void vamos_model_close(vamos_model *m);
 
 #endif

@@ -73,7 +73,10 @@ void vamos_arena_free(vamos_arena *a);
  * floats), valid until the arena runs again or is freed. Indexes of inputs:
  * 0 tokens, 1 + s the lengths of symbol s, 1 + VAMOS_MAX_SYMS the memory. */
 int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn fn, vamos_arena *a,
-                    const int64_t *sym, const void *const *inputs, float **out, int64_t *out_n,
-                    char *err, size_t errlen);
+                    const int64_t *sym, const void *const *inputs, void *const *states,
+                    float **out, int64_t *out_n, char *err, size_t errlen);
+
+/* Bytes of state k for the symbols in sym. */
+size_t vamos_state_bytes(const vamos_model *m, int k, const int64_t *sym);
 
 #endif

@@ -141,6 +141,9 @@ static const char *all_ops_model =
     "}\n"
     "def min1(x) { return -maximum(-x, -1.0) }\n";
 
+static Tensor **make_states(const Model *m, const int64_t *sym);
+static void free_states(const Model *m, Tensor **st);
+
 Test(jit, every_op_matches_the_interpreter, .timeout = 600)
 {
     const int configs[][2] = { { 8, 2 }, { 12, 3 }, { 16, 4 } };
@@ -179,6 +182,22 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
             in.tokens = tgt;
             in.memory = &mem;
             compare_graph(j, m, &m->dec, params, &in, seen, NULL);
+            /* the derived step: the per-sentence graph, then two words */
+            cr_assert_null(m->no_step, "%s", m->no_step);
+            int st = model_sym(m, SYM_STEP_POS);
+            int32_t last[4], len[4];
+            in.sym[sm] = M + 2;
+            in.state = make_states(m, in.sym);
+            compare_graph(j, m, &m->prep, params, &in, seen, NULL);
+            for (int t = 0; t < 2; t++) {
+                for (int i = 0; i < B; i++)
+                    last[i] = tgt[i * M], len[i] = t + 1;
+                in.tokens = last;
+                in.lengths[sm] = len;
+                in.sym[st] = t;
+                compare_graph(j, m, &m->step, params, &in, seen, NULL);
+            }
+            free_states(m, in.state);
             tensor_free(&mem);
         }
         free_params(m, params);

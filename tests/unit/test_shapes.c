@@ -36,7 +36,9 @@ Test(shapes, embedding_gives_batch_seq_width)
     Model *m = model_with(&a, "return embed(x, d)", &diags, &errors);
     cr_assert(m, "%s", diags);
     cr_assert_str_eq(out_shape(&a, m), "[b, n, 4]");
-    cr_assert_eq(m->nsyms, 3);   /* b, n, m */
+    cr_assert_eq(m->nsyms, 4);   /* b, n, m, and t: the derived decoder step's position */
+    cr_assert_str_eq(m->syms[0].name, "b");
+    cr_assert_eq(m->syms[3].role, SYM_STEP_POS);
     free(diags);
     arena_free(&a);
 }
