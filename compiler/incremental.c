@@ -210,7 +210,8 @@ static int new_state(Derive *d, Shape s, bool cache)
         if (s.d[k].sym == d->bsym)
             st.batch_axis = k;
     State *ns = arena_alloc(d->a, sizeof(State) * (size_t)(d->m->nstates + 1));
-    memcpy(ns, d->m->states, sizeof(State) * (size_t)d->m->nstates);
+    if (d->m->nstates)
+        memcpy(ns, d->m->states, sizeof(State) * (size_t)d->m->nstates);
     ns[d->m->nstates] = st;
     d->m->states = ns;
     return d->m->nstates++;
