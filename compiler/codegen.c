@@ -369,14 +369,33 @@ static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
     return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), LLVMConstNull(mt), "");
 }
 
-/* One block of rb rows (row0.., clamped to M - 1 for reading, stored only
- * below M) by the column tile at n0. arow(r) = a + r * K, b: [K, N] at bbase,
- * out rows at obase + r * N. */
-static void mm_block(CG *c, int rb, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef obase,
+/* Continue in a block that runs only when row r exists (r < M); returns
+ * the block after it, for row_end. */
+static LLVMBasicBlockRef row_begin(CG *c, LLVMValueRef r, LLVMValueRef M)
+{
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row");
+    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row_skip");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), go, skip);
+    LLVMPositionBuilderAtEnd(c->b, go);
+    return skip;
+}
+
+static void row_end(CG *c, LLVMBasicBlockRef skip)
+{
+    LLVMBuildBr(c->b, skip);
+    LLVMPositionBuilderAtEnd(c->b, skip);
+}
+
+/* One block of MM_RB rows (row0.., clamped to M - 1 for reading, stored
+ * only below M) by the column tile at n0. arow(r) = a + r * K, b: [K, N] at
+ * bbase, out rows at obase + r * N. A partial last tile (fewer than MM_W
+ * columns) takes mv_block's loops, row by row. */
+static void mm_block(CG *c, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef obase,
                      LLVMValueRef row0, LLVMValueRef M, LLVMValueRef K, LLVMValueRef N, LLVMValueRef n0)
 {
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
     LLVMValueRef arow[MM_RB], last = LLVMBuildSub(c->b, M, i64c(c, 1), "");
+    const int rb = MM_RB;
     for (int i = 0; i < rb; i++) {
         LLVMValueRef r = add(c, row0, i64c(c, i));
         r = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), r, last, "");
@@ -428,39 +447,21 @@ static void mm_block(CG *c, int rb, LLVMValueRef abase, LLVMValueRef bbase, LLVM
     LLVMPositionBuilderAtEnd(c->b, exit);
     for (int i = 0; i < rb; i++) {
         LLVMValueRef r = add(c, row0, i64c(c, i));
-        LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store");
-        LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "skip");
-        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), st, skip);
-        LLVMPositionBuilderAtEnd(c->b, st);
+        LLVMBasicBlockRef skip = row_begin(c, r, M);
         LLVMValueRef o = add(c, mul(c, r, N), n0);
         for (int v = 0; v < MM_VECS; v++)
             vstore(c, acc[i][v], obase, add(c, o, i64c(c, v * VEC)));
-        LLVMBuildBr(c->b, skip);
-        LLVMPositionBuilderAtEnd(c->b, skip);
+        row_end(c, skip);
     }
     LLVMBuildBr(c->b, done);
 
-    /* the last, partial tile: scalar dot products */
+    /* the last, partial tile */
     LLVMPositionBuilderAtEnd(c->b, tail);
     for (int i = 0; i < rb; i++) {
         LLVMValueRef r = add(c, row0, i64c(c, i));
-        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tail_row");
-        LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tail_skip");
-        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), go, skip);
-        LLVMPositionBuilderAtEnd(c->b, go);
-        LLVMValueRef orow = gep(c, c->f32, obase, mul(c, r, N));
-        Loop ln = loop_from(c, n0, N);
-        store_f(c, f32c(c, 0), orow, ln.iv);
-        Loop lk = loop_begin(c, K);
-        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow[i], lk.iv), load_f(c, bbase, add(c, mul(c, lk.iv, N), ln.iv)), "");
-        fast(prod);
-        LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, orow, ln.iv), prod, "");
-        fast(sum);
-        store_f(c, sum, orow, ln.iv);
-        loop_end(c, &lk);
-        loop_end(c, &ln);
-        LLVMBuildBr(c->b, skip);
-        LLVMPositionBuilderAtEnd(c->b, skip);
+        LLVMBasicBlockRef skip = row_begin(c, r, M);
+        mv_block(c, abase, bbase, obase, r, K, N, n0);
+        row_end(c, skip);
     }
     LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, done);
@@ -500,7 +501,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows_done");
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, rb, i64c(c, MM_RB), ""), many, one);
     LLVMPositionBuilderAtEnd(c->b, many);
-    mm_block(c, MM_RB, abase, bbase, obase, row0, M, K, N, n0);
+    mm_block(c, abase, bbase, obase, row0, M, K, N, n0);
     LLVMBuildBr(c->b, join);
     LLVMPositionBuilderAtEnd(c->b, one);
     mv_block(c, abase, bbase, obase, row0, K, N, n0);
@@ -556,7 +557,7 @@ static LLVMValueRef offset_val(CG *c, const Graph *g, const Node *n)
 
 /* state with x written at the position along axis (or all of x): one
  * sequential call (the state is small next to the rest of a step). */
-static void emit_store(CG *c, const Graph *g, const Node *n, const Node *na, const Node *nb)
+static void emit_store(CG *c, const Graph *g, const Node *n, const Node *nb)
 {
     LLVMValueRef all = numel(c, &n->shape);
     /* out and state are one buffer in the runtime; copy when they are not */
@@ -576,7 +577,6 @@ static void emit_store(CG *c, const Graph *g, const Node *n, const Node *na, con
         loop_end(c, &l);
         return;
     }
-    (void)na;
     LLVMValueRef len = dim_val(c, n->shape.d[axis]), at = offset_val(c, g, n);
     LLVMValueRef inner = product(c, &n->shape, axis + 1, n->shape.rank);
     Loop l = loop_begin(c, numel(c, &nb->shape));
@@ -766,7 +766,7 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
         else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK)
             emit_mask(c, g, n);
         else if (n->op == OP_STORE)
-            emit_store(c, g, n, na, nb);
+            emit_store(c, g, n, nb);
         else
             emit_fill(c, g, n);   /* CONST, ARANGE */
         break;

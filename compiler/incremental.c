@@ -209,11 +209,7 @@ static int new_state(Derive *d, Shape s, bool cache)
     for (int k = 0; k < s.rank; k++)
         if (s.d[k].sym == d->bsym)
             st.batch_axis = k;
-    State *ns = arena_alloc(d->a, sizeof(State) * (size_t)(d->m->nstates + 1));
-    if (d->m->nstates)
-        memcpy(ns, d->m->states, sizeof(State) * (size_t)d->m->nstates);
-    ns[d->m->nstates] = st;
-    d->m->states = ns;
+    d->m->states[d->m->nstates] = st;      /* room for one per node: derive_step */
     return d->m->nstates++;
 }
 
@@ -284,7 +280,7 @@ bool derive_step(Arena *a, Model *m)
     m->prep = (Graph){ .name = "prep", .output = -1 };
     m->step = (Graph){ .name = "step", .output = -1 };
     m->nstates = 0;
-    m->states = NULL;
+    m->states = arena_alloc(a, sizeof(State) * (size_t)(n + 1));   /* at most one per node */
     if (d.msym < 0 || m->dec.output < 0) {
         m->no_step = "the decoder has no target length";
         return false;

@@ -13,8 +13,8 @@
 
 struct Jit {
     LLVMOrcLLJITRef lljit;
-    vamos_graph_fn enc, dec, prep, step;
-    vamos_step_fn steps[4];             /* per graph, with jit_compile_steps only */
+    vamos_graph_fn fns[4];              /* encoder, decoder, prep, step */
+    vamos_step_fn steps[4];             /* the same, with jit_compile_steps only */
     Blob blob;                          /* the model as the runtime reads it (no weights) */
     vamos_model rt;
     vamos_arena arena[2];               /* encoder, decoder */
@@ -98,18 +98,16 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
         snprintf(name, sizeof name, "vamos_%s_step", graphs[i]->name);
         if (steps && lookup(j, name, &st[i], err, errlen))
             goto out;
+        j->fns[i] = (vamos_graph_fn)fn[i];
         j->steps[i] = (vamos_step_fn)st[i];
     }
-    j->enc = (vamos_graph_fn)fn[0], j->dec = (vamos_graph_fn)fn[1];
-    j->prep = (vamos_graph_fn)fn[2], j->step = (vamos_graph_fn)fn[3];
     /* the runtime runs the graphs, as in a built translator; with steps
      * (tests) no buffer is shared, so every node's value survives a run */
     if (blob_make(m, NULL, !steps, &j->blob)) {
         snprintf(err, errlen, "out of memory for the model blob");
         goto out;
     }
-    const vamos_kernel_fn fns[4] = { j->enc, j->dec, j->prep, j->step };
-    if (vamos_model_open(&j->rt, j->blob.p, j->blob.n, fns, err, errlen))
+    if (vamos_model_open(&j->rt, j->blob.p, j->blob.n, j->fns, err, errlen))
         goto out;
     LLVMOrcDisposeThreadSafeContext(tsc);
     return j;
@@ -175,8 +173,7 @@ static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
 {
     int k = g == &m->enc ? 0 : g == &m->dec ? 1 : g == &m->prep ? 2 : 3;
     const vamos_graph *rg[] = { &j->rt.enc, &j->rt.dec, &j->rt.prep, &j->rt.step };
-    vamos_graph_fn fn[] = { j->enc, j->dec, j->prep, j->step };
-    if ((all && !j->steps[k]) || !fn[k]) {
+    if ((all && !j->steps[k]) || !j->fns[k]) {
         snprintf(err, errlen, "internal error: the %s was not compiled for this", g->name);
         return -1;
     }
@@ -203,7 +200,7 @@ static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
     float *o;
     int64_t count;
     vamos_arena *a = &j->arena[k == 0 ? 0 : 1];
-    int rc = vamos_run_graph(&j->rt, rg[k], fn[k], a, in->sym, inputs, states, &o, &count, err, errlen);
+    int rc = vamos_run_graph(&j->rt, rg[k], j->fns[k], a, in->sym, inputs, states, &o, &count, err, errlen);
     free(states);
     if (rc)
         return -1;

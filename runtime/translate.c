@@ -296,13 +296,14 @@ typedef struct Dec {
     int rows, start, V;
     int32_t *prefix, *tlen, *last;
     void **states;             /* step: one buffer per state */
+    unsigned char *scratch;    /* step: room for the largest state (reordering) */
 } Dec;
 
 static void dec_end(Dec *d)
 {
     for (int k = 0; d->states && k < d->s->m->nstates; k++)
         free(d->states[k]);
-    free(d->states), free(d->prefix), free(d->tlen), free(d->last);
+    free(d->states), free(d->scratch), free(d->prefix), free(d->tlen), free(d->last);
 }
 
 /* Ready to decode at most `longest` words per row; in holds the memory and
@@ -311,7 +312,7 @@ static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, in
                      char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
-    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL };
+    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL, NULL };
     d->tlen = calloc((size_t)rows, sizeof *d->tlen);
     d->last = calloc((size_t)rows, sizeof *d->last);
     if (!m->has_step)
@@ -323,9 +324,15 @@ static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, in
     if (!m->has_step)
         return 0;
     sym[sym_of(m, VAMOS_SYM_TGT_LEN)] = longest > 0 ? longest : 1;     /* the caches' length */
-    for (int k = 0; k < m->nstates; k++)
-        if (!(d->states[k] = calloc(1, vamos_state_bytes(m, k, sym) + 64)))
+    size_t largest = 0;
+    for (int k = 0; k < m->nstates; k++) {
+        size_t bytes = vamos_state_bytes(m, k, sym);
+        largest = bytes > largest ? bytes : largest;
+        if (!(d->states[k] = calloc(1, bytes + 64)))
             goto oom;
+    }
+    if (!(d->scratch = malloc(largest + 64)))
+        goto oom;
     if (m->prep.n > 0) {
         float *out;
         int64_t n;
@@ -377,7 +384,7 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
 
 /* Beam search moved hypotheses: row i continues row parent[i]. The caches
  * follow (the full decoder needs nothing: prefixes are rebuilt). */
-static int dec_reorder(Dec *d, const int *parent)
+static void dec_reorder(Dec *d, const int *parent)
 {
     const vamos_model *m = d->s->m;
     for (int k = 0; m->has_step && k < m->nstates; k++) {
@@ -388,17 +395,13 @@ static int dec_reorder(Dec *d, const int *parent)
         for (int i = 0; i < st->batch_axis; i++)
             outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
         size_t block = bytes / outer / (size_t)d->rows;      /* one row's bytes per outer index */
-        unsigned char *old = malloc(bytes), *p = d->states[k];
-        if (!old)
-            return -1;
+        unsigned char *old = d->scratch, *p = d->states[k];
         memcpy(old, p, bytes);
         for (size_t o = 0; o < outer; o++)
             for (int i = 0; i < d->rows; i++)
                 memcpy(p + (o * (size_t)d->rows + (size_t)i) * block,
                        old + (o * (size_t)d->rows + (size_t)parent[i]) * block, block);
-        free(old);
     }
-    return 0;
 }
 
 /* Greedy decoding of a batch: each step appends each unfinished row's
@@ -556,10 +559,7 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
         }
         for (int k = 0; k < beam; k++)
             parent[k] = k < nn ? next[k].parent : 0;
-        if (dec_reorder(&d, parent)) {
-            rc = -1;
-            break;
-        }
+        dec_reorder(&d, parent);
         Hyp *tmp = hyp;
         hyp = next, next = tmp;
         live = nn;
