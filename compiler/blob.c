@@ -105,7 +105,7 @@ int blob_make(const Model *m, const Bound *w, bool reuse, Blob *b)
     u32(b, (uint32_t)m->nparams);
     uint64_t off = 0;
     for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = w ? (uint64_t)shape_numel_const(&m->params[i].shape) * 4 : 0;
+        uint64_t bytes = w ? (uint64_t)param_floats(&m->params[i]) * 4 : 0;
         u64(b, off), u64(b, bytes);
         off += (bytes + 63) & ~(uint64_t)63;
     }
@@ -115,8 +115,17 @@ int blob_make(const Model *m, const Bound *w, bool reuse, Blob *b)
     if (!b->oom)
         memcpy(b->p + weights_offset_at, &wo, 8);
     for (int i = 0; w && i < m->nparams; i++) {
-        size_t bytes = (size_t)shape_numel_const(&m->params[i].shape) * 4;
-        put(b, w->params[i], bytes);
+        size_t bytes = (size_t)param_floats(&m->params[i]) * 4;
+        if (m->params[i].packed) {
+            float *p = malloc(bytes);
+            if (!p)
+                return -1;
+            pack_param(&m->params[i], w->params[i], p);
+            put(b, p, bytes);
+            free(p);
+        } else {
+            put(b, w->params[i], bytes);
+        }
         put(b, zeros, (64 - bytes % 64) % 64);
     }
     return b->oom ? -1 : 0;

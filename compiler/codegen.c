@@ -9,6 +9,7 @@
  * stay exact so they match the reference bit for bit where libm allows.
  */
 #include "codegen.h"
+#include "kernels.h"
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
@@ -27,6 +28,7 @@ typedef struct CG {
     LLVMValueRef fn;            /* the kernel being emitted */
     LLVMValueRef out, a, bb, sym;
     LLVMValueRef lo, hi;        /* the kernel's share of its outer loop */
+    LLVMValueRef scratch;       /* matmul: one row of a tile, on the stack */
 } CG;
 
 /* ------------------------------------------------------------ helpers */
@@ -299,55 +301,50 @@ static void emit_reduce(CG *c, const Node *n, const Node *na)
     loop_end(c, &lo);
 }
 
-/* Matmul tiling: with MM_RB rows or more, a parallel iteration computes
- * MM_RB rows by MM_VECS vectors of VEC floats, accumulated in registers
- * over k (columns past the last full tile take a scalar loop); with fewer
- * rows (decoding), one row by MV_W columns (mv_block). Either way the
- * threads split column tiles, so one-row products use every thread. */
+/* Matmul tiling: a parallel iteration computes a block of up to MM_RB rows
+ * by one column tile of PW = VAMOS_PANEL columns (MM_VECS vectors of VEC
+ * floats), accumulated in registers over k. Iterations run row blocks
+ * fastest, so a column tile of b stays in cache while every row block
+ * uses it; threads split the iterations, so even a one-row product
+ * (decoding) uses every thread. When b is a pre-packed weight (pack.c),
+ * the tile's k-th row is at panel + k * PW: one contiguous stream, the
+ * last panel zero-padded. Otherwise it is at b + k * N + n0, and a last
+ * partial tile takes a scalar loop. */
 #define VEC 8
 #define MM_VECS 4
-#define MM_W (VEC * MM_VECS)
+#define PW VAMOS_PANEL
 #define MM_RB 4
-#define MV_W 256     /* columns per iteration with fewer than MM_RB rows */
+_Static_assert(PW == VEC * MM_VECS, "a column tile is one panel");
 
 static LLVMValueRef udiv_up(CG *c, LLVMValueRef x, LLVMValueRef y)
 {
     return LLVMBuildUDiv(c->b, add(c, x, LLVMBuildSub(c->b, y, i64c(c, 1), "")), y, "");
 }
 
-/* Rows per block and columns per tile for M rows. */
-static LLVMValueRef mm_rows(CG *c, LLVMValueRef M)
+static LLVMValueRef min_i(CG *c, LLVMValueRef x, LLVMValueRef y)
 {
-    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, M, i64c(c, MM_RB), ""), i64c(c, MM_RB), i64c(c, 1), "");
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, x, y, ""), x, y, "");
 }
 
-static LLVMValueRef mm_cols(CG *c, LLVMValueRef M)
-{
-    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, M, i64c(c, MM_RB), ""), i64c(c, MM_W), i64c(c, MV_W), "");
-}
+/* How a matmul's iterations are laid out. A 2-D b (a weight) with a that
+ * has every batch dim is one [rows, K] @ [K, N] product: the batch dims
+ * fold into the rows, so b is read once, not once per batch entry. */
+typedef struct MMShape {
+    bool flat;
+    LLVMValueRef batches, M, K, N, mblocks, ntiles;
+} MMShape;
 
-/* One row by the MV_W columns at n0: the row's outputs accumulate in L1
- * over k while each weight row's segment streams in (one-row products are
- * bound by memory bandwidth, not arithmetic). */
-static void mv_block(CG *c, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef obase, LLVMValueRef row,
-                     LLVMValueRef K, LLVMValueRef N, LLVMValueRef n0)
+static MMShape mm_shape(CG *c, const Node *n, const Node *na, const Node *nb)
 {
-    LLVMValueRef end = add(c, n0, i64c(c, MV_W));
-    end = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, end, N, ""), end, N, "");
-    LLVMValueRef arow = gep(c, c->f32, abase, mul(c, row, K)), orow = gep(c, c->f32, obase, mul(c, row, N));
-    Loop lz = loop_from(c, n0, end);
-    store_f(c, f32c(c, 0), orow, lz.iv);
-    loop_end(c, &lz);
-    Loop lk = loop_begin(c, K);
-    LLVMValueRef av = load_f(c, arow, lk.iv), brow = mul(c, lk.iv, N);
-    Loop ln = loop_from(c, n0, end);
-    LLVMValueRef prod = LLVMBuildFMul(c->b, av, load_f(c, bbase, add(c, brow, ln.iv)), "");
-    fast(prod);
-    LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, orow, ln.iv), prod, "");
-    fast(sum);
-    store_f(c, sum, orow, ln.iv);
-    loop_end(c, &ln);
-    loop_end(c, &lk);
+    int r = n->shape.rank;
+    MMShape s = { .flat = nb->shape.rank == 2 && na->shape.rank == r };
+    s.N = dim_val(c, n->shape.d[r - 1]);
+    s.K = dim_val(c, na->shape.d[na->shape.rank - 1]);
+    s.M = s.flat ? product(c, &n->shape, 0, r - 1) : dim_val(c, n->shape.d[r - 2]);
+    s.batches = s.flat ? i64c(c, 1) : product(c, &n->shape, 0, r - 2);
+    s.mblocks = udiv_up(c, s.M, i64c(c, MM_RB));
+    s.ntiles = udiv_up(c, s.N, i64c(c, PW));
+    return s;
 }
 
 static LLVMValueRef vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef idx)
@@ -369,46 +366,22 @@ static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
     return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), LLVMConstNull(mt), "");
 }
 
-/* Continue in a block that runs only when row r exists (r < M); returns
- * the block after it, for row_end. */
-static LLVMBasicBlockRef row_begin(CG *c, LLVMValueRef r, LLVMValueRef M)
-{
-    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row");
-    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "row_skip");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), go, skip);
-    LLVMPositionBuilderAtEnd(c->b, go);
-    return skip;
-}
+/* Where a matmul block reads and writes: rows row0.. of a (row stride K)
+ * and out (row stride N), b's tile at bt with row stride bstride, and the
+ * tile's first column n0. */
+typedef struct MMBlock {
+    LLVMValueRef a, bt, bstride, out, row0, K, N, n0;
+} MMBlock;
 
-static void row_end(CG *c, LLVMBasicBlockRef skip)
-{
-    LLVMBuildBr(c->b, skip);
-    LLVMPositionBuilderAtEnd(c->b, skip);
-}
-
-/* One block of MM_RB rows (row0.., clamped to M - 1 for reading, stored
- * only below M) by the column tile at n0. arow(r) = a + r * K, b: [K, N] at
- * bbase, out rows at obase + r * N. A partial last tile (fewer than MM_W
- * columns) takes mv_block's loops, row by row. */
-static void mm_block(CG *c, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef obase,
-                     LLVMValueRef row0, LLVMValueRef M, LLVMValueRef K, LLVMValueRef N, LLVMValueRef n0)
+/* rb rows by a whole tile (PW columns of b exist: a full tile, or a
+ * zero-padded panel): rb x MM_VECS vector accumulators through the k loop.
+ * The columns at or past N (padding) are not stored. */
+static void mm_tile(CG *c, const MMBlock *m, int rb)
 {
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
-    LLVMValueRef arow[MM_RB], last = LLVMBuildSub(c->b, M, i64c(c, 1), "");
-    const int rb = MM_RB;
-    for (int i = 0; i < rb; i++) {
-        LLVMValueRef r = add(c, row0, i64c(c, i));
-        r = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, r, M, ""), r, last, "");
-        arow[i] = gep(c, c->f32, abase, mul(c, r, K));
-    }
-    LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
-    LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tail");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile_done");
-    LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntSLE, add(c, n0, i64c(c, MM_W)), N, "");
-    LLVMBuildCondBr(c->b, full, vec, tail);
-
-    /* full tile: rb x MM_VECS accumulators through the k loop */
-    LLVMPositionBuilderAtEnd(c->b, vec);
+    LLVMValueRef arow[MM_RB];
+    for (int i = 0; i < rb; i++)
+        arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->K));
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_head");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_body");
@@ -423,11 +396,11 @@ static void mm_block(CG *c, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef
             acc[i][v] = LLVMBuildPhi(c->b, vt, "acc");
             LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
         }
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k, K, ""), body, exit);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k, m->K, ""), body, exit);
     LLVMPositionBuilderAtEnd(c->b, body);
-    LLVMValueRef brow = add(c, mul(c, k, N), n0), bv[MM_VECS];
+    LLVMValueRef brow = mul(c, k, m->bstride), bv[MM_VECS];
     for (int v = 0; v < MM_VECS; v++)
-        bv[v] = vload(c, vt, bbase, add(c, brow, i64c(c, v * VEC)));
+        bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
     LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
     LLVMValueRef nacc[MM_RB][MM_VECS];
     unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
@@ -445,35 +418,95 @@ static void mm_block(CG *c, LLVMValueRef abase, LLVMValueRef bbase, LLVMValueRef
             LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
     LLVMBuildBr(c->b, head);
     LLVMPositionBuilderAtEnd(c->b, exit);
+
+    /* store: whole vectors for a full tile, else through a stack row */
+    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_full");
+    LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_part");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
+    LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), ""), full, part);
+    LLVMPositionBuilderAtEnd(c->b, full);
     for (int i = 0; i < rb; i++) {
-        LLVMValueRef r = add(c, row0, i64c(c, i));
-        LLVMBasicBlockRef skip = row_begin(c, r, M);
-        LLVMValueRef o = add(c, mul(c, r, N), n0);
+        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->N), m->n0);
         for (int v = 0; v < MM_VECS; v++)
-            vstore(c, acc[i][v], obase, add(c, o, i64c(c, v * VEC)));
-        row_end(c, skip);
+            vstore(c, acc[i][v], m->out, add(c, o, i64c(c, v * VEC)));
     }
     LLVMBuildBr(c->b, done);
-
-    /* the last, partial tile */
-    LLVMPositionBuilderAtEnd(c->b, tail);
+    LLVMPositionBuilderAtEnd(c->b, part);
+    LLVMValueRef tmp = c->scratch;
     for (int i = 0; i < rb; i++) {
-        LLVMValueRef r = add(c, row0, i64c(c, i));
-        LLVMBasicBlockRef skip = row_begin(c, r, M);
-        mv_block(c, abase, bbase, obase, r, K, N, n0);
-        row_end(c, skip);
+        for (int v = 0; v < MM_VECS; v++)
+            vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
+        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->N), m->n0);
+        Loop lj = loop_begin(c, left);
+        store_f(c, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv));
+        loop_end(c, &lj);
     }
     LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, done);
 }
 
+/* The last, partial tile of an unpacked b (fewer than PW columns exist):
+ * rb rows, scalar loops (the sum in scratch[PW]). */
+static void mm_edge(CG *c, const MMBlock *m, int rb)
+{
+    LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef row = add(c, m->row0, i64c(c, i));
+        LLVMValueRef arow = gep(c, c->f32, m->a, mul(c, row, m->K));
+        LLVMValueRef orow = gep(c, c->f32, m->out, add(c, mul(c, row, m->N), m->n0));
+        Loop lj = loop_begin(c, left);
+        LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
+        LLVMBuildStore(c->b, f32c(c, 0), acc);
+        Loop lk = loop_begin(c, m->K);
+        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, lk.iv),
+                                          load_f(c, m->bt, add(c, mul(c, lk.iv, m->bstride), lj.iv)), "");
+        fast(prod);
+        LLVMValueRef sum = LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, acc, ""), prod, "");
+        fast(sum);
+        LLVMBuildStore(c->b, sum, acc);
+        loop_end(c, &lk);
+        store_f(c, LLVMBuildLoad2(c->b, c->f32, acc, ""), orow, lj.iv);
+        loop_end(c, &lj);
+    }
+}
+
+/* One block: rows row0 .. min(row0 + MM_RB, M) - 1, one of four unrolled
+ * row counts; the edge tile of an unpacked b takes mm_edge. */
+static void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed)
+{
+    LLVMValueRef rows = min_i(c, LLVMBuildSub(c->b, M, m->row0, ""), i64c(c, MM_RB));
+    LLVMValueRef edge = packed ? LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 0, 0)
+                               : LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildSub(c->b, m->N, m->n0, ""), i64c(c, PW), "");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block_done");
+    LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tiles");
+    LLVMBasicBlockRef edges = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "edges");
+    LLVMBuildCondBr(c->b, edge, edges, tiles);
+    LLVMBasicBlockRef from[2] = { tiles, edges };
+    for (int e = 0; e < 2; e++) {
+        LLVMPositionBuilderAtEnd(c->b, from[e]);
+        LLVMValueRef sw = LLVMBuildSwitch(c->b, rows, done, MM_RB);
+        for (int rb = 1; rb <= MM_RB; rb++) {
+            LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows");
+            LLVMAddCase(sw, i64c(c, rb), bb);
+            LLVMPositionBuilderAtEnd(c->b, bb);
+            if (e == 0)
+                mm_tile(c, m, rb);
+            else
+                mm_edge(c, m, rb);
+            LLVMBuildBr(c->b, done);
+        }
+    }
+    LLVMPositionBuilderAtEnd(c->b, done);
+}
+
 /* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]. The
- * parallel loop runs over (batch entry, row block, column tile). */
+ * parallel loop runs over (batch entry, column tile, row block). */
 static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
 {
-    int r = n->shape.rank, nbat = r - 2;
-    LLVMValueRef N = dim_val(c, n->shape.d[r - 1]), M = dim_val(c, n->shape.d[r - 2]);
-    LLVMValueRef K = dim_val(c, na->shape.d[na->shape.rank - 1]);
+    int r = n->shape.rank;
+    MMShape s = mm_shape(c, n, na, nb);
+    int nbat = s.flat ? 0 : r - 2;
     Shape ba = na->shape, bb = nb->shape, bo = n->shape;
     ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
     LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
@@ -481,32 +514,26 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     bcast_strides(c, &bb, &bo, sb);
     for (int i = 0; i < nbat; i++)
         dims[i] = dim_val(c, n->shape.d[i]);
-    LLVMValueRef rb = mm_rows(c, M), mblocks = udiv_up(c, M, rb), W = mm_cols(c, M), ntiles = udiv_up(c, N, W);
-    LLVMValueRef mk = mul(c, M, K), kn = mul(c, K, N), mn = mul(c, M, N);
+    bool packed = n->attr.packed;
+    LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N);
+    LLVMValueRef kn = packed ? mul(c, s.K, mul(c, s.ntiles, i64c(c, PW))) : mul(c, s.K, s.N);
+    c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
+    LLVMSetAlignment(c->scratch, 32);
     Loop lp = loop_par(c);
-    LLVMValueRef tile = LLVMBuildURem(c->b, lp.iv, ntiles, ""), q = LLVMBuildUDiv(c->b, lp.iv, ntiles, "");
-    LLVMValueRef mb = LLVMBuildURem(c->b, q, mblocks, ""), bi = LLVMBuildUDiv(c->b, q, mblocks, "");
+    LLVMValueRef mb = LLVMBuildURem(c->b, lp.iv, s.mblocks, ""), q = LLVMBuildUDiv(c->b, lp.iv, s.mblocks, "");
+    LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
     unflatten(c, bi, dims, nbat, idx);
     LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0);
     for (int i = 0; i < nbat; i++) {
         oa = add(c, oa, mul(c, idx[i], sa[i]));
         ob = add(c, ob, mul(c, idx[i], sb[i]));
     }
-    LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk));
+    MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
+                  .row0 = mul(c, mb, i64c(c, MM_RB)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
     LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
-    LLVMValueRef obase = gep(c, c->f32, c->out, mul(c, bi, mn));
-    LLVMValueRef row0 = mul(c, mb, rb), n0 = mul(c, tile, W);
-    LLVMBasicBlockRef many = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows4");
-    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows1");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows_done");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, rb, i64c(c, MM_RB), ""), many, one);
-    LLVMPositionBuilderAtEnd(c->b, many);
-    mm_block(c, abase, bbase, obase, row0, M, K, N, n0);
-    LLVMBuildBr(c->b, join);
-    LLVMPositionBuilderAtEnd(c->b, one);
-    mv_block(c, abase, bbase, obase, row0, K, N, n0);
-    LLVMBuildBr(c->b, join);
-    LLVMPositionBuilderAtEnd(c->b, join);
+    m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
+    m.bstride = packed ? i64c(c, PW) : s.N;
+    mm_block(c, &m, s.M, packed);
     loop_end(c, &lp);
 }
 
@@ -647,7 +674,7 @@ static void emit_gather(CG *c, const Node *n, const Node *na)
 
 /* The length of node n's parallel loop and the work of the whole kernel
  * (for the pool's threshold), from the dims in c->sym. */
-static void extent(CG *c, const Node *n, const Node *na, LLVMValueRef *len, LLVMValueRef *work)
+static void extent(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef *len, LLVMValueRef *work)
 {
     const Shape *s = &n->shape;
     LLVMValueRef all = numel(c, s);
@@ -669,9 +696,8 @@ static void extent(CG *c, const Node *n, const Node *na, LLVMValueRef *len, LLVM
     case OPK_SOURCE:
     case OPK_OTHER:
         if (n->op == OP_MATMUL) {
-            LLVMValueRef M = dim_val(c, s->d[s->rank - 2]);
-            *len = mul(c, mul(c, product(c, s, 0, s->rank - 2), udiv_up(c, M, mm_rows(c, M))),
-                       udiv_up(c, dim_val(c, s->d[s->rank - 1]), mm_cols(c, M)));
+            MMShape m = mm_shape(c, n, na, nb);
+            *len = mul(c, mul(c, m.batches, m.mblocks), m.ntiles);
             *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
         } else if (n->op == OP_GATHER) {
             *len = product(c, s, 0, s->rank - 1);
@@ -722,6 +748,8 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
         k[at++] = n->attr.offset != 0;
     if (n->op == OP_STORE)
         k[at++] = n->attr.store.axis;
+    if (n->op == OP_MATMUL)
+        k[at++] = n->attr.packed;
     return XXH3_64bits(k, sizeof(int64_t) * (size_t)at);
 }
 
@@ -834,7 +862,8 @@ static LLVMValueRef emit_call(CG *c, const Graph *g, int i, LLVMValueRef kfn, LL
     Graph one = slotted(g, i, tmp);
     LLVMValueRef saved = c->sym;
     c->sym = area;
-    extent(c, &one.nodes[2], op_info[n->op].arity > 0 ? &one.nodes[0] : NULL, &args[5], &args[6]);
+    extent(c, &one.nodes[2], op_info[n->op].arity > 0 ? &one.nodes[0] : NULL,
+           op_info[n->op].arity > 1 ? &one.nodes[1] : NULL, &args[5], &args[6]);
     c->sym = saved;
     LLVMValueRef par = LLVMGetNamedFunction(c->mod, "vamos_parallel");
     if (!par)

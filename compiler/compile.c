@@ -70,6 +70,7 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
         graph_check(m, &m->step, "incremental");
 #endif
     }
+    pass_pack(m);
     return m;
 }
 

@@ -53,6 +53,7 @@ typedef struct Node {
         struct { InputRole role; int sym; const char *name; } input; /* INPUT */
         int axis;       /* SUM MAX MEAN */
         int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
+        bool packed;    /* MATMUL: b is a weight stored in panels (pack.c) */
         int offset;     /* ARANGE, CAUSAL_MASK: 1 + the symbol whose value
                            is added to the (row) index; 0: none */
         /* STORE(state, x): state k with x written at index sym[pos] of
@@ -76,6 +77,7 @@ typedef struct ParamInfo {
     ParamInit init;
     SrcLoc loc;         /* the `param` statement */
     SrcLoc site;        /* the call that made it, for messages */
+    bool packed;        /* compiled code reads it in panels (pack.c) */
 } ParamInfo;
 
 typedef struct Vocab {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blob.h"
+#include "passes.h"
 #include "vamos/parallel.h"
 #include "vamos/translate.h"
 
@@ -18,6 +19,11 @@ struct Jit {
     Blob blob;                          /* the model as the runtime reads it (no weights) */
     vamos_model rt;
     vamos_arena arena[2];               /* encoder, decoder */
+    /* packed copies of the weights marked packed (pack.c), made from the
+     * weights at packed_from[i] on the first run that passes them */
+    float **packed;
+    const float **packed_from;
+    int nparams;
 };
 
 static int fail(LLVMErrorRef e, const char *what, char *err, size_t errlen)
@@ -143,6 +149,10 @@ void jit_free(Jit *j)
     vamos_arena_free(&j->arena[0]);
     vamos_arena_free(&j->arena[1]);
     free(j->blob.p);
+    for (int i = 0; j->packed && i < j->nparams; i++)
+        free(j->packed[i]);
+    free(j->packed);
+    free(j->packed_from);
     free(j);
 }
 
@@ -166,6 +176,38 @@ static Tensor copy_out(const Node *n, const void *data, const int64_t *sym)
     return t;
 }
 
+/* Point the runtime at the weights, packing those compiled code reads
+ * packed (once per weight array). */
+static int bind_params(Jit *j, const Model *m, float *const *params, char *err, size_t errlen)
+{
+    if (!j->packed) {
+        j->nparams = m->nparams;
+        j->packed = calloc((size_t)m->nparams + 1, sizeof *j->packed);
+        j->packed_from = calloc((size_t)m->nparams + 1, sizeof *j->packed_from);
+        if (!j->packed || !j->packed_from) {
+            snprintf(err, errlen, "out of memory for the packed weights");
+            return -1;
+        }
+    }
+    for (int i = 0; i < j->rt.nparams; i++) {
+        const ParamInfo *p = &m->params[i];
+        if (!p->packed) {
+            j->rt.params[i] = params[i];
+            continue;
+        }
+        if (j->packed_from[i] != params[i]) {
+            if (!j->packed[i] && !(j->packed[i] = malloc((size_t)param_floats(p) * 4))) {
+                snprintf(err, errlen, "out of memory packing weight '%s'", p->name);
+                return -1;
+            }
+            pack_param(p, params[i], j->packed[i]);
+            j->packed_from[i] = params[i];
+        }
+        j->rt.params[i] = j->packed[i];
+    }
+    return 0;
+}
+
 /* Run g with the runtime's executor (runtime/translate.c), the one a
  * built translator uses. */
 static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
@@ -177,8 +219,8 @@ static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
         snprintf(err, errlen, "internal error: the %s was not compiled for this", g->name);
         return -1;
     }
-    for (int i = 0; i < j->rt.nparams; i++)
-        j->rt.params[i] = params[i];
+    if (bind_params(j, m, params, err, errlen))
+        return -1;
     const void *inputs[2 + VAMOS_MAX_SYMS] = { in->tokens };
     for (int s = 0; s < MAX_SYMS && s < VAMOS_MAX_SYMS; s++)
         inputs[1 + s] = in->lengths[s];

@@ -21,7 +21,10 @@ void jit_free(Jit *j);
 Jit *jit_compile_steps(const Model *m, char *err, size_t errlen);
 int32_t jit_step(Jit *j, const Model *m, const Graph *g, int node, void *const *buf, const int64_t *sym);
 
-/* Run graph g (the model's encoder or decoder) like interp_run. */
+/* Run graph g (the model's encoder or decoder) like interp_run. Weights
+ * that compiled code reads packed (pack.c) are packed on the first run
+ * that passes a given array: a weight changed in place afterwards is not
+ * seen (pass a new array). */
 int jit_run(Jit *j, const Model *m, const Graph *g, float *const *params,
             const InterpInputs *in, Tensor *out, char *err, size_t errlen);
 

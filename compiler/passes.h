@@ -4,6 +4,7 @@
  *   fold.c  constant folding of elementwise ops on scalar constants
  *   dce.c   dead node elimination (nodes the output does not need)
  *   incremental.c  the one-token decoder step derived from the decoder
+ *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
  */
 #ifndef VAMOS_PASSES_H
@@ -18,6 +19,15 @@ Graph pass_dce(struct Arena *a, const Graph *g);
 /* Derive m->prep and m->step (see incremental.c). false, with the reason
  * in m->no_step, when the decoder cannot be decoded incrementally. */
 bool derive_step(struct Arena *a, Model *m);
+
+/* Mark the weights that are only ever the right operand of a matmul as
+ * packed (ParamInfo.packed) and those matmuls as reading them packed
+ * (Node.attr.packed), in every graph of m. Returns how many are packed. */
+int pass_pack(Model *m);
+/* The floats compiled code reads for a weight (padded when packed), and
+ * the packing of its row-major values w into out (that many floats). */
+int64_t param_floats(const ParamInfo *p);
+void pack_param(const ParamInfo *p, const float *w, float *out);
 
 /* Give each node a buffer number slot[i] (-1 for weights); values whose
  * lifetimes do not overlap share a buffer when `reuse`. Returns the

@@ -239,3 +239,18 @@ void rt_pad_mask(const int32_t *lengths /* (b) */, int64_t b, int64_t L,
         for (int64_t p = 0; p < L; p++)
             out[i * L + p] = (p < lengths[i]) ? 0.0f : -INFINITY;
 }
+
+int64_t rt_packed_numel(int64_t K, int64_t N)
+{
+    return (N + VAMOS_PANEL - 1) / VAMOS_PANEL * VAMOS_PANEL * K;
+}
+
+void rt_pack_panels(const float *b, int64_t K, int64_t N, float *out)
+{
+    for (int64_t p = 0; p * VAMOS_PANEL < N; p++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < VAMOS_PANEL; j++) {
+                int64_t col = p * VAMOS_PANEL + j;
+                *out++ = col < N ? b[k * N + col] : 0.0f;
+            }
+}

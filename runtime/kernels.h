@@ -69,6 +69,15 @@ void rt_causal_mask(int64_t rows, int64_t cols, int64_t from, float *out);
 /* Write x, of state's shape but size 1 along axis, at index `at` of axis. */
 void rt_store(float *state, const rt_shape *ss, int axis, int64_t at, const float *x);
 
+/* Pre-packed matmul weights. A weight b [K, N] that is only ever the right
+ * operand of matmuls is stored in panels of VAMOS_PANEL columns: panel p
+ * holds columns [p*P, p*P + P) as K rows of P contiguous floats, the last
+ * panel padded with zeros. Generated matmul kernels then read each panel
+ * as one contiguous stream (compiler/pack.c decides, codegen.c reads). */
+#define VAMOS_PANEL 32
+int64_t rt_packed_numel(int64_t K, int64_t N);
+void rt_pack_panels(const float *b, int64_t K, int64_t N, float *out);
+
 /* Additive padding mask (b, L): 0 where pos < lengths[i], -inf elsewhere. */
 void rt_pad_mask(const int32_t *lengths, int64_t b, int64_t L, float *out);
 

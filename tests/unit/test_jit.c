@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "helpers.h"
 #include "jit.h"
+#include "passes.h"
 
 #define TOL 1e-5
 
@@ -22,6 +23,8 @@ static uint64_t rnd(void)
     return rng_state;
 }
 static float rndf(void) { return (float)((double)(rnd() >> 11) * 0x1.0p-53 * 2 - 1); }
+
+static int packed_seen;   /* packed matmuls checked by compare_graph */
 
 /* Compare two values of one node; returns the worst relative error. */
 static double compare(const char *what, int node, const Tensor *got, const Tensor *want)
@@ -83,8 +86,18 @@ static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params
     char err[512];
     cr_assert_eq(interp_run_all(m, g, params, in, ref, err, sizeof err), 0, "%s", err);
     void **buf = calloc((size_t)g->n, sizeof *buf);
-    for (int i = 0; i < g->n; i++)
+    float **packed = calloc((size_t)g->n, sizeof *packed);
+    for (int i = 0; i < g->n; i++) {
         buf[i] = ref[i].data;
+        /* a weight compiled code reads packed, as the JIT binds it */
+        const Node *n = &g->nodes[i];
+        if (n->op == OP_PARAM && m->params[n->attr.param].packed) {
+            const ParamInfo *p = &m->params[n->attr.param];
+            packed[i] = malloc((size_t)param_floats(p) * 4);
+            pack_param(p, ref[i].data, packed[i]);
+            buf[i] = packed[i];
+        }
+    }
     for (int i = 0; i < g->n; i++) {
         Op op = g->nodes[i].op;
         seen[op] = true;
@@ -99,7 +112,11 @@ static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params
         compare(op_info[op].text, i, &mine, &ref[i]);
         buf[i] = ref[i].data;
         free(mine.data);
+        packed_seen += op == OP_MATMUL && g->nodes[i].attr.packed;
     }
+    for (int i = 0; i < g->n; i++)
+        free(packed[i]);
+    free(packed);
     free(buf);
     /* the whole graph at once: the output (inner nodes were checked above) */
     cr_assert_eq(jit_run_all(j, m, g, params, in, nat, err, sizeof err), 0, "%s", err);
@@ -206,6 +223,58 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
     }
     for (int op = 0; op < OP_COUNT; op++)
         cr_expect(seen[op], "op '%s' was not exercised", op_info[op].text);
+    cr_expect(packed_seen > 0, "no matmul read a packed weight");
+}
+
+/* The matmul kernel's paths: one to four rows left in a block, whole and
+ * partial column tiles, packed weights (with a padded last panel) and
+ * computed right operands, batch dims folded into the rows or not. */
+Test(jit, matmul_tiles_match_the_interpreter, .timeout = 300)
+{
+    static const char *text =
+        "model mm {\n"
+        "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+        "  vocab tgt = [\"<eos>\", \"x\"]\n"
+        "  encoder(x: tokens<src>[b, n]) {\n"
+        "    h = embed(x, 70)\n"
+        "    g = transpose(h, 1, 2) @ h\n"              /* [b, 70, 70], K = n */
+        "    y = h @ g\n"                               /* computed b: 2 tiles + 6 columns */
+        "    return linear(y, 37) as p + linear(h, 37) as q + linear(h, 70) as r @ linear(g, 37) as s\n"
+        "  }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 37]) {\n"
+        "    return linear(embed(y, 37) + sum(memory, axis: 1) * 0.0, len(tgt)) as out\n"
+        "  }\n"
+        "}\n";
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = compile_capture(&a, "mm.vam", text, &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    char err[512];
+    Jit *j = jit_compile_steps(m, err, sizeof err);
+    cr_assert(j, "%s", err);
+    float **params = random_params(m);
+    bool seen[OP_COUNT] = { 0 };
+    int before = packed_seen;
+    for (int B = 1; B <= 3; B++)
+        for (int N = 1; N <= 9; N += 2) {
+            int32_t src[64], sl[4];
+            for (int i = 0; i < B * N; i++)
+                src[i] = (int32_t)(rnd() % 4);
+            for (int i = 0; i < B; i++)
+                sl[i] = N;
+            InterpInputs in = { 0 };
+            int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN);
+            in.sym[sb] = B, in.sym[sn] = N;
+            in.tokens = src;
+            in.lengths[sn] = sl;
+            compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+        }
+    cr_assert_gt(packed_seen - before, 0, "no matmul read a packed weight");
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
 }
 
 /* statquest and base: encoder and decoder outputs on a padded batch, and
