@@ -72,7 +72,8 @@ int plan_memory(const Graph *g, bool reuse, int *slot)
         for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
             if (last[g->nodes[i].in[k]] < i)
                 last[g->nodes[i].in[k]] = i;
-    last[g->output] = n;
+    if (g->output >= 0)
+        last[g->output] = n;
     for (int i = 0; i < n; i++) {
         const Node *nd = &g->nodes[i];
         slot[i] = -1;

@@ -203,3 +203,31 @@ Test(cli, dump_matches_the_golden_file)
     vamos_weights_free(d);
     vamos_weights_free(g);
 }
+
+/* A decoder that never reads the encoder's output: its step keeps no
+ * state, and the JIT and the runtime must still accept the model (the
+ * empty per-sentence graph once broke the memory plan and the blob). */
+Test(cli, decoder_without_memory_runs)
+{
+    FILE *f = fopen("/tmp/vamos-nomem.vam", "w");
+    cr_assert(f);
+    fputs("model nomem {\n"
+          "  vocab src = [\"<eos>\", \"a\"]\n"
+          "  vocab tgt = [\"<eos>\", \"b\"]\n"
+          "  encoder(x: tokens<src>[b, n]) { return embed(x, 40) }\n"
+          "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 40]) {\n"
+          "    return linear(embed(y, 8), len(tgt)) as out\n"
+          "  }\n"
+          "}\n", f);
+    fclose(f);
+    char *out;
+    cr_assert_eq(vamos(&out, "init /tmp/vamos-nomem.vam -o /tmp/vamos-nomem.safetensors"), 0, "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "check /tmp/vamos-nomem.vam"), 0, "%s", out);
+    cr_assert(strstr(out, "0 states"), "%s", out);
+    free(out);
+    int rc = vamos(&out, "run /tmp/vamos-nomem.vam -w /tmp/vamos-nomem.safetensors \"a a\"");
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(!strstr(out, "error"), "%s", out);
+    free(out);
+}

@@ -119,3 +119,14 @@ Test(plan, base_shares_buffers_safely)
     cr_assert_lt(nd * 4, m->dec.n);
     arena_free(&a);
 }
+
+/* A graph with nothing in it and no output (the per-sentence graph of a
+ * decoder that never reads the encoder's output): no buffers, and no
+ * write outside the plan's arrays (ASan build). */
+Test(plan, empty_graph_without_output)
+{
+    Graph g = { .name = "prep", .output = -1 };
+    int slot[1] = { 7 };
+    cr_assert_eq(plan_memory(&g, true, slot), 0);
+    cr_assert_eq(slot[0], 7);
+}
