@@ -171,6 +171,25 @@ static Model *load_with_weights(Arena *a, const Opts *o, Bound *b)
     return m && bind_weights(m, o->weights, b, stderr) == 0 ? m : NULL;
 }
 
+/* Bytes of weights one decoder step reads: every weight of the step
+ * graph, except tables it only gathers rows of. */
+static int64_t step_weight_bytes(const Model *m)
+{
+    const Graph *g = &m->step;
+    int64_t bytes = 0;
+    for (int i = 0; i < g->n; i++) {
+        if (g->nodes[i].op != OP_PARAM)
+            continue;
+        bool whole = false;
+        for (int j = i + 1; j < g->n; j++)
+            for (int k = 0; k < op_info[g->nodes[j].op].arity; k++)
+                whole |= g->nodes[j].in[k] == i && g->nodes[j].op != OP_GATHER;
+        if (whole)
+            bytes += shape_numel_const(&g->nodes[i].shape) * 4;
+    }
+    return bytes;
+}
+
 static int cmd_check(Arena *a, const Opts *o)
 {
     Diag d;
@@ -185,8 +204,9 @@ static int cmd_check(Arena *a, const Opts *o)
     if (m->no_step)
         printf("incremental decoding: not derived (%s); decoding re-runs the decoder per word\n", m->no_step);
     else
-        printf("incremental decoding: per-sentence graph %d nodes, one-word step %d nodes, %d states\n",
-               m->prep.n, m->step.n, m->nstates);
+        printf("incremental decoding: per-sentence graph %d nodes, one-word step %d nodes, %d states; "
+               "a step reads %.1f MB of weights\n",
+               m->prep.n, m->step.n, m->nstates, (double)step_weight_bytes(m) / 1e6);
     return 0;
 }
 

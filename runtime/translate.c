@@ -404,6 +404,15 @@ static void dec_reorder(Dec *d, const int *parent)
     }
 }
 
+/* Count one decoder step at position t that began at `since`. */
+static void time_step(vamos_stats *st, int t, double since)
+{
+    if (st && t < VAMOS_STAT_POSITIONS) {
+        st->step_ms[t] += now_ms() - since;
+        st->steps[t]++;
+    }
+}
+
 /* Greedy decoding of a batch: each step appends each unfinished row's
  * best word. */
 static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, size_t errlen)
@@ -428,10 +437,12 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     for (int t = 0; t < longest && left > 0; t++) {
         const float *scores;
         size_t stride;
+        double ts = now_ms();
         if (dec_scores(&d, t, b->out, b->count, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
         }
+        time_step(st, t, ts);
         for (int i = 0; i < b->B; i++) {
             if (done[i])
                 continue;
@@ -538,10 +549,12 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
         }
         const float *scores;
         size_t stride;
+        double ts = now_ms();
         if (dec_scores(&d, t, rows_words, rows_len, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
         }
+        time_step(st, t, ts);
         /* candidates: finished hypotheses carry over; open ones extend */
         int nn = 0;
         for (int k = 0; k < live; k++) {

@@ -36,8 +36,9 @@ static void usage(FILE *f, const vamos_model *m)
             "  --batch N     translate N input lines at a time as one padded batch (default 1;\n"
             "                output then comes batch by batch)\n"
             "  --threads N   run kernels on N threads (default: one per CPU, here %d)\n"
-            "  --stats       print sentences, tokens, encoder/decoder ms, ms per target token and\n"
-            "                sentences/s to standard error at the end\n"
+            "  --stats       print sentences, tokens, encoder/decoder ms, ms per target token,\n"
+            "                sentences/s and the ms of a decoder step at positions 1, 8, 64,\n"
+            "                256 and 1024 (where reached) to standard error at the end\n"
             "  --help        this help\n"
             "  --version     the model's name and the xxHash of its weights\n\n"
             "Input lines longer than 1 MiB are cut there; sentences of more than 1024 words\n"
@@ -187,6 +188,15 @@ int main(int argc, char **argv)
                         "%.2f ms per target token, %.2f sentences/s\n",
                 st.sentences, st.src_tokens, st.tgt_tokens, st.enc_ms, st.dec_ms,
                 st.tgt_tokens ? st.dec_ms / (double)st.tgt_tokens : 0.0, secs > 0 ? (double)st.sentences / secs : 0.0);
+        static const int at[] = { 1, 8, 64, 256, 1024 };
+        const char *sep = "decoder step ms by position (1 = first word):";
+        for (int i = 0; i < 5; i++)
+            if (st.steps[at[i] - 1]) {
+                fprintf(stderr, "%s %d: %.2f", sep, at[i], st.step_ms[at[i] - 1] / (double)st.steps[at[i] - 1]);
+                sep = ",";
+            }
+        if (st.steps[0])
+            fprintf(stderr, "\n");
     }
     vamos_session_free(s);
     vamos_model_close(&m);

@@ -23,9 +23,15 @@ typedef struct vamos_opts {
     double alpha;         /* length penalty ((5 + len) / 6)^alpha; 0: 0.6 */
 } vamos_opts;
 
+#define VAMOS_STAT_POSITIONS 1024
+
 typedef struct vamos_stats {
     long sentences, src_tokens, tgt_tokens;
     double enc_ms, dec_ms;
+    /* decoder steps by target position (0: the step that gives the first
+     * word): summed milliseconds and how many steps were timed */
+    double step_ms[VAMOS_STAT_POSITIONS];
+    long steps[VAMOS_STAT_POSITIONS];
 } vamos_stats;
 
 typedef struct vamos_session vamos_session;
