@@ -29,6 +29,7 @@ typedef struct CG {
     LLVMValueRef out, a, bb, sym;
     LLVMValueRef lo, hi;        /* the kernel's share of its outer loop */
     LLVMValueRef scratch;       /* matmul: one row of a tile, on the stack */
+    LLVMValueRef ins;           /* graph function: inputs of a node with more than 2 */
 } CG;
 
 /* ------------------------------------------------------------ helpers */
@@ -40,6 +41,8 @@ static LLVMValueRef f32c(CG *c, double v) { return LLVMConstReal(c->f32, v); }
  * in a kernel, a dim other than the constant 1 (which broadcasting must
  * see) is a slot of the dims array, numbered from SLOT. */
 #define SLOT 1000
+/* the dims array: every slot of a node and its inputs, and one extra */
+#define AREA ((MAX_IN + 1) * MAX_RANK + 1)
 
 /* A dimension's value: a constant, or dims[slot] loaded at run time. */
 static LLVMValueRef dim_val(CG *c, Dim d)
@@ -162,7 +165,7 @@ static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_COUNT:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_COUNT:
         break;
     }
     return x;
@@ -191,7 +194,7 @@ static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
     case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
     case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_COUNT:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_COUNT:
         break;
     }
     return x;
@@ -537,6 +540,135 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     loop_end(c, &lp);
 }
 
+/* Fused attention (fuse.c), row by row: for query row i of a batch entry,
+ * the keys are taken in blocks of ATT_BK. A block whose mask is -inf
+ * everywhere (causal masking's future, padding) is skipped. Otherwise its
+ * scores go to a stack row, and an online softmax keeps the running
+ * maximum m, the running sum l of exp(score - m) and the running
+ * sum of exp(score - m) * v rows in acc: when the maximum grows, l and acc
+ * are scaled by exp(old m - new m). At the end the row is acc / l. So the
+ * score matrix never exists, and memory is O(key block + value width).
+ * A row whose keys are all masked gets 0 / 0 = NaN, as the unfused softmax
+ * gives. Inputs: a = q, b = { kt, v, mask } (see emit_call). */
+#define ATT_BK 64
+
+static LLVMValueRef fexp(CG *c, LLVMValueRef x) { return intrinsic(c, "llvm.exp", &x, 1); }
+
+static LLVMValueRef ld(CG *c, LLVMValueRef p) { return LLVMBuildLoad2(c->b, c->f32, p, ""); }
+
+static void emit_attention(CG *c, const Graph *g, const Node *n)
+{
+    const Node *nq = &g->nodes[n->in[0]], *nk = &g->nodes[n->in[1]], *nv = &g->nodes[n->in[2]];
+    const Node *nm = &g->nodes[n->in[3]];
+    int r = n->shape.rank, nbat = r - 2;
+    LLVMValueRef S = dim_val(c, n->shape.d[r - 2]), E = dim_val(c, n->shape.d[r - 1]);
+    LLVMValueRef D = dim_val(c, nq->shape.d[r - 1]), T = dim_val(c, nk->shape.d[r - 1]);
+    LLVMValueRef kt = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, 0)), "kt");
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, 1)), "v");
+    LLVMValueRef mask = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, 2)), "mask");
+    Shape bq = nq->shape, bk = nk->shape, bv = nv->shape, bo = n->shape, scores = n->shape;
+    bq.rank -= 2, bk.rank -= 2, bv.rank -= 2, bo.rank -= 2;
+    scores.d[r - 1] = nk->shape.d[r - 1];
+    LLVMValueRef sq[MAX_RANK], sk[MAX_RANK], sv[MAX_RANK], sm[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
+    bcast_strides(c, &bq, &bo, sq);
+    bcast_strides(c, &bk, &bo, sk);
+    bcast_strides(c, &bv, &bo, sv);
+    bcast_strides(c, &nm->shape, &scores, sm);
+    for (int i = 0; i < nbat; i++)
+        dims[i] = dim_val(c, n->shape.d[i]);
+    /* scratch in the entry block: acc [E], scores and dots [ATT_BK], m, l */
+    LLVMValueRef acc = LLVMBuildArrayAlloca(c->b, c->f32, E, "acc");
+    LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_BK), "sc");
+    LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_BK), "dots");
+    LLVMValueRef mp = LLVMBuildAlloca(c->b, c->f32, "m"), lp = LLVMBuildAlloca(c->b, c->f32, "l");
+    LLVMValueRef bmp = LLVMBuildAlloca(c->b, c->f32, "bmax");
+    LLVMValueRef ninf = f32c(c, -INFINITY), scale = f32c(c, n->attr.attn.scale);
+
+    Loop lp_ = loop_par(c);
+    LLVMValueRef i = LLVMBuildURem(c->b, lp_.iv, S, ""), bi = LLVMBuildUDiv(c->b, lp_.iv, S, "");
+    unflatten(c, bi, dims, nbat, idx);
+    LLVMValueRef oq = i64c(c, 0), ok = i64c(c, 0), ov = i64c(c, 0), om = mul(c, i, sm[r - 2]);
+    for (int k = 0; k < nbat; k++) {
+        oq = add(c, oq, mul(c, idx[k], sq[k]));
+        ok = add(c, ok, mul(c, idx[k], sk[k]));
+        ov = add(c, ov, mul(c, idx[k], sv[k]));
+        om = add(c, om, mul(c, idx[k], sm[k]));
+    }
+    LLVMValueRef qrow = gep(c, c->f32, c->a, add(c, mul(c, oq, mul(c, S, D)), mul(c, i, D)));
+    LLVMValueRef ktm = gep(c, c->f32, kt, mul(c, ok, mul(c, D, T)));
+    LLVMValueRef vm = gep(c, c->f32, v, mul(c, ov, mul(c, T, E)));
+    LLVMValueRef mrow = gep(c, c->f32, mask, om), orow = gep(c, c->f32, c->out, mul(c, lp_.iv, E));
+    Loop lz = loop_begin(c, E);
+    store_f(c, f32c(c, 0), acc, lz.iv);
+    loop_end(c, &lz);
+    LLVMBuildStore(c->b, ninf, mp);
+    LLVMBuildStore(c->b, f32c(c, 0), lp);
+
+    Loop lb = loop_begin(c, udiv_up(c, T, i64c(c, ATT_BK)));
+    LLVMValueRef j0 = mul(c, lb.iv, i64c(c, ATT_BK));
+    LLVMValueRef jn = min_i(c, LLVMBuildSub(c->b, T, j0, ""), i64c(c, ATT_BK));
+    /* the block's mask; skip the block when all of it is -inf */
+    LLVMBuildStore(c->b, ninf, bmp);
+    Loop lm = loop_begin(c, jn);
+    LLVMValueRef mv = load_f(c, mrow, mul(c, add(c, j0, lm.iv), sm[r - 1]));
+    store_f(c, mv, sc, lm.iv);
+    LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), mv), bmp);
+    store_f(c, f32c(c, 0), dt, lm.iv);
+    loop_end(c, &lm);
+    LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_block");
+    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_skip");
+    LLVMBuildCondBr(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, bmp), ninf, ""), skip, work);
+    LLVMPositionBuilderAtEnd(c->b, work);
+    /* dots[j] = q . kt[:, j0 + j], k outer so the inner loop is contiguous */
+    Loop ld_ = loop_begin(c, D);
+    LLVMValueRef qd = load_f(c, qrow, ld_.iv), krow = gep(c, c->f32, ktm, add(c, mul(c, ld_.iv, T), j0));
+    Loop lj = loop_begin(c, jn);
+    LLVMValueRef prod = LLVMBuildFMul(c->b, qd, load_f(c, krow, lj.iv), "");
+    fast(prod);
+    LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, dt, lj.iv), prod, "");
+    fast(sum);
+    store_f(c, sum, dt, lj.iv);
+    loop_end(c, &lj);
+    loop_end(c, &ld_);
+    /* scores and the block's maximum */
+    LLVMBuildStore(c->b, ninf, bmp);
+    Loop ls = loop_begin(c, jn);
+    LLVMValueRef d = load_f(c, dt, ls.iv);
+    LLVMValueRef scaled = n->attr.attn.div ? LLVMBuildFDiv(c->b, d, scale, "") : LLVMBuildFMul(c->b, d, scale, "");
+    LLVMValueRef s = LLVMBuildFAdd(c->b, scaled, load_f(c, sc, ls.iv), "");
+    store_f(c, s, sc, ls.iv);
+    LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), s), bmp);
+    loop_end(c, &ls);
+    LLVMValueRef m_old = ld(c, mp), m_new = max_nan(c, m_old, ld(c, bmp));
+    LLVMValueRef corr = fexp(c, LLVMBuildFSub(c->b, m_old, m_new, ""));
+    LLVMBuildStore(c->b, LLVMBuildFMul(c->b, ld(c, lp), corr, ""), lp);
+    Loop lc = loop_begin(c, E);
+    store_f(c, LLVMBuildFMul(c->b, load_f(c, acc, lc.iv), corr, ""), acc, lc.iv);
+    loop_end(c, &lc);
+    LLVMBuildStore(c->b, m_new, mp);
+    /* acc += exp(score - m) * v row, l += exp(score - m) */
+    Loop lp2 = loop_begin(c, jn);
+    LLVMValueRef pj = fexp(c, LLVMBuildFSub(c->b, load_f(c, sc, lp2.iv), m_new, ""));
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, ld(c, lp), pj, ""), lp);
+    LLVMValueRef vrow = gep(c, c->f32, vm, mul(c, add(c, j0, lp2.iv), E));
+    Loop le = loop_begin(c, E);
+    LLVMValueRef pv = LLVMBuildFMul(c->b, pj, load_f(c, vrow, le.iv), "");
+    fast(pv);
+    LLVMValueRef na = LLVMBuildFAdd(c->b, load_f(c, acc, le.iv), pv, "");
+    fast(na);
+    store_f(c, na, acc, le.iv);
+    loop_end(c, &le);
+    loop_end(c, &lp2);
+    LLVMBuildBr(c->b, skip);
+    LLVMPositionBuilderAtEnd(c->b, skip);
+    loop_end(c, &lb);
+    LLVMValueRef l = ld(c, lp);
+    Loop lo = loop_begin(c, E);
+    store_f(c, LLVMBuildFDiv(c->b, load_f(c, acc, lo.iv), l, ""), orow, lo.iv);
+    loop_end(c, &lo);
+    loop_end(c, &lp_);
+}
+
 /* out index (i0..ir) reads in[sum i_k * instride[perm[k]]]; the parallel
  * loop runs over out's rows. */
 static void emit_transpose(CG *c, const Node *n, const Node *na)
@@ -565,10 +697,10 @@ static void emit_transpose(CG *c, const Node *n, const Node *na)
 static int nslotted(const Graph *g, const Node *n)
 {
     int k = 0;
-    const Shape *shapes[3] = { &n->shape, NULL, NULL };
+    const Shape *shapes[MAX_IN + 1] = { &n->shape };
     for (int i = 0; i < op_info[n->op].arity; i++)
         shapes[i + 1] = &g->nodes[n->in[i]].shape;
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < MAX_IN + 1; s++)
         for (int i = 0; shapes[s] && i < shapes[s]->rank; i++)
             k += shapes[s]->d[i].sym >= 0;
     return k;
@@ -674,8 +806,9 @@ static void emit_gather(CG *c, const Node *n, const Node *na)
 
 /* The length of node n's parallel loop and the work of the whole kernel
  * (for the pool's threshold), from the dims in c->sym. */
-static void extent(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef *len, LLVMValueRef *work)
+static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *work)
 {
+    const Node *n = &one->nodes[MAX_IN], *na = &one->nodes[0], *nb = &one->nodes[1];
     const Shape *s = &n->shape;
     LLVMValueRef all = numel(c, s);
     *work = all;
@@ -701,6 +834,10 @@ static void extent(CG *c, const Node *n, const Node *na, const Node *nb, LLVMVal
             *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
         } else if (n->op == OP_GATHER) {
             *len = product(c, s, 0, s->rank - 1);
+        } else if (n->op == OP_ATTENTION) {
+            *len = product(c, s, 0, s->rank - 1);
+            LLVMValueRef T = dim_val(c, nb->shape.d[s->rank - 1]), D = dim_val(c, na->shape.d[s->rank - 1]);
+            *work = mul(c, mul(c, *len, T), add(c, D, dim_val(c, s->d[s->rank - 1])));
         } else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK) {
             *len = dim_val(c, s->d[0]);
         } else if (n->op == OP_STORE) {
@@ -729,7 +866,7 @@ static int key_shape(int64_t *k, int at, const Shape *s)
  * by field: struct padding must not split equal kernels). */
 static uint64_t kernel_key(const Graph *g, const Node *n)
 {
-    int64_t k[8 + 3 * (1 + 2 * MAX_RANK) + MAX_RANK];
+    int64_t k[8 + (MAX_IN + 1) * (1 + 2 * MAX_RANK) + MAX_RANK];
     int at = 0;
     k[at++] = n->op;
     at = key_shape(k, at, &n->shape);
@@ -750,6 +887,13 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
         k[at++] = n->attr.store.axis;
     if (n->op == OP_MATMUL)
         k[at++] = n->attr.packed;
+    if (n->op == OP_ATTENTION) {
+        float sc = n->attr.attn.scale;
+        int32_t bits;
+        memcpy(&bits, &sc, 4);
+        k[at++] = bits;
+        k[at++] = n->attr.attn.div;
+    }
     return XXH3_64bits(k, sizeof(int64_t) * (size_t)at);
 }
 
@@ -795,6 +939,8 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
             emit_mask(c, g, n);
         else if (n->op == OP_STORE)
             emit_store(c, g, n, nb);
+        else if (n->op == OP_ATTENTION)
+            emit_attention(c, g, n);
         else
             emit_fill(c, g, n);   /* CONST, ARANGE */
         break;
@@ -803,30 +949,31 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
     return f;
 }
 
-/* Node i with its inputs, dims replaced by slots, as a 3-node graph. */
-static Graph slotted(const Graph *g, int i, Node tmp[3])
+/* Node i with its inputs, dims replaced by slots, as a small graph: the
+ * inputs at 0.., the node at MAX_IN. */
+static Graph slotted(const Graph *g, int i, Node tmp[MAX_IN + 1])
 {
     const Node *n = &g->nodes[i];
     int arity = op_info[n->op].arity, next = 0;
-    tmp[2] = *n;
-    slot_shape(&tmp[2].shape, &next);
+    tmp[MAX_IN] = *n;
+    slot_shape(&tmp[MAX_IN].shape, &next);
     for (int k = 0; k < arity; k++) {
         tmp[k] = g->nodes[n->in[k]];
         slot_shape(&tmp[k].shape, &next);
-        tmp[2].in[k] = k;
+        tmp[MAX_IN].in[k] = k;
     }
-    return (Graph){ .name = g->name, .nodes = tmp, .n = 3, .cap = 3, .output = 2 };
+    return (Graph){ .name = g->name, .nodes = tmp, .n = MAX_IN + 1, .cap = MAX_IN + 1, .output = MAX_IN };
 }
 
 /* The dims array of node i's kernel, in slot order, in an alloca. */
 static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLVMValueRef area)
 {
     const Node *n = &g->nodes[i];
-    const Shape *shapes[3] = { &n->shape, NULL, NULL };
+    const Shape *shapes[MAX_IN + 1] = { &n->shape };
     for (int k = 0; k < op_info[n->op].arity; k++)
         shapes[k + 1] = &g->nodes[n->in[k]].shape;
     int slot = 0;
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < MAX_IN + 1; s++)
         for (int k = 0; shapes[s] && k < shapes[s]->rank; k++) {
             Dim d = shapes[s]->d[k];
             if (d.sym < 0 && d.n == 1)
@@ -850,20 +997,26 @@ static LLVMValueRef emit_call(CG *c, const Graph *g, int i, LLVMValueRef kfn, LL
                               LLVMValueRef area)
 {
     const Node *n = &g->nodes[i];
-    int slots[3] = { i, op_info[n->op].arity > 0 ? n->in[0] : -1, op_info[n->op].arity > 1 ? n->in[1] : -1 };
+    int arity = op_info[n->op].arity;
+    int slots[3] = { i, arity > 0 ? n->in[0] : -1, arity > 1 ? n->in[1] : -1 };
     LLVMValueRef args[7];
     args[0] = kfn;
     for (int k = 0; k < 3; k++)
         args[k + 1] = slots[k] < 0 ? LLVMConstNull(c->ptr)
                                    : LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, slots[k])), "");
+    if (arity > 2) {   /* b: the array of inputs 1.. */
+        for (int k = 1; k < arity; k++)
+            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, n->in[k])), ""),
+                           gep(c, c->ptr, c->ins, i64c(c, k - 1)));
+        args[3] = c->ins;
+    }
     args[4] = dims_arg(c, g, i, sym, area);
     /* the loop length and work, from the dims just stored (slot numbering) */
-    Node tmp[3];
+    Node tmp[MAX_IN + 1];
     Graph one = slotted(g, i, tmp);
     LLVMValueRef saved = c->sym;
     c->sym = area;
-    extent(c, &one.nodes[2], op_info[n->op].arity > 0 ? &one.nodes[0] : NULL,
-           op_info[n->op].arity > 1 ? &one.nodes[1] : NULL, &args[5], &args[6]);
+    extent(c, &one, &args[5], &args[6]);
     c->sym = saved;
     LLVMValueRef par = LLVMGetNamedFunction(c->mod, "vamos_parallel");
     if (!par)
@@ -884,7 +1037,8 @@ static void emit_steps(CG *c, const Graph *g, LLVMValueRef *ks)
     LLVMPositionBuilderAtEnd(c->b, none);
     LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
     LLVMPositionBuilderAtEnd(c->b, entry);
-    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK + 1), "dims");
+    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, AREA), "dims");
+    c->ins = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, MAX_IN), "ins");
     LLVMValueRef sw = LLVMBuildSwitch(c->b, LLVMGetParam(f, 0), none, (unsigned)g->n);
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
@@ -902,9 +1056,9 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     LLVMValueRef *ks = calloc((size_t)g->n + 1, sizeof *ks);
     for (int i = 0; i < g->n; i++) {
         Op op = g->nodes[i].op;
-        Node tmp[3];
+        Node tmp[MAX_IN + 1];
         Graph one = slotted(g, i, tmp);
-        ks[i] = op == OP_INPUT || op == OP_PARAM ? NULL : kernel(c, &one, &tmp[2]);
+        ks[i] = op == OP_INPUT || op == OP_PARAM ? NULL : kernel(c, &one, &tmp[MAX_IN]);
     }
     char name[64];
     snprintf(name, sizeof name, "vamos_%s", g->name);
@@ -913,7 +1067,8 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     c->fn = f;
     LLVMValueRef buf = LLVMGetParam(f, 0), sym = LLVMGetParam(f, 1);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
-    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, 3 * MAX_RANK + 1), "dims");
+    LLVMValueRef area = LLVMBuildArrayAlloca(c->b, c->i64, i64c(c, AREA), "dims");
+    c->ins = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, MAX_IN), "ins");
     for (int i = 0; i < g->n; i++) {
         if (!ks[i])
             continue;

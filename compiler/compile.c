@@ -62,13 +62,23 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
     m->enc = pass_dce(a, &m->enc);
     m->dec = pass_dce(a, &m->dec);
     check(m, "dce");
-    if (after)
+    if (after && strcmp(after, "incremental"))
         return m;
     if (derive_step(a, m)) {
 #ifndef NDEBUG
         graph_check(m, &m->prep, "incremental");
         graph_check(m, &m->step, "incremental");
 #endif
+    }
+    if (!after) {
+        Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
+        for (int i = 0; i < 4; i++) {
+            int fused;
+            *graphs[i] = pass_fuse(a, graphs[i], &fused);
+#ifndef NDEBUG
+            graph_check(m, graphs[i], "fuse");
+#endif
+        }
     }
     pass_pack(m);
     return m;

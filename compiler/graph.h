@@ -40,9 +40,11 @@ typedef enum InputRole {
     IN_STATE      /* f32: state kept between decoder steps (sym: its index) */
 } InputRole;
 
+#define MAX_IN 4   /* inputs of a node (op_info[op].arity of them) */
+
 typedef struct Node {
     Op op;
-    int in[2];
+    int in[MAX_IN];
     DType dtype;
     Shape shape;
     SrcLoc loc;         /* where the program made it (maybe in a library) */
@@ -54,6 +56,8 @@ typedef struct Node {
         int axis;       /* SUM MAX MEAN */
         int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
         bool packed;    /* MATMUL: b is a weight stored in panels (pack.c) */
+        /* ATTENTION: scores = (q @ kt) / scale when div, else * scale */
+        struct { float scale; bool div; } attn;
         int offset;     /* ARANGE, CAUSAL_MASK: 1 + the symbol whose value
                            is added to the (row) index; 0: none */
         /* STORE(state, x): state k with x written at index sym[pos] of
@@ -136,7 +140,8 @@ int64_t shape_numel_const(const Shape *s);   /* -1 if any dim is symbolic */
 
 /* ---- dumps (graph_dump.c) ---- */
 void graph_dump_text(FILE *out, const Model *m, const Graph *g, struct Arena *a);
-void graph_dump_dot(FILE *out, const Model *m, struct Arena *a);
+/* all: also the derived per-sentence and step graphs */
+void graph_dump_dot(FILE *out, const Model *m, struct Arena *a, bool all);
 
 /* ---- verifier (graph_check.c): abort with file:line on a broken IR ---- */
 void graph_check(const Model *m, const Graph *g, const char *after_pass);

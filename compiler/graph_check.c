@@ -83,6 +83,17 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
     case OP_PAD_MASK:
         CHECK(a->dtype == DT_I32, "lengths dtype");
         break;
+    case OP_ATTENTION: {
+        const Node *v = &g->nodes[nd->in[2]];
+        int r = nd->shape.rank;
+        CHECK(r >= 2 && a->shape.rank == r && b->shape.rank == r && v->shape.rank == r, "attention ranks");
+        CHECK(dim_eq(a->shape.d[r - 1], b->shape.d[r - 2]), "attention q, kt contraction");
+        CHECK(dim_eq(b->shape.d[r - 1], v->shape.d[r - 2]), "attention kt, v lengths");
+        CHECK(dim_eq(nd->shape.d[r - 2], a->shape.d[r - 2]) && dim_eq(nd->shape.d[r - 1], v->shape.d[r - 1]),
+              "attention output shape");
+        CHECK(g->nodes[nd->in[3]].shape.rank <= r, "attention mask rank");
+        break;
+    }
     case OP_STORE: {
         const Node *st = a;
         CHECK(st->op == OP_INPUT && st->attr.input.role == IN_STATE, "store into a non-state");

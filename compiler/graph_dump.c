@@ -28,8 +28,15 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
         else
             fprintf(out, " state=%d", n->attr.store.state);
         break;
+    case OP_ATTENTION:
+        fprintf(out, " scale=%s%g", n->attr.attn.div ? "1/" : "", n->attr.attn.scale);
+        break;
+    case OP_MATMUL:
+        if (n->attr.packed)
+            fprintf(out, " packed");
+        break;
     case OP_PAD_MASK: case OP_GATHER:
-    case OP_MATMUL: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
     case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:
     case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN:
     case OP_COS: case OP_FLOOR: case OP_ABS: case OP_RESHAPE: case OP_COUNT:
@@ -60,6 +67,19 @@ static void dot_graph(FILE *out, const Model *m, const Graph *g, Arena *a)
                           : n->op == OP_INPUT ? "shape=box, style=filled, fillcolor=\"#d9ead3\""
                           : n->op == OP_CONST ? "shape=plaintext"
                           : "shape=ellipse";
+        if (n->op == OP_ATTENTION) {
+            /* a fused group: drawn as a box of its own, its ops listed */
+            fprintf(out, "    subgraph cluster_%s_fused%d {\n      label=\"fused\"; style=\"rounded,filled\"; "
+                         "fillcolor=\"#dae8fc\"; color=\"#6c8ebf\";\n", g->name, i);
+            fprintf(out, "      %s%d [shape=box, style=filled, fillcolor=white, label=\"attention\\n"
+                         "matmul(q, kt) → scale → + mask → softmax → matmul(·, v)"
+                         "\\n%s\"%s];\n    }\n",
+                    g->name, i, shape_str(a, m, &n->shape), i == g->output ? ", peripheries=2" : "");
+            for (int k = 0; k < op_info[n->op].arity; k++)
+                fprintf(out, "    %s%d -> %s%d [label=\"%s\"];\n", g->name, n->in[k], g->name, i,
+                        (const char *[]){ "q", "kt", "v", "mask" }[k]);
+            continue;
+        }
         fprintf(out, "    %s%d [%s, label=\"%s", g->name, i, style, op_info[n->op].text);
         if (n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_CONST) {
             fputs("\\n", out);
@@ -72,11 +92,15 @@ static void dot_graph(FILE *out, const Model *m, const Graph *g, Arena *a)
     fputs("  }\n", out);
 }
 
-void graph_dump_dot(FILE *out, const Model *m, Arena *a)
+void graph_dump_dot(FILE *out, const Model *m, Arena *a, bool all)
 {
     fprintf(out, "digraph \"%s\" {\n  rankdir=TB; node [fontname=\"Helvetica\", fontsize=10];\n", m->name);
     dot_graph(out, m, &m->enc, a);
     dot_graph(out, m, &m->dec, a);
+    if (all && m->step.n > 0) {
+        dot_graph(out, m, &m->prep, a);
+        dot_graph(out, m, &m->step, a);
+    }
     if (m->enc.output >= 0)
         for (int i = 0; i < m->dec.n; i++)
             if (m->dec.nodes[i].op == OP_INPUT && m->dec.nodes[i].attr.input.role == IN_TENSOR)

@@ -185,7 +185,7 @@ static bool tag(Derive *d, int i)
         o->role[r - 1] = (unsigned char)col;
         return true;
     }
-    case OP_STORE: case OP_COUNT:
+    case OP_STORE: case OP_ATTENTION: case OP_COUNT:   /* made after this pass */
         break;
     }
     return fail(d, "op %s", op_info[n->op].text);
@@ -228,14 +228,14 @@ static int ref_prep(Derive *d, int x)
     return d->in_prep[x];
 }
 
-/* Node x of the full graph as the step reads it: its step node, a weight,
- * or (computed in prep) a state. */
+/* Node x of the full graph as the step reads it: its step node, a weight
+ * or constant, or (computed in prep) a state. */
 static int ref_step(Derive *d, int x)
 {
     if (d->in_step[x] >= 0)
         return d->in_step[x];
     const Node *n = &d->g->nodes[x];
-    if (n->op == OP_PARAM)
+    if (n->op == OP_PARAM || n->op == OP_CONST)   /* cheaper to repeat than to keep */
         return d->in_step[x] = add(d, &d->m->step, *n);
     /* a per-sentence value: prep stores it whole, step reads the state */
     int k = new_state(d, n->shape, false);

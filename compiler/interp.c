@@ -119,6 +119,12 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
     case OP_MATMUL:
         rt_matmul(a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;
+    case OP_ATTENTION: {
+        const Tensor *vv = &v[n->in[2]], *mk = &v[n->in[3]];
+        rt_attention(a->data, &a->shape, b->data, &b->shape, vv->data, &vv->shape, mk->data, &mk->shape,
+                     n->attr.attn.scale, n->attr.attn.div, o->data, &o->shape);
+        return 0;
+    }
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW:
         rt_binary(binop(n->op), a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;

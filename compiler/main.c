@@ -28,7 +28,7 @@ typedef struct Opts {
     const char *sentence;
     unsigned long long seed;
     int max_len, threads;
-    bool dot, interp;
+    bool dot, interp, fused;
 } Opts;
 
 static const char *usage_main =
@@ -54,10 +54,13 @@ static const char *usage_check =
     "file:line:col: error: message. Exit 0 if the model is valid, 1 if not.\n";
 
 static const char *usage_graph =
-    "usage: vamos graph MODEL.vam [--dot] [--after PASS]\n\n"
+    "usage: vamos graph MODEL.vam [--dot] [--after PASS | --fused]\n\n"
     "Print the encoder and decoder graphs, one node a line (%%id = op inputs : type),\n"
     "or with --dot as Graphviz (render: vamos graph m.vam --dot | dot -Tsvg > m.svg).\n"
-    "--after elab|fold|dce shows the graph after that pass (default: all passes).\n";
+    "By default the graphs are shown as written, after dead code elimination;\n"
+    "--after elab|fold|dce shows them after an earlier pass. --fused shows what is\n"
+    "compiled: every pass, fused attention, packed weights, and the derived\n"
+    "per-sentence and one-word decoder graphs; --dot draws fused groups as boxes.\n";
 
 static const char *usage_init =
     "usage: vamos init MODEL.vam -o W.safetensors [--seed N]\n\n"
@@ -103,7 +106,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "seed", required_argument, 0, 's' }, { "dump", required_argument, 0, 'D' },
         { "target", required_argument, 0, 'T' }, { "max-len", required_argument, 0, 'M' },
         { "after", required_argument, 0, 'A' }, { "interp", no_argument, 0, 'I' },
-        { "threads", required_argument, 0, 'j' }, { 0, 0, 0, 0 },
+        { "threads", required_argument, 0, 'j' }, { "fused", no_argument, 0, 'F' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -120,6 +123,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         case 'T': o->target = optarg; break;
         case 'A': o->after = optarg; break;
         case 'I': o->interp = true; break;
+        case 'F': o->fused = true; break;
         case 's':
             errno = 0;
             o->seed = strtoull(optarg, &end, 10);
@@ -215,18 +219,28 @@ static int cmd_graph(Arena *a, const Opts *o)
     Diag d;
     if (o->after && strcmp(o->after, "elab") && strcmp(o->after, "fold") && strcmp(o->after, "dce"))
         return usage_error(usage_graph, "--after takes elab, fold or dce, not '%s'", o->after);
-    Model *m = front_end(a, &d, o);
+    if (o->after && o->fused)
+        return usage_error(usage_graph, "%s", "--after and --fused do not go together");
+    Opts shown = *o;
+    if (!o->fused && !o->after)
+        shown.after = "dce";
+    Model *m = front_end(a, &d, &shown);
     if (!m)
         return 1;
     if (o->dot) {
-        graph_dump_dot(stdout, m, a);
+        graph_dump_dot(stdout, m, a, o->fused);
         return 0;
     }
     printf("model %s\nweights:\n", m->name);
     for (int i = 0; i < m->nparams; i++)
-        printf("  %s %s\n", m->params[i].name, shape_str(a, m, &m->params[i].shape));
+        printf("  %s %s%s\n", m->params[i].name, shape_str(a, m, &m->params[i].shape),
+               m->params[i].packed ? " (packed)" : "");
     graph_dump_text(stdout, m, &m->enc, a);
     graph_dump_text(stdout, m, &m->dec, a);
+    if (o->fused && m->step.n > 0) {
+        graph_dump_text(stdout, m, &m->prep, a);
+        graph_dump_text(stdout, m, &m->step, a);
+    }
     return 0;
 }
 

@@ -10,10 +10,13 @@
  *         OPK_BINARY   elementwise f(x, y), numpy broadcasting
  *         OPK_REDUCE   along one axis, the axis kept with size 1
  *         OPK_LAYOUT   moves data: reshape, transpose
- *         OPK_OTHER    gather, matmul, padding mask, store
+ *         OPK_OTHER    gather, matmul, padding mask, store, attention
  *
  * store(state, x) exists only in derived decoder steps (incremental.c): the
  * state with x written into it (see Node.attr.store).
+ *
+ * attention(q, kt, v, mask) exists only after fusion (fuse.c):
+ * softmax(q @ kt (scaled) + mask) @ v in one kernel (see Node.attr.attn).
  */
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
@@ -49,7 +52,8 @@
     X(MEAN,        "mean",        1, OPK_REDUCE)       \
     X(RESHAPE,     "reshape",     1, OPK_LAYOUT)       \
     X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT)       \
-    X(STORE,       "store",       2, OPK_OTHER)
+    X(STORE,       "store",       2, OPK_OTHER)        \
+    X(ATTENTION,   "attention",   4, OPK_OTHER)
 
 typedef enum Op {
 #define X(id, text, arity, kind) OP_##id,

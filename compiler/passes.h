@@ -4,6 +4,7 @@
  *   fold.c  constant folding of elementwise ops on scalar constants
  *   dce.c   dead node elimination (nodes the output does not need)
  *   incremental.c  the one-token decoder step derived from the decoder
+ *   fuse.c  scaled dot-product attention fused into one ATTENTION node
  *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
  */
@@ -19,6 +20,10 @@ Graph pass_dce(struct Arena *a, const Graph *g);
 /* Derive m->prep and m->step (see incremental.c). false, with the reason
  * in m->no_step, when the decoder cannot be decoded incrementally. */
 bool derive_step(struct Arena *a, Model *m);
+
+/* Replace each attention pattern (matmul, scale, mask, softmax, matmul)
+ * by one ATTENTION node; *fused gets how many. */
+Graph pass_fuse(struct Arena *a, const Graph *g, int *fused);
 
 /* Mark the weights that are only ever the right operand of a matmul as
  * packed (ParamInfo.packed) and those matmuls as reading them packed

@@ -254,3 +254,51 @@ void rt_pack_panels(const float *b, int64_t K, int64_t N, float *out)
                 *out++ = col < N ? b[k * N + col] : 0.0f;
             }
 }
+
+/* One attention score: q row . kt column, scaled, plus the mask. */
+static float att_score(const float *qrow, const float *km, int64_t D, int64_t T, int64_t j, float scale, int div,
+                       float maskv)
+{
+    float dot = 0;
+    for (int64_t d = 0; d < D; d++)
+        dot += qrow[d] * km[d * T + j];
+    return (div ? dot / scale : dot * scale) + maskv;
+}
+
+void rt_attention(const float *q, const rt_shape *qs, const float *kt, const rt_shape *ks,
+                  const float *v, const rt_shape *vs, const float *mask, const rt_shape *ms,
+                  float scale, int div, float *out, const rt_shape *os)
+{
+    int r = os->rank;
+    int64_t S = qs->dim[r - 2], D = qs->dim[r - 1], T = ks->dim[r - 1], E = vs->dim[r - 1];
+    rt_shape qb = batch_shape(qs), kb = batch_shape(ks), vb = batch_shape(vs), ob = batch_shape(os);
+    /* the scores' shape [..., S, T], which the mask broadcasts to */
+    rt_shape ss = *os;
+    ss.dim[r - 1] = T;
+    int64_t nbatch = rt_numel(&ob);
+    for (int64_t bi = 0; bi < nbatch; bi++) {
+        const float *qm = q + bcast_index(bi, &qb, &ob) * S * D;
+        const float *km = kt + bcast_index(bi, &kb, &ob) * D * T;
+        const float *vm = v + bcast_index(bi, &vb, &ob) * T * E;
+        for (int64_t i = 0; i < S; i++) {
+            /* softmax over the row of scores (recomputed, not stored:
+             * reference kernels do not allocate), then times v */
+            const float *qrow = qm + i * D;
+            const float *mrow_at = mask;
+            int64_t row = (bi * S + i) * T;
+            float mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < T; j++)
+                mx = max_nan(mx, att_score(qrow, km, D, T, j, scale, div, mrow_at[bcast_index(row + j, ms, &ss)]));
+            for (int64_t j = 0; j < T; j++)
+                sum += expf(att_score(qrow, km, D, T, j, scale, div, mrow_at[bcast_index(row + j, ms, &ss)]) - mx);
+            float *orow = out + (bi * S + i) * E;
+            for (int64_t e = 0; e < E; e++)
+                orow[e] = 0;
+            for (int64_t j = 0; j < T; j++) {
+                float p = expf(att_score(qrow, km, D, T, j, scale, div, mrow_at[bcast_index(row + j, ms, &ss)]) - mx) / sum;
+                for (int64_t e = 0; e < E; e++)
+                    orow[e] += p * vm[j * E + e];
+            }
+        }
+    }
+}

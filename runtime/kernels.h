@@ -69,6 +69,15 @@ void rt_causal_mask(int64_t rows, int64_t cols, int64_t from, float *out);
 /* Write x, of state's shape but size 1 along axis, at index `at` of axis. */
 void rt_store(float *state, const rt_shape *ss, int axis, int64_t at, const float *x);
 
+/* Fused attention, as its unfused definition (lang/std/nn.vam) computes
+ * it: out = softmax(q @ kt * scale + mask) @ v (q @ kt / scale when div),
+ * softmax along the last axis. q (..., S, D), kt (..., D, T), v (..., T,
+ * E), out (..., S, E), batch dims broadcast as in rt_matmul; the mask
+ * broadcasts to (..., S, T). */
+void rt_attention(const float *q, const rt_shape *qs, const float *kt, const rt_shape *ks,
+                  const float *v, const rt_shape *vs, const float *mask, const rt_shape *ms,
+                  float scale, int div, float *out, const rt_shape *os);
+
 /* Pre-packed matmul weights. A weight b [K, N] that is only ever the right
  * operand of matmuls is stored in panels of VAMOS_PANEL columns: panel p
  * holds columns [p*P, p*P + P) as K rows of P contiguous floats, the last
