@@ -369,11 +369,12 @@ static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
     return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), LLVMConstNull(mt), "");
 }
 
-/* Where a matmul block reads and writes: rows row0.. of a (row stride K)
- * and out (row stride N), b's tile at bt with row stride bstride, and the
- * tile's first column n0. */
+/* Where a matmul block reads and writes: rows row0.. of a (row stride K),
+ * b's tile at bt with row stride bstride, the tile's first column n0 of N
+ * columns; the results go to out[row * ostride + o0 + j] (a matmul: o0 =
+ * n0, ostride = N; fused attention writes a stack row instead). */
 typedef struct MMBlock {
-    LLVMValueRef a, bt, bstride, out, row0, K, N, n0;
+    LLVMValueRef a, bt, bstride, out, ostride, o0, row0, K, N, n0;
 } MMBlock;
 
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
@@ -430,7 +431,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), ""), full, part);
     LLVMPositionBuilderAtEnd(c->b, full);
     for (int i = 0; i < rb; i++) {
-        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->N), m->n0);
+        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         for (int v = 0; v < MM_VECS; v++)
             vstore(c, acc[i][v], m->out, add(c, o, i64c(c, v * VEC)));
     }
@@ -440,7 +441,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     for (int i = 0; i < rb; i++) {
         for (int v = 0; v < MM_VECS; v++)
             vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
-        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->N), m->n0);
+        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         Loop lj = loop_begin(c, left);
         store_f(c, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv));
         loop_end(c, &lj);
@@ -457,7 +458,7 @@ static void mm_edge(CG *c, const MMBlock *m, int rb)
     for (int i = 0; i < rb; i++) {
         LLVMValueRef row = add(c, m->row0, i64c(c, i));
         LLVMValueRef arow = gep(c, c->f32, m->a, mul(c, row, m->K));
-        LLVMValueRef orow = gep(c, c->f32, m->out, add(c, mul(c, row, m->N), m->n0));
+        LLVMValueRef orow = gep(c, c->f32, m->out, add(c, mul(c, row, m->ostride), m->o0));
         Loop lj = loop_begin(c, left);
         LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
         LLVMBuildStore(c->b, f32c(c, 0), acc);
@@ -533,6 +534,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     }
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
                   .row0 = mul(c, mb, i64c(c, MM_RB)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
+    m.o0 = m.n0, m.ostride = s.N;
     LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
     m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
     m.bstride = packed ? i64c(c, PW) : s.N;
@@ -549,7 +551,9 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
  * are scaled by exp(old m - new m). At the end the row is acc / l. So the
  * score matrix never exists, and memory is O(key block + value width).
  * A row whose keys are all masked gets 0 / 0 = NaN, as the unfused softmax
- * gives. Inputs: a = q, b = { kt, v, mask } (see emit_call). */
+ * gives. The products q @ kt (per block) and p @ v use the matmul's
+ * register tiles (mm_block) into stack rows. Inputs: a = q, b = { kt, v,
+ * mask } (see emit_call). */
 #define ATT_BK 64
 
 static LLVMValueRef fexp(CG *c, LLVMValueRef x) { return intrinsic(c, "llvm.exp", &x, 1); }
@@ -578,6 +582,8 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
         dims[i] = dim_val(c, n->shape.d[i]);
     /* scratch in the entry block: acc [E], scores and dots [ATT_BK], m, l */
     LLVMValueRef acc = LLVMBuildArrayAlloca(c->b, c->f32, E, "acc");
+    LLVMValueRef pv = LLVMBuildArrayAlloca(c->b, c->f32, E, "pv");
+    c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_BK), "sc");
     LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_BK), "dots");
     LLVMValueRef mp = LLVMBuildAlloca(c->b, c->f32, "m"), lp = LLVMBuildAlloca(c->b, c->f32, "l");
@@ -613,23 +619,24 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     LLVMValueRef mv = load_f(c, mrow, mul(c, add(c, j0, lm.iv), sm[r - 1]));
     store_f(c, mv, sc, lm.iv);
     LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), mv), bmp);
-    store_f(c, f32c(c, 0), dt, lm.iv);
     loop_end(c, &lm);
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_block");
     LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_skip");
     LLVMBuildCondBr(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, bmp), ninf, ""), skip, work);
     LLVMPositionBuilderAtEnd(c->b, work);
-    /* dots[j] = q . kt[:, j0 + j], k outer so the inner loop is contiguous */
-    Loop ld_ = loop_begin(c, D);
-    LLVMValueRef qd = load_f(c, qrow, ld_.iv), krow = gep(c, c->f32, ktm, add(c, mul(c, ld_.iv, T), j0));
-    Loop lj = loop_begin(c, jn);
-    LLVMValueRef prod = LLVMBuildFMul(c->b, qd, load_f(c, krow, lj.iv), "");
-    fast(prod);
-    LLVMValueRef sum = LLVMBuildFAdd(c->b, load_f(c, dt, lj.iv), prod, "");
-    fast(sum);
-    store_f(c, sum, dt, lj.iv);
-    loop_end(c, &lj);
-    loop_end(c, &ld_);
+    /* dots[0..jn) = q row @ kt[:, j0..]: the matmul's register tiles */
+    for (int t = 0; t < ATT_BK / PW; t++) {
+        LLVMValueRef n0 = add(c, j0, i64c(c, t * PW));
+        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_dots");
+        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_dots_next");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, n0, T, ""), go, next);
+        LLVMPositionBuilderAtEnd(c->b, go);
+        MMBlock mb = { .a = qrow, .bt = gep(c, c->f32, ktm, n0), .bstride = T, .out = dt, .ostride = i64c(c, ATT_BK),
+                       .o0 = i64c(c, t * PW), .row0 = i64c(c, 0), .K = D, .N = T, .n0 = n0 };
+        mm_block(c, &mb, i64c(c, 1), false);
+        LLVMBuildBr(c->b, next);
+        LLVMPositionBuilderAtEnd(c->b, next);
+    }
     /* scores and the block's maximum */
     LLVMBuildStore(c->b, ninf, bmp);
     Loop ls = loop_begin(c, jn);
@@ -641,24 +648,32 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     loop_end(c, &ls);
     LLVMValueRef m_old = ld(c, mp), m_new = max_nan(c, m_old, ld(c, bmp));
     LLVMValueRef corr = fexp(c, LLVMBuildFSub(c->b, m_old, m_new, ""));
-    LLVMBuildStore(c->b, LLVMBuildFMul(c->b, ld(c, lp), corr, ""), lp);
-    Loop lc = loop_begin(c, E);
-    store_f(c, LLVMBuildFMul(c->b, load_f(c, acc, lc.iv), corr, ""), acc, lc.iv);
-    loop_end(c, &lc);
     LLVMBuildStore(c->b, m_new, mp);
-    /* acc += exp(score - m) * v row, l += exp(score - m) */
-    Loop lp2 = loop_begin(c, jn);
-    LLVMValueRef pj = fexp(c, LLVMBuildFSub(c->b, load_f(c, sc, lp2.iv), m_new, ""));
+    /* p = exp(score - m), l = l * corr + sum p */
+    LLVMValueRef lsum = LLVMBuildFMul(c->b, ld(c, lp), corr, "");
+    LLVMBuildStore(c->b, lsum, lp);
+    Loop lx = loop_begin(c, jn);
+    LLVMValueRef pj = fexp(c, LLVMBuildFSub(c->b, load_f(c, sc, lx.iv), m_new, ""));
+    store_f(c, pj, sc, lx.iv);
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, ld(c, lp), pj, ""), lp);
-    LLVMValueRef vrow = gep(c, c->f32, vm, mul(c, add(c, j0, lp2.iv), E));
+    loop_end(c, &lx);
+    /* pv = p @ v[j0..j0 + jn, :], then acc = acc * corr + pv */
+    for (int t = 0; t * PW < ATTENTION_MAX_WIDTH; t++) {
+        LLVMValueRef e0 = i64c(c, t * PW);
+        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_pv");
+        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_pv_next");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, e0, E, ""), go, next);
+        LLVMPositionBuilderAtEnd(c->b, go);
+        MMBlock mb = { .a = sc, .bt = gep(c, c->f32, vm, add(c, mul(c, j0, E), e0)), .bstride = E, .out = pv,
+                       .ostride = E, .o0 = e0, .row0 = i64c(c, 0), .K = jn, .N = E, .n0 = e0 };
+        mm_block(c, &mb, i64c(c, 1), false);
+        LLVMBuildBr(c->b, next);
+        LLVMPositionBuilderAtEnd(c->b, next);
+    }
     Loop le = loop_begin(c, E);
-    LLVMValueRef pv = LLVMBuildFMul(c->b, pj, load_f(c, vrow, le.iv), "");
-    fast(pv);
-    LLVMValueRef na = LLVMBuildFAdd(c->b, load_f(c, acc, le.iv), pv, "");
-    fast(na);
+    LLVMValueRef na = LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, load_f(c, acc, le.iv), corr, ""), load_f(c, pv, le.iv), "");
     store_f(c, na, acc, le.iv);
     loop_end(c, &le);
-    loop_end(c, &lp2);
     LLVMBuildBr(c->b, skip);
     LLVMPositionBuilderAtEnd(c->b, skip);
     loop_end(c, &lb);

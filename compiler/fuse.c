@@ -14,8 +14,9 @@
  * emit_attention in codegen.c; the reference is rt_attention). A match
  * needs every intermediate value to be read only inside the pattern (a
  * score matrix that something else reads must stay), the softmax along
- * the last axis, operands of one rank, and a mask that does not widen the
- * scores. Anything else is left as it is.
+ * the last axis, operands of one rank, a mask that does not widen the
+ * scores, and value rows of a constant width up to ATTENTION_MAX_WIDTH.
+ * Anything else is left as it is.
  */
 #include <stdlib.h>
 
@@ -83,6 +84,9 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
             if (!(nd = node_if(g, uses, qk, OP_MATMUL, 1)))
                 continue;
             const Node *q = &g->nodes[nd->in[0]], *kt = &g->nodes[nd->in[1]], *v = &g->nodes[out->in[1]];
+            Dim width = v->shape.d[r - 1];
+            if (width.sym >= 0 || width.n > ATTENTION_MAX_WIDTH)
+                continue;   /* the kernel keeps a value row on the stack */
             if (q->shape.rank != r || kt->shape.rank != r || v->shape.rank != r || nd->shape.rank != r ||
                 g->nodes[mask].shape.rank > r || !same_shape(&xa->shape, &nd->shape) ||
                 !same_shape(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)
