@@ -374,7 +374,7 @@ static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
  * columns; the results go to out[row * ostride + o0 + j] (a matmul: o0 =
  * n0, ostride = N; fused attention writes a stack row instead). */
 typedef struct MMBlock {
-    LLVMValueRef a, bt, bstride, out, ostride, o0, row0, K, N, n0;
+    LLVMValueRef a, astride, bt, bstride, out, ostride, o0, row0, K, N, n0;
 } MMBlock;
 
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
@@ -385,7 +385,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
     LLVMValueRef arow[MM_RB];
     for (int i = 0; i < rb; i++)
-        arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->K));
+        arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->astride));
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_head");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_body");
@@ -457,7 +457,7 @@ static void mm_edge(CG *c, const MMBlock *m, int rb)
     LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
     for (int i = 0; i < rb; i++) {
         LLVMValueRef row = add(c, m->row0, i64c(c, i));
-        LLVMValueRef arow = gep(c, c->f32, m->a, mul(c, row, m->K));
+        LLVMValueRef arow = gep(c, c->f32, m->a, mul(c, row, m->astride));
         LLVMValueRef orow = gep(c, c->f32, m->out, add(c, mul(c, row, m->ostride), m->o0));
         Loop lj = loop_begin(c, left);
         LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
@@ -534,7 +534,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     }
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
                   .row0 = mul(c, mb, i64c(c, MM_RB)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
-    m.o0 = m.n0, m.ostride = s.N;
+    m.o0 = m.n0, m.ostride = s.N, m.astride = s.K;
     LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
     m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
     m.bstride = packed ? i64c(c, PW) : s.N;
@@ -542,7 +542,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     loop_end(c, &lp);
 }
 
-/* Fused attention (fuse.c), row by row: for query row i of a batch entry,
+/* Fused attention (fuse.c), ATT_QB query rows of a batch entry at a time:
  * the keys are taken in blocks of ATT_BK. A block whose mask is -inf
  * everywhere (causal masking's future, padding) is skipped. Otherwise its
  * scores go to a stack row, and an online softmax keeps the running
@@ -552,9 +552,11 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
  * score matrix never exists, and memory is O(key block + value width).
  * A row whose keys are all masked gets 0 / 0 = NaN, as the unfused softmax
  * gives. The products q @ kt (per block) and p @ v use the matmul's
- * register tiles (mm_block) into stack rows. Inputs: a = q, b = { kt, v,
+ * register tiles (mm_block) into stack rows; kt and v are read once for
+ * the block's rows. Inputs: a = q, b = { kt, v,
  * mask } (see emit_call). */
 #define ATT_BK 64
+#define ATT_QB 4    /* query rows per parallel iteration (kt and v read once for them) */
 
 static LLVMValueRef fexp(CG *c, LLVMValueRef x) { return intrinsic(c, "llvm.exp", &x, 1); }
 
@@ -580,108 +582,120 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     bcast_strides(c, &nm->shape, &scores, sm);
     for (int i = 0; i < nbat; i++)
         dims[i] = dim_val(c, n->shape.d[i]);
-    /* scratch in the entry block: acc [E], scores and dots [ATT_BK], m, l */
-    LLVMValueRef acc = LLVMBuildArrayAlloca(c->b, c->f32, E, "acc");
-    LLVMValueRef pv = LLVMBuildArrayAlloca(c->b, c->f32, E, "pv");
+    /* scratch in the entry block, per query row of the block: acc and pv
+     * [QB][E], scores and dots [QB][ATT_BK], running max m, sum l, corr */
+    LLVMValueRef QBE = mul(c, i64c(c, ATT_QB), E), BK = i64c(c, ATT_BK);
+    LLVMValueRef acc = LLVMBuildArrayAlloca(c->b, c->f32, QBE, "acc");
+    LLVMValueRef pv = LLVMBuildArrayAlloca(c->b, c->f32, QBE, "pv");
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
-    LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_BK), "sc");
-    LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_BK), "dots");
-    LLVMValueRef mp = LLVMBuildAlloca(c->b, c->f32, "m"), lp = LLVMBuildAlloca(c->b, c->f32, "l");
+    LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB * ATT_BK), "sc");
+    LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB * ATT_BK), "dots");
+    LLVMValueRef mp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "m");
+    LLVMValueRef lp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "l");
+    LLVMValueRef cp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "corr");
     LLVMValueRef bmp = LLVMBuildAlloca(c->b, c->f32, "bmax");
     LLVMValueRef ninf = f32c(c, -INFINITY), scale = f32c(c, n->attr.attn.scale);
 
-    Loop lp_ = loop_par(c);
-    LLVMValueRef i = LLVMBuildURem(c->b, lp_.iv, S, ""), bi = LLVMBuildUDiv(c->b, lp_.iv, S, "");
+    LLVMValueRef nqb = udiv_up(c, S, i64c(c, ATT_QB));
+    Loop lq = loop_par(c);
+    LLVMValueRef i0 = mul(c, LLVMBuildURem(c->b, lq.iv, nqb, ""), i64c(c, ATT_QB));
+    LLVMValueRef bi = LLVMBuildUDiv(c->b, lq.iv, nqb, "");
+    LLVMValueRef rb = min_i(c, LLVMBuildSub(c->b, S, i0, ""), i64c(c, ATT_QB));
     unflatten(c, bi, dims, nbat, idx);
-    LLVMValueRef oq = i64c(c, 0), ok = i64c(c, 0), ov = i64c(c, 0), om = mul(c, i, sm[r - 2]);
+    LLVMValueRef oq = i64c(c, 0), ok = i64c(c, 0), ov = i64c(c, 0), om = mul(c, i0, sm[r - 2]);
     for (int k = 0; k < nbat; k++) {
         oq = add(c, oq, mul(c, idx[k], sq[k]));
         ok = add(c, ok, mul(c, idx[k], sk[k]));
         ov = add(c, ov, mul(c, idx[k], sv[k]));
         om = add(c, om, mul(c, idx[k], sm[k]));
     }
-    LLVMValueRef qrow = gep(c, c->f32, c->a, add(c, mul(c, oq, mul(c, S, D)), mul(c, i, D)));
+    LLVMValueRef qblk = gep(c, c->f32, c->a, add(c, mul(c, oq, mul(c, S, D)), mul(c, i0, D)));
     LLVMValueRef ktm = gep(c, c->f32, kt, mul(c, ok, mul(c, D, T)));
     LLVMValueRef vm = gep(c, c->f32, v, mul(c, ov, mul(c, T, E)));
-    LLVMValueRef mrow = gep(c, c->f32, mask, om), orow = gep(c, c->f32, c->out, mul(c, lp_.iv, E));
-    Loop lz = loop_begin(c, E);
+    LLVMValueRef mblk = gep(c, c->f32, mask, om);
+    LLVMValueRef oblk = gep(c, c->f32, c->out, mul(c, add(c, mul(c, bi, S), i0), E));
+    Loop lz = loop_begin(c, mul(c, rb, E));
     store_f(c, f32c(c, 0), acc, lz.iv);
     loop_end(c, &lz);
-    LLVMBuildStore(c->b, ninf, mp);
-    LLVMBuildStore(c->b, f32c(c, 0), lp);
+    Loop lz2 = loop_begin(c, rb);
+    store_f(c, ninf, mp, lz2.iv);
+    store_f(c, f32c(c, 0), lp, lz2.iv);
+    loop_end(c, &lz2);
 
-    Loop lb = loop_begin(c, udiv_up(c, T, i64c(c, ATT_BK)));
-    LLVMValueRef j0 = mul(c, lb.iv, i64c(c, ATT_BK));
-    LLVMValueRef jn = min_i(c, LLVMBuildSub(c->b, T, j0, ""), i64c(c, ATT_BK));
+    Loop lb = loop_begin(c, udiv_up(c, T, BK));
+    LLVMValueRef j0 = mul(c, lb.iv, BK);
+    LLVMValueRef jn = min_i(c, LLVMBuildSub(c->b, T, j0, ""), BK);
     /* the block's mask; skip the block when all of it is -inf */
     LLVMBuildStore(c->b, ninf, bmp);
+    Loop lr = loop_begin(c, rb);
+    LLVMValueRef mrow = gep(c, c->f32, mblk, mul(c, lr.iv, sm[r - 2])), srow = gep(c, c->f32, sc, mul(c, lr.iv, BK));
     Loop lm = loop_begin(c, jn);
     LLVMValueRef mv = load_f(c, mrow, mul(c, add(c, j0, lm.iv), sm[r - 1]));
-    store_f(c, mv, sc, lm.iv);
+    store_f(c, mv, srow, lm.iv);
     LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), mv), bmp);
     loop_end(c, &lm);
+    loop_end(c, &lr);
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_block");
     LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_skip");
     LLVMBuildCondBr(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, bmp), ninf, ""), skip, work);
     LLVMPositionBuilderAtEnd(c->b, work);
-    /* dots[0..jn) = q row @ kt[:, j0..]: the matmul's register tiles */
-    for (int t = 0; t < ATT_BK / PW; t++) {
-        LLVMValueRef n0 = add(c, j0, i64c(c, t * PW));
-        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_dots");
-        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_dots_next");
-        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, n0, T, ""), go, next);
-        LLVMPositionBuilderAtEnd(c->b, go);
-        MMBlock mb = { .a = qrow, .bt = gep(c, c->f32, ktm, n0), .bstride = T, .out = dt, .ostride = i64c(c, ATT_BK),
-                       .o0 = i64c(c, t * PW), .row0 = i64c(c, 0), .K = D, .N = T, .n0 = n0 };
-        mm_block(c, &mb, i64c(c, 1), false);
-        LLVMBuildBr(c->b, next);
-        LLVMPositionBuilderAtEnd(c->b, next);
-    }
-    /* scores and the block's maximum */
+    /* dots [rb][jn] = q rows @ kt[:, j0..]: the matmul's register tiles */
+    Loop lt = loop_begin(c, udiv_up(c, jn, i64c(c, PW)));
+    LLVMValueRef o0 = mul(c, lt.iv, i64c(c, PW)), n0 = add(c, j0, o0);
+    MMBlock mb = { .a = qblk, .astride = D, .bt = gep(c, c->f32, ktm, n0), .bstride = T, .out = dt,
+                   .ostride = BK, .o0 = o0, .row0 = i64c(c, 0), .K = D, .N = T, .n0 = n0 };
+    mm_block(c, &mb, rb, false);
+    loop_end(c, &lt);
+    /* per row: scores, the new maximum, p = exp(score - m), l */
+    Loop ls = loop_begin(c, rb);
+    LLVMValueRef srow2 = gep(c, c->f32, sc, mul(c, ls.iv, BK)), drow = gep(c, c->f32, dt, mul(c, ls.iv, BK));
     LLVMBuildStore(c->b, ninf, bmp);
-    Loop ls = loop_begin(c, jn);
-    LLVMValueRef d = load_f(c, dt, ls.iv);
+    Loop lj = loop_begin(c, jn);
+    LLVMValueRef d = load_f(c, drow, lj.iv);
     LLVMValueRef scaled = n->attr.attn.div ? LLVMBuildFDiv(c->b, d, scale, "") : LLVMBuildFMul(c->b, d, scale, "");
-    LLVMValueRef s = LLVMBuildFAdd(c->b, scaled, load_f(c, sc, ls.iv), "");
-    store_f(c, s, sc, ls.iv);
+    LLVMValueRef s = LLVMBuildFAdd(c->b, scaled, load_f(c, srow2, lj.iv), "");
+    store_f(c, s, srow2, lj.iv);
     LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), s), bmp);
-    loop_end(c, &ls);
-    LLVMValueRef m_old = ld(c, mp), m_new = max_nan(c, m_old, ld(c, bmp));
-    LLVMValueRef corr = fexp(c, LLVMBuildFSub(c->b, m_old, m_new, ""));
-    LLVMBuildStore(c->b, m_new, mp);
-    /* p = exp(score - m), l = l * corr + sum p */
-    LLVMValueRef lsum = LLVMBuildFMul(c->b, ld(c, lp), corr, "");
-    LLVMBuildStore(c->b, lsum, lp);
+    loop_end(c, &lj);
+    LLVMValueRef m_old = load_f(c, mp, ls.iv), m_new = max_nan(c, m_old, ld(c, bmp));
+    /* a row with nothing visible yet keeps m = -inf; exp(x - 0) keeps its
+     * p and corr 0 instead of exp(-inf + inf) = NaN */
+    LLVMValueRef m_use = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, m_new, ninf, ""), f32c(c, 0), m_new, "");
+    LLVMValueRef corr = fexp(c, LLVMBuildFSub(c->b, m_old, m_use, ""));
+    store_f(c, corr, cp, ls.iv);
+    store_f(c, m_new, mp, ls.iv);
+    LLVMBuildStore(c->b, LLVMBuildFMul(c->b, load_f(c, lp, ls.iv), corr, ""), bmp);   /* l, scaled */
     Loop lx = loop_begin(c, jn);
-    LLVMValueRef pj = fexp(c, LLVMBuildFSub(c->b, load_f(c, sc, lx.iv), m_new, ""));
-    store_f(c, pj, sc, lx.iv);
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, ld(c, lp), pj, ""), lp);
+    LLVMValueRef pj = fexp(c, LLVMBuildFSub(c->b, load_f(c, srow2, lx.iv), m_use, ""));
+    store_f(c, pj, srow2, lx.iv);
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, ld(c, bmp), pj, ""), bmp);
     loop_end(c, &lx);
-    /* pv = p @ v[j0..j0 + jn, :], then acc = acc * corr + pv */
-    for (int t = 0; t * PW < ATTENTION_MAX_WIDTH; t++) {
-        LLVMValueRef e0 = i64c(c, t * PW);
-        LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_pv");
-        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_pv_next");
-        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, e0, E, ""), go, next);
-        LLVMPositionBuilderAtEnd(c->b, go);
-        MMBlock mb = { .a = sc, .bt = gep(c, c->f32, vm, add(c, mul(c, j0, E), e0)), .bstride = E, .out = pv,
-                       .ostride = E, .o0 = e0, .row0 = i64c(c, 0), .K = jn, .N = E, .n0 = e0 };
-        mm_block(c, &mb, i64c(c, 1), false);
-        LLVMBuildBr(c->b, next);
-        LLVMPositionBuilderAtEnd(c->b, next);
-    }
+    store_f(c, ld(c, bmp), lp, ls.iv);
+    loop_end(c, &ls);
+    /* pv [rb][E] = p @ v[j0..j0 + jn, :], then acc = acc * corr + pv */
+    Loop lt2 = loop_begin(c, udiv_up(c, E, i64c(c, PW)));
+    LLVMValueRef e0 = mul(c, lt2.iv, i64c(c, PW));
+    MMBlock mp2 = { .a = sc, .astride = BK, .bt = gep(c, c->f32, vm, add(c, mul(c, j0, E), e0)), .bstride = E,
+                    .out = pv, .ostride = E, .o0 = e0, .row0 = i64c(c, 0), .K = jn, .N = E, .n0 = e0 };
+    mm_block(c, &mp2, rb, false);
+    loop_end(c, &lt2);
+    Loop la = loop_begin(c, rb);
+    LLVMValueRef cr = load_f(c, cp, la.iv), base = mul(c, la.iv, E);
     Loop le = loop_begin(c, E);
-    LLVMValueRef na = LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, load_f(c, acc, le.iv), corr, ""), load_f(c, pv, le.iv), "");
-    store_f(c, na, acc, le.iv);
+    LLVMValueRef at = add(c, base, le.iv);
+    store_f(c, LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, load_f(c, acc, at), cr, ""), load_f(c, pv, at), ""), acc, at);
     loop_end(c, &le);
+    loop_end(c, &la);
     LLVMBuildBr(c->b, skip);
     LLVMPositionBuilderAtEnd(c->b, skip);
     loop_end(c, &lb);
-    LLVMValueRef l = ld(c, lp);
-    Loop lo = loop_begin(c, E);
-    store_f(c, LLVMBuildFDiv(c->b, load_f(c, acc, lo.iv), l, ""), orow, lo.iv);
+    Loop lo = loop_begin(c, rb);
+    LLVMValueRef l = load_f(c, lp, lo.iv), ob = mul(c, lo.iv, E);
+    Loop le2 = loop_begin(c, E);
+    store_f(c, LLVMBuildFDiv(c->b, load_f(c, acc, add(c, ob, le2.iv)), l, ""), oblk, add(c, ob, le2.iv));
+    loop_end(c, &le2);
     loop_end(c, &lo);
-    loop_end(c, &lp_);
+    loop_end(c, &lq);
 }
 
 /* out index (i0..ir) reads in[sum i_k * instride[perm[k]]]; the parallel
@@ -850,9 +864,9 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         } else if (n->op == OP_GATHER) {
             *len = product(c, s, 0, s->rank - 1);
         } else if (n->op == OP_ATTENTION) {
-            *len = product(c, s, 0, s->rank - 1);
+            *len = mul(c, product(c, s, 0, s->rank - 2), udiv_up(c, dim_val(c, s->d[s->rank - 2]), i64c(c, ATT_QB)));
             LLVMValueRef T = dim_val(c, nb->shape.d[s->rank - 1]), D = dim_val(c, na->shape.d[s->rank - 1]);
-            *work = mul(c, mul(c, *len, T), add(c, D, dim_val(c, s->d[s->rank - 1])));
+            *work = mul(c, mul(c, product(c, s, 0, s->rank - 1), T), add(c, D, dim_val(c, s->d[s->rank - 1])));
         } else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK) {
             *len = dim_val(c, s->d[0]);
         } else if (n->op == OP_STORE) {
