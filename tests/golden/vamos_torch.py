@@ -3,8 +3,10 @@
 An independent implementation (plain PyTorch, float32 or float64) of the
 models written in Vamos' DSL (lang/std/nn.vam, models/statquest.vam,
 tests/golden/small.vam), plus safetensors reading and writing with the
-per-tensor XXH3 checksums that the Vamos runtime requires, and a greedy
-decoder.
+per-tensor XXH3 checksums that the Vamos runtime requires, and greedy
+decoders (greedy: re-runs the decoder over the whole prefix each step;
+greedy_cached: one position per step with key/value caches, via
+init_cache/decode_step).
 
 Weights are kept in a flat dict NAME -> tensor, named as the DSL names them
 (e.g. "encoder.layers.0.self_attn.q.w"); linear weights are [in, out].
@@ -313,6 +315,110 @@ class Model:
                 break
             y.append(tok)
         return out, probs
+
+    # ------------------------------------------- incremental decoding (KV cache)
+    #
+    # The same math as decoder_logits, one target position at a time: the
+    # cross-attention keys/values of the encoder memory are projected once
+    # per layer, the self-attention keys/values of each new position are
+    # written into preallocated per-layer caches of max_len rows, and only
+    # the new position's logits are computed. Plain torch ops (use_torch_mha
+    # does not apply here).
+
+    def _heads(self, x):
+        """[b, n, d] -> [b, h, n, dh]."""
+        b, n, d = x.shape
+        h = self.cfg.heads
+        return x.view(b, n, h, d // h).transpose(1, 2)
+
+    def _attend(self, x, k, v, name, mask=None):
+        """Attention of x [b, s, d] over already projected k, v [b, h, t, dh]."""
+        b, s, d = x.shape
+        dh = d // self.cfg.heads
+        q = self._heads(self.linear(x, name + ".q"))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(dh)
+        if mask is not None:
+            scores = scores + mask
+        a = torch.softmax(scores, dim=-1) @ v
+        return self.linear(a.transpose(1, 2).reshape(b, s, d), name + ".o")
+
+    def _dec_layers(self):
+        """Name prefixes of the decoder layers."""
+        if self.cfg.style == "residual":
+            return ["decoder"]
+        return ["decoder.layers.%d" % i for i in range(self.cfg.layers)]
+
+    @torch.no_grad()
+    def init_cache(self, memory, src_len, max_len):
+        """Decoding state for a batch: memory [b, t, d] from encoder(),
+        src_len its lengths, room for max_len target positions."""
+        b, t, d = memory.shape
+        h = self.cfg.heads
+        dt = memory.dtype
+        st = {"pos": 0, "max_len": max_len,
+              "cross_mask": padding_mask(src_len, t, dt),
+              "pe": positional_encoding(max_len, d, dt),
+              "cross": [], "self_k": [], "self_v": []}
+        for p in self._dec_layers():
+            st["cross"].append((self._heads(self.linear(memory, p + ".cross_attn.k")),
+                                self._heads(self.linear(memory, p + ".cross_attn.v"))))
+            st["self_k"].append(memory.new_empty(b, h, max_len, d // h))
+            st["self_v"].append(memory.new_empty(b, h, max_len, d // h))
+        return st
+
+    @torch.no_grad()
+    def decode_step(self, st, tokens):
+        """Feed one token per sentence (ids [b]) at the next position; return
+        that position's logits [b, tgt_vocab] (before cfg.output)."""
+        cfg = self.cfg
+        j = st["pos"]
+        if j >= st["max_len"]:
+            raise ValueError("decode_step: cache full (max_len %d)" % st["max_len"])
+        w = self.p["decoder.embed.table"]
+        x = F.embedding(torch.as_tensor(tokens, dtype=torch.long), w)[:, None, :]
+        if cfg.embed_scale:
+            x = x * math.sqrt(cfg.d)
+        x = x + st["pe"][j]
+        for i, p in enumerate(self._dec_layers()):
+            kc, vc = st["self_k"][i], st["self_v"][i]
+            kc[:, :, j:j + 1] = self._heads(self.linear(x, p + ".self_attn.k"))
+            vc[:, :, j:j + 1] = self._heads(self.linear(x, p + ".self_attn.v"))
+            # causal: the new position sees positions 0..j, all real
+            sa = self._attend(x, kc[:, :, :j + 1], vc[:, :, :j + 1], p + ".self_attn")
+            ck, cv = st["cross"][i]
+            if cfg.style == "residual":
+                x = x + sa
+                x = x + self._attend(x, ck, cv, p + ".cross_attn", st["cross_mask"])
+            else:
+                x = self.norm(x + sa, p + ".norm1")
+                x = self.norm(x + self._attend(x, ck, cv, p + ".cross_attn",
+                                               st["cross_mask"]), p + ".norm2")
+                x = self.norm(x + self.ff(x, p + ".ff"), p + ".norm3")
+        st["pos"] = j + 1
+        return self.linear(x[:, 0], "decoder." + cfg.out_name)
+
+    @torch.no_grad()
+    def greedy_cached(self, src, src_len, max_len=16, stop_at_eos=False):
+        """Greedy decoding of a batch with a KV cache: src is a padded batch
+        of ids [b][t] with lengths src_len. Returns one list of ids per
+        sentence (without the start token): max_len ids each, or, with
+        stop_at_eos, up to and including the first eos (decoding stops when
+        every sentence has emitted it)."""
+        cfg = self.cfg
+        mem = self.encoder(src, src_len)
+        st = self.init_cache(mem, src_len, max_len)
+        tok = torch.full((mem.shape[0],), cfg.start, dtype=torch.long)
+        outs = [[] for _ in range(mem.shape[0])]
+        done = [False] * len(outs)
+        for _ in range(max_len):
+            tok = torch.argmax(self.decode_step(st, tok), dim=-1)
+            for k, t in enumerate(tok.tolist()):
+                if not done[k]:
+                    outs[k].append(t)
+                    done[k] = stop_at_eos and t == cfg.eos
+            if all(done):
+                break
+        return outs
 
 
 def load_params(path, dtype=torch.float32):

@@ -1,0 +1,226 @@
+/* matmul_bench.c - Vamos's generated matmul kernel against OpenBLAS.
+ *
+ *     build/matmul_bench [--reps N] [--threads T]
+ *
+ * For each (M, N, K) of the issue's list, a model computing x [M, K] @ w
+ * [K, N] (w a weight, so packed as every model's weights are) is compiled
+ * by the JIT, and its matmul kernel is called alone through the thread
+ * pool exactly as a graph calls it. The peer is OpenBLAS's cblas_sgemm
+ * (and, for M = 1, the better of it and cblas_sgemv) on the same data with
+ * the same number of threads. Each figure is the median of --reps samples,
+ * each sample timing enough calls to last about 20 ms; the two sides
+ * alternate sample by sample so that machine noise hits both alike.
+ * Results are checked against each other before timing. Prints one line
+ * per shape: GFLOP/s of each and the ratio Vamos / OpenBLAS.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "compile.h"
+#include "jit.h"
+#include "passes.h"
+#include "vamos/parallel.h"
+
+void openblas_set_num_threads(int);
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef void (*call_fn)(void *ctx);
+
+/* Seconds per call of f: the median of reps samples of about 20 ms. */
+typedef struct Timer { call_fn f; void *ctx; int calls; } Timer;
+
+static double sample(Timer *t)
+{
+    double t0 = now();
+    for (int i = 0; i < t->calls; i++)
+        t->f(t->ctx);
+    return (now() - t0) / t->calls;
+}
+
+static void calibrate(Timer *t)
+{
+    t->f(t->ctx);   /* warm-up */
+    t->calls = 1;
+    double s = sample(t);
+    t->calls = s > 0.02 ? 1 : (int)(0.02 / (s + 1e-9)) + 1;
+}
+
+typedef struct Vam {
+    Jit *j;
+    const Model *m;
+    int node;
+    void **buf;
+    int64_t sym[MAX_SYMS];
+} Vam;
+
+static void vam_call(void *ctx)
+{
+    Vam *v = ctx;
+    if (jit_step(v->j, v->m, &v->m->enc, v->node, v->buf, v->sym)) {
+        fprintf(stderr, "matmul kernel failed\n");
+        exit(1);
+    }
+}
+
+typedef struct Blas { const float *a, *b; float *c; int M, N, K; bool gemv; } Blas;
+
+static void blas_call(void *ctx)
+{
+    Blas *p = ctx;
+    if (p->gemv)
+        cblas_sgemv(CblasRowMajor, CblasTrans, p->K, p->N, 1.0f, p->b, p->N, p->a, 1, 0.0f, p->c, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->M, p->N, p->K, 1.0f, p->a, p->K, p->b, p->N,
+                    0.0f, p->c, p->N);
+}
+
+static float *randoms(int64_t n)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    uint64_t s = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        p[i] = (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
+    }
+    return p;
+}
+
+static double median_of(Timer *t, int reps, Timer *other, double *other_med)
+{
+    double *x = malloc(sizeof(double) * (size_t)reps), *y = malloc(sizeof(double) * (size_t)reps);
+    for (int r = 0; r < reps; r++) {
+        x[r] = sample(t);
+        y[r] = sample(other);
+    }
+    qsort(x, (size_t)reps, sizeof *x, cmp);
+    qsort(y, (size_t)reps, sizeof *y, cmp);
+    double mx = x[reps / 2];
+    *other_med = y[reps / 2];
+    free(x);
+    free(y);
+    return mx;
+}
+
+static int bench(int M, int N, int K, int reps)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "model mm {\n"
+             "  vocab src = [\"<eos>\", \"a\"]\n"
+             "  vocab tgt = [\"<eos>\", \"b\"]\n"
+             "  encoder(x: tokens<src>[b, n]) {\n"
+             "    return embed(x, %d) @ weight(%d)\n"
+             "  }\n"
+             "  decoder(y: tokens<tgt>[b, m], memory: [b, n, %d]) {\n"
+             "    return linear(embed(y, 2), len(tgt)) as out\n"
+             "  }\n"
+             "}\n"
+             "def weight(n: int) { param w[%d, n]\n return w }\n",
+             K, N, N, K);
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_text(&a, &d, "mm.vam", text, (long)strlen(text), NULL);
+    if (!m)
+        return -1;
+    char err[512];
+    Jit *j = jit_compile_steps(m, err, sizeof err);
+    if (!j) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    Vam v = { .j = j, .m = m, .node = m->enc.output };
+    const Node *mm = &m->enc.nodes[v.node];
+    if (mm->op != OP_MATMUL || !mm->attr.packed) {
+        fprintf(stderr, "internal error: the benchmark's matmul is not a packed matmul\n");
+        return -1;
+    }
+    float *x = randoms((int64_t)M * K), *w = randoms((int64_t)K * N);
+    float *out = calloc((size_t)M * N, 4), *ref = calloc((size_t)M * N, 4);
+    const ParamInfo *p = &m->params[m->enc.nodes[mm->in[1]].attr.param];
+    float *wp = malloc((size_t)param_floats(p) * 4);
+    pack_param(p, w, wp);
+    v.buf = calloc((size_t)m->enc.n, sizeof *v.buf);
+    v.buf[mm->in[0]] = x, v.buf[mm->in[1]] = wp, v.buf[v.node] = out;
+    v.sym[model_sym(m, SYM_BATCH)] = 1;
+    v.sym[model_sym(m, SYM_SRC_LEN)] = M;
+
+    Blas bl = { x, w, ref, M, N, K, false };
+    vam_call(&v);
+    blas_call(&bl);
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < (int64_t)M * N; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    for (int64_t i = 0; i < (int64_t)M * N; i++)
+        worst = fmax(worst, fabs(out[i] - ref[i]) / (scale + 1e-30));
+    if (worst > 1e-5) {
+        fprintf(stderr, "(%d, %d, %d): vamos and openblas differ (%.3g of the largest value)\n", M, N, K, worst);
+        return -1;
+    }
+    Timer tv = { vam_call, &v, 0 }, tb = { blas_call, &bl, 0 };
+    calibrate(&tv);
+    calibrate(&tb);
+    double sb, sv = median_of(&tv, reps, &tb, &sb);
+    if (M == 1) {   /* the peer's best: sgemv when it is faster */
+        Blas gv = bl;
+        gv.gemv = true;
+        Timer tg = { blas_call, &gv, 0 };
+        calibrate(&tg);
+        double sv2, sg = median_of(&tg, reps, &tv, &sv2);
+        sb = fmin(sb, sg);
+    }
+    double flop = 2.0 * M * N * K;
+    printf("%5d %6d %5d  %8.1f  %8.1f  %6.2f\n", M, N, K, flop / sv * 1e-9, flop / sb * 1e-9, sb / sv);
+    fflush(stdout);
+    free(x), free(w), free(wp), free(out), free(ref), free(v.buf);
+    jit_free(j);
+    arena_free(&a);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 9, threads = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: matmul_bench [--reps N] [--threads T]\n");
+            return 2;
+        }
+    }
+    if (reps < 1 || threads < 1) {
+        fprintf(stderr, "matmul_bench: --reps and --threads must be at least 1\n");
+        return 2;
+    }
+    vamos_set_threads(threads);
+    openblas_set_num_threads(threads);
+    static const int shapes[][3] = { { 1, 512, 512 }, { 1, 2048, 512 }, { 1, 512, 2048 }, { 1, 32000, 512 },
+                                     { 16, 512, 512 }, { 64, 512, 2048 }, { 64, 2048, 512 },
+                                     { 256, 512, 512 }, { 512, 512, 512 } };
+    printf("# matmul GFLOP/s, %d threads, medians of %d samples; ratio = vamos / openblas\n", threads, reps);
+    printf("#   M      N     K     vamos  openblas   ratio\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        if (bench(shapes[s][0], shapes[s][1], shapes[s][2], reps))
+            return 1;
+    return 0;
+}
