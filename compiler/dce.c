@@ -1,8 +1,9 @@
 /* dce.c - dead node elimination.
  *
  * Requires: a verified graph. Guarantees: every node is needed by the
- * output, except INPUT nodes, which are kept so the graph's interface does
- * not change with its body.
+ * output or by a STORE (a store into a state is an effect, needed or not),
+ * except INPUT nodes, which are kept so the graph's interface does not
+ * change with its body.
  */
 #include "arena.h"
 #include "passes.h"
@@ -16,7 +17,7 @@ Graph pass_dce(Arena *a, const Graph *g)
         live[g->output] = true;
     for (int i = g->n - 1; i >= 0; i--) {
         const Node *n = &g->nodes[i];
-        live[i] |= n->op == OP_INPUT;
+        live[i] |= n->op == OP_INPUT || n->op == OP_STORE;
         for (int k = 0; live[i] && k < op_info[n->op].arity; k++)
             live[n->in[k]] = true;
     }

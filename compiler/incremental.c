@@ -331,8 +331,9 @@ bool derive_step(Arena *a, Model *m)
         d.in_step[i] = add(&d, &m->step, c);
     }
     m->step.output = d.in_step[m->dec.output];
-    if (m->nstates == 0)   /* nothing kept between steps: nothing to prepare */
-        m->prep = (Graph){ .name = "prep", .output = -1 };
+    /* prep took every node that does not depend on the target words; keep
+     * what fills a state (with no state, there is nothing to prepare) */
+    m->prep = m->nstates ? pass_dce(a, &m->prep) : (Graph){ .name = "prep", .output = -1 };
     m->no_step = NULL;
     return true;
 }
