@@ -558,8 +558,6 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
 #define ATT_BK 64
 #define ATT_QB 4    /* query rows per parallel iteration (kt and v read once for them) */
 
-static LLVMValueRef fexp(CG *c, LLVMValueRef x) { return intrinsic(c, "llvm.exp", &x, 1); }
-
 static LLVMValueRef ld(CG *c, LLVMValueRef p) { return LLVMBuildLoad2(c->b, c->f32, p, ""); }
 
 static void emit_attention(CG *c, const Graph *g, const Node *n)
@@ -661,12 +659,12 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     /* a row with nothing visible yet keeps m = -inf; exp(x - 0) keeps its
      * p and corr 0 instead of exp(-inf + inf) = NaN */
     LLVMValueRef m_use = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, m_new, ninf, ""), f32c(c, 0), m_new, "");
-    LLVMValueRef corr = fexp(c, LLVMBuildFSub(c->b, m_old, m_use, ""));
+    LLVMValueRef corr = unary(c, OP_EXP, LLVMBuildFSub(c->b, m_old, m_use, ""));
     store_f(c, corr, cp, ls.iv);
     store_f(c, m_new, mp, ls.iv);
     LLVMBuildStore(c->b, LLVMBuildFMul(c->b, load_f(c, lp, ls.iv), corr, ""), bmp);   /* l, scaled */
     Loop lx = loop_begin(c, jn);
-    LLVMValueRef pj = fexp(c, LLVMBuildFSub(c->b, load_f(c, srow2, lx.iv), m_use, ""));
+    LLVMValueRef pj = unary(c, OP_EXP, LLVMBuildFSub(c->b, load_f(c, srow2, lx.iv), m_use, ""));
     store_f(c, pj, srow2, lx.iv);
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, ld(c, bmp), pj, ""), bmp);
     loop_end(c, &lx);

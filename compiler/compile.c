@@ -73,8 +73,7 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
     if (!after) {
         Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
         for (int i = 0; i < 4; i++) {
-            int fused;
-            *graphs[i] = pass_fuse(a, graphs[i], &fused);
+            *graphs[i] = pass_fuse(a, graphs[i]);
 #ifndef NDEBUG
             graph_check(m, graphs[i], "fuse");
 #endif

@@ -27,13 +27,13 @@ typedef struct Match {
     int q, kt, v, mask;
     float scale;
     bool div;
-    int nodes[9];    /* the nodes the ATTENTION replaces */
+    int nodes[9];    /* the nodes the ATTENTION replaces, the end (p @ v) last */
 } Match;
 
 /* Node x, when it has op `op` and exactly `uses` readers. */
 static const Node *node_if(const Graph *g, const int *uses, int x, Op op, int n)
 {
-    if (x < 0 || g->nodes[x].op != op || uses[x] != n)
+    if (g->nodes[x].op != op || uses[x] != n)
         return NULL;
     return &g->nodes[x];
 }
@@ -100,7 +100,7 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
     return false;
 }
 
-Graph pass_fuse(Arena *a, const Graph *g, int *fused)
+Graph pass_fuse(Arena *a, const Graph *g)
 {
     int n = g->n;
     int *uses = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
@@ -115,16 +115,16 @@ Graph pass_fuse(Arena *a, const Graph *g, int *fused)
     }
     if (g->output >= 0)
         uses[g->output]++;   /* the output is read by the caller */
-    *fused = 0;
+    int fused = 0;
     for (int i = 0; i < n; i++) {
         if (!match(g, uses, i, &at[i]))
             continue;
         is_end[i] = true;
         for (int k = 0; k < 8; k++)
             gone[at[i].nodes[k]] = true;
-        (*fused)++;
+        fused++;
     }
-    if (*fused == 0)
+    if (fused == 0)
         return *g;
     Graph out = { .name = g->name, .output = -1 };
     for (int i = 0; i < n; i++) {

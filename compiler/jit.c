@@ -23,7 +23,6 @@ struct Jit {
      * weights at packed_from[i] on the first run that passes them */
     float **packed;
     const float **packed_from;
-    int nparams;
 };
 
 static int fail(LLVMErrorRef e, const char *what, char *err, size_t errlen)
@@ -115,6 +114,12 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
     }
     if (vamos_model_open(&j->rt, j->blob.p, j->blob.n, j->fns, err, errlen))
         goto out;
+    j->packed = calloc((size_t)j->rt.nparams + 1, sizeof *j->packed);
+    j->packed_from = calloc((size_t)j->rt.nparams + 1, sizeof *j->packed_from);
+    if (!j->packed || !j->packed_from) {
+        snprintf(err, errlen, "out of memory for the packed weights");
+        goto out;
+    }
     LLVMOrcDisposeThreadSafeContext(tsc);
     return j;
 out:
@@ -149,7 +154,7 @@ void jit_free(Jit *j)
     vamos_arena_free(&j->arena[0]);
     vamos_arena_free(&j->arena[1]);
     free(j->blob.p);
-    for (int i = 0; j->packed && i < j->nparams; i++)
+    for (int i = 0; j->packed && i < j->rt.nparams; i++)
         free(j->packed[i]);
     free(j->packed);
     free(j->packed_from);
@@ -180,15 +185,6 @@ static Tensor copy_out(const Node *n, const void *data, const int64_t *sym)
  * packed (once per weight array). */
 static int bind_params(Jit *j, const Model *m, float *const *params, char *err, size_t errlen)
 {
-    if (!j->packed) {
-        j->nparams = m->nparams;
-        j->packed = calloc((size_t)m->nparams + 1, sizeof *j->packed);
-        j->packed_from = calloc((size_t)m->nparams + 1, sizeof *j->packed_from);
-        if (!j->packed || !j->packed_from) {
-            snprintf(err, errlen, "out of memory for the packed weights");
-            return -1;
-        }
-    }
     for (int i = 0; i < j->rt.nparams; i++) {
         const ParamInfo *p = &m->params[i];
         if (!p->packed) {

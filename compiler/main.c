@@ -180,17 +180,15 @@ static Model *load_with_weights(Arena *a, const Opts *o, Bound *b)
 static int64_t step_weight_bytes(const Model *m)
 {
     const Graph *g = &m->step;
+    bool *whole = calloc((size_t)g->n + 1, 1);
     int64_t bytes = 0;
-    for (int i = 0; i < g->n; i++) {
-        if (g->nodes[i].op != OP_PARAM)
-            continue;
-        bool whole = false;
-        for (int j = i + 1; j < g->n; j++)
-            for (int k = 0; k < op_info[g->nodes[j].op].arity; k++)
-                whole |= g->nodes[j].in[k] == i && g->nodes[j].op != OP_GATHER;
-        if (whole)
+    for (int j = 0; whole && j < g->n; j++)
+        for (int k = 0; k < op_info[g->nodes[j].op].arity; k++)
+            whole[g->nodes[j].in[k]] |= g->nodes[j].op != OP_GATHER;
+    for (int i = 0; whole && i < g->n; i++)
+        if (g->nodes[i].op == OP_PARAM && whole[i])
             bytes += shape_numel_const(&g->nodes[i].shape) * 4;
-    }
+    free(whole);
     return bytes;
 }
 

@@ -22,8 +22,8 @@ Graph pass_dce(struct Arena *a, const Graph *g);
 bool derive_step(struct Arena *a, Model *m);
 
 /* Replace each attention pattern (matmul, scale, mask, softmax, matmul)
- * by one ATTENTION node; *fused gets how many. */
-Graph pass_fuse(struct Arena *a, const Graph *g, int *fused);
+ * by one ATTENTION node. */
+Graph pass_fuse(struct Arena *a, const Graph *g);
 
 /* Mark the weights that are only ever the right operand of a matmul as
  * packed (ParamInfo.packed) and those matmuls as reading them packed

@@ -284,18 +284,17 @@ void rt_attention(const float *q, const rt_shape *qs, const float *kt, const rt_
             /* softmax over the row of scores (recomputed, not stored:
              * reference kernels do not allocate), then times v */
             const float *qrow = qm + i * D;
-            const float *mrow_at = mask;
             int64_t row = (bi * S + i) * T;
             float mx = -INFINITY, sum = 0;
             for (int64_t j = 0; j < T; j++)
-                mx = max_nan(mx, att_score(qrow, km, D, T, j, scale, div, mrow_at[bcast_index(row + j, ms, &ss)]));
+                mx = max_nan(mx, att_score(qrow, km, D, T, j, scale, div, mask[bcast_index(row + j, ms, &ss)]));
             for (int64_t j = 0; j < T; j++)
-                sum += expf(att_score(qrow, km, D, T, j, scale, div, mrow_at[bcast_index(row + j, ms, &ss)]) - mx);
+                sum += expf(att_score(qrow, km, D, T, j, scale, div, mask[bcast_index(row + j, ms, &ss)]) - mx);
             float *orow = out + (bi * S + i) * E;
             for (int64_t e = 0; e < E; e++)
                 orow[e] = 0;
             for (int64_t j = 0; j < T; j++) {
-                float p = expf(att_score(qrow, km, D, T, j, scale, div, mrow_at[bcast_index(row + j, ms, &ss)]) - mx) / sum;
+                float p = expf(att_score(qrow, km, D, T, j, scale, div, mask[bcast_index(row + j, ms, &ss)]) - mx) / sum;
                 for (int64_t e = 0; e < E; e++)
                     orow[e] += p * vm[j * E + e];
             }
