@@ -11,31 +11,18 @@
  * the thread pool as a graph runs them; the transpose of k that both read
  * is not timed. Prints one line per case: milliseconds of each (medians
  * of --reps samples, the two alternating) and unfused / fused.
- * tests/bench/attention_bench.py adds PyTorch and draws the figure.
+ * tests/bench/plot.py draws the figure. (No PyTorch peer yet.)
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "arena.h"
+#include "bench.h"
 #include "compile.h"
 #include "jit.h"
 #include "vamos/parallel.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct Side {
     Arena a;
@@ -44,13 +31,14 @@ typedef struct Side {
     Tensor *all;     /* every node's value after one run: the buffers */
     void **buf;
     int from, to;    /* the timed nodes: [from, to] */
-    int calls;
+    int L;           /* the sequence length */
 } Side;
 
 static int setup(Side *s, const char *text, bool fuse, int L)
 {
     Diag d;
     diag_init(&d, stderr);
+    s->L = L;
     s->m = compile_text(&s->a, &d, "att.vam", text, (long)strlen(text), fuse ? NULL : "incremental");
     if (!s->m)
         return -1;
@@ -105,32 +93,18 @@ static int setup(Side *s, const char *text, bool fuse, int L)
     return 0;
 }
 
-static void run(Side *s, int L)
+/* The timed kernels once (a Timer's function). */
+static void run(void *ctx)
 {
+    Side *s = ctx;
     int64_t sym[MAX_SYMS] = { 0 };
     sym[model_sym(s->m, SYM_BATCH)] = 1;
-    sym[model_sym(s->m, SYM_SRC_LEN)] = L;
+    sym[model_sym(s->m, SYM_SRC_LEN)] = s->L;
     for (int i = s->from; i <= s->to; i++)
         if (jit_step(s->j, s->m, &s->m->enc, i, s->buf, sym)) {
             fprintf(stderr, "kernel %d failed\n", i);
             exit(1);
         }
-}
-
-static double sample(Side *s, int L)
-{
-    double t0 = now();
-    for (int k = 0; k < s->calls; k++)
-        run(s, L);
-    return (now() - t0) / s->calls;
-}
-
-static void calibrate(Side *s, int L)
-{
-    run(s, L);
-    s->calls = 1;
-    double t = sample(s, L);
-    s->calls = t > 0.02 ? 1 : (int)(0.02 / (t + 1e-9)) + 1;
 }
 
 static void side_free(Side *s)
@@ -177,20 +151,11 @@ static int bench(int L, bool causal, int reps)
         fprintf(stderr, "length %d: fused and unfused attention differ (%.3g)\n", L, worst);
         return -1;
     }
-    calibrate(&f, L);
-    calibrate(&u, L);
-    double *x = malloc(sizeof(double) * (size_t)reps), *y = malloc(sizeof(double) * (size_t)reps);
-    for (int r = 0; r < reps; r++) {
-        x[r] = sample(&f, L);
-        y[r] = sample(&u, L);
-    }
-    qsort(x, (size_t)reps, sizeof *x, cmp);
-    qsort(y, (size_t)reps, sizeof *y, cmp);
-    printf("%5d  %-6s  %9.3f  %9.3f  %6.2f\n", L, causal ? "causal" : "full", 1e3 * x[reps / 2], 1e3 * y[reps / 2],
-           y[reps / 2] / x[reps / 2]);
+    Timer tf = { run, &f, 0 }, tu = { run, &u, 0 };
+    double mf, mu;
+    bench_pair(&tf, &tu, reps, &mf, &mu);
+    printf("%5d  %-6s  %9.3f  %9.3f  %6.2f\n", L, causal ? "causal" : "full", 1e3 * mf, 1e3 * mu, mu / mf);
     fflush(stdout);
-    free(x);
-    free(y);
     side_free(&f);
     side_free(&u);
     return 0;
@@ -199,20 +164,8 @@ static int bench(int L, bool causal, int reps)
 int main(int argc, char **argv)
 {
     int reps = 7, threads = 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: attention_bench [--reps N] [--threads T]\n");
-            return 2;
-        }
-    }
-    if (reps < 1 || threads < 1) {
-        fprintf(stderr, "attention_bench: --reps and --threads must be at least 1\n");
+    if (bench_args(argc, argv, "attention_bench", &reps, &threads))
         return 2;
-    }
     vamos_set_threads(threads);
     printf("# attention, batch 1, 8 heads of 64, %d threads: ms, medians of %d; ratio = unfused / fused\n", threads,
            reps);

@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench.h"
 
 typedef struct Part { const float *p; size_t n; float sum; } Part;
 
@@ -25,19 +26,6 @@ static void *sum_part(void *arg)
     for (int k = 0; k < 16; k++)
         t->sum += acc[k];
     return NULL;
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -72,7 +60,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++) {
             Part part[2];
             pthread_t tid[2];
-            double t0 = now();
+            double t0 = bench_now();
             for (int k = 0; k < threads; k++) {
                 part[k] = (Part){ buf + n / (size_t)threads * (size_t)k, n / (size_t)threads, 0 };
                 pthread_create(&tid[k], NULL, sum_part, &part[k]);
@@ -81,11 +69,10 @@ int main(int argc, char **argv)
                 pthread_join(tid[k], NULL);
                 check += part[k].sum;
             }
-            gbs[r] = (double)(n * sizeof *buf) / (now() - t0) * 1e-9;
+            gbs[r] = (double)(n * sizeof *buf) / (bench_now() - t0) * 1e-9;
         }
-        qsort(gbs, (size_t)reps, sizeof *gbs, cmp);
         printf("%d thread%s: %.1f GB/s (median of %d passes over %zu MB)\n", threads, threads > 1 ? "s" : "",
-               gbs[reps / 2], reps, mb);
+               bench_median(gbs, reps), reps, mb);
     }
     free(gbs);
     free(buf);

@@ -18,49 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "arena.h"
+#include "bench.h"
 #include "compile.h"
 #include "jit.h"
 #include "passes.h"
 #include "vamos/parallel.h"
 
 void openblas_set_num_threads(int);
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef void (*call_fn)(void *ctx);
-
-/* Seconds per call of f: the median of reps samples of about 20 ms. */
-typedef struct Timer { call_fn f; void *ctx; int calls; } Timer;
-
-static double sample(Timer *t)
-{
-    double t0 = now();
-    for (int i = 0; i < t->calls; i++)
-        t->f(t->ctx);
-    return (now() - t0) / t->calls;
-}
-
-static void calibrate(Timer *t)
-{
-    t->f(t->ctx);   /* warm-up */
-    t->calls = 1;
-    double s = sample(t);
-    t->calls = s > 0.02 ? 1 : (int)(0.02 / (s + 1e-9)) + 1;
-}
 
 typedef struct Vam {
     Jit *j;
@@ -100,22 +66,6 @@ static float *randoms(int64_t n)
         p[i] = (float)((double)(s >> 11) * 0x1.0p-53 - 0.5);
     }
     return p;
-}
-
-static double median_of(Timer *t, int reps, Timer *other, double *other_med)
-{
-    double *x = malloc(sizeof(double) * (size_t)reps), *y = malloc(sizeof(double) * (size_t)reps);
-    for (int r = 0; r < reps; r++) {
-        x[r] = sample(t);
-        y[r] = sample(other);
-    }
-    qsort(x, (size_t)reps, sizeof *x, cmp);
-    qsort(y, (size_t)reps, sizeof *y, cmp);
-    double mx = x[reps / 2];
-    *other_med = y[reps / 2];
-    free(x);
-    free(y);
-    return mx;
 }
 
 static int bench(int M, int N, int K, int reps)
@@ -175,15 +125,14 @@ static int bench(int M, int N, int K, int reps)
         return -1;
     }
     Timer tv = { vam_call, &v, 0 }, tb = { blas_call, &bl, 0 };
-    calibrate(&tv);
-    calibrate(&tb);
-    double sb, sv = median_of(&tv, reps, &tb, &sb);
+    double sv, sb;
+    bench_pair(&tv, &tb, reps, &sv, &sb);
     if (M == 1) {   /* the peer's best: sgemv when it is faster */
         Blas gv = bl;
         gv.gemv = true;
         Timer tg = { blas_call, &gv, 0 };
-        calibrate(&tg);
-        double sv2, sg = median_of(&tg, reps, &tv, &sv2);
+        double sv2, sg;
+        bench_pair(&tv, &tg, reps, &sv2, &sg);
         sb = fmin(sb, sg);
     }
     double flop = 2.0 * M * N * K;
@@ -198,20 +147,8 @@ static int bench(int M, int N, int K, int reps)
 int main(int argc, char **argv)
 {
     int reps = 9, threads = 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: matmul_bench [--reps N] [--threads T]\n");
-            return 2;
-        }
-    }
-    if (reps < 1 || threads < 1) {
-        fprintf(stderr, "matmul_bench: --reps and --threads must be at least 1\n");
+    if (bench_args(argc, argv, "matmul_bench", &reps, &threads))
         return 2;
-    }
     vamos_set_threads(threads);
     openblas_set_num_threads(threads);
     static const int shapes[][3] = { { 1, 512, 512 }, { 1, 2048, 512 }, { 1, 512, 2048 }, { 1, 32000, 512 },

@@ -77,6 +77,20 @@ static void free_params(const Model *m, float **p)
     free(p);
 }
 
+/* Compile text and JIT it with a step function per node. */
+static Jit *compile_for_steps(Arena *a, const char *name, const char *text, Model **m)
+{
+    char *diags;
+    int errors;
+    *m = compile_capture(a, name, text, &diags, &errors);
+    cr_assert(*m, "%s", diags);
+    free(diags);
+    char err[512];
+    Jit *j = jit_compile_steps(*m, err, sizeof err);
+    cr_assert(j, "%s", err);
+    return j;
+}
+
 /* Each node's kernel alone, on the interpreter's values of its inputs,
  * against the interpreter's value of the node; then the whole graph. */
 static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params, const InterpInputs *in,
@@ -169,14 +183,8 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
         char text[4096];
         snprintf(text, sizeof text, all_ops_model, configs[c][0], configs[c][1]);
         Arena a = { 0 };
-        char *diags;
-        int errors;
-        Model *m = compile_capture(&a, "ops.vam", text, &diags, &errors);
-        cr_assert(m, "%s", diags);
-        free(diags);
-        char err[512];
-        Jit *j = jit_compile_steps(m, err, sizeof err);
-        cr_assert(j, "%s", err);
+        Model *m;
+        Jit *j = compile_for_steps(&a, "ops.vam", text, &m);
         float **params = random_params(m);
         for (int round = 0; round < 3; round++) {
             int B = 1 + (int)(rnd() % 3), N = 1 + (int)(rnd() % 7), M = 1 + (int)(rnd() % 6);
@@ -246,14 +254,8 @@ Test(jit, matmul_tiles_match_the_interpreter, .timeout = 300)
         "  }\n"
         "}\n";
     Arena a = { 0 };
-    char *diags;
-    int errors;
-    Model *m = compile_capture(&a, "mm.vam", text, &diags, &errors);
-    cr_assert(m, "%s", diags);
-    free(diags);
-    char err[512];
-    Jit *j = jit_compile_steps(m, err, sizeof err);
-    cr_assert(j, "%s", err);
+    Model *m;
+    Jit *j = compile_for_steps(&a, "mm.vam", text, &m);
     float **params = random_params(m);
     bool seen[OP_COUNT] = { 0 };
     int before = packed_seen;
