@@ -150,14 +150,14 @@ void jit_free(Jit *j)
         return;
     if (j->lljit)
         LLVMOrcDisposeLLJIT(j->lljit);
+    for (int i = 0; j->packed && i < j->rt.nparams; i++)   /* before the close clears nparams */
+        free(j->packed[i]);
+    free(j->packed);
+    free(j->packed_from);
     vamos_model_close(&j->rt);
     vamos_arena_free(&j->arena[0]);
     vamos_arena_free(&j->arena[1]);
     free(j->blob.p);
-    for (int i = 0; j->packed && i < j->rt.nparams; i++)
-        free(j->packed[i]);
-    free(j->packed);
-    free(j->packed_from);
     free(j);
 }
 
