@@ -121,13 +121,68 @@ static void loop_end(CG *c, Loop *l)
     LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
 
+/* A call to an intrinsic overloaded on its first argument's type (f32 or
+ * a vector of f32). */
 static LLVMValueRef intrinsic(CG *c, const char *name, LLVMValueRef *args, int n)
 {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMTypeRef tys[] = { c->f32 };
+    LLVMTypeRef tys[] = { LLVMTypeOf(args[0]) };
     LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 1);
     LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 1);
     return LLVMBuildCall2(c->b, fty, f, args, (unsigned)n, "");
+}
+
+/* The constant v of type t: an f32 or i32, or a vector of them. */
+static LLVMValueRef const_of(LLVMTypeRef t, double v)
+{
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
+        return LLVMGetTypeKind(t) == LLVMFloatTypeKind ? LLVMConstReal(t, v)
+                                                       : LLVMConstInt(t, (unsigned long long)(int64_t)v, 1);
+    unsigned n = LLVMGetVectorSize(t);
+    LLVMValueRef e[64], one = const_of(LLVMGetElementType(t), v);
+    for (unsigned i = 0; i < n; i++)
+        e[i] = one;
+    return LLVMConstVector(e, n);
+}
+
+/* exp(x) for f32 or a vector of f32, inline, so that loops of it
+ * vectorise (llvm.exp becomes a scalar call to expf). Cephes' expf
+ * scheme: x = n ln 2 + r with |r| <= ln 2 / 2 (ln 2 in two parts), e^r by
+ * a degree-7 polynomial, times 2^n built in the exponent bits, as
+ * 2^(n/2) * 2^(n - n/2) so that n = 128 and the subnormal results
+ * (n down to -150) are right. Within 2 ulp of expf over the float range;
+ * exp(-inf) = 0, exp(+inf) = inf, NaN stays NaN. */
+static LLVMValueRef exp_poly(CG *c, LLVMValueRef x)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    bool vec = LLVMGetTypeKind(t) == LLVMVectorTypeKind;
+    LLVMTypeRef it = vec ? LLVMVectorType(c->i32, LLVMGetVectorSize(t)) : c->i32;
+    LLVMBuilderRef b = c->b;
+    const double hi = 88.72283935546875, lo = -103.972084045410;
+    /* clamped by compare and select (vmaxps/vminps); a NaN stays NaN
+     * through it, and the last select returns x for it */
+    LLVMValueRef xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, const_of(t, lo), ""), const_of(t, lo), x, "");
+    xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, const_of(t, hi), ""), const_of(t, hi), xc, "");
+    LLVMValueRef fx = LLVMBuildFAdd(b, LLVMBuildFMul(b, xc, const_of(t, 1.44269504088896341), ""), const_of(t, 0.5), "");
+    fx = intrinsic(c, "llvm.floor", &fx, 1);
+    LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fx, const_of(t, 0.693359375), ""), "");
+    r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fx, const_of(t, -2.12194440e-4), ""), "");
+    static const double P[] = { 1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                                4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1 };
+    LLVMValueRef y = const_of(t, P[0]);
+    for (int i = 1; i < 6; i++)
+        y = LLVMBuildFAdd(b, LLVMBuildFMul(b, y, r, ""), const_of(t, P[i]), "");
+    y = LLVMBuildFMul(b, y, LLVMBuildFMul(b, r, r, ""), "");
+    y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, y, r, ""), const_of(t, 1.0), "");
+    LLVMValueRef n = LLVMBuildFPToSI(b, fx, it, "");
+    LLVMValueRef n1 = LLVMBuildAShr(b, n, const_of(it, 1), "");
+    LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
+    LLVMValueRef e1 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n1, const_of(it, 127), ""), const_of(it, 23), ""), t, "");
+    LLVMValueRef e2 = LLVMBuildBitCast(b, LLVMBuildShl(b, LLVMBuildAdd(b, n2, const_of(it, 127), ""), const_of(it, 23), ""), t, "");
+    LLVMValueRef res = LLVMBuildFMul(b, LLVMBuildFMul(b, y, e1, ""), e2, "");
+    res = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, const_of(t, lo), ""), const_of(t, 0.0), res, "");
+    res = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, const_of(t, hi), ""), const_of(t, INFINITY), res, "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, res, "");
 }
 
 /* A call to a libm function float(float) (tanhf, erff). */
@@ -151,7 +206,7 @@ static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
 {
     switch (op) {
     case OP_NEG: return LLVMBuildFNeg(c->b, x, "");
-    case OP_EXP: return intrinsic(c, "llvm.exp", &x, 1);
+    case OP_EXP: return exp_poly(c, x);
     case OP_LOG: return intrinsic(c, "llvm.log", &x, 1);
     case OP_SQRT: return intrinsic(c, "llvm.sqrt", &x, 1);
     case OP_RSQRT: return LLVMBuildFDiv(c->b, f32c(c, 1.0), intrinsic(c, "llvm.sqrt", &x, 1), "");
@@ -542,23 +597,118 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     loop_end(c, &lp);
 }
 
-/* Fused attention (fuse.c), ATT_QB query rows of a batch entry at a time:
- * the keys are taken in blocks of ATT_BK. A block whose mask is -inf
- * everywhere (causal masking's future, padding) is skipped. Otherwise its
- * scores go to a stack row, and an online softmax keeps the running
- * maximum m, the running sum l of exp(score - m) and the running
- * sum of exp(score - m) * v rows in acc: when the maximum grows, l and acc
- * are scaled by exp(old m - new m). At the end the row is acc / l. So the
- * score matrix never exists, and memory is O(key block + value width).
- * A row whose keys are all masked gets 0 / 0 = NaN, as the unfused softmax
- * gives. The products q @ kt (per block) and p @ v use the matmul's
- * register tiles (mm_block) into stack rows; kt and v are read once for
- * the block's rows. Inputs: a = q, b = { kt, v,
- * mask } (see emit_call). */
-#define ATT_BK 64
-#define ATT_QB 4    /* query rows per parallel iteration (kt and v read once for them) */
+/* Fused attention (fuse.c), ATT_QB query rows of a batch entry per
+ * parallel iteration, the keys in blocks of ATT_BK:
+ *
+ *   1. The block's mask rows go to the score rows (-inf past the last
+ *      key). A block whose mask is -inf everywhere (causal masking's
+ *      future, padding) is skipped.
+ *   2. kt's block is copied to a [D, ATT_BK] stack block, zero-padded:
+ *      kt's rows are a whole sequence apart (a power of two apart is
+ *      common, which makes the cache alias); the copy is read by every
+ *      query row.
+ *   3. dots = q rows @ that block, by the matmul's register tiles.
+ *   4. Per row, in vectors: the online softmax. A running maximum m, the
+ *      running sum l of exp(score - m), and in acc the running sum of
+ *      exp(score - m) * v rows; when the maximum grows, l and acc are
+ *      scaled by corr = exp(old m - new m). The scores become p.
+ *   5. acc = acc * corr + p @ v's block rows (register tiles again).
+ *
+ * At the end a row is acc / l. So the score matrix never exists: memory
+ * is O(ATT_QB * (ATT_BK + value width)). A row whose keys are all masked
+ * gets 0 / 0 = NaN, as the unfused softmax gives. Inputs: a = q, b = {
+ * kt, v, mask } (see emit_call). */
+#define ATT_BK 64   /* keys per block: whole vectors */
+#define ATT_QB 16   /* query rows per parallel iteration */
+_Static_assert(ATT_BK % PW == 0, "a key block is whole column tiles");
 
-static LLVMValueRef ld(CG *c, LLVMValueRef p) { return LLVMBuildLoad2(c->b, c->f32, p, ""); }
+/* x > y ? x : y (vmaxps). Unlike max_nan, a NaN may be dropped: the
+ * softmax still ends NaN, as the reference's does, because a NaN score
+ * gives p = exp(NaN - m) = NaN, which reaches l (and a NaN m makes every
+ * p NaN). */
+static LLVMValueRef max_fast(CG *c, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, x, y, ""), x, y, "");
+}
+
+/* The maximum (max_fast) or the sum of a vector's lanes. */
+static LLVMValueRef lanes(CG *c, LLVMValueRef v, bool max)
+{
+    LLVMValueRef r = LLVMBuildExtractElement(c->b, v, i64c(c, 0), "");
+    for (int i = 1; i < VEC; i++) {
+        LLVMValueRef e = LLVMBuildExtractElement(c->b, v, i64c(c, i), "");
+        r = max ? max_fast(c, r, e) : LLVMBuildFAdd(c->b, r, e, "");
+    }
+    return r;
+}
+
+/* Step 4 for query row `row`: dots in drow, the mask in srow; p goes to
+ * srow, and m, l and corr to mp, lp and cp at row. */
+static void att_softmax_row(CG *c, const Node *n, LLVMValueRef drow, LLVMValueRef srow, LLVMValueRef row,
+                            LLVMValueRef mp, LLVMValueRef lp, LLVMValueRef cp)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
+    LLVMValueRef scale = const_of(vt, n->attr.attn.scale), vmax = const_of(vt, -INFINITY), s[ATT_BK / VEC];
+    for (int k = 0; k < ATT_BK / VEC; k++) {
+        LLVMValueRef d = vload(c, vt, drow, i64c(c, k * VEC));
+        d = n->attr.attn.div ? LLVMBuildFDiv(c->b, d, scale, "") : LLVMBuildFMul(c->b, d, scale, "");
+        s[k] = LLVMBuildFAdd(c->b, d, vload(c, vt, srow, i64c(c, k * VEC)), "");
+        vmax = max_fast(c, vmax, s[k]);
+    }
+    LLVMValueRef ninf = f32c(c, -INFINITY);
+    LLVMValueRef m_old = load_f(c, mp, row), m_new = max_nan(c, m_old, lanes(c, vmax, true));
+    /* a row with nothing visible yet keeps m = -inf; exp(x - 0) keeps its
+     * p and corr 0 instead of exp(-inf + inf) = NaN */
+    LLVMValueRef m_use = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, m_new, ninf, ""), f32c(c, 0), m_new, "");
+    LLVMValueRef corr = exp_poly(c, LLVMBuildFSub(c->b, m_old, m_use, ""));
+    store_f(c, corr, cp, row);
+    store_f(c, m_new, mp, row);
+    LLVMValueRef sum = LLVMConstNull(vt), mv = splat(c, vt, m_use);
+    for (int k = 0; k < ATT_BK / VEC; k++) {
+        LLVMValueRef p = exp_poly(c, LLVMBuildFSub(c->b, s[k], mv, ""));
+        vstore(c, p, srow, i64c(c, k * VEC));
+        sum = LLVMBuildFAdd(c->b, sum, p, "");
+    }
+    store_f(c, LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, load_f(c, lp, row), corr, ""), lanes(c, sum, false), ""), lp, row);
+}
+
+/* Step 1 for one row: srow = mask[j0 .. j0 + jn) (key stride ks), -inf
+ * past jn; *anyp |= 1 if an entry is not -inf. A whole block of
+ * contiguous keys (the common case) goes in vectors. */
+static void att_mask_row(CG *c, LLVMValueRef mrow, LLVMValueRef ks, LLVMValueRef j0, LLVMValueRef jn,
+                         LLVMValueRef srow, LLVMValueRef anyp)
+{
+    LLVMValueRef ninf = f32c(c, -INFINITY);
+    LLVMBasicBlockRef vec = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mask_vec");
+    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mask_scalar");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mask_done");
+    LLVMValueRef whole = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, ks, i64c(c, 1), ""),
+                                      LLVMBuildICmp(c->b, LLVMIntEQ, jn, i64c(c, ATT_BK), ""), "");
+    LLVMBuildCondBr(c->b, whole, vec, one);
+    LLVMPositionBuilderAtEnd(c->b, vec);
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), bt = LLVMVectorType(LLVMInt1TypeInContext(c->ctx), VEC);
+    LLVMValueRef any = LLVMConstNull(bt), vinf = const_of(vt, -INFINITY);
+    for (int k = 0; k < ATT_BK / VEC; k++) {
+        LLVMValueRef mv = vload(c, vt, mrow, add(c, j0, i64c(c, k * VEC)));
+        vstore(c, mv, srow, i64c(c, k * VEC));
+        any = LLVMBuildOr(c->b, any, LLVMBuildFCmp(c->b, LLVMRealUNE, mv, vinf, ""), "");
+    }
+    LLVMValueRef bits = LLVMBuildZExt(c->b, LLVMBuildBitCast(c->b, any, LLVMIntTypeInContext(c->ctx, VEC), ""), c->i32, "");
+    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->i32, anyp, ""), bits, ""), anyp);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, one);
+    Loop lm = loop_begin(c, jn);
+    LLVMValueRef mv = load_f(c, mrow, mul(c, add(c, j0, lm.iv), ks));
+    store_f(c, mv, srow, lm.iv);
+    LLVMValueRef vis = LLVMBuildZExt(c->b, LLVMBuildFCmp(c->b, LLVMRealUNE, mv, ninf, ""), c->i32, "");
+    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->i32, anyp, ""), vis, ""), anyp);
+    loop_end(c, &lm);
+    Loop lpad = loop_from(c, jn, i64c(c, ATT_BK));
+    store_f(c, ninf, srow, lpad.iv);
+    loop_end(c, &lpad);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
+}
 
 static void emit_attention(CG *c, const Graph *g, const Node *n)
 {
@@ -580,25 +730,27 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     bcast_strides(c, &nm->shape, &scores, sm);
     for (int i = 0; i < nbat; i++)
         dims[i] = dim_val(c, n->shape.d[i]);
-    /* scratch in the entry block, per query row of the block: acc and pv
-     * [QB][E], scores and dots [QB][ATT_BK], running max m, sum l, corr */
+    /* stack, in the entry block: acc and pv [QB][E], scores and dots
+     * [QB][BK], the key block [D][BK], and per row m, l and corr */
     LLVMValueRef QBE = mul(c, i64c(c, ATT_QB), E), BK = i64c(c, ATT_BK);
     LLVMValueRef acc = LLVMBuildArrayAlloca(c->b, c->f32, QBE, "acc");
     LLVMValueRef pv = LLVMBuildArrayAlloca(c->b, c->f32, QBE, "pv");
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB * ATT_BK), "sc");
     LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB * ATT_BK), "dots");
+    LLVMValueRef kb = LLVMBuildArrayAlloca(c->b, c->f32, mul(c, D, BK), "keys");
     LLVMValueRef mp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "m");
     LLVMValueRef lp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "l");
     LLVMValueRef cp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "corr");
-    LLVMValueRef bmp = LLVMBuildAlloca(c->b, c->f32, "bmax");
-    LLVMValueRef ninf = f32c(c, -INFINITY), scale = f32c(c, n->attr.attn.scale);
+    LLVMValueRef anyp = LLVMBuildAlloca(c->b, c->i32, "visible");
+    LLVMValueRef ninf = f32c(c, -INFINITY);
 
     LLVMValueRef nqb = udiv_up(c, S, i64c(c, ATT_QB));
     Loop lq = loop_par(c);
     LLVMValueRef i0 = mul(c, LLVMBuildURem(c->b, lq.iv, nqb, ""), i64c(c, ATT_QB));
     LLVMValueRef bi = LLVMBuildUDiv(c->b, lq.iv, nqb, "");
     LLVMValueRef rb = min_i(c, LLVMBuildSub(c->b, S, i0, ""), i64c(c, ATT_QB));
+    LLVMValueRef groups = udiv_up(c, rb, i64c(c, MM_RB));
     unflatten(c, bi, dims, nbat, idx);
     LLVMValueRef oq = i64c(c, 0), ok = i64c(c, 0), ov = i64c(c, 0), om = mul(c, i0, sm[r - 2]);
     for (int k = 0; k < nbat; k++) {
@@ -623,60 +775,52 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     Loop lb = loop_begin(c, udiv_up(c, T, BK));
     LLVMValueRef j0 = mul(c, lb.iv, BK);
     LLVMValueRef jn = min_i(c, LLVMBuildSub(c->b, T, j0, ""), BK);
-    /* the block's mask; skip the block when all of it is -inf */
-    LLVMBuildStore(c->b, ninf, bmp);
+    /* 1. the mask rows; visible: some entry is not -inf */
+    LLVMBuildStore(c->b, LLVMConstInt(c->i32, 0, 0), anyp);
     Loop lr = loop_begin(c, rb);
     LLVMValueRef mrow = gep(c, c->f32, mblk, mul(c, lr.iv, sm[r - 2])), srow = gep(c, c->f32, sc, mul(c, lr.iv, BK));
-    Loop lm = loop_begin(c, jn);
-    LLVMValueRef mv = load_f(c, mrow, mul(c, add(c, j0, lm.iv), sm[r - 1]));
-    store_f(c, mv, srow, lm.iv);
-    LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), mv), bmp);
-    loop_end(c, &lm);
+    att_mask_row(c, mrow, sm[r - 1], j0, jn, srow, anyp);
     loop_end(c, &lr);
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_block");
     LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_skip");
-    LLVMBuildCondBr(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, ld(c, bmp), ninf, ""), skip, work);
+    LLVMValueRef none = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildLoad2(c->b, c->i32, anyp, ""), LLVMConstInt(c->i32, 0, 0), "");
+    LLVMBuildCondBr(c->b, none, skip, work);
     LLVMPositionBuilderAtEnd(c->b, work);
-    /* dots [rb][jn] = q rows @ kt[:, j0..]: the matmul's register tiles */
-    Loop lt = loop_begin(c, udiv_up(c, jn, i64c(c, PW)));
-    LLVMValueRef o0 = mul(c, lt.iv, i64c(c, PW)), n0 = add(c, j0, o0);
-    MMBlock mb = { .a = qblk, .astride = D, .bt = gep(c, c->f32, ktm, n0), .bstride = T, .out = dt,
-                   .ostride = BK, .o0 = o0, .row0 = i64c(c, 0), .K = D, .N = T, .n0 = n0 };
-    mm_block(c, &mb, rb, false);
-    loop_end(c, &lt);
-    /* per row: scores, the new maximum, p = exp(score - m), l */
+    /* 2. the key block, zero past the last key */
+    Loop lk = loop_begin(c, D);
+    LLVMValueRef ksrc = gep(c, c->f32, ktm, add(c, mul(c, lk.iv, T), j0)), kdst = gep(c, c->f32, kb, mul(c, lk.iv, BK));
+    Loop lc = loop_begin(c, jn);
+    store_f(c, load_f(c, ksrc, lc.iv), kdst, lc.iv);
+    loop_end(c, &lc);
+    Loop lc0 = loop_from(c, jn, BK);
+    store_f(c, f32c(c, 0), kdst, lc0.iv);
+    loop_end(c, &lc0);
+    loop_end(c, &lk);
+    /* 3. dots [rb][BK] = q rows @ key block, whole tiles (no edge path) */
+    Loop lg = loop_begin(c, groups);
+    LLVMValueRef row0 = mul(c, lg.iv, i64c(c, MM_RB));
+    for (int t = 0; t < ATT_BK / PW; t++) {
+        MMBlock mb = { .a = qblk, .astride = D, .bt = gep(c, c->f32, kb, i64c(c, t * PW)), .bstride = BK,
+                       .out = dt, .ostride = BK, .o0 = i64c(c, t * PW), .row0 = row0, .K = D, .N = BK,
+                       .n0 = i64c(c, t * PW) };
+        mm_block(c, &mb, rb, true);
+    }
+    loop_end(c, &lg);
+    /* 4. the online softmax, row by row */
     Loop ls = loop_begin(c, rb);
-    LLVMValueRef srow2 = gep(c, c->f32, sc, mul(c, ls.iv, BK)), drow = gep(c, c->f32, dt, mul(c, ls.iv, BK));
-    LLVMBuildStore(c->b, ninf, bmp);
-    Loop lj = loop_begin(c, jn);
-    LLVMValueRef d = load_f(c, drow, lj.iv);
-    LLVMValueRef scaled = n->attr.attn.div ? LLVMBuildFDiv(c->b, d, scale, "") : LLVMBuildFMul(c->b, d, scale, "");
-    LLVMValueRef s = LLVMBuildFAdd(c->b, scaled, load_f(c, srow2, lj.iv), "");
-    store_f(c, s, srow2, lj.iv);
-    LLVMBuildStore(c->b, max_nan(c, ld(c, bmp), s), bmp);
-    loop_end(c, &lj);
-    LLVMValueRef m_old = load_f(c, mp, ls.iv), m_new = max_nan(c, m_old, ld(c, bmp));
-    /* a row with nothing visible yet keeps m = -inf; exp(x - 0) keeps its
-     * p and corr 0 instead of exp(-inf + inf) = NaN */
-    LLVMValueRef m_use = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOEQ, m_new, ninf, ""), f32c(c, 0), m_new, "");
-    LLVMValueRef corr = unary(c, OP_EXP, LLVMBuildFSub(c->b, m_old, m_use, ""));
-    store_f(c, corr, cp, ls.iv);
-    store_f(c, m_new, mp, ls.iv);
-    LLVMBuildStore(c->b, LLVMBuildFMul(c->b, load_f(c, lp, ls.iv), corr, ""), bmp);   /* l, scaled */
-    Loop lx = loop_begin(c, jn);
-    LLVMValueRef pj = unary(c, OP_EXP, LLVMBuildFSub(c->b, load_f(c, srow2, lx.iv), m_use, ""));
-    store_f(c, pj, srow2, lx.iv);
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, ld(c, bmp), pj, ""), bmp);
-    loop_end(c, &lx);
-    store_f(c, ld(c, bmp), lp, ls.iv);
+    att_softmax_row(c, n, gep(c, c->f32, dt, mul(c, ls.iv, BK)), gep(c, c->f32, sc, mul(c, ls.iv, BK)), ls.iv,
+                    mp, lp, cp);
     loop_end(c, &ls);
-    /* pv [rb][E] = p @ v[j0..j0 + jn, :], then acc = acc * corr + pv */
+    /* 5. pv [rb][E] = p @ v[j0 .. j0 + jn, :]; acc = acc * corr + pv */
+    Loop lg2 = loop_begin(c, groups);
     Loop lt2 = loop_begin(c, udiv_up(c, E, i64c(c, PW)));
     LLVMValueRef e0 = mul(c, lt2.iv, i64c(c, PW));
     MMBlock mp2 = { .a = sc, .astride = BK, .bt = gep(c, c->f32, vm, add(c, mul(c, j0, E), e0)), .bstride = E,
-                    .out = pv, .ostride = E, .o0 = e0, .row0 = i64c(c, 0), .K = jn, .N = E, .n0 = e0 };
+                    .out = pv, .ostride = E, .o0 = e0, .row0 = mul(c, lg2.iv, i64c(c, MM_RB)), .K = jn, .N = E,
+                    .n0 = e0 };
     mm_block(c, &mp2, rb, false);
     loop_end(c, &lt2);
+    loop_end(c, &lg2);
     Loop la = loop_begin(c, rb);
     LLVMValueRef cr = load_f(c, cp, la.iv), base = mul(c, la.iv, E);
     Loop le = loop_begin(c, E);

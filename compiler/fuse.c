@@ -15,7 +15,8 @@
  * needs every intermediate value to be read only inside the pattern (a
  * score matrix that something else reads must stay), the softmax along
  * the last axis, operands of one rank, a mask that does not widen the
- * scores, and value rows of a constant width up to ATTENTION_MAX_WIDTH.
+ * scores, and query, key and value rows of constant widths up to
+ * ATTENTION_MAX_WIDTH.
  * Anything else is left as it is.
  */
 #include <stdlib.h>
@@ -84,9 +85,10 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
             if (!(nd = node_if(g, uses, qk, OP_MATMUL, 1)))
                 continue;
             const Node *q = &g->nodes[nd->in[0]], *kt = &g->nodes[nd->in[1]], *v = &g->nodes[out->in[1]];
-            Dim width = v->shape.d[r - 1];
-            if (width.sym >= 0 || width.n > ATTENTION_MAX_WIDTH)
-                continue;   /* the kernel keeps a value row on the stack */
+            Dim width = v->shape.d[r - 1], depth = q->shape.d[q->shape.rank - 1];
+            if (width.sym >= 0 || width.n > ATTENTION_MAX_WIDTH || depth.sym >= 0 ||
+                depth.n > ATTENTION_MAX_WIDTH)
+                continue;   /* the kernel keeps value rows and a key block on the stack */
             if (q->shape.rank != r || kt->shape.rank != r || v->shape.rank != r || nd->shape.rank != r ||
                 g->nodes[mask].shape.rank > r || !same_shape(&xa->shape, &nd->shape) ||
                 !same_shape(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)

@@ -326,6 +326,104 @@ Test(jit, base_end_to_end_random_weights, .timeout = 600)
     end_to_end("models/base.vam", NULL, 2, 5, 4, 32000, 32000);
 }
 
+/* Fused attention over sequences long enough for whole key blocks (the
+ * vector mask path), partial last blocks, padding and causal masks, and
+ * NaN and infinite inputs (a word embedded as NaN or inf), against the
+ * interpreter node by node. */
+Test(jit, long_attention_matches_the_interpreter, .timeout = 300)
+{
+    for (int causal = 0; causal < 2; causal++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "model att { vocab src = [\"<eos>\", \"a\", \"b\", \"c\", \"d\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+                 "  encoder(x: tokens<src>[b, n]) { return self_attention(embed(x, 64), heads: 2, causal: %s) as sa }\n"
+                 "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n",
+                 causal ? "true" : "false");
+        Arena a = { 0 };
+        Model *m;
+        Jit *j = compile_for_steps(&a, "att.vam", text, &m);
+        bool fused = false, seen[OP_COUNT] = { 0 };
+        for (int i = 0; i < m->enc.n; i++)
+            fused |= m->enc.nodes[i].op == OP_ATTENTION;
+        cr_assert(fused, "no fused attention in the encoder");
+        float **params = random_params(m);
+        int table = -1;
+        for (int i = 0; i < m->nparams; i++)
+            if (strstr(m->params[i].name, "table"))
+                table = i;
+        cr_assert(table >= 0);
+        const int lens[] = { 64, 70, 131 };
+        for (int c = 0; c < 3; c++) {
+            int N = lens[c];
+            int32_t src[2 * 131], sl[2] = { N, N - 5 };
+            for (int i = 0; i < 2 * N; i++)
+                src[i] = 1 + (int32_t)(rnd() % 2);       /* a or b: finite */
+            if (c == 2) {
+                params[table][3 * 64 + 5] = NAN;          /* c: a NaN, d: an inf */
+                params[table][4 * 64 + 7] = INFINITY;
+                src[40] = 3, src[N + 100] = 4;
+            }
+            InterpInputs in = { 0 };
+            in.sym[model_sym(m, SYM_BATCH)] = 2, in.sym[model_sym(m, SYM_SRC_LEN)] = N;
+            in.tokens = src;
+            in.lengths[model_sym(m, SYM_SRC_LEN)] = sl;
+            compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+        }
+        free_params(m, params);
+        jit_free(j);
+        arena_free(&a);
+    }
+}
+
+/* The exp kernel (an inline polynomial, compiler/codegen.c exp_poly)
+ * against libm's expf over the whole float range: within 4 ulp, exact
+ * at the edges (0 below the subnormals, inf above FLT_MAX, NaN kept). */
+Test(jit, exp_matches_libm_over_the_float_range)
+{
+    Arena a = { 0 };
+    Model *m;
+    Jit *j = compile_for_steps(&a, "exp.vam",
+        "model e { vocab src = [\"<eos>\", \"a\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+        "  encoder(x: tokens<src>[b, n]) { return exp(embed(x, 64)) }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n", &m);
+    const Graph *g = &m->enc;
+    int e = g->output;
+    cr_assert_eq(g->nodes[e].op, OP_EXP);
+    enum { N = 1024 };
+    float *x = malloc(N * 64 * 4), *y = malloc(N * 64 * 4);
+    int64_t n = 0;
+    for (double v = -110; v <= 95; v += 0.0071)
+        x[n++] = (float)v;
+    const float edge[] = { -INFINITY, INFINITY, NAN, 0.0f, -0.0f, -103.972f, -103.97f, -87.3365f, -87.34f,
+                           88.7228f, 88.72284f, 88.7229f, 1e-8f, -1e-8f, 0.34657359f, -0.34657359f };
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        x[n++] = edge[i];
+    while (n % 64)
+        x[n++] = rndf() * 90;
+    void **buf = calloc((size_t)g->n, sizeof *buf);
+    buf[g->nodes[e].in[0]] = x;
+    buf[e] = y;
+    int64_t sym[MAX_SYMS] = { 0 };
+    sym[model_sym(m, SYM_BATCH)] = 1;
+    sym[model_sym(m, SYM_SRC_LEN)] = n / 64;
+    cr_assert_eq(jit_step(j, m, g, e, buf, sym), 0);
+    for (int64_t i = 0; i < n; i++) {
+        float want = expf(x[i]);
+        if (isnan(want) || isinf(want) || want == 0) {
+            cr_assert(y[i] == want || (isnan(y[i]) && isnan(want)), "exp(%.9g): %.9g, libm %.9g", x[i], y[i], want);
+            continue;
+        }
+        double ulp = want < 0x1p-126f ? 0x1p-149 : fabs(nextafterf(want, INFINITY) - want);
+        cr_assert(fabs((double)y[i] - want) <= 4 * ulp, "exp(%.9g): %.9g, libm %.9g (%.1f ulp)", x[i], y[i], want,
+                  fabs((double)y[i] - want) / ulp);
+    }
+    free(buf);
+    free(x);
+    free(y);
+    jit_free(j);
+    arena_free(&a);
+}
+
 /* The matmul kernel's assembly uses packed FMA on an AVX2+FMA host. */
 Test(jit, matmul_uses_avx2_fma)
 {
