@@ -220,7 +220,8 @@ static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_COUNT:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM:
+    case OP_COUNT:
         break;
     }
     return x;
@@ -249,7 +250,8 @@ static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
     case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
     case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_COUNT:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM:
+    case OP_COUNT:
         break;
     }
     return x;
@@ -430,7 +432,22 @@ static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
  * n0, ostride = N; fused attention writes a stack row instead). */
 typedef struct MMBlock {
     LLVMValueRef a, astride, bt, bstride, out, ostride, o0, row0, K, N, n0;
+    LLVMValueRef bias;   /* LINEAR: + bias[n0 + j] before the store, else NULL */
+    bool relu;           /* LINEAR: then max_nan(x, 0) */
 } MMBlock;
+
+/* A result (f32 or a vector) of columns n0 + j.. on its way out: the
+ * LINEAR epilogue, or nothing. */
+static LLVMValueRef epilogue(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueRef j)
+{
+    if (!m->bias)
+        return x;
+    LLVMTypeRef t = LLVMTypeOf(x);
+    LLVMValueRef at = add(c, m->n0, j);
+    x = LLVMBuildFAdd(c->b, x, LLVMGetTypeKind(t) == LLVMVectorTypeKind ? vload(c, t, m->bias, at)
+                                                                         : load_f(c, m->bias, at), "");
+    return m->relu ? max_nan(c, x, const_of(t, 0.0)) : x;
+}
 
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
  * zero-padded panel): rb x MM_VECS vector accumulators through the k loop.
@@ -488,7 +505,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     for (int i = 0; i < rb; i++) {
         LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         for (int v = 0; v < MM_VECS; v++)
-            vstore(c, acc[i][v], m->out, add(c, o, i64c(c, v * VEC)));
+            vstore(c, epilogue(c, m, acc[i][v], i64c(c, v * VEC)), m->out, add(c, o, i64c(c, v * VEC)));
     }
     LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, part);
@@ -498,7 +515,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
             vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
         LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         Loop lj = loop_begin(c, left);
-        store_f(c, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv));
+        store_f(c, epilogue(c, m, load_f(c, tmp, lj.iv), lj.iv), m->out, add(c, o, lj.iv));
         loop_end(c, &lj);
     }
     LLVMBuildBr(c->b, done);
@@ -525,7 +542,7 @@ static void mm_edge(CG *c, const MMBlock *m, int rb)
         fast(sum);
         LLVMBuildStore(c->b, sum, acc);
         loop_end(c, &lk);
-        store_f(c, LLVMBuildLoad2(c->b, c->f32, acc, ""), orow, lj.iv);
+        store_f(c, epilogue(c, m, LLVMBuildLoad2(c->b, c->f32, acc, ""), lj.iv), orow, lj.iv);
         loop_end(c, &lj);
     }
 }
@@ -560,8 +577,9 @@ static void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed)
 }
 
 /* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]. The
- * parallel loop runs over (batch entry, column tile, row block). */
-static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
+ * parallel loop runs over (batch entry, column tile, row block). b is at
+ * bptr; a LINEAR adds bias (and relu) as it stores. */
+static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
     int r = n->shape.rank;
     MMShape s = mm_shape(c, n, na, nb);
@@ -573,7 +591,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     bcast_strides(c, &bb, &bo, sb);
     for (int i = 0; i < nbat; i++)
         dims[i] = dim_val(c, n->shape.d[i]);
-    bool packed = n->attr.packed;
+    bool packed = n->attr.mm.packed;
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N);
     LLVMValueRef kn = packed ? mul(c, s.K, mul(c, s.ntiles, i64c(c, PW))) : mul(c, s.K, s.N);
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
@@ -589,8 +607,8 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb)
     }
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
                   .row0 = mul(c, mb, i64c(c, MM_RB)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
-    m.o0 = m.n0, m.ostride = s.N, m.astride = s.K;
-    LLVMValueRef bbase = gep(c, c->f32, c->bb, mul(c, ob, kn));
+    m.o0 = m.n0, m.ostride = s.N, m.astride = s.K, m.bias = bias, m.relu = n->attr.mm.relu;
+    LLVMValueRef bbase = gep(c, c->f32, bptr, mul(c, ob, kn));
     m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
     m.bstride = packed ? i64c(c, PW) : s.N;
     mm_block(c, &m, s.M, packed);
@@ -710,6 +728,12 @@ static void att_mask_row(CG *c, LLVMValueRef mrow, LLVMValueRef ks, LLVMValueRef
     LLVMPositionBuilderAtEnd(c->b, done);
 }
 
+/* Input k + 1 of a node with more than two inputs (b is their array). */
+static LLVMValueRef input(CG *c, int k)
+{
+    return LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, k)), "");
+}
+
 static void emit_attention(CG *c, const Graph *g, const Node *n)
 {
     const Node *nq = &g->nodes[n->in[0]], *nk = &g->nodes[n->in[1]], *nv = &g->nodes[n->in[2]];
@@ -717,9 +741,7 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     int r = n->shape.rank, nbat = r - 2;
     LLVMValueRef S = dim_val(c, n->shape.d[r - 2]), E = dim_val(c, n->shape.d[r - 1]);
     LLVMValueRef D = dim_val(c, nq->shape.d[r - 1]), T = dim_val(c, nk->shape.d[r - 1]);
-    LLVMValueRef kt = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, 0)), "kt");
-    LLVMValueRef v = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, 1)), "v");
-    LLVMValueRef mask = LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, 2)), "mask");
+    LLVMValueRef kt = input(c, 0), v = input(c, 1), mask = input(c, 2);
     Shape bq = nq->shape, bk = nk->shape, bv = nv->shape, bo = n->shape, scores = n->shape;
     bq.rank -= 2, bk.rank -= 2, bv.rank -= 2, bo.rank -= 2;
     scores.d[r - 1] = nk->shape.d[r - 1];
@@ -838,6 +860,51 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     loop_end(c, &le2);
     loop_end(c, &lo);
     loop_end(c, &lq);
+}
+
+/* Fused layer norm (fuse_norm.c), one row of d per parallel iteration,
+ * three passes over the row as the reference (rt_layer_norm): h = x + r
+ * into out and its sum; the sum of squares about the mean; the scaled
+ * row. The sums reassociate (vector lanes). Inputs: a = x, b = { r,
+ * gain, bias }; r is x's shape or one value. */
+static void emit_layer_norm(CG *c, const Graph *g, const Node *n)
+{
+    int rk = n->shape.rank;
+    bool full = g->nodes[n->in[1]].shape.rank == rk;
+    LLVMValueRef d = dim_val(c, n->shape.d[rk - 1]), fd = LLVMBuildSIToFP(c->b, d, c->f32, "");
+    LLVMValueRef r = input(c, 0), gain = input(c, 1), bias = input(c, 2);
+    LLVMValueRef accp = LLVMBuildAlloca(c->b, c->f32, "sum");
+    Loop lr = loop_par(c);
+    LLVMValueRef base = mul(c, lr.iv, d);
+    LLVMValueRef x = gep(c, c->f32, c->a, base), o = gep(c, c->f32, c->out, base);
+    LLVMValueRef rr = full ? gep(c, c->f32, r, base) : r;
+    LLVMBuildStore(c->b, f32c(c, 0), accp);
+    Loop l1 = loop_begin(c, d);
+    LLVMValueRef h = LLVMBuildFAdd(c->b, load_f(c, x, l1.iv), load_f(c, rr, full ? l1.iv : i64c(c, 0)), "");
+    store_f(c, h, o, l1.iv);
+    LLVMValueRef s1 = LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, accp, ""), h, "");
+    fast(s1);
+    LLVMBuildStore(c->b, s1, accp);
+    loop_end(c, &l1);
+    LLVMValueRef mu = LLVMBuildFDiv(c->b, LLVMBuildLoad2(c->b, c->f32, accp, ""), fd, "");
+    LLVMBuildStore(c->b, f32c(c, 0), accp);
+    Loop l2 = loop_begin(c, d);
+    LLVMValueRef cc = LLVMBuildFSub(c->b, load_f(c, o, l2.iv), mu, "");
+    LLVMValueRef sq = LLVMBuildFMul(c->b, cc, cc, "");
+    fast(sq);
+    LLVMValueRef s2 = LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, accp, ""), sq, "");
+    fast(s2);
+    LLVMBuildStore(c->b, s2, accp);
+    loop_end(c, &l2);
+    LLVMValueRef var = LLVMBuildFDiv(c->b, LLVMBuildLoad2(c->b, c->f32, accp, ""), fd, "");
+    LLVMValueRef sd = LLVMBuildFAdd(c->b, var, f32c(c, n->attr.eps), "");
+    LLVMValueRef rs = LLVMBuildFDiv(c->b, f32c(c, 1.0), intrinsic(c, "llvm.sqrt", &sd, 1), "");
+    Loop l3 = loop_begin(c, d);
+    LLVMValueRef y = LLVMBuildFMul(c->b, LLVMBuildFSub(c->b, load_f(c, o, l3.iv), mu, ""), rs, "");
+    y = LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, y, load_f(c, gain, l3.iv), ""), load_f(c, bias, l3.iv), "");
+    store_f(c, y, o, l3.iv);
+    loop_end(c, &l3);
+    loop_end(c, &lr);
 }
 
 /* out index (i0..ir) reads in[sum i_k * instride[perm[k]]]; the parallel
@@ -999,7 +1066,7 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         return;
     case OPK_SOURCE:
     case OPK_OTHER:
-        if (n->op == OP_MATMUL) {
+        if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
             MMShape m = mm_shape(c, n, na, nb);
             *len = mul(c, mul(c, m.batches, m.mblocks), m.ntiles);
             *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
@@ -1009,6 +1076,9 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
             *len = mul(c, product(c, s, 0, s->rank - 2), udiv_up(c, dim_val(c, s->d[s->rank - 2]), i64c(c, ATT_QB)));
             LLVMValueRef T = dim_val(c, nb->shape.d[s->rank - 1]), D = dim_val(c, na->shape.d[s->rank - 1]);
             *work = mul(c, mul(c, product(c, s, 0, s->rank - 1), T), add(c, D, dim_val(c, s->d[s->rank - 1])));
+        } else if (n->op == OP_LAYER_NORM) {
+            *len = product(c, s, 0, s->rank - 1);
+            *work = mul(c, all, i64c(c, 4));
         } else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK) {
             *len = dim_val(c, s->d[0]);
         } else if (n->op == OP_STORE) {
@@ -1056,8 +1126,15 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
         k[at++] = n->attr.offset != 0;
     if (n->op == OP_STORE)
         k[at++] = n->attr.store.axis;
-    if (n->op == OP_MATMUL)
-        k[at++] = n->attr.packed;
+    if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
+        k[at++] = n->attr.mm.packed;
+        k[at++] = n->op == OP_LINEAR && n->attr.mm.relu;
+    }
+    if (n->op == OP_LAYER_NORM) {
+        int32_t bits;
+        memcpy(&bits, &n->attr.eps, 4);
+        k[at++] = bits;
+    }
     if (n->op == OP_ATTENTION) {
         float sc = n->attr.attn.scale;
         int32_t bits;
@@ -1103,7 +1180,11 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
     case OPK_SOURCE:
     case OPK_OTHER:
         if (n->op == OP_MATMUL)
-            emit_matmul(c, n, na, nb);
+            emit_matmul(c, n, na, nb, c->bb, NULL);
+        else if (n->op == OP_LINEAR)
+            emit_matmul(c, n, na, nb, input(c, 0), input(c, 1));
+        else if (n->op == OP_LAYER_NORM)
+            emit_layer_norm(c, g, n);
         else if (n->op == OP_GATHER)
             emit_gather(c, n, na);
         else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK)

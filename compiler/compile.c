@@ -74,6 +74,9 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
         Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
         for (int i = 0; i < 4; i++) {
             *graphs[i] = pass_fuse(a, graphs[i]);
+            *graphs[i] = pass_fuse_linear(a, graphs[i]);
+            *graphs[i] = pass_fuse_norm(a, graphs[i]);
+            *graphs[i] = pass_dce(a, graphs[i]);   /* constants only the fused groups read */
 #ifndef NDEBUG
             graph_check(m, graphs[i], "fuse");
 #endif

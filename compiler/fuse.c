@@ -19,9 +19,8 @@
  * ATTENTION_MAX_WIDTH.
  * Anything else is left as it is.
  */
-#include <stdlib.h>
-
 #include "arena.h"
+#include "fuse_util.h"
 #include "passes.h"
 
 typedef struct Match {
@@ -31,24 +30,6 @@ typedef struct Match {
     int nodes[9];    /* the nodes the ATTENTION replaces, the end (p @ v) last */
 } Match;
 
-/* Node x, when it has op `op` and exactly `uses` readers. */
-static const Node *node_if(const Graph *g, const int *uses, int x, Op op, int n)
-{
-    if (g->nodes[x].op != op || uses[x] != n)
-        return NULL;
-    return &g->nodes[x];
-}
-
-static bool same_shape(const Shape *a, const Shape *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (!dim_eq(a->d[i], b->d[i]))
-            return false;
-    return true;
-}
-
 /* Is node i the end (`p @ v`) of an attention pattern? */
 static bool match(const Graph *g, const int *uses, int i, Match *mt)
 {
@@ -56,20 +37,20 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
     if (out->op != OP_MATMUL || out->dtype != DT_F32)
         return false;
     int r = out->shape.rank;
-    const Node *p = node_if(g, uses, out->in[0], OP_DIV, 1);
+    const Node *p = fuse_node_if(g, uses, out->in[0], OP_DIV, 1);
     if (!p)
         return false;
     int e = p->in[0];
-    const Node *sum = node_if(g, uses, p->in[1], OP_SUM, 1);
-    const Node *ex = node_if(g, uses, e, OP_EXP, 2);
+    const Node *sum = fuse_node_if(g, uses, p->in[1], OP_SUM, 1);
+    const Node *ex = fuse_node_if(g, uses, e, OP_EXP, 2);
     if (!sum || !ex || sum->in[0] != e || sum->attr.axis != r - 1)
         return false;
-    const Node *z = node_if(g, uses, ex->in[0], OP_SUB, 1);
+    const Node *z = fuse_node_if(g, uses, ex->in[0], OP_SUB, 1);
     if (!z)
         return false;
     int x = z->in[0];
-    const Node *mx = node_if(g, uses, z->in[1], OP_MAX, 1);
-    const Node *xa = node_if(g, uses, x, OP_ADD, 2);
+    const Node *mx = fuse_node_if(g, uses, z->in[1], OP_MAX, 1);
+    const Node *xa = fuse_node_if(g, uses, x, OP_ADD, 2);
     if (!mx || !xa || mx->in[0] != x || mx->attr.axis != r - 1)
         return false;
     /* scores + mask, either way round: the scores are the scaled matmul */
@@ -82,7 +63,7 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
             int qk = s->in[cs], c = s->in[1 - cs];
             if (g->nodes[c].op != OP_CONST || (s->op == OP_DIV && cs == 1))
                 continue;   /* c / scores is no scale */
-            if (!(nd = node_if(g, uses, qk, OP_MATMUL, 1)))
+            if (!(nd = fuse_node_if(g, uses, qk, OP_MATMUL, 1)))
                 continue;
             const Node *q = &g->nodes[nd->in[0]], *kt = &g->nodes[nd->in[1]], *v = &g->nodes[out->in[1]];
             Dim width = v->shape.d[r - 1], depth = q->shape.d[q->shape.rank - 1];
@@ -90,8 +71,8 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
                 depth.n > ATTENTION_MAX_WIDTH)
                 continue;   /* the kernel keeps value rows and a key block on the stack */
             if (q->shape.rank != r || kt->shape.rank != r || v->shape.rank != r || nd->shape.rank != r ||
-                g->nodes[mask].shape.rank > r || !same_shape(&xa->shape, &nd->shape) ||
-                !same_shape(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)
+                g->nodes[mask].shape.rank > r || !fuse_same_shape(&xa->shape, &nd->shape) ||
+                !fuse_same_shape(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)
                 continue;
             *mt = (Match){ .q = nd->in[0], .kt = nd->in[1], .v = out->in[1], .mask = mask,
                            .scale = (float)g->nodes[c].attr.value, .div = s->op == OP_DIV,
@@ -102,48 +83,33 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
     return false;
 }
 
+static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap, void *ctx)
+{
+    const Match *mt = &((const Match *)ctx)[end];
+    const Node *e = &g->nodes[end];
+    Node f = { .op = OP_ATTENTION, .in = { remap[mt->q], remap[mt->kt], remap[mt->v], remap[mt->mask] },
+               .dtype = DT_F32, .shape = e->shape, .loc = e->loc, .site = e->site };
+    f.attr.attn.scale = mt->scale;
+    f.attr.attn.div = mt->div;
+    return graph_add(a, out, f);
+}
+
 Graph pass_fuse(Arena *a, const Graph *g)
 {
     int n = g->n;
-    int *uses = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
-    int *remap = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    int *uses = fuse_uses(a, g);
     bool *gone = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    Match *at = arena_alloc(a, sizeof(Match) * (size_t)(n + 1));
     bool *is_end = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    for (int i = 0; i < n; i++) {
-        uses[i] = gone[i] = is_end[i] = 0;
-        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
-            uses[g->nodes[i].in[k]]++;
-    }
-    if (g->output >= 0)
-        uses[g->output]++;   /* the output is read by the caller */
-    int fused = 0;
+    Match *at = arena_alloc(a, sizeof(Match) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        gone[i] = is_end[i] = false;
+    bool any = false;
     for (int i = 0; i < n; i++) {
         if (!match(g, uses, i, &at[i]))
             continue;
-        is_end[i] = true;
+        is_end[i] = any = true;
         for (int k = 0; k < 8; k++)
             gone[at[i].nodes[k]] = true;
-        fused++;
     }
-    if (fused == 0)
-        return *g;
-    Graph out = { .name = g->name, .output = -1 };
-    for (int i = 0; i < n; i++) {
-        remap[i] = -1;
-        if (gone[i])
-            continue;
-        if (is_end[i]) {
-            const Match *mt = &at[i];
-            Node f = { .op = OP_ATTENTION, .in = { remap[mt->q], remap[mt->kt], remap[mt->v], remap[mt->mask] },
-                       .dtype = DT_F32, .shape = g->nodes[i].shape, .loc = g->nodes[i].loc, .site = g->nodes[i].site };
-            f.attr.attn.scale = mt->scale;
-            f.attr.attn.div = mt->div;
-            remap[i] = graph_add(a, &out, f);
-            continue;
-        }
-        remap[i] = graph_copy_node(a, &out, &g->nodes[i], remap);
-    }
-    out.output = g->output >= 0 ? remap[g->output] : -1;
-    return out;
+    return any ? fuse_rewrite(a, g, gone, is_end, emit, at) : *g;
 }

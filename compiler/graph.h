@@ -56,7 +56,10 @@ typedef struct Node {
         struct { InputRole role; int sym; const char *name; } input; /* INPUT */
         int axis;       /* SUM MAX MEAN */
         int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
-        bool packed;    /* MATMUL: b is a weight stored in panels (pack.c) */
+        /* MATMUL, LINEAR: b is a weight stored in panels (pack.c);
+         * LINEAR: relu after the bias */
+        struct { bool packed, relu; } mm;
+        float eps;      /* LAYER_NORM */
         /* ATTENTION: scores = (q @ kt) / scale when div, else * scale */
         struct { float scale; bool div; } attn;
         int offset;     /* ARANGE, CAUSAL_MASK: 1 + the symbol whose value

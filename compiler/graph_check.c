@@ -61,6 +61,23 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
         CHECK(a->shape.rank >= 2 && b->shape.rank >= 2, "matmul of rank < 2");
         CHECK(dim_eq(a->shape.d[a->shape.rank - 1], b->shape.d[b->shape.rank - 2]), "contraction");
         break;
+    case OP_LINEAR: {
+        const Shape *bias = &g->nodes[nd->in[2]].shape;
+        int r = nd->shape.rank;
+        CHECK(a->shape.rank == r && b->shape.rank == 2, "linear: x of the output's rank, a 2-D w");
+        CHECK(dim_eq(a->shape.d[r - 1], b->shape.d[0]), "linear contraction");
+        CHECK(bias->rank == 1 && dim_eq(bias->d[0], nd->shape.d[r - 1]), "linear bias shape");
+        break;
+    }
+    case OP_LAYER_NORM: {
+        const Shape *gain = &g->nodes[nd->in[2]].shape, *bias = &g->nodes[nd->in[3]].shape;
+        int r = nd->shape.rank;
+        CHECK(r >= 1 && a->shape.rank == r, "layer_norm rank");
+        CHECK(b->shape.rank == 0 || b->shape.rank == r, "layer_norm residual: x's shape or a scalar");
+        CHECK(gain->rank == 1 && bias->rank == 1 && dim_eq(gain->d[0], nd->shape.d[r - 1]) &&
+              dim_eq(bias->d[0], nd->shape.d[r - 1]), "layer_norm gain and bias shapes");
+        break;
+    }
     case OP_GATHER:
         CHECK(a->dtype == DT_F32 && b->dtype == DT_I32 && a->shape.rank == 2, "gather operands");
         CHECK(nd->shape.rank == b->shape.rank + 1, "gather rank");

@@ -31,10 +31,13 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
     case OP_ATTENTION:
         fprintf(out, " scale=%s%g", n->attr.attn.div ? "1/" : "", n->attr.attn.scale);
         break;
-    case OP_MATMUL:
-        if (n->attr.packed)
+    case OP_MATMUL: case OP_LINEAR:
+        if (n->attr.mm.packed)
             fprintf(out, " packed");
+        if (n->op == OP_LINEAR && n->attr.mm.relu)
+            fprintf(out, " relu");
         break;
+    case OP_LAYER_NORM: fprintf(out, " eps=%g", n->attr.eps); break;
     case OP_PAD_MASK: case OP_GATHER:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
     case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:

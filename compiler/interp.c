@@ -125,6 +125,16 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
                      n->attr.attn.scale, n->attr.attn.div, o->data, &o->shape);
         return 0;
     }
+    case OP_LINEAR:
+        rt_linear(a->data, &a->shape, b->data, &b->shape, v[n->in[2]].data, n->attr.mm.relu, o->data, &o->shape);
+        return 0;
+    case OP_LAYER_NORM: {
+        const Tensor *r = &v[n->in[1]];
+        int64_t d = o->shape.rank ? o->shape.dim[o->shape.rank - 1] : 1;
+        rt_layer_norm(a->data, r->data, rt_numel(&r->shape) == numel, v[n->in[2]].data, v[n->in[3]].data,
+                      d ? numel / d : 0, d, n->attr.eps, o->data);
+        return 0;
+    }
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW:
         rt_binary(binop(n->op), a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;

@@ -15,8 +15,14 @@
  * store(state, x) exists only in derived decoder steps (incremental.c): the
  * state with x written into it (see Node.attr.store).
  *
- * attention(q, kt, v, mask) exists only after fusion (fuse.c):
- * softmax(q @ kt (scaled) + mask) @ v in one kernel (see Node.attr.attn).
+ * The fused ops exist only after fusion, each one kernel:
+ *   attention(q, kt, v, mask)    softmax(q @ kt (scaled) + mask) @ v
+ *                                (fuse.c; Node.attr.attn)
+ *   linear(x, w, bias)           x @ w + bias, then relu if attr.mm.relu
+ *                                (fuse_linear.c)
+ *   layer_norm(x, r, gain, bias) the standard library's layer_norm of
+ *                                x + r (r: a residual, or the scalar 0)
+ *                                with attr.eps (fuse_norm.c)
  */
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
@@ -53,7 +59,9 @@
     X(RESHAPE,     "reshape",     1, OPK_LAYOUT)       \
     X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT)       \
     X(STORE,       "store",       2, OPK_OTHER)        \
-    X(ATTENTION,   "attention",   4, OPK_OTHER)
+    X(ATTENTION,   "attention",   4, OPK_OTHER)        \
+    X(LINEAR,      "linear",      3, OPK_OTHER)        \
+    X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER)
 
 typedef enum Op {
 #define X(id, text, arity, kind) OP_##id,

@@ -47,7 +47,7 @@ int pass_pack(Model *m)
                 const Node *in = &graphs[g]->nodes[n->in[k]];
                 if (in->op != OP_PARAM)
                     continue;
-                bool as_b = n->op == OP_MATMUL && k == 1 && in->shape.rank == 2;
+                bool as_b = (n->op == OP_MATMUL || n->op == OP_LINEAR) && k == 1 && in->shape.rank == 2;
                 if (!as_b)
                     use[in->attr.param] = 2;
                 else if (use[in->attr.param] == 0)
@@ -62,9 +62,9 @@ int pass_pack(Model *m)
     for (int g = 0; g < 4; g++)
         for (int i = 0; i < graphs[g]->n; i++) {
             Node *n = &graphs[g]->nodes[i];
-            if (n->op == OP_MATMUL) {
+            if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
                 const Node *b = &graphs[g]->nodes[n->in[1]];
-                n->attr.packed = b->op == OP_PARAM && m->params[b->attr.param].packed;
+                n->attr.mm.packed = b->op == OP_PARAM && m->params[b->attr.param].packed;
             }
         }
     free(use);

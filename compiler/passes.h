@@ -5,6 +5,8 @@
  *   dce.c   dead node elimination (nodes the output does not need)
  *   incremental.c  the one-token decoder step derived from the decoder
  *   fuse.c  scaled dot-product attention fused into one ATTENTION node
+ *   fuse_linear.c  matmul + bias (+ relu) fused into one LINEAR node
+ *   fuse_norm.c    (residual add +) layer norm fused into one LAYER_NORM
  *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
  */
@@ -24,10 +26,15 @@ bool derive_step(struct Arena *a, Model *m);
 /* Replace each attention pattern (matmul, scale, mask, softmax, matmul)
  * by one ATTENTION node. */
 Graph pass_fuse(struct Arena *a, const Graph *g);
+/* Replace each x @ w + bias (then maximum(., 0)) by one LINEAR node. */
+Graph pass_fuse_linear(struct Arena *a, const Graph *g);
+/* Replace each layer norm (of a sum h + r) by one LAYER_NORM node. */
+Graph pass_fuse_norm(struct Arena *a, const Graph *g);
 
-/* Mark the weights that are only ever the right operand of a matmul as
- * packed (ParamInfo.packed) and those matmuls as reading them packed
- * (Node.attr.packed), in every graph of m. Returns how many are packed. */
+/* Mark the weights that are only ever the right operand of a matmul (or
+ * the w of a linear) as packed (ParamInfo.packed) and those nodes as
+ * reading them packed (Node.attr.mm.packed), in every graph of m. Returns
+ * how many are packed. */
 int pass_pack(Model *m);
 /* The floats compiled code reads for a weight (padded when packed), and
  * the packing of its row-major values w into out (that many floats). */

@@ -301,3 +301,33 @@ void rt_attention(const float *q, const rt_shape *qs, const float *kt, const rt_
         }
     }
 }
+
+void rt_linear(const float *x, const rt_shape *xs, const float *w, const rt_shape *ws, const float *bias,
+               int relu, float *out, const rt_shape *os)
+{
+    rt_matmul(x, xs, w, ws, out, os);
+    int64_t n = rt_numel(os), N = os->dim[os->rank - 1];
+    for (int64_t i = 0; i < n; i++) {
+        float y = out[i] + bias[i % N];
+        out[i] = relu ? max_nan(y, 0.0f) : y;
+    }
+}
+
+void rt_layer_norm(const float *x, const float *r, int r_full, const float *gain, const float *bias,
+                   int64_t rows, int64_t d, float eps, float *out)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        const float *xr = x + i * d, *rr = r_full ? r + i * d : r;
+        float *o = out + i * d, sum = 0, sq = 0;
+        for (int64_t j = 0; j < d; j++) {
+            o[j] = xr[j] + rr[r_full ? j : 0];
+            sum += o[j];
+        }
+        float mu = sum / (float)d;
+        for (int64_t j = 0; j < d; j++)
+            sq += (o[j] - mu) * (o[j] - mu);
+        float rs = 1.0f / sqrtf(sq / (float)d + eps);
+        for (int64_t j = 0; j < d; j++)
+            o[j] = (o[j] - mu) * rs * gain[j] + bias[j];
+    }
+}

@@ -78,6 +78,17 @@ void rt_attention(const float *q, const rt_shape *qs, const float *kt, const rt_
                   const float *v, const rt_shape *vs, const float *mask, const rt_shape *ms,
                   float scale, int div, float *out, const rt_shape *os);
 
+/* Matmul with its epilogue, as the unfused ops compute it: out = x @ w +
+ * bias (bias [N] along the last axis), then maximum(out, 0) if relu. */
+void rt_linear(const float *x, const rt_shape *xs, const float *w, const rt_shape *ws, const float *bias,
+               int relu, float *out, const rt_shape *os);
+
+/* The standard library's layer_norm of h = x + r over rows of d: (h -
+ * mean) * 1 / sqrt(mean((h - mean)^2) + eps) * gain + bias. r is a
+ * residual of x's shape (r_full) or one value added everywhere. */
+void rt_layer_norm(const float *x, const float *r, int r_full, const float *gain, const float *bias,
+                   int64_t rows, int64_t d, float eps, float *out);
+
 /* Pre-packed matmul weights. A weight b [K, N] that is only ever the right
  * operand of matmuls is stored in panels of VAMOS_PANEL columns: panel p
  * holds columns [p*P, p*P + P) as K rows of P contiguous floats, the last

@@ -98,7 +98,7 @@ static int bench(int M, int N, int K, int reps)
     }
     Vam v = { .j = j, .m = m, .node = m->enc.output };
     const Node *mm = &m->enc.nodes[v.node];
-    if (mm->op != OP_MATMUL || !mm->attr.packed) {
+    if (mm->op != OP_MATMUL || !mm->attr.mm.packed) {
         fprintf(stderr, "internal error: the benchmark's matmul is not a packed matmul\n");
         return -1;
     }

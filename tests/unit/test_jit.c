@@ -126,7 +126,7 @@ static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params
         compare(op_info[op].text, i, &mine, &ref[i]);
         buf[i] = ref[i].data;
         free(mine.data);
-        packed_seen += op == OP_MATMUL && g->nodes[i].attr.packed;
+        packed_seen += (op == OP_MATMUL || op == OP_LINEAR) && g->nodes[i].attr.mm.packed;
     }
     for (int i = 0; i < g->n; i++)
         free(packed[i]);
@@ -162,7 +162,7 @@ static const char *all_ops_model =
     "    w = -permute(reshape(v, [b, n, H, d // H]), [0, 2, 1, 3])\n"
     "    s = sum(w, axis: 1) + mean(w, axis: -1) - max(w, axis: 2) + exp(min1(w))\n"
     "    t = reshape(transpose(s, 1, 2), [b, n, d])\n"
-    "    return h + sum(t, axis: -1) + mean(v, axis: 0) + cos(v) * sin(u)\n"
+    "    return h + sum(t, axis: -1) + mean(v, axis: 0) + cos(v) * sin(u) + sum(h @ transpose(u, 1, 2), axis: -1)\n"
     "  }\n"
     "  decoder(y: tokens<tgt>[b, m], memory: [b, n, d]) {\n"
     "    h = embed(y, d) * sqrt(d) + position(m, d)\n"
@@ -244,10 +244,12 @@ Test(jit, matmul_tiles_match_the_interpreter, .timeout = 300)
         "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
         "  vocab tgt = [\"<eos>\", \"x\"]\n"
         "  encoder(x: tokens<src>[b, n]) {\n"
+        "    param w[70, 37]\n"
         "    h = embed(x, 70)\n"
         "    g = transpose(h, 1, 2) @ h\n"              /* [b, 70, 70], K = n */
         "    y = h @ g\n"                               /* computed b: 2 tiles + 6 columns */
-        "    return linear(y, 37) as p + linear(h, 37) as q + linear(h, 70) as r @ linear(g, 37) as s\n"
+        "    z = relu(linear(h, 37) as t) + h @ w\n"    /* linear with relu; a packed matmul */
+        "    return linear(y, 37) as p + linear(h, 37) as q + linear(h, 70) as r @ linear(g, 37) as s + z\n"
         "  }\n"
         "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 37]) {\n"
         "    return linear(embed(y, 37) + sum(memory, axis: 1) * 0.0, len(tgt)) as out\n"
@@ -274,6 +276,14 @@ Test(jit, matmul_tiles_match_the_interpreter, .timeout = 300)
             compare_graph(j, m, &m->enc, params, &in, seen, NULL);
         }
     cr_assert_gt(packed_seen - before, 0, "no matmul read a packed weight");
+    cr_assert(seen[OP_MATMUL] && seen[OP_LINEAR], "matmul and linear both checked");
+    bool relu = false, packed_mm = false;
+    for (int i = 0; i < m->enc.n; i++) {
+        const Node *n = &m->enc.nodes[i];
+        relu |= n->op == OP_LINEAR && n->attr.mm.relu;
+        packed_mm |= n->op == OP_MATMUL && n->attr.mm.packed;
+    }
+    cr_assert(relu && packed_mm, "a linear with relu and a packed plain matmul");
     free_params(m, params);
     jit_free(j);
     arena_free(&a);

@@ -1,0 +1,96 @@
+/* fuse_linear.c - a matmul's epilogue fused into it: bias, then relu.
+ *
+ * The standard library's linear is `x @ w + b`, and relu `maximum(x,
+ * 0.0)`. This pass finds
+ *
+ *     y = (x @ w) + bias          (either order; bias [N], N = y's last dim)
+ *     y = maximum(y, 0)           (optional; either order)
+ *
+ * by the graph's structure, whoever wrote it, and replaces it by one
+ * LINEAR(x, w, bias) node (attr.mm.relu). The matmul kernel then adds the
+ * bias and applies relu to its register tile as it stores, so the result
+ * is written once instead of three times. A match needs a 2-D w, the
+ * product and the sum read only inside the group, and a bias that does
+ * not widen the product. The reference is rt_linear.
+ */
+#include "arena.h"
+#include "fuse_util.h"
+#include "passes.h"
+
+typedef struct Match {
+    int x, w, bias;
+    bool relu;
+} Match;
+
+/* Is node i a zero constant? */
+static bool is_zero(const Graph *g, int i)
+{
+    return i >= 0 && g->nodes[i].op == OP_CONST && g->nodes[i].attr.value == 0;
+}
+
+/* Is node i (an ADD) the bias add of a linear? The matmul is marked gone. */
+static bool match_add(const Graph *g, const int *uses, int i, Match *mt, bool *gone)
+{
+    const Node *n = &g->nodes[i];
+    if (n->op != OP_ADD || n->dtype != DT_F32)
+        return false;
+    for (int side = 0; side < 2; side++) {
+        const Node *mm = fuse_node_if(g, uses, n->in[side], OP_MATMUL, 1);
+        const Node *bias = &g->nodes[n->in[1 - side]];
+        if (!mm || g->nodes[mm->in[1]].shape.rank != 2 || !fuse_same_shape(&mm->shape, &n->shape))
+            continue;
+        int r = n->shape.rank;
+        if (bias->dtype != DT_F32 || bias->shape.rank != 1 || !dim_eq(bias->shape.d[0], n->shape.d[r - 1]))
+            continue;
+        *mt = (Match){ .x = mm->in[0], .w = mm->in[1], .bias = n->in[1 - side] };
+        gone[n->in[side]] = true;
+        return true;
+    }
+    return false;
+}
+
+static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap, void *ctx)
+{
+    const Match *mt = &((const Match *)ctx)[end];
+    const Node *e = &g->nodes[end];
+    Node f = { .op = OP_LINEAR, .in = { remap[mt->x], remap[mt->w], remap[mt->bias] }, .dtype = DT_F32,
+               .shape = e->shape, .loc = e->loc, .site = e->site };
+    f.attr.mm.relu = mt->relu;
+    return graph_add(a, out, f);
+}
+
+Graph pass_fuse_linear(Arena *a, const Graph *g)
+{
+    int n = g->n;
+    int *uses = fuse_uses(a, g);
+    bool *gone = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
+    bool *is_end = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
+    Match *at = arena_alloc(a, sizeof(Match) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        gone[i] = is_end[i] = false;
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        if (!match_add(g, uses, i, &at[i], gone))
+            continue;
+        any = is_end[i] = true;
+    }
+    if (!any)
+        return *g;
+    /* relu after a linear: the maximum becomes the group's end */
+    for (int i = 0; i < n; i++) {
+        const Node *mx = &g->nodes[i];
+        if (mx->op != OP_MAXIMUM)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            int y = mx->in[side];
+            if (is_end[y] && uses[y] == 1 && is_zero(g, mx->in[1 - side]) && fuse_same_shape(&mx->shape, &g->nodes[y].shape)) {
+                at[i] = at[y];
+                at[i].relu = true;
+                is_end[y] = false;
+                gone[y] = is_end[i] = true;
+                break;
+            }
+        }
+    }
+    return fuse_rewrite(a, g, gone, is_end, emit, at);
+}
