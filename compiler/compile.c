@@ -71,6 +71,7 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
 #endif
     }
     if (!after) {
+        m->step_out = pass_output_logits(&m->step);
         Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
         for (int i = 0; i < 4; i++) {
             *graphs[i] = pass_fuse(a, graphs[i]);

@@ -112,6 +112,13 @@ typedef struct State {
     bool cache;         /* a key/value cache (else computed once per sentence) */
 } State;
 
+/* What the derived step returns (fuse_output.c). */
+typedef enum StepOut {
+    STEP_OUT_AS_WRITTEN,             /* what the decoder returns */
+    STEP_OUT_LOGITS_OF_SOFTMAX,      /* x, where the decoder returns softmax(x) */
+    STEP_OUT_LOGITS_OF_LOG_SOFTMAX   /* x, where it returns log_softmax(x) */
+} StepOut;
+
 typedef struct Model {
     const char *name;
     SrcLoc loc;
@@ -124,6 +131,7 @@ typedef struct Model {
     State *states;
     int nstates;
     const char *no_step;   /* why there is no step, or NULL */
+    StepOut step_out;
     ParamInfo *params;
     int nparams, cap_params;
     Vocab *src, *tgt;

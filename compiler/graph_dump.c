@@ -50,6 +50,9 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
 void graph_dump_text(FILE *out, const Model *m, const Graph *g, Arena *a)
 {
     fprintf(out, "%s: %d nodes\n", g->name, g->n);
+    if (g == &m->step && m->step_out != STEP_OUT_AS_WRITTEN)
+        fprintf(out, "  (returns the logits; the decoder's %s of them is left to decoding)\n",
+                m->step_out == STEP_OUT_LOGITS_OF_SOFTMAX ? "softmax" : "log_softmax");
     for (int i = 0; i < g->n; i++) {
         const Node *n = &g->nodes[i];
         fprintf(out, "  %%%d = %s", i, op_info[n->op].text);

@@ -7,6 +7,7 @@
  *   fuse.c  scaled dot-product attention fused into one ATTENTION node
  *   fuse_linear.c  matmul + bias (+ relu) fused into one LINEAR node
  *   fuse_norm.c    (residual add +) layer norm fused into one LAYER_NORM
+ *   fuse_output.c  the decoder step returns logits, not their softmax
  *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
  */
@@ -28,6 +29,9 @@ bool derive_step(struct Arena *a, Model *m);
 Graph pass_fuse(struct Arena *a, const Graph *g);
 /* Replace each x @ w + bias (then maximum(., 0)) by one LINEAR node. */
 Graph pass_fuse_linear(struct Arena *a, const Graph *g);
+/* When g's output is softmax(x) or log_softmax(x) along the last axis,
+ * make x the output (the step of decoding needs no more) and say which. */
+StepOut pass_output_logits(Graph *g);
 /* Replace each layer norm (of a sum h + r) by one LAYER_NORM node. */
 Graph pass_fuse_norm(struct Arena *a, const Graph *g);
 
