@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """plot.py - draw tests/bench/results/{matmul,attention}.txt as one SVG of
-speed ratios (bars; 1 = as fast as the peer). Plain SVG, no libraries.
+speed ratios (bars; 1 = as fast as the peer): matmul against OpenBLAS,
+attention against the unfused kernels and, when attention_torch.py wrote
+the file, against PyTorch. Plain SVG, no libraries.
 
     /usr/bin/python3 tests/bench/plot.py [--out docs/bench.svg]
 """
@@ -38,11 +40,15 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "docs", "bench.svg"))
     a = ap.parse_args()
     mm = [("%s,%s,%s" % (r[0], r[1], r[2]), float(r[5])) for r in rows("matmul.txt")]
-    at = [("%s %s" % (r[0], r[1]), float(r[4])) for r in rows("attention.txt")]
-    svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="900" height="330" font-family="Helvetica">',
-           '<rect width="900" height="330" fill="white"/>']
+    ar = rows("attention.txt")
+    at = [("%s %s" % (r[0], r[1]), float(r[4])) for r in ar]
+    pt = [("%s %s" % (r[0], r[1]), float(r[6])) for r in ar if len(r) > 6]
+    svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="900" height="%d" font-family="Helvetica">' % (630 if pt else 330),
+           '<rect width="900" height="%d" fill="white"/>' % (630 if pt else 330)]
     svg += bars("matmul (M,N,K): Vamos GFLOP/s / OpenBLAS", mm, 40, 40, 380, 200)
     svg += bars("attention (length, mask): unfused time / fused time", at, 480, 40, 340, 200)
+    if pt:
+        svg += bars("attention (length, mask): PyTorch time / Vamos fused time", pt, 480, 340, 340, 200)
     svg.append("</svg>")
     with open(a.out, "w") as f:
         f.write("\n".join(svg) + "\n")
