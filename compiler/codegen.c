@@ -633,7 +633,9 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
  *   5. acc = acc * corr + p @ v's block rows (register tiles again).
  *
  * At the end a row is acc / l. So the score matrix never exists: memory
- * is O(ATT_QB * (ATT_BK + value width)). A row whose keys are all masked
+ * is O(ATT_QB * (ATT_BK + value width)). A skipped block's values are
+ * never read, so an inf or NaN value at a masked key does not reach the
+ * result as it does through the reference (see rt_attention). A row whose keys are all masked
  * gets 0 / 0 = NaN, as the unfused softmax gives. Inputs: a = q, b = {
  * kt, v, mask } (see emit_call). */
 #define ATT_BK 64   /* keys per block: whole vectors */

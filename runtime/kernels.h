@@ -73,7 +73,12 @@ void rt_store(float *state, const rt_shape *ss, int axis, int64_t at, const floa
  * it: out = softmax(q @ kt * scale + mask) @ v (q @ kt / scale when div),
  * softmax along the last axis. q (..., S, D), kt (..., D, T), v (..., T,
  * E), out (..., S, E), batch dims broadcast as in rt_matmul; the mask
- * broadcasts to (..., S, T). */
+ * broadcasts to (..., S, T). Like the unfused ops (and PyTorch), a key
+ * whose mask is -inf still multiplies its value row by 0, so an inf or
+ * NaN there makes the row NaN. The compiled kernel skips key blocks whose
+ * mask is all -inf and never reads their values: there, it gives the
+ * finite result of ignoring them. The two agree whenever masked values
+ * are finite (tests keep non-finite values where every row sees them). */
 void rt_attention(const float *q, const rt_shape *qs, const float *kt, const rt_shape *ks,
                   const float *v, const rt_shape *vs, const float *mask, const rt_shape *ms,
                   float scale, int div, float *out, const rt_shape *os);
