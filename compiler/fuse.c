@@ -27,12 +27,12 @@ typedef struct Match {
     int q, kt, v, mask;
     float scale;
     bool div;
-    int nodes[9];    /* the nodes the ATTENTION replaces, the end (p @ v) last */
 } Match;
 
-/* Is node i the end (`p @ v`) of an attention pattern? */
-static bool match(const Graph *g, const int *uses, int i, Match *mt)
+/* Is node i the end (`p @ v`) of an attention pattern? (FuseMatch) */
+static bool match(const Graph *g, const int *uses, int i, void *match, bool *gone)
 {
+    Match *mt = match;
     const Node *out = &g->nodes[i], *nd;
     if (out->op != OP_MATMUL || out->dtype != DT_F32)
         return false;
@@ -75,17 +75,19 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt)
                 !fuse_same_shape(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)
                 continue;
             *mt = (Match){ .q = nd->in[0], .kt = nd->in[1], .v = out->in[1], .mask = mask,
-                           .scale = (float)g->nodes[c].attr.value, .div = s->op == OP_DIV,
-                           .nodes = { qk, sc, x, z->in[1], ex->in[0], e, p->in[1], out->in[0], i } };
+                           .scale = (float)g->nodes[c].attr.value, .div = s->op == OP_DIV };
+            const int group[] = { qk, sc, x, z->in[1], ex->in[0], e, p->in[1], out->in[0] };
+            for (size_t k = 0; k < sizeof group / sizeof *group; k++)
+                gone[group[k]] = true;
             return true;
         }
     }
     return false;
 }
 
-static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap, void *ctx)
+static int emit(Arena *a, Graph *out, const Graph *g, int end, const void *match, const int *remap)
 {
-    const Match *mt = &((const Match *)ctx)[end];
+    const Match *mt = match;
     const Node *e = &g->nodes[end];
     Node f = { .op = OP_ATTENTION, .in = { remap[mt->q], remap[mt->kt], remap[mt->v], remap[mt->mask] },
                .dtype = DT_F32, .shape = e->shape, .loc = e->loc, .site = e->site };
@@ -96,20 +98,5 @@ static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap,
 
 Graph pass_fuse(Arena *a, const Graph *g)
 {
-    int n = g->n;
-    int *uses = fuse_uses(a, g);
-    bool *gone = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    bool *is_end = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    Match *at = arena_alloc(a, sizeof(Match) * (size_t)(n + 1));
-    for (int i = 0; i < n; i++)
-        gone[i] = is_end[i] = false;
-    bool any = false;
-    for (int i = 0; i < n; i++) {
-        if (!match(g, uses, i, &at[i]))
-            continue;
-        is_end[i] = any = true;
-        for (int k = 0; k < 8; k++)
-            gone[at[i].nodes[k]] = true;
-    }
-    return any ? fuse_rewrite(a, g, gone, is_end, emit, at) : *g;
+    return fuse_run(a, g, sizeof(Match), match, emit);
 }

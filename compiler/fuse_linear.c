@@ -49,9 +49,27 @@ static bool match_add(const Graph *g, const int *uses, int i, Match *mt, bool *g
     return false;
 }
 
-static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap, void *ctx)
+/* Is node i the end of a linear: its bias add, or a relu of one?
+ * (FuseMatch; the driver tries the relu, which comes later, first.) */
+static bool match(const Graph *g, const int *uses, int i, void *match, bool *gone)
 {
-    const Match *mt = &((const Match *)ctx)[end];
+    const Node *mx = &g->nodes[i];
+    if (mx->op == OP_MAXIMUM)
+        for (int side = 0; side < 2; side++) {
+            int y = mx->in[side];
+            if (uses[y] == 1 && is_zero(g, mx->in[1 - side]) && fuse_same_shape(&mx->shape, &g->nodes[y].shape) &&
+                match_add(g, uses, y, match, gone)) {
+                ((Match *)match)->relu = true;
+                gone[y] = true;
+                return true;
+            }
+        }
+    return match_add(g, uses, i, match, gone);
+}
+
+static int emit(Arena *a, Graph *out, const Graph *g, int end, const void *match, const int *remap)
+{
+    const Match *mt = match;
     const Node *e = &g->nodes[end];
     Node f = { .op = OP_LINEAR, .in = { remap[mt->x], remap[mt->w], remap[mt->bias] }, .dtype = DT_F32,
                .shape = e->shape, .loc = e->loc, .site = e->site };
@@ -61,36 +79,5 @@ static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap,
 
 Graph pass_fuse_linear(Arena *a, const Graph *g)
 {
-    int n = g->n;
-    int *uses = fuse_uses(a, g);
-    bool *gone = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    bool *is_end = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    Match *at = arena_alloc(a, sizeof(Match) * (size_t)(n + 1));
-    for (int i = 0; i < n; i++)
-        gone[i] = is_end[i] = false;
-    bool any = false;
-    for (int i = 0; i < n; i++) {
-        if (!match_add(g, uses, i, &at[i], gone))
-            continue;
-        any = is_end[i] = true;
-    }
-    if (!any)
-        return *g;
-    /* relu after a linear: the maximum becomes the group's end */
-    for (int i = 0; i < n; i++) {
-        const Node *mx = &g->nodes[i];
-        if (mx->op != OP_MAXIMUM)
-            continue;
-        for (int side = 0; side < 2; side++) {
-            int y = mx->in[side];
-            if (is_end[y] && uses[y] == 1 && is_zero(g, mx->in[1 - side]) && fuse_same_shape(&mx->shape, &g->nodes[y].shape)) {
-                at[i] = at[y];
-                at[i].relu = true;
-                is_end[y] = false;
-                gone[y] = is_end[i] = true;
-                break;
-            }
-        }
-    }
-    return fuse_rewrite(a, g, gone, is_end, emit, at);
+    return fuse_run(a, g, sizeof(Match), match, emit);
 }

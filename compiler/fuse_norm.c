@@ -40,9 +40,10 @@ static const Node *last_mean(const Graph *g, const int *uses, int x)
     return m && m->attr.axis == m->shape.rank - 1 ? m : NULL;
 }
 
-/* Is node i the end (`+ bias`) of a layer norm? Marks the group gone. */
-static bool match(const Graph *g, const int *uses, int i, Match *mt, bool *gone)
+/* Is node i the end (`+ bias`) of a layer norm? (FuseMatch) */
+static bool match(const Graph *g, const int *uses, int i, void *match, bool *gone)
 {
+    Match *mt = match;
     const Node *y = &g->nodes[i];
     if (y->op != OP_ADD || y->dtype != DT_F32 || y->shape.rank < 1)
         return false;
@@ -96,9 +97,9 @@ static bool match(const Graph *g, const int *uses, int i, Match *mt, bool *gone)
     return false;
 }
 
-static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap, void *ctx)
+static int emit(Arena *a, Graph *out, const Graph *g, int end, const void *match, const int *remap)
 {
-    const Match *mt = &((const Match *)ctx)[end];
+    const Match *mt = match;
     const Node *e = &g->nodes[end];
     int r = mt->r >= 0 ? remap[mt->r]
                        : graph_add(a, out, (Node){ .op = OP_CONST, .dtype = DT_F32, .loc = e->loc, .site = e->site,
@@ -111,16 +112,5 @@ static int emit(Arena *a, Graph *out, const Graph *g, int end, const int *remap,
 
 Graph pass_fuse_norm(Arena *a, const Graph *g)
 {
-    int n = g->n;
-    int *uses = fuse_uses(a, g);
-    bool *gone = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    bool *is_end = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
-    Match *at = arena_alloc(a, sizeof(Match) * (size_t)(n + 1));
-    for (int i = 0; i < n; i++)
-        gone[i] = is_end[i] = false;
-    bool any = false;
-    for (int i = 0; i < n; i++)
-        if (match(g, uses, i, &at[i], gone))
-            any = is_end[i] = true;
-    return any ? fuse_rewrite(a, g, gone, is_end, emit, at) : *g;
+    return fuse_run(a, g, sizeof(Match), match, emit);
 }

@@ -4,7 +4,8 @@
 #include "arena.h"
 #include "passes.h"
 
-int *fuse_uses(Arena *a, const Graph *g)
+/* Readers of each node (an input slot each; the output counts once). */
+static int *uses_of(Arena *a, const Graph *g)
 {
     int *uses = arena_alloc(a, sizeof(int) * (size_t)(g->n + 1));
     for (int i = 0; i < g->n; i++)
@@ -39,14 +40,27 @@ bool fuse_same_shape(const Shape *a, const Shape *b)
     return true;
 }
 
-Graph fuse_rewrite(Arena *a, const Graph *g, const bool *gone, const bool *is_end, FuseEmit emit, void *ctx)
+Graph fuse_run(Arena *a, const Graph *g, size_t match_size, FuseMatch match, FuseEmit emit)
 {
-    int *remap = arena_alloc(a, sizeof(int) * (size_t)(g->n + 1));
+    int n = g->n;
+    int *uses = uses_of(a, g);
+    bool *gone = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
+    bool *is_end = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
+    char *at = arena_alloc(a, match_size * (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        gone[i] = is_end[i] = false;
+    bool any = false;
+    for (int i = n - 1; i >= 0; i--)
+        if (!gone[i] && match(g, uses, i, at + (size_t)i * match_size, gone))
+            any = is_end[i] = true;
+    if (!any)
+        return *g;
+    int *remap = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
     Graph out = { .name = g->name, .output = -1 };
-    for (int i = 0; i < g->n; i++) {
+    for (int i = 0; i < n; i++) {
         remap[i] = -1;
         if (is_end[i])
-            remap[i] = emit(a, &out, g, i, remap, ctx);
+            remap[i] = emit(a, &out, g, i, at + (size_t)i * match_size, remap);
         else if (!gone[i])
             remap[i] = graph_copy_node(a, &out, &g->nodes[i], remap);
     }

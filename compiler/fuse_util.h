@@ -1,6 +1,6 @@
 /* fuse_util.h - what the fusion passes (fuse.c, fuse_linear.c,
- * fuse_norm.c) share: counting readers, matching a node by op and
- * readers, and rebuilding a graph with matched groups replaced.
+ * fuse_norm.c) share: matching a node by op and readers, and the driver
+ * that finds the groups and rebuilds the graph with each replaced.
  */
 #ifndef VAMOS_FUSE_UTIL_H
 #define VAMOS_FUSE_UTIL_H
@@ -8,9 +8,6 @@
 #include "graph.h"
 
 struct Arena;
-
-/* Readers of each node (an input slot each; the output counts once). */
-int *fuse_uses(struct Arena *a, const Graph *g);
 
 /* Node x, when it has op `op` and exactly n readers; else NULL. */
 const Node *fuse_node_if(const Graph *g, const int *uses, int x, Op op, int n);
@@ -20,13 +17,18 @@ int fuse_other(const Node *n, int x);
 
 bool fuse_same_shape(const Shape *a, const Shape *b);
 
-/* Add the fused node that replaces the group ending at node `end` of g to
- * out (with any node it needs first); inputs are renamed through remap.
- * Returns its id. */
-typedef int (*FuseEmit)(struct Arena *a, Graph *out, const Graph *g, int end, const int *remap, void *ctx);
+/* A fusion pass's two halves. match: does node i end a group? If so it
+ * fills *match (the pass's own struct) and marks the group's other nodes
+ * in gone. emit: add the fused node for that match to out (with any node
+ * it needs first), inputs renamed through remap; returns its id. */
+typedef bool (*FuseMatch)(const Graph *g, const int *uses, int i, void *match, bool *gone);
+typedef int (*FuseEmit)(struct Arena *a, Graph *out, const Graph *g, int end, const void *match, const int *remap);
 
-/* g with every node marked gone dropped and every node marked as a
- * group's end replaced by emit's node. */
-Graph fuse_rewrite(struct Arena *a, const Graph *g, const bool *gone, const bool *is_end, FuseEmit emit, void *ctx);
+/* Run a fusion pass: nodes are tried as group ends from the last to the
+ * first, skipping those already in a group (so a longer group that ends
+ * later, a linear's relu, claims its nodes first); then g is rebuilt with
+ * the groups' nodes dropped and each end replaced by emit's node. g itself
+ * when nothing matched. match_size: the size of the pass's match struct. */
+Graph fuse_run(struct Arena *a, const Graph *g, size_t match_size, FuseMatch match, FuseEmit emit);
 
 #endif
