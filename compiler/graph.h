@@ -41,7 +41,7 @@ typedef enum InputRole {
 } InputRole;
 
 #define MAX_IN 4   /* inputs of a node (op_info[op].arity of them) */
-#define ATTENTION_MAX_WIDTH 256   /* widest value rows a fused attention takes */
+#define ATTENTION_MAX_WIDTH 256   /* widest query, key and value rows a fused attention takes */
 
 typedef struct Node {
     Op op;

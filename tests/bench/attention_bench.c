@@ -11,7 +11,8 @@
  * the thread pool as a graph runs them; the transpose of k that both read
  * is not timed. Prints one line per case: milliseconds of each (medians
  * of --reps samples, the two alternating) and unfused / fused.
- * tests/bench/plot.py draws the figure. (No PyTorch peer yet.)
+ * tests/bench/attention_torch.py runs this with PyTorch in the same run;
+ * tests/bench/plot.py draws the figure.
  */
 #include <math.h>
 #include <stdio.h>
