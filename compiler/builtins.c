@@ -43,7 +43,7 @@ static double fold_unary(Op op, double x)
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
     case OP_COUNT:
         break;
     }

@@ -220,7 +220,7 @@ static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
     case OP_COUNT:
         break;
     }
@@ -250,7 +250,7 @@ static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
     case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
     case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM:
+    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
     case OP_COUNT:
         break;
     }
@@ -294,31 +294,78 @@ static LLVMValueRef product(CG *c, const Shape *s, int from, int to)
     return n;
 }
 
-/* out = a (op) b with broadcast strides: the parallel loop runs over the
- * rows (every dim but the last), the inner loop over the last dim. */
-static void emit_binary(CG *c, const Node *n, const Node *na, const Node *nb)
+/* The value of one element of an elementwise node from its inputs'. */
+typedef LLVMValueRef (*ElemBody)(CG *c, const Node *n, const LLVMValueRef *x);
+
+/* out = body(inputs) elementwise, each input (shape ins[k], data ptrs[k])
+ * read with broadcast strides: the parallel loop runs over the rows
+ * (every dim but the last), the inner loop over the last dim. */
+static void emit_rows(CG *c, const Node *n, const Shape *const *ins, const LLVMValueRef *ptrs, int nin, ElemBody body)
 {
     int r = n->shape.rank;
-    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
-    bcast_strides(c, &na->shape, &n->shape, sa);
-    bcast_strides(c, &nb->shape, &n->shape, sb);
+    LLVMValueRef st[MAX_IN][MAX_RANK], dims[MAX_RANK], idx[MAX_RANK], off[MAX_IN], x[MAX_IN];
+    for (int k = 0; k < nin; k++)
+        bcast_strides(c, ins[k], &n->shape, st[k]);
     for (int i = 0; i < r; i++)
         dims[i] = dim_val(c, n->shape.d[i]);
     LLVMValueRef inner = r > 0 ? dims[r - 1] : i64c(c, 1);
     Loop lp = loop_par(c);
     unflatten(c, lp.iv, dims, r - 1, idx);
-    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0), oo = mul(c, lp.iv, inner);
-    for (int i = 0; i < r - 1; i++) {
-        oa = add(c, oa, mul(c, idx[i], sa[i]));
-        ob = add(c, ob, mul(c, idx[i], sb[i]));
+    LLVMValueRef oo = mul(c, lp.iv, inner);
+    for (int k = 0; k < nin; k++) {
+        off[k] = i64c(c, 0);
+        for (int i = 0; i < r - 1; i++)
+            off[k] = add(c, off[k], mul(c, idx[i], st[k][i]));
     }
     Loop li = loop_begin(c, inner);
-    LLVMValueRef ia = r > 0 ? add(c, oa, mul(c, li.iv, sa[r - 1])) : oa;
-    LLVMValueRef ib = r > 0 ? add(c, ob, mul(c, li.iv, sb[r - 1])) : ob;
-    LLVMValueRef v = binary(c, n->op, load_f(c, c->a, ia), load_f(c, c->bb, ib));
-    store_f(c, v, c->out, add(c, oo, li.iv));
+    for (int k = 0; k < nin; k++)
+        x[k] = load_f(c, ptrs[k], r > 0 ? add(c, off[k], mul(c, li.iv, st[k][r - 1])) : off[k]);
+    store_f(c, body(c, n, x), c->out, add(c, oo, li.iv));
     loop_end(c, &li);
     loop_end(c, &lp);
+}
+
+static LLVMValueRef binary_body(CG *c, const Node *n, const LLVMValueRef *x)
+{
+    return binary(c, n->op, x[0], x[1]);
+}
+
+/* out = a (op) b, broadcasting. */
+static void emit_binary(CG *c, const Node *n, const Node *na, const Node *nb)
+{
+    emit_rows(c, n, (const Shape *const[]){ &na->shape, &nb->shape }, (LLVMValueRef[]){ c->a, c->bb }, 2,
+              binary_body);
+}
+
+/* A MAP node's program on one element: registers 0..3 its inputs, then
+ * one per step. */
+static LLVMValueRef map_body(CG *c, const Node *n, const LLVMValueRef *x)
+{
+    LLVMValueRef reg[4 + MAP_MAX_STEPS];
+    for (int k = 0; k < 4; k++)
+        reg[k] = k < n->attr.map.nin ? x[k] : NULL;
+    for (int s = 0; s < n->attr.map.nstep; s++) {
+        const MapStep *st = &n->attr.map.code[s];
+        reg[4 + s] = st->op == OP_CONST ? f32c(c, st->value)
+                   : op_info[st->op].kind == OPK_UNARY ? unary(c, st->op, reg[st->a])
+                   : binary(c, st->op, reg[st->a], reg[st->b]);
+    }
+    return reg[4 + n->attr.map.nstep - 1];
+}
+
+/* Input k of a node with more than two inputs. */
+static LLVMValueRef input(CG *c, int k);
+
+/* A fused elementwise chain (fuse_map.c): a = input 0, b = { inputs 1..3 }. */
+static void emit_map(CG *c, const Graph *g, const Node *n)
+{
+    const Shape *ins[MAX_IN];
+    LLVMValueRef ptrs[MAX_IN];
+    for (int k = 0; k < n->attr.map.nin; k++) {
+        ins[k] = &g->nodes[n->in[k]].shape;
+        ptrs[k] = k == 0 ? c->a : input(c, k - 1);
+    }
+    emit_rows(c, n, ins, ptrs, n->attr.map.nin, map_body);
 }
 
 /* Elementwise over the flat index. */
@@ -1081,6 +1128,9 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         } else if (n->op == OP_LAYER_NORM) {
             *len = product(c, s, 0, s->rank - 1);
             *work = mul(c, all, i64c(c, 4));
+        } else if (n->op == OP_MAP) {
+            *len = product(c, s, 0, s->rank - 1);
+            *work = mul(c, all, i64c(c, n->attr.map.nstep));
         } else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK) {
             *len = dim_val(c, s->d[0]);
         } else if (n->op == OP_STORE) {
@@ -1109,7 +1159,7 @@ static int key_shape(int64_t *k, int at, const Shape *s)
  * by field: struct padding must not split equal kernels). */
 static uint64_t kernel_key(const Graph *g, const Node *n)
 {
-    int64_t k[8 + (MAX_IN + 1) * (1 + 2 * MAX_RANK) + MAX_RANK];
+    int64_t k[8 + (MAX_IN + 1) * (1 + 2 * MAX_RANK) + MAX_RANK + 1 + 3 * MAP_MAX_STEPS];
     int at = 0;
     k[at++] = n->op;
     at = key_shape(k, at, &n->shape);
@@ -1137,6 +1187,17 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
         memcpy(&bits, &n->attr.eps, 4);
         k[at++] = bits;
     }
+    if (n->op == OP_MAP)
+        k[at++] = n->attr.map.nin;
+    if (n->op == OP_MAP)
+        for (int s = 0; s < n->attr.map.nstep; s++) {
+            const MapStep *st = &n->attr.map.code[s];
+            int32_t bits;
+            memcpy(&bits, &st->value, 4);
+            k[at++] = st->op;
+            k[at++] = st->a | st->b << 8;
+            k[at++] = st->op == OP_CONST ? bits : 0;
+        }
     if (n->op == OP_ATTENTION) {
         float sc = n->attr.attn.scale;
         int32_t bits;
@@ -1187,6 +1248,8 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
             emit_matmul(c, n, na, nb, input(c, 0), input(c, 1));
         else if (n->op == OP_LAYER_NORM)
             emit_layer_norm(c, g, n);
+        else if (n->op == OP_MAP)
+            emit_map(c, g, n);
         else if (n->op == OP_GATHER)
             emit_gather(c, n, na);
         else if (n->op == OP_CAUSAL_MASK || n->op == OP_PAD_MASK)

@@ -47,7 +47,7 @@ static bool fold_value(Op op, float x, float y, float *r)
     case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE: case OP_TRANSPOSE:
-    case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_COUNT:
+    case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP: case OP_COUNT:
         return false;
     }
     return false;

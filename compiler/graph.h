@@ -43,6 +43,17 @@ typedef enum InputRole {
 #define MAX_IN 4   /* inputs of a node (op_info[op].arity of them) */
 #define ATTENTION_MAX_WIDTH 256   /* widest query, key and value rows a fused attention takes */
 
+/* One step of a MAP node's program. Its value is register 4 + its index;
+ * registers 0..3 are the node's inputs, broadcast to its shape. op is a
+ * unary op (reads a), a binary op (reads a, b) or CONST (the scalar
+ * value). The last step's value is the node's. */
+typedef struct MapStep {
+    Op op;
+    unsigned char a, b;
+    float value;
+} MapStep;
+#define MAP_MAX_STEPS 16
+
 typedef struct Node {
     Op op;
     int in[MAX_IN];
@@ -60,6 +71,7 @@ typedef struct Node {
          * LINEAR: relu after the bias */
         struct { bool packed, relu; } mm;
         float eps;      /* LAYER_NORM */
+        struct { const MapStep *code; int nstep, nin; } map;   /* MAP */
         /* ATTENTION: scores = (q @ kt) / scale when div, else * scale */
         struct { float scale; bool div; } attn;
         int offset;     /* ARANGE, CAUSAL_MASK: 1 + the symbol whose value

@@ -78,6 +78,24 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
               dim_eq(bias->d[0], nd->shape.d[r - 1]), "layer_norm gain and bias shapes");
         break;
     }
+    case OP_MAP: {
+        int ns = nd->attr.map.nstep, nin = nd->attr.map.nin;
+        CHECK(nd->dtype == DT_F32 && ns >= 1 && ns <= MAP_MAX_STEPS && nin >= 1 && nin <= MAX_IN, "map size");
+        for (int k = 0; k < MAX_IN; k++) {
+            const Node *x = &g->nodes[nd->in[k]];
+            CHECK(x->dtype == DT_F32 && x->shape.rank <= nd->shape.rank, "map input %d", k);
+            CHECK(k < nin || nd->in[k] == nd->in[0], "unused map input %d is not input 0", k);
+        }
+        for (int s = 0; s < ns; s++) {
+            const MapStep *st = &nd->attr.map.code[s];
+            OpKind kind = op_info[st->op].kind;
+            CHECK(st->op == OP_CONST || kind == OPK_UNARY || kind == OPK_BINARY, "map step %d op", s);
+            bool a_ok = st->a < nin || (st->a >= 4 && st->a < 4 + s);
+            bool b_ok = st->b < nin || (st->b >= 4 && st->b < 4 + s);
+            CHECK(st->op == OP_CONST || (a_ok && (kind == OPK_UNARY || b_ok)), "map step %d reads a later register", s);
+        }
+        break;
+    }
     case OP_GATHER:
         CHECK(a->dtype == DT_F32 && b->dtype == DT_I32 && a->shape.rank == 2, "gather operands");
         CHECK(nd->shape.rank == b->shape.rank + 1, "gather rank");

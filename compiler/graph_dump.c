@@ -2,7 +2,43 @@
 #include "arena.h"
 #include "graph.h"
 
+/* The inputs a node reads (a MAP's unused slots repeat input 0). */
+static int node_arity(const Node *n)
+{
+    return n->op == OP_MAP ? n->attr.map.nin : op_info[n->op].arity;
+}
+
 static const char *dtype_text(DType t) { return t == DT_F32 ? "f32" : "i32"; }
+
+/* Register r of a MAP node's program as an expression of its inputs
+ * x0..x3 (each step is read once, so the program is a tree). */
+static void map_expr(FILE *out, const Node *n, int r)
+{
+    if (r < 4) {
+        fprintf(out, "x%d", r);
+        return;
+    }
+    const MapStep *st = &n->attr.map.code[r - 4];
+    const char *infix = st->op == OP_ADD ? " + " : st->op == OP_SUB ? " - " : st->op == OP_MUL ? " * "
+                      : st->op == OP_DIV ? " / " : NULL;
+    if (st->op == OP_CONST) {
+        fprintf(out, "%g", st->value);
+    } else if (infix) {
+        fputc('(', out);
+        map_expr(out, n, st->a);
+        fputs(infix, out);
+        map_expr(out, n, st->b);
+        fputc(')', out);
+    } else {
+        fprintf(out, "%s(", op_info[st->op].text);
+        map_expr(out, n, st->a);
+        if (op_info[st->op].kind == OPK_BINARY) {
+            fputs(", ", out);
+            map_expr(out, n, st->b);
+        }
+        fputc(')', out);
+    }
+}
 
 /* The op's attribute, for dumps: the weight name, the constant, the axis. */
 static void node_attr(FILE *out, const Model *m, const Node *n)
@@ -38,6 +74,10 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
             fprintf(out, " relu");
         break;
     case OP_LAYER_NORM: fprintf(out, " eps=%g", n->attr.eps); break;
+    case OP_MAP:
+        fputc(' ', out);
+        map_expr(out, n, 4 + n->attr.map.nstep - 1);
+        break;
     case OP_PAD_MASK: case OP_GATHER:
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
     case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:
@@ -57,11 +97,31 @@ void graph_dump_text(FILE *out, const Model *m, const Graph *g, Arena *a)
         const Node *n = &g->nodes[i];
         fprintf(out, "  %%%d = %s", i, op_info[n->op].text);
         node_attr(out, m, n);
-        for (int k = 0; k < op_info[n->op].arity; k++)
+        for (int k = 0; k < node_arity(n); k++)
             fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]);
         fprintf(out, " : %s%s%s\n", dtype_text(n->dtype), shape_str(a, m, &n->shape),
                 i == g->output ? "   <- output" : "");
     }
+}
+
+/* What a fused node's kernel does, for its box; NULL for other nodes. */
+static const char *fused_ops(const Node *n)
+{
+    switch (n->op) {
+    case OP_ATTENTION: return "matmul(q, kt) → scale → + mask → softmax → matmul(·, v)";
+    case OP_LINEAR: return n->attr.mm.relu ? "x @ w + bias → relu" : "x @ w + bias";
+    case OP_LAYER_NORM: return "x + residual → mean → variance → normalise → * gain + bias";
+    case OP_MAP: return "";
+    case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
+    case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
+    case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT:
+    case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS:
+    case OP_FLOOR: case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN:
+    case OP_RESHAPE: case OP_TRANSPOSE: case OP_STORE: case OP_COUNT:
+        break;
+    }
+    return NULL;
 }
 
 static void dot_graph(FILE *out, const Model *m, const Graph *g, Arena *a)
@@ -73,17 +133,22 @@ static void dot_graph(FILE *out, const Model *m, const Graph *g, Arena *a)
                           : n->op == OP_INPUT ? "shape=box, style=filled, fillcolor=\"#d9ead3\""
                           : n->op == OP_CONST ? "shape=plaintext"
                           : "shape=ellipse";
-        if (n->op == OP_ATTENTION) {
+        const char *what = fused_ops(n);
+        if (what) {
             /* a fused group: drawn as a box of its own, its ops listed */
             fprintf(out, "    subgraph cluster_%s_fused%d {\n      label=\"fused\"; style=\"rounded,filled\"; "
                          "fillcolor=\"#dae8fc\"; color=\"#6c8ebf\";\n", g->name, i);
-            fprintf(out, "      %s%d [shape=box, style=filled, fillcolor=white, label=\"attention\\n"
-                         "matmul(q, kt) → scale → + mask → softmax → matmul(·, v)"
-                         "\\n%s\"%s];\n    }\n",
-                    g->name, i, shape_str(a, m, &n->shape), i == g->output ? ", peripheries=2" : "");
-            for (int k = 0; k < op_info[n->op].arity; k++)
+            fprintf(out, "      %s%d [shape=box, style=filled, fillcolor=white, label=\"%s\\n%s",
+                    g->name, i, op_info[n->op].text, what);
+            if (n->op == OP_MAP)
+                map_expr(out, n, 4 + n->attr.map.nstep - 1);
+            fprintf(out, "\\n%s\"%s];\n    }\n", shape_str(a, m, &n->shape), i == g->output ? ", peripheries=2" : "");
+            for (int k = 0; k < node_arity(n); k++)
                 fprintf(out, "    %s%d -> %s%d [label=\"%s\"];\n", g->name, n->in[k], g->name, i,
-                        (const char *[]){ "q", "kt", "v", "mask" }[k]);
+                        n->op == OP_ATTENTION ? (const char *[]){ "q", "kt", "v", "mask" }[k]
+                        : n->op == OP_LINEAR ? (const char *[]){ "x", "w", "bias", "" }[k]
+                        : n->op == OP_LAYER_NORM ? (const char *[]){ "x", "residual", "gain", "bias" }[k]
+                        : (const char *[]){ "x0", "x1", "x2", "x3" }[k]);
             continue;
         }
         fprintf(out, "    %s%d [%s, label=\"%s", g->name, i, style, op_info[n->op].text);

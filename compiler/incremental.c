@@ -185,7 +185,7 @@ static bool tag(Derive *d, int i)
         o->role[r - 1] = (unsigned char)col;
         return true;
     }
-    case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_COUNT:   /* made after this pass */
+    case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP: case OP_COUNT:   /* made after this pass */
         break;
     }
     return fail(d, "op %s", op_info[n->op].text);

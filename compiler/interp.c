@@ -54,6 +54,42 @@ static rt_redop redop(Op op)
     return op == OP_SUM ? RT_SUM : op == OP_MAX ? RT_MAX : RT_MEAN;
 }
 
+/* A MAP node, step by step as its unfused ops would run: each input
+ * broadcast to the output's shape, then one reference kernel per step
+ * into a register of that shape. */
+static int exec_map(const Node *n, const Tensor *v, Tensor *o, char *err, size_t errlen)
+{
+    int64_t numel = rt_numel(&o->shape);
+    int nreg = 4 + n->attr.map.nstep;
+    float *reg[4 + MAP_MAX_STEPS] = { 0 };
+    int rc = 0;
+    for (int r = 0; r < nreg && rc == 0; r++) {
+        reg[r] = malloc((size_t)(numel ? numel : 1) * 4);
+        if (!reg[r]) {
+            snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
+            rc = -1;
+        }
+    }
+    for (int k = 0; k < n->attr.map.nin && rc == 0; k++)
+        rt_broadcast(v[n->in[k]].data, &v[n->in[k]].shape, reg[k], &o->shape);
+    for (int s = 0; s < n->attr.map.nstep && rc == 0; s++) {
+        const MapStep *st = &n->attr.map.code[s];
+        float *r = reg[4 + s];
+        if (st->op == OP_CONST)
+            for (int64_t k = 0; k < numel; k++)
+                r[k] = st->value;
+        else if (op_info[st->op].kind == OPK_UNARY)
+            rt_unary(unop(st->op), reg[st->a], numel, r);
+        else
+            rt_binary(binop(st->op), reg[st->a], &o->shape, reg[st->b], &o->shape, r, &o->shape);
+    }
+    if (rc == 0)
+        memcpy(o->data, reg[nreg - 1], (size_t)numel * 4);
+    for (int r = 0; r < nreg; r++)
+        free(reg[r]);
+    return rc;
+}
+
 /* Execute node i into v[i] (already allocated). Returns 0 or -1. */
 static int exec_node(const Model *m, const Graph *g, int i, float *const *params,
                      const InterpInputs *in, Tensor *v, char *err, size_t errlen)
@@ -135,6 +171,8 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
                       d ? numel / d : 0, d, n->attr.eps, o->data);
         return 0;
     }
+    case OP_MAP:
+        return exec_map(n, v, o, err, errlen);
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW:
         rt_binary(binop(n->op), a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;

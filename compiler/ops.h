@@ -23,6 +23,10 @@
  *   layer_norm(x, r, gain, bias) the standard library's layer_norm of
  *                                x + r (r: a residual, or the scalar 0)
  *                                with attr.eps (fuse_norm.c)
+ *   map(x0, x1, x2, x3)          a chain of elementwise ops as one loop:
+ *                                the small program attr.map (fuse_map.c).
+ *                                It reads attr.map.nin inputs; the
+ *                                unused input slots repeat input 0.
  */
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
@@ -61,7 +65,8 @@
     X(STORE,       "store",       2, OPK_OTHER)        \
     X(ATTENTION,   "attention",   4, OPK_OTHER)        \
     X(LINEAR,      "linear",      3, OPK_OTHER)        \
-    X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER)
+    X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER)        \
+    X(MAP,         "map",         4, OPK_OTHER)
 
 typedef enum Op {
 #define X(id, text, arity, kind) OP_##id,

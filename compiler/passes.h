@@ -7,6 +7,7 @@
  *   fuse.c  scaled dot-product attention fused into one ATTENTION node
  *   fuse_linear.c  matmul + bias (+ relu) fused into one LINEAR node
  *   fuse_norm.c    (residual add +) layer norm fused into one LAYER_NORM
+ *   fuse_map.c     chains of elementwise ops fused into one MAP node
  *   fuse_output.c  the decoder step returns logits, not their softmax
  *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
@@ -34,6 +35,8 @@ Graph pass_fuse_linear(struct Arena *a, const Graph *g);
 StepOut pass_output_logits(Graph *g);
 /* Replace each layer norm (of a sum h + r) by one LAYER_NORM node. */
 Graph pass_fuse_norm(struct Arena *a, const Graph *g);
+/* Replace each chain of two or more elementwise ops by one MAP node. */
+Graph pass_fuse_map(struct Arena *a, const Graph *g);
 
 /* Mark the weights that are only ever the right operand of a matmul (or
  * the w of a linear) as packed (ParamInfo.packed) and those nodes as

@@ -125,6 +125,13 @@ void rt_binary(rt_binop op, const float *a, const rt_shape *as,
         out[i] = binop1(op, a[bcast_index(i, as, os)], b[bcast_index(i, bs, os)]);
 }
 
+void rt_broadcast(const float *a, const rt_shape *as, float *out, const rt_shape *os)
+{
+    int64_t n = rt_numel(os);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[bcast_index(i, as, os)];
+}
+
 /* Apply one unary op to a scalar. */
 static float unop1(rt_unop op, float x)
 {

@@ -48,6 +48,9 @@ void rt_binary(rt_binop op, const float *a, const rt_shape *as,
                const float *b, const rt_shape *bs, float *out,
                const rt_shape *os);
 
+/* out = a broadcast to os (a copy when the shapes are equal). */
+void rt_broadcast(const float *a, const rt_shape *as, float *out, const rt_shape *os);
+
 /* out[i] = op(a[i]) for i < n. */
 void rt_unary(rt_unop op, const float *a, int64_t n, float *out);
 

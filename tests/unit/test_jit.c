@@ -91,6 +91,8 @@ static Jit *compile_for_steps(Arena *a, const char *name, const char *text, Mode
     return j;
 }
 
+static bool seen_in_map[OP_COUNT];   /* ops met inside a MAP's program */
+
 /* Each node's kernel alone, on the interpreter's values of its inputs,
  * against the interpreter's value of the node; then the whole graph. */
 static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params, const InterpInputs *in,
@@ -115,6 +117,9 @@ static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params
     for (int i = 0; i < g->n; i++) {
         Op op = g->nodes[i].op;
         seen[op] = true;
+        if (op == OP_MAP)   /* the ops of its program: seen, but fused */
+            for (int s = 0; s < g->nodes[i].attr.map.nstep; s++)
+                seen_in_map[g->nodes[i].attr.map.code[s].op] = true;
         if (op == OP_INPUT || op == OP_PARAM)
             continue;
         Tensor mine = ref[i];
@@ -229,8 +234,15 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
         jit_free(j);
         arena_free(&a);
     }
-    for (int op = 0; op < OP_COUNT; op++)
-        cr_expect(seen[op], "op '%s' was not exercised", op_info[op].text);
+    /* every op, alone or in a fused map; and the kernels of a lone unary
+     * and binary op (they share the per-element code with the map's) */
+    bool lone_unary = false, lone_binary = false;
+    for (int op = 0; op < OP_COUNT; op++) {
+        cr_expect(seen[op] || seen_in_map[op], "op '%s' was not exercised", op_info[op].text);
+        lone_unary |= seen[op] && op_info[op].kind == OPK_UNARY;
+        lone_binary |= seen[op] && op_info[op].kind == OPK_BINARY;
+    }
+    cr_expect(lone_unary && lone_binary, "no lone unary or binary kernel was checked");
     cr_expect(packed_seen > 0, "no matmul read a packed weight");
 }
 
@@ -385,6 +397,80 @@ Test(jit, long_attention_matches_the_interpreter, .timeout = 300)
         jit_free(j);
         arena_free(&a);
     }
+}
+
+/* The elementwise ops of a graph, counted one by one: lone nodes plus
+ * the non-constant steps of MAP programs. */
+static int elementwise_ops(const Graph *g, int *maps, int *widest)
+{
+    int n = 0;
+    *maps = *widest = 0;
+    for (int i = 0; i < g->n; i++) {
+        const Node *nd = &g->nodes[i];
+        OpKind k = op_info[nd->op].kind;
+        n += k == OPK_UNARY || k == OPK_BINARY;
+        if (nd->op != OP_MAP)
+            continue;
+        ++*maps;
+        if (nd->attr.map.nin > *widest)
+            *widest = nd->attr.map.nin;
+        for (int s = 0; s < nd->attr.map.nstep; s++)
+            n += nd->attr.map.code[s].op != OP_CONST;
+    }
+    return n;
+}
+
+/* Elementwise chains (fuse_map.c): a chain with seven distinct inputs
+ * splits into groups of at most four; a value read twice ends a group; a
+ * [d] chain inside a [b, n, d] one is its own group; nothing is dropped
+ * or repeated; and the fused kernels equal the interpreter. */
+Test(jit, elementwise_chains_fuse_within_their_limits)
+{
+    const char *text =
+        "model chain { vocab src = [\"<eos>\", \"a\", \"b\", \"c\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+        "  encoder(x: tokens<src>[b, n]) { return leaves(embed(x, 8), position(n, 8)) }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 8]) { return linear(embed(y, 4), 2) } }\n"
+        "def leaves(e: [b, n, d], p: [n, d]) {\n"
+        "  param g1[d]\n  param g2[d]\n  param g3[d]\n  param g4[d]\n  param g5[d]\n"
+        "  t = tanh(exp(e * 0.5) - p)\n"
+        "  return (t * g1 + g2) / (abs(g3) + 1.0) - g4 * t + maximum(g5, e)\n"
+        "}\n";
+    char *diags;
+    Arena a = { 0 };
+    Diag d;
+    FILE *f = open_memstream(&diags, &(size_t){ 0 });
+    diag_init(&d, f);
+    Model *plain = compile_text(&a, &d, "chain.vam", text, (long)strlen(text), "incremental");
+    fclose(f);
+    cr_assert(plain, "%s", diags);
+    free(diags);
+    Model *m;
+    Jit *j = compile_for_steps(&a, "chain.vam", text, &m);
+    int maps, widest, maps0, widest0;
+    int before = elementwise_ops(&plain->enc, &maps0, &widest0), after = elementwise_ops(&m->enc, &maps, &widest);
+    cr_expect_eq(maps0, 0);
+    cr_expect_eq(after, before, "%d elementwise ops before fusion, %d after", before, after);
+    cr_expect(maps >= 3, "%d maps", maps);   /* t's chain, abs(g3) + 1, and the rest split */
+    cr_expect(widest == 4, "the widest map reads %d inputs", widest);
+    for (int i = 0; i < m->enc.n; i++) {
+        const Node *nd = &m->enc.nodes[i];
+        /* t is read twice: it ends its own group, not a lone tanh */
+        cr_expect_neq(nd->op, OP_TANH, "tanh was left alone instead of ending a map");
+        if (nd->op == OP_MAP && nd->shape.rank == 1)
+            cr_expect_eq(nd->attr.map.nstep, 3, "abs(g3) + 1.0: abs, the constant, the add");
+    }
+    float **params = random_params(m);
+    bool seen[OP_COUNT] = { 0 };
+    int32_t src[2 * 5] = { 1, 2, 3, 1, 2, 3, 3, 2, 1, 0 }, sl[2] = { 5, 3 };
+    InterpInputs in = { 0 };
+    in.sym[model_sym(m, SYM_BATCH)] = 2, in.sym[model_sym(m, SYM_SRC_LEN)] = 5;
+    in.tokens = src;
+    in.lengths[model_sym(m, SYM_SRC_LEN)] = sl;
+    compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+    cr_expect(seen[OP_MAP]);
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
 }
 
 /* The exp kernel (an inline polynomial, compiler/codegen.c exp_poly)
