@@ -473,31 +473,24 @@ Test(jit, elementwise_chains_fuse_within_their_limits)
     arena_free(&a);
 }
 
-/* The exp kernel (an inline polynomial, compiler/codegen.c exp_poly)
- * against libm's expf over the whole float range: within 4 ulp, exact
- * at the edges (0 below the subnormals, inf above FLT_MAX, NaN kept). */
-Test(jit, exp_matches_libm_over_the_float_range)
+/* A unary op's kernel against libm's function on x[0..n): within `ulps`
+ * ulp, exact where libm gives 0, an infinity or NaN. */
+static void check_unary_kernel(const char *op, float (*libm)(float), float *x, int64_t n, double ulps)
 {
+    char text[512];
+    snprintf(text, sizeof text,
+             "model e { vocab src = [\"<eos>\", \"a\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+             "  encoder(x: tokens<src>[b, n]) { return %s(embed(x, 64)) }\n"
+             "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n", op);
     Arena a = { 0 };
     Model *m;
-    Jit *j = compile_for_steps(&a, "exp.vam",
-        "model e { vocab src = [\"<eos>\", \"a\"] vocab tgt = [\"<eos>\", \"b\"]\n"
-        "  encoder(x: tokens<src>[b, n]) { return exp(embed(x, 64)) }\n"
-        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n", &m);
+    Jit *j = compile_for_steps(&a, "unary.vam", text, &m);
     const Graph *g = &m->enc;
     int e = g->output;
-    cr_assert_eq(g->nodes[e].op, OP_EXP);
-    enum { N = 1024 };
-    float *x = malloc(N * 64 * 4), *y = malloc(N * 64 * 4);
-    int64_t n = 0;
-    for (double v = -110; v <= 95; v += 0.0071)
-        x[n++] = (float)v;
-    const float edge[] = { -INFINITY, INFINITY, NAN, 0.0f, -0.0f, -103.972f, -103.97f, -87.3365f, -87.34f,
-                           88.7228f, 88.72284f, 88.7229f, 1e-8f, -1e-8f, 0.34657359f, -0.34657359f };
-    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
-        x[n++] = edge[i];
+    cr_assert_str_eq(op_info[g->nodes[e].op].text, op);
     while (n % 64)
         x[n++] = rndf() * 90;
+    float *y = malloc((size_t)n * 4);
     void **buf = calloc((size_t)g->n, sizeof *buf);
     buf[g->nodes[e].in[0]] = x;
     buf[e] = y;
@@ -506,20 +499,56 @@ Test(jit, exp_matches_libm_over_the_float_range)
     sym[model_sym(m, SYM_SRC_LEN)] = n / 64;
     cr_assert_eq(jit_step(j, m, g, e, buf, sym), 0);
     for (int64_t i = 0; i < n; i++) {
-        float want = expf(x[i]);
+        float want = libm(x[i]);
         if (isnan(want) || isinf(want) || want == 0) {
-            cr_assert(y[i] == want || (isnan(y[i]) && isnan(want)), "exp(%.9g): %.9g, libm %.9g", x[i], y[i], want);
+            cr_assert(y[i] == want || (isnan(y[i]) && isnan(want)), "%s(%.9g): %.9g, libm %.9g", op, x[i], y[i], want);
+            cr_assert(isnan(want) || signbit(y[i]) == signbit(want), "%s(%.9g): the sign of %g", op, x[i], want);
             continue;
         }
-        double ulp = want < 0x1p-126f ? 0x1p-149 : fabs(nextafterf(want, INFINITY) - want);
-        cr_assert(fabs((double)y[i] - want) <= 4 * ulp, "exp(%.9g): %.9g, libm %.9g (%.1f ulp)", x[i], y[i], want,
-                  fabs((double)y[i] - want) / ulp);
+        double ulp = fabsf(want) < 0x1p-126f ? 0x1p-149 : fabs(nextafterf(fabsf(want), INFINITY) - fabsf(want));
+        cr_assert(fabs((double)y[i] - want) <= ulps * ulp, "%s(%.9g): %.9g, libm %.9g (%.1f ulp)", op, x[i], y[i],
+                  want, fabs((double)y[i] - want) / ulp);
     }
     free(buf);
-    free(x);
     free(y);
     jit_free(j);
     arena_free(&a);
+}
+
+/* The exp kernel (an inline polynomial, compiler/codegen.c exp_poly)
+ * against libm's expf over the whole float range: within 4 ulp, exact
+ * at the edges (0 below the subnormals, inf above FLT_MAX, NaN kept). */
+Test(jit, exp_matches_libm_over_the_float_range)
+{
+    float *x = malloc(64 * 1024 * 4);
+    int64_t n = 0;
+    for (double v = -110; v <= 95; v += 0.0071)
+        x[n++] = (float)v;
+    const float edge[] = { -INFINITY, INFINITY, NAN, 0.0f, -0.0f, -103.972f, -103.97f, -87.3365f, -87.34f,
+                           88.7228f, 88.72284f, 88.7229f, 1e-8f, -1e-8f, 0.34657359f, -0.34657359f };
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        x[n++] = edge[i];
+    check_unary_kernel("exp", expf, x, n, 4);
+    free(x);
+}
+
+/* The tanh kernel (tanh_poly, vectorisable) against libm's tanhf: within
+ * 4 ulp on both sides of the switch at |x| = 0.625, near 0, and where it
+ * saturates; +-1 at +-inf, -0 kept, NaN kept. */
+Test(jit, tanh_matches_libm)
+{
+    float *x = malloc(64 * 1024 * 4);
+    int64_t n = 0;
+    for (double v = -12; v <= 12; v += 0.00073)
+        x[n++] = (float)v;
+    for (double v = 1e-30; v < 1; v *= 1.37)
+        x[n++] = (float)v, x[n++] = (float)-v;
+    const float edge[] = { -INFINITY, INFINITY, NAN, 0.0f, -0.0f, 0.625f, -0.625f, 0.62499994f, 44.0f, 45.0f, 89.0f,
+                           -89.0f, 1e30f, -1e30f };
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        x[n++] = edge[i];
+    check_unary_kernel("tanh", tanhf, x, n, 4);
+    free(x);
 }
 
 /* The matmul kernel's assembly uses packed FMA on an AVX2+FMA host. */
