@@ -10,6 +10,7 @@
  */
 #include "codegen.h"
 #include "kernels.h"
+#include "schedule.h"
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Target.h>
@@ -30,6 +31,7 @@ typedef struct CG {
     LLVMValueRef lo, hi;        /* the kernel's share of its outer loop */
     LLVMValueRef scratch;       /* matmul: one row of a tile, on the stack */
     LLVMValueRef ins;           /* graph function: inputs of a node with more than 2 */
+    Sched sched;                /* the kernel's schedule (sched_of) */
 } CG;
 
 /* ------------------------------------------------------------ helpers */
@@ -430,7 +432,7 @@ static void emit_reduce(CG *c, const Node *n, const Node *na)
     loop_end(c, &lo);
 }
 
-/* Matmul tiling: a parallel iteration computes a block of up to MM_RB rows
+/* Matmul tiling: a parallel iteration computes a block of up to rb rows
  * by one column tile of PW = VAMOS_PANEL columns (MM_VECS vectors of VEC
  * floats), accumulated in registers over k. Iterations run row blocks
  * fastest, so a column tile of b stays in cache while every row block
@@ -442,7 +444,7 @@ static void emit_reduce(CG *c, const Node *n, const Node *na)
 #define VEC 8
 #define MM_VECS 4
 #define PW VAMOS_PANEL
-#define MM_RB 4
+#define MM_RB_MAX SCHED_RB_MAX   /* rb: the schedule's, sched_of(n).rb */
 _Static_assert(PW == VEC * MM_VECS, "a column tile is one panel");
 
 static LLVMValueRef udiv_up(CG *c, LLVMValueRef x, LLVMValueRef y)
@@ -463,7 +465,7 @@ typedef struct MMShape {
     LLVMValueRef batches, M, K, N, mblocks, ntiles;
 } MMShape;
 
-static MMShape mm_shape(CG *c, const Node *n, const Node *na, const Node *nb)
+static MMShape mm_shape(CG *c, const Node *n, const Node *na, const Node *nb, int rb)
 {
     int r = n->shape.rank;
     MMShape s = { .flat = nb->shape.rank == 2 && na->shape.rank == r };
@@ -471,7 +473,7 @@ static MMShape mm_shape(CG *c, const Node *n, const Node *na, const Node *nb)
     s.K = dim_val(c, na->shape.d[na->shape.rank - 1]);
     s.M = s.flat ? product(c, &n->shape, 0, r - 1) : dim_val(c, n->shape.d[r - 2]);
     s.batches = s.flat ? i64c(c, 1) : product(c, &n->shape, 0, r - 2);
-    s.mblocks = udiv_up(c, s.M, i64c(c, MM_RB));
+    s.mblocks = udiv_up(c, s.M, i64c(c, rb));
     s.ntiles = udiv_up(c, s.N, i64c(c, PW));
     return s;
 }
@@ -524,7 +526,7 @@ static LLVMValueRef epilogue(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueR
 static void mm_tile(CG *c, const MMBlock *m, int rb)
 {
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
-    LLVMValueRef arow[MM_RB];
+    LLVMValueRef arow[MM_RB_MAX];
     for (int i = 0; i < rb; i++)
         arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->astride));
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
@@ -535,7 +537,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     LLVMPositionBuilderAtEnd(c->b, head);
     LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "k"), zero = i64c(c, 0);
     LLVMAddIncoming(k, &zero, &pre, 1);
-    LLVMValueRef acc[MM_RB][MM_VECS], vzero = LLVMConstNull(vt);
+    LLVMValueRef acc[MM_RB_MAX][MM_VECS], vzero = LLVMConstNull(vt);
     for (int i = 0; i < rb; i++)
         for (int v = 0; v < MM_VECS; v++) {
             acc[i][v] = LLVMBuildPhi(c->b, vt, "acc");
@@ -547,7 +549,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     for (int v = 0; v < MM_VECS; v++)
         bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
     LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
-    LLVMValueRef nacc[MM_RB][MM_VECS];
+    LLVMValueRef nacc[MM_RB_MAX][MM_VECS];
     unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
     LLVMValueRef fma = LLVMGetIntrinsicDeclaration(c->mod, id, &vt, 1);
     LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &vt, 1);
@@ -616,11 +618,12 @@ static void mm_edge(CG *c, const MMBlock *m, int rb)
     }
 }
 
-/* One block: rows row0 .. min(row0 + MM_RB, M) - 1, one of four unrolled
- * row counts; the edge tile of an unpacked b takes mm_edge. */
+/* One block: rows row0 .. min(row0 + rb, M) - 1, one of rb unrolled row
+ * counts; the edge tile of an unpacked b takes mm_edge. */
 static void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed)
 {
-    LLVMValueRef rows = min_i(c, LLVMBuildSub(c->b, M, m->row0, ""), i64c(c, MM_RB));
+    int RB = c->sched.rb;
+    LLVMValueRef rows = min_i(c, LLVMBuildSub(c->b, M, m->row0, ""), i64c(c, RB));
     LLVMValueRef edge = packed ? LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 0, 0)
                                : LLVMBuildICmp(c->b, LLVMIntSLT, LLVMBuildSub(c->b, m->N, m->n0, ""), i64c(c, PW), "");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block_done");
@@ -630,8 +633,8 @@ static void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed)
     LLVMBasicBlockRef from[2] = { tiles, edges };
     for (int e = 0; e < 2; e++) {
         LLVMPositionBuilderAtEnd(c->b, from[e]);
-        LLVMValueRef sw = LLVMBuildSwitch(c->b, rows, done, MM_RB);
-        for (int rb = 1; rb <= MM_RB; rb++) {
+        LLVMValueRef sw = LLVMBuildSwitch(c->b, rows, done, (unsigned)RB);
+        for (int rb = 1; rb <= RB; rb++) {
             LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rows");
             LLVMAddCase(sw, i64c(c, rb), bb);
             LLVMPositionBuilderAtEnd(c->b, bb);
@@ -651,7 +654,7 @@ static void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed)
 static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
     int r = n->shape.rank;
-    MMShape s = mm_shape(c, n, na, nb);
+    MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     int nbat = s.flat ? 0 : r - 2;
     Shape ba = na->shape, bb = nb->shape, bo = n->shape;
     ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
@@ -675,7 +678,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
         ob = add(c, ob, mul(c, idx[i], sb[i]));
     }
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
-                  .row0 = mul(c, mb, i64c(c, MM_RB)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
+                  .row0 = mul(c, mb, i64c(c, c->sched.rb)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
     m.o0 = m.n0, m.ostride = s.N, m.astride = s.K, m.bias = bias, m.relu = n->attr.mm.relu;
     LLVMValueRef bbase = gep(c, c->f32, bptr, mul(c, ob, kn));
     m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
@@ -684,13 +687,13 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
     loop_end(c, &lp);
 }
 
-/* Fused attention (fuse.c), ATT_QB query rows of a batch entry per
- * parallel iteration, the keys in blocks of ATT_BK:
+/* Fused attention (fuse.c), QB query rows of a batch entry per parallel
+ * iteration, the keys in blocks of BK (the schedule's qb and bk):
  *
  *   1. The block's mask rows go to the score rows (-inf past the last
  *      key). A block whose mask is -inf everywhere (causal masking's
  *      future, padding) is skipped.
- *   2. kt's block is copied to a [D, ATT_BK] stack block, zero-padded:
+ *   2. kt's block is copied to a [D, BK] stack block, zero-padded:
  *      kt's rows are a whole sequence apart (a power of two apart is
  *      common, which makes the cache alias); the copy is read by every
  *      query row.
@@ -702,14 +705,12 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
  *   5. acc = acc * corr + p @ v's block rows (register tiles again).
  *
  * At the end a row is acc / l. So the score matrix never exists: memory
- * is O(ATT_QB * (ATT_BK + value width)). A skipped block's values are
+ * is O(QB * (BK + value width)). A skipped block's values are
  * never read, so an inf or NaN value at a masked key does not reach the
  * result as it does through the reference (see rt_attention). A row whose keys are all masked
  * gets 0 / 0 = NaN, as the unfused softmax gives. Inputs: a = q, b = {
  * kt, v, mask } (see emit_call). */
-#define ATT_BK 64   /* keys per block: whole vectors */
-#define ATT_QB 16   /* query rows per parallel iteration */
-_Static_assert(ATT_BK % PW == 0, "a key block is whole column tiles");
+_Static_assert(SCHED_BK_MAX % PW == 0 && SCHED_BK_DEFAULT % PW == 0, "a key block is whole column tiles");
 
 /* x > y ? x : y (vmaxps). Unlike max_nan, a NaN may be dropped: the
  * softmax still ends NaN, as the reference's does, because a NaN score
@@ -737,8 +738,9 @@ static void att_softmax_row(CG *c, const Node *n, LLVMValueRef drow, LLVMValueRe
                             LLVMValueRef mp, LLVMValueRef lp, LLVMValueRef cp)
 {
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
-    LLVMValueRef scale = const_of(vt, n->attr.attn.scale), vmax = const_of(vt, -INFINITY), s[ATT_BK / VEC];
-    for (int k = 0; k < ATT_BK / VEC; k++) {
+    int BK = c->sched.bk;
+    LLVMValueRef scale = const_of(vt, n->attr.attn.scale), vmax = const_of(vt, -INFINITY), s[SCHED_BK_MAX / VEC];
+    for (int k = 0; k < BK / VEC; k++) {
         LLVMValueRef d = vload(c, vt, drow, i64c(c, k * VEC));
         d = n->attr.attn.div ? LLVMBuildFDiv(c->b, d, scale, "") : LLVMBuildFMul(c->b, d, scale, "");
         s[k] = LLVMBuildFAdd(c->b, d, vload(c, vt, srow, i64c(c, k * VEC)), "");
@@ -753,7 +755,7 @@ static void att_softmax_row(CG *c, const Node *n, LLVMValueRef drow, LLVMValueRe
     store_f(c, corr, cp, row);
     store_f(c, m_new, mp, row);
     LLVMValueRef sum = LLVMConstNull(vt), mv = splat(c, vt, m_use);
-    for (int k = 0; k < ATT_BK / VEC; k++) {
+    for (int k = 0; k < BK / VEC; k++) {
         LLVMValueRef p = exp_poly(c, LLVMBuildFSub(c->b, s[k], mv, ""));
         vstore(c, p, srow, i64c(c, k * VEC));
         sum = LLVMBuildFAdd(c->b, sum, p, "");
@@ -772,12 +774,12 @@ static void att_mask_row(CG *c, LLVMValueRef mrow, LLVMValueRef ks, LLVMValueRef
     LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mask_scalar");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mask_done");
     LLVMValueRef whole = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, ks, i64c(c, 1), ""),
-                                      LLVMBuildICmp(c->b, LLVMIntEQ, jn, i64c(c, ATT_BK), ""), "");
+                                      LLVMBuildICmp(c->b, LLVMIntEQ, jn, i64c(c, c->sched.bk), ""), "");
     LLVMBuildCondBr(c->b, whole, vec, one);
     LLVMPositionBuilderAtEnd(c->b, vec);
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), bt = LLVMVectorType(LLVMInt1TypeInContext(c->ctx), VEC);
     LLVMValueRef any = LLVMConstNull(bt), vinf = const_of(vt, -INFINITY);
-    for (int k = 0; k < ATT_BK / VEC; k++) {
+    for (int k = 0; k < c->sched.bk / VEC; k++) {
         LLVMValueRef mv = vload(c, vt, mrow, add(c, j0, i64c(c, k * VEC)));
         vstore(c, mv, srow, i64c(c, k * VEC));
         any = LLVMBuildOr(c->b, any, LLVMBuildFCmp(c->b, LLVMRealUNE, mv, vinf, ""), "");
@@ -792,7 +794,7 @@ static void att_mask_row(CG *c, LLVMValueRef mrow, LLVMValueRef ks, LLVMValueRef
     LLVMValueRef vis = LLVMBuildZExt(c->b, LLVMBuildFCmp(c->b, LLVMRealUNE, mv, ninf, ""), c->i32, "");
     LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->i32, anyp, ""), vis, ""), anyp);
     loop_end(c, &lm);
-    Loop lpad = loop_from(c, jn, i64c(c, ATT_BK));
+    Loop lpad = loop_from(c, jn, i64c(c, c->sched.bk));
     store_f(c, ninf, srow, lpad.iv);
     loop_end(c, &lpad);
     LLVMBuildBr(c->b, done);
@@ -825,25 +827,26 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
         dims[i] = dim_val(c, n->shape.d[i]);
     /* stack, in the entry block: acc and pv [QB][E], scores and dots
      * [QB][BK], the key block [D][BK], and per row m, l and corr */
-    LLVMValueRef QBE = mul(c, i64c(c, ATT_QB), E), BK = i64c(c, ATT_BK);
+    int QB = c->sched.qb, RB = c->sched.rb, NBK = c->sched.bk;
+    LLVMValueRef QBE = mul(c, i64c(c, QB), E), BK = i64c(c, NBK);
     LLVMValueRef acc = LLVMBuildArrayAlloca(c->b, c->f32, QBE, "acc");
     LLVMValueRef pv = LLVMBuildArrayAlloca(c->b, c->f32, QBE, "pv");
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
-    LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB * ATT_BK), "sc");
-    LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB * ATT_BK), "dots");
+    LLVMValueRef sc = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, QB * NBK), "sc");
+    LLVMValueRef dt = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, QB * NBK), "dots");
     LLVMValueRef kb = LLVMBuildArrayAlloca(c->b, c->f32, mul(c, D, BK), "keys");
-    LLVMValueRef mp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "m");
-    LLVMValueRef lp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "l");
-    LLVMValueRef cp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, ATT_QB), "corr");
+    LLVMValueRef mp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, QB), "m");
+    LLVMValueRef lp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, QB), "l");
+    LLVMValueRef cp = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, QB), "corr");
     LLVMValueRef anyp = LLVMBuildAlloca(c->b, c->i32, "visible");
     LLVMValueRef ninf = f32c(c, -INFINITY);
 
-    LLVMValueRef nqb = udiv_up(c, S, i64c(c, ATT_QB));
+    LLVMValueRef nqb = udiv_up(c, S, i64c(c, QB));
     Loop lq = loop_par(c);
-    LLVMValueRef i0 = mul(c, LLVMBuildURem(c->b, lq.iv, nqb, ""), i64c(c, ATT_QB));
+    LLVMValueRef i0 = mul(c, LLVMBuildURem(c->b, lq.iv, nqb, ""), i64c(c, QB));
     LLVMValueRef bi = LLVMBuildUDiv(c->b, lq.iv, nqb, "");
-    LLVMValueRef rb = min_i(c, LLVMBuildSub(c->b, S, i0, ""), i64c(c, ATT_QB));
-    LLVMValueRef groups = udiv_up(c, rb, i64c(c, MM_RB));
+    LLVMValueRef rb = min_i(c, LLVMBuildSub(c->b, S, i0, ""), i64c(c, QB));
+    LLVMValueRef groups = udiv_up(c, rb, i64c(c, RB));
     unflatten(c, bi, dims, nbat, idx);
     LLVMValueRef oq = i64c(c, 0), ok = i64c(c, 0), ov = i64c(c, 0), om = mul(c, i0, sm[r - 2]);
     for (int k = 0; k < nbat; k++) {
@@ -891,8 +894,8 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     loop_end(c, &lk);
     /* 3. dots [rb][BK] = q rows @ key block, whole tiles (no edge path) */
     Loop lg = loop_begin(c, groups);
-    LLVMValueRef row0 = mul(c, lg.iv, i64c(c, MM_RB));
-    for (int t = 0; t < ATT_BK / PW; t++) {
+    LLVMValueRef row0 = mul(c, lg.iv, i64c(c, RB));
+    for (int t = 0; t < NBK / PW; t++) {
         MMBlock mb = { .a = qblk, .astride = D, .bt = gep(c, c->f32, kb, i64c(c, t * PW)), .bstride = BK,
                        .out = dt, .ostride = BK, .o0 = i64c(c, t * PW), .row0 = row0, .K = D, .N = BK,
                        .n0 = i64c(c, t * PW) };
@@ -909,7 +912,7 @@ static void emit_attention(CG *c, const Graph *g, const Node *n)
     Loop lt2 = loop_begin(c, udiv_up(c, E, i64c(c, PW)));
     LLVMValueRef e0 = mul(c, lt2.iv, i64c(c, PW));
     MMBlock mp2 = { .a = sc, .astride = BK, .bt = gep(c, c->f32, vm, add(c, mul(c, j0, E), e0)), .bstride = E,
-                    .out = pv, .ostride = E, .o0 = e0, .row0 = mul(c, lg2.iv, i64c(c, MM_RB)), .K = jn, .N = E,
+                    .out = pv, .ostride = E, .o0 = e0, .row0 = mul(c, lg2.iv, i64c(c, RB)), .K = jn, .N = E,
                     .n0 = e0 };
     mm_block(c, &mp2, rb, false);
     loop_end(c, &lt2);
@@ -1138,13 +1141,13 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
     case OPK_SOURCE:
     case OPK_OTHER:
         if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
-            MMShape m = mm_shape(c, n, na, nb);
+            MMShape m = mm_shape(c, n, na, nb, sched_of(n).rb);
             *len = mul(c, mul(c, m.batches, m.mblocks), m.ntiles);
             *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
         } else if (n->op == OP_GATHER) {
             *len = product(c, s, 0, s->rank - 1);
         } else if (n->op == OP_ATTENTION) {
-            *len = mul(c, product(c, s, 0, s->rank - 2), udiv_up(c, dim_val(c, s->d[s->rank - 2]), i64c(c, ATT_QB)));
+            *len = mul(c, product(c, s, 0, s->rank - 2), udiv_up(c, dim_val(c, s->d[s->rank - 2]), i64c(c, sched_of(n).qb)));
             LLVMValueRef T = dim_val(c, nb->shape.d[s->rank - 1]), D = dim_val(c, na->shape.d[s->rank - 1]);
             *work = mul(c, mul(c, product(c, s, 0, s->rank - 1), T), add(c, D, dim_val(c, s->d[s->rank - 1])));
         } else if (n->op == OP_LAYER_NORM) {
@@ -1181,7 +1184,7 @@ static int key_shape(int64_t *k, int at, const Shape *s)
  * by field: struct padding must not split equal kernels). */
 static uint64_t kernel_key(const Graph *g, const Node *n)
 {
-    int64_t k[8 + (MAX_IN + 1) * (1 + 2 * MAX_RANK) + MAX_RANK + 1 + 3 * MAP_MAX_STEPS];
+    int64_t k[9 + (MAX_IN + 1) * (1 + 2 * MAX_RANK) + MAX_RANK + 1 + 3 * MAP_MAX_STEPS];
     int at = 0;
     k[at++] = n->op;
     at = key_shape(k, at, &n->shape);
@@ -1220,6 +1223,10 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
             k[at++] = st->a | st->b << 8;
             k[at++] = st->op == OP_CONST ? bits : 0;
         }
+    if (sched_tunable(n->op)) {
+        Sched sc = sched_of(n);
+        k[at++] = sc.qb | sc.bk << 8 | sc.rb << 16;
+    }
     if (n->op == OP_ATTENTION) {
         float sc = n->attr.attn.scale;
         int32_t bits;
@@ -1249,6 +1256,7 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
     c->fn = f;
     c->out = LLVMGetParam(f, 0), c->a = LLVMGetParam(f, 1), c->bb = LLVMGetParam(f, 2), c->sym = LLVMGetParam(f, 3);
     c->lo = LLVMGetParam(f, 4), c->hi = LLVMGetParam(f, 5);
+    c->sched = sched_of(n);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
     const Node *na = op_info[n->op].arity > 0 ? &g->nodes[n->in[0]] : NULL;
     const Node *nb = op_info[n->op].arity > 1 ? &g->nodes[n->in[1]] : NULL;

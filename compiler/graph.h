@@ -54,6 +54,14 @@ typedef struct MapStep {
 } MapStep;
 #define MAP_MAX_STEPS 16
 
+/* A kernel's schedule (schedule.h): how its loops are blocked. 0 in a
+ * field: the default. Set by vamos tune's results (schedule.c). */
+typedef struct Sched {
+    unsigned char qb;   /* ATTENTION: query rows per parallel iteration */
+    unsigned char bk;   /* ATTENTION: keys per block */
+    unsigned char rb;   /* MATMUL, LINEAR, ATTENTION: rows of a register tile */
+} Sched;
+
 typedef struct Node {
     Op op;
     int in[MAX_IN];
@@ -61,6 +69,7 @@ typedef struct Node {
     Shape shape;
     SrcLoc loc;         /* where the program made it (maybe in a library) */
     SrcLoc site;        /* the outermost call in the model that led here */
+    Sched sched;
     union {
         double value;   /* CONST: a scalar broadcast to its shape */
         int param;      /* PARAM: index into Model.params */

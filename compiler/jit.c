@@ -47,6 +47,41 @@ static int lookup(Jit *j, const char *name, uintptr_t *out, char *err, size_t er
     return 0;
 }
 
+/* An LLJIT for the host (it takes tm) that resolves libm and the
+ * runtime's vamos_parallel from this process. NULL with a message. */
+static LLVMOrcLLJITRef make_lljit(LLVMTargetMachineRef tm, char *err, size_t errlen)
+{
+    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
+    LLVMOrcLLJITRef lljit;
+    LLVMErrorRef e;
+    if ((e = LLVMOrcCreateLLJIT(&lljit, builder))) {
+        fail(e, "cannot create the JIT", err, errlen);
+        return NULL;
+    }
+    LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(lljit);
+    LLVMOrcDefinitionGeneratorRef gen;
+    if ((e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(lljit), NULL, NULL))) {
+        fail(e, "cannot expose libm to the JIT", err, errlen);
+        LLVMOrcDisposeLLJIT(lljit);
+        return NULL;
+    }
+    LLVMOrcJITDylibAddGenerator(lib, gen);
+    /* the runtime functions generated code calls, from this process */
+    LLVMOrcCSymbolMapPair rt = {
+        LLVMOrcLLJITMangleAndIntern(lljit, "vamos_parallel"),
+        { (LLVMOrcExecutorAddress)(uintptr_t)&vamos_parallel,
+          { LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0 } },
+    };
+    if ((e = LLVMOrcJITDylibDefine(lib, LLVMOrcAbsoluteSymbols(&rt, 1)))) {
+        fail(e, "cannot expose the runtime to the JIT", err, errlen);
+        LLVMOrcDisposeLLJIT(lljit);
+        return NULL;
+    }
+    return lljit;
+}
+
 static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
 {
     LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
@@ -57,39 +92,16 @@ static Jit *compile(const Model *m, bool steps, char *err, size_t errlen)
     const Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
     int ngraphs = m->step.n > 0 ? 4 : 2;
     LLVMModuleRef mod = cg_emit(LLVMOrcThreadSafeContextGetContext(tsc), tm, m, graphs, ngraphs, steps, err, errlen);
-    /* the JIT gets a target machine builder of its own for the same host */
-    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm);
-    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb);
     LLVMErrorRef e;
     if (!mod) {
-        LLVMOrcDisposeLLJITBuilder(builder);
+        LLVMDisposeTargetMachine(tm);
         goto out;
     }
-    if ((e = LLVMOrcCreateLLJIT(&j->lljit, builder))) {
-        fail(e, "cannot create the JIT", err, errlen);
+    if (!(j->lljit = make_lljit(tm, err, errlen))) {
         LLVMDisposeModule(mod);
         goto out;
     }
     LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(j->lljit);
-    LLVMOrcDefinitionGeneratorRef gen;
-    if ((e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit), NULL, NULL))) {
-        fail(e, "cannot expose libm to the JIT", err, errlen);
-        LLVMDisposeModule(mod);
-        goto out;
-    }
-    LLVMOrcJITDylibAddGenerator(lib, gen);
-    /* the runtime functions generated code calls, from this process */
-    LLVMOrcCSymbolMapPair rt = {
-        LLVMOrcLLJITMangleAndIntern(j->lljit, "vamos_parallel"),
-        { (LLVMOrcExecutorAddress)(uintptr_t)&vamos_parallel,
-          { LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0 } },
-    };
-    if ((e = LLVMOrcJITDylibDefine(lib, LLVMOrcAbsoluteSymbols(&rt, 1)))) {
-        fail(e, "cannot expose the runtime to the JIT", err, errlen);
-        LLVMDisposeModule(mod);
-        goto out;
-    }
     if ((e = LLVMOrcLLJITAddLLVMIRModule(j->lljit, lib, LLVMOrcCreateNewThreadSafeModule(mod, tsc)))) {
         fail(e, "cannot add the module", err, errlen);
         goto out;
@@ -142,6 +154,72 @@ int32_t jit_step(Jit *j, const Model *m, const Graph *g, int node, void *const *
 {
     int k = g == &m->enc ? 0 : g == &m->dec ? 1 : g == &m->prep ? 2 : 3;
     return j->steps[k](node, buf, sym);
+}
+
+struct KernelJit {
+    LLVMOrcLLJITRef lljit;
+};
+
+KernelJit *kjit_new(char *err, size_t errlen)
+{
+    LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
+    if (!tm)
+        return NULL;
+    KernelJit *k = calloc(1, sizeof *k);
+    if (!k || !(k->lljit = make_lljit(tm, err, errlen))) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+KernelCode *kjit_add(KernelJit *k, const Model *m, const Graph *g, vamos_step_fn *fn, char *err, size_t errlen)
+{
+    LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
+    if (!tm)
+        return NULL;
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMModuleRef mod = cg_emit(LLVMOrcThreadSafeContextGetContext(tsc), tm, m, &g, 1, true, err, errlen);
+    LLVMDisposeTargetMachine(tm);
+    LLVMOrcResourceTrackerRef rt = NULL;
+    if (mod) {
+        LLVMOrcJITDylibRef lib = LLVMOrcLLJITGetMainJITDylib(k->lljit);
+        rt = LLVMOrcJITDylibCreateResourceTracker(lib);
+        LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModuleWithRT(k->lljit, rt, LLVMOrcCreateNewThreadSafeModule(mod, tsc));
+        char name[64];
+        LLVMOrcExecutorAddress a;
+        snprintf(name, sizeof name, "vamos_%s_step", g->name);
+        if (e) {
+            fail(e, "cannot add the module", err, errlen);
+        } else if ((e = LLVMOrcLLJITLookup(k->lljit, &a, name))) {
+            fail(e, "cannot compile the kernel", err, errlen);
+        } else {
+            *fn = (vamos_step_fn)(uintptr_t)a;
+            LLVMOrcDisposeThreadSafeContext(tsc);
+            return rt;
+        }
+        kjit_drop(rt);
+    }
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    return NULL;
+}
+
+void kjit_drop(KernelCode *code)
+{
+    if (!code)
+        return;
+    LLVMErrorRef e = LLVMOrcResourceTrackerRemove(code);
+    if (e)
+        LLVMConsumeError(e);
+    LLVMOrcReleaseResourceTracker(code);
+}
+
+void kjit_free(KernelJit *k)
+{
+    if (!k)
+        return;
+    LLVMOrcDisposeLLJIT(k->lljit);
+    free(k);
 }
 
 void jit_free(Jit *j)

@@ -32,4 +32,15 @@ int jit_run(Jit *j, const Model *m, const Graph *g, float *const *params,
 int jit_run_all(Jit *j, const Model *m, const Graph *g, float *const *params,
                 const InterpInputs *in, Tensor *all, char *err, size_t errlen);
 
+/* For the tuner: one graph's step function compiled alone, in a
+ * resource tracker of its own (KernelCode) that kjit_drop frees, so
+ * trying many candidates does not grow the process. Graphs added to one
+ * KernelJit need distinct names while both are alive. */
+typedef struct KernelJit KernelJit;
+typedef struct LLVMOrcOpaqueResourceTracker KernelCode;
+KernelJit *kjit_new(char *err, size_t errlen);
+KernelCode *kjit_add(KernelJit *k, const Model *m, const Graph *g, vamos_step_fn *fn, char *err, size_t errlen);
+void kjit_drop(KernelCode *code);
+void kjit_free(KernelJit *k);
+
 #endif

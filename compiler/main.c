@@ -5,6 +5,8 @@
  *   graph   ... and print the graph (text or Graphviz DOT)
  *   init    ... and write initial weights
  *   run     ... bind weights, tokenize, interpret, greedy-decode, detokenize
+ *   build   ... compile to native code and link a translator
+ *   tune    ... search the kernels' schedules, record them (tune.c)
  *
  * Exit codes: 0 success, 1 errors in the input, 2 usage errors.
  */
@@ -18,10 +20,13 @@
 #include "compile.h"
 #include "aot.h"
 #include "jit.h"
+#include "schedule.h"
+#include "tune.h"
+#include "tunedb.h"
 #include "vamos/parallel.h"
 #include <time.h>
 
-#define VAMOS_VERSION "0.1.0"
+#include "version.h"
 
 typedef struct Opts {
     const char *model, *weights, *out, *dump, *target, *after;
@@ -29,6 +34,9 @@ typedef struct Opts {
     unsigned long long seed;
     int max_len, threads;
     bool dot, interp, fused;
+    const char *db;        /* tuning database (--db), NULL: the default */
+    double budget;         /* tune --budget */
+    bool show, no_tune;
 } Opts;
 
 static const char *usage_main =
@@ -45,6 +53,8 @@ static const char *usage_main =
     "                               translate a sentence (JIT-compiled native code)\n"
     "  build MODEL.vam -w W.safetensors -o TRANSLATOR\n"
     "                               build a standalone translator executable\n"
+    "  tune  MODEL.vam [--budget SECONDS]\n"
+    "                               tune the model's kernels for this machine\n"
     "\n"
     "`vamos COMMAND --help` describes a command. `vamos --version` prints the version.\n";
 
@@ -80,14 +90,39 @@ static const char *usage_run =
     "                       every target position to FILE (safetensors: tensors\n"
     "                       src, tgt, encoder.output, decoder.output)\n"
     "  --target \"WORDS\"     with --dump: feed these target words to the decoder\n"
-    "                       instead of the greedy translation\n";
+    "                       instead of the greedy translation\n"
+    "  --db FILE            the tuning database (default: see vamos tune --help)\n"
+    "  --no-tune            ignore the tuning database: default schedules\n";
 
 static const char *usage_build =
     "usage: vamos build MODEL.vam -w W.safetensors -o TRANSLATOR\n\n"
     "Compile the model to native code and link it, with its weights and vocabularies,\n"
     "into one executable that needs only libc and libm: `TRANSLATOR \"Let's go\"`, or\n"
     "one sentence per line on standard input (TRANSLATOR --help). Uses the system C\n"
-    "compiler (cc, or $CC) to link.\n";
+    "compiler (cc, or $CC) to link. The kernels get the schedules `vamos tune` stored\n"
+    "for this machine, and the translator carries them.\n"
+    "options:\n"
+    "  --db FILE            the tuning database (default: see vamos tune --help)\n"
+    "  --no-tune            ignore the tuning database: default schedules\n";
+
+static const char *usage_tune =
+    "usage: vamos tune MODEL.vam [-w W.safetensors] [--budget SECONDS] [--db FILE]\n"
+    "       vamos tune --show [--db FILE]\n\n"
+    "Search the schedules (register tile rows; fused attention's query and key\n"
+    "blocks) of the model's matmul, linear and attention kernels on this machine,\n"
+    "each compiled per candidate, checked against the reference interpreter (a\n"
+    "wrong candidate is never chosen) and timed on the model's shapes (batch 1,\n"
+    "sequence lengths 16 and 64). Ends with a table of each kernel's default and\n"
+    "tuned time, and records the results, which `vamos build` and `vamos run` use.\n"
+    "Weights are not needed (random inputs); -w only checks them.\n"
+    "options:\n"
+    "  --budget SECONDS     time for the whole model (default 60)\n"
+    "  --db FILE            the tuning database (default:\n"
+    "                       $XDG_CACHE_HOME/vamos/tune.db or ~/.cache/vamos/tune.db)\n"
+    "  --show               list the records of the database and exit\n"
+    "A record is keyed by the kernel and by this machine's CPU model and features,\n"
+    "the LLVM version and the Vamos version: another machine or compiler never\n"
+    "reuses it.\n";
 
 static int usage_error(const char *usage, const char *fmt, const char *arg)
 {
@@ -106,7 +141,9 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "seed", required_argument, 0, 's' }, { "dump", required_argument, 0, 'D' },
         { "target", required_argument, 0, 'T' }, { "max-len", required_argument, 0, 'M' },
         { "after", required_argument, 0, 'A' }, { "interp", no_argument, 0, 'I' },
-        { "threads", required_argument, 0, 'j' }, { "fused", no_argument, 0, 'F' }, { 0, 0, 0, 0 },
+        { "threads", required_argument, 0, 'j' }, { "fused", no_argument, 0, 'F' },
+        { "db", required_argument, 0, 'B' }, { "budget", required_argument, 0, 'b' },
+        { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -124,6 +161,15 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         case 'A': o->after = optarg; break;
         case 'I': o->interp = true; break;
         case 'F': o->fused = true; break;
+        case 'B': o->db = optarg; break;
+        case 'S': o->show = true; break;
+        case 'N': o->no_tune = true; break;
+        case 'b':
+            errno = 0;
+            o->budget = strtod(optarg, &end);
+            if (errno || *end || !*optarg || !(o->budget > 0 && o->budget <= 86400))
+                return usage_error(usage, "--budget needs a number of seconds in (0, 86400], not '%s'", optarg), -1;
+            break;
         case 's':
             errno = 0;
             o->seed = strtoull(optarg, &end, 10);
@@ -153,8 +199,39 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         o->sentence = argv[optind++];
     if (optind < argc)
         return usage_error(usage, "unexpected argument '%s'", argv[optind]), -1;
-    if (!o->model)
+    if (!o->model && !o->show)
         return usage_error(usage, "%s", "missing MODEL.vam"), -1;
+    return 0;
+}
+
+/* The tuning database's path: --db, else the default (NULL: none). */
+static const char *db_path(const Opts *o, char *buf, size_t len)
+{
+    return o->db ? o->db : tunedb_default_path(buf, len);
+}
+
+/* Give m's kernels their tuned schedules (build, run) and say how many. */
+static int apply_tuning(Model *m, const Opts *o)
+{
+    int kernels;
+    if (o->no_tune) {
+        sched_apply(m, NULL, &kernels);
+        fprintf(stderr, "tuning: ignored (--no-tune); %d kernels use default schedules\n", kernels);
+        return 0;
+    }
+    char buf[4096], err[512];
+    const char *path = db_path(o, buf, sizeof buf);
+    TuneDB db = { 0 };
+    if (path && tunedb_load(path, &db, stderr, err, sizeof err)) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        return -1;
+    }
+    int tuned = sched_apply(m, &db, &kernels);
+    if (tuned > 0)
+        fprintf(stderr, "tuning: %d of %d kernels tuned (%s)\n", tuned, kernels, path);
+    else
+        fprintf(stderr, "tuning: none of %d kernels tuned for this machine (run vamos tune)\n", kernels);
+    tunedb_free(&db);
     return 0;
 }
 
@@ -314,6 +391,10 @@ static int cmd_run(Arena *a, const Opts *o)
     Model *m = load_with_weights(a, o, &b);
     if (!m)
         return 1;
+    if (!o->interp && apply_tuning(m, o)) {
+        bound_free(&b);
+        return 1;
+    }
     char err[512];
     Engine eng = { 0 };
     if (!o->interp && !(eng.jit = jit_compile(m, err, sizeof err))) {
@@ -368,6 +449,10 @@ static int cmd_build(Arena *a, const Opts *o)
     Model *m = load_with_weights(a, o, &b);
     if (!m)
         return 1;
+    if (apply_tuning(m, o)) {
+        bound_free(&b);
+        return 1;
+    }
     char err[512];
     int rc = aot_build(m, &b, o->out, err, sizeof err);
     bound_free(&b);
@@ -379,12 +464,87 @@ static int cmd_build(Arena *a, const Opts *o)
     return 0;
 }
 
+static int show_db(const Opts *o)
+{
+    char buf[4096], err[512];
+    const char *path = db_path(o, buf, sizeof buf);
+    if (!path) {
+        fprintf(stderr, "vamos: error: no tuning database: set HOME or XDG_CACHE_HOME, or give --db\n");
+        return 1;
+    }
+    TuneDB db;
+    if (tunedb_load(path, &db, stderr, err, sizeof err)) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        return 1;
+    }
+    const char *machine = tune_machine();
+    printf("%s: %d record%s%s\n", path, db.n, db.n == 1 ? "" : "s", db.bad ? " (bad lines skipped: see above)" : "");
+    if (db.n)
+        printf("%-5s %-3s %-3s %-2s %10s %10s %7s  %s\n", "here", "qb", "bk", "rb", "default us", "tuned us", "speedup",
+               "kernel");
+    for (int i = 0; i < db.n; i++) {
+        const TuneRecord *r = &db.r[i];
+        bool here = tune_key(r->sig, machine) == r->key;
+        printf("%-5s %-3d %-3d %-2d %10.1f %10.1f %6.2fx  %s\n", here ? "yes" : "no", r->sched.qb, r->sched.bk,
+               r->sched.rb, r->default_us, r->tuned_us, r->tuned_us > 0 ? r->default_us / r->tuned_us : 0, r->sig);
+    }
+    printf("('here': recorded on this machine with this LLVM and Vamos)\n");
+    tunedb_free(&db);
+    return 0;
+}
+
+static int cmd_tune(Arena *a, const Opts *o)
+{
+    if (o->show)
+        return show_db(o);
+    Diag d;
+    Bound b;
+    Model *m = o->weights ? load_with_weights(a, o, &b) : front_end(a, &d, o);
+    if (!m)
+        return 1;
+    if (o->weights)
+        bound_free(&b);
+    char buf[4096], err[512];
+    TuneOptions to = { .budget = o->budget > 0 ? o->budget : 60, .db = db_path(o, buf, sizeof buf),
+                       .progress = stderr };
+    if (!to.db)
+        fprintf(stderr, "vamos: warning: no HOME or XDG_CACHE_HOME and no --db: results are not recorded\n");
+    TuneResult *r;
+    int n;
+    double t0 = now_s();
+    if (tune_model(m, &to, &r, &n, err, sizeof err)) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        return 1;
+    }
+    printf("%-8s %5s  %10s %10s %7s  %-17s %s\n", "graph", "nodes", "default us", "tuned us", "speedup", "schedule",
+           "kernel");
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        if (!r[i].done) {
+            printf("%-8s %5d  %10s %10s %7s  %-17s %s\n", r[i].graph, r[i].nodes, "-", "-", "-", "(no time)", r[i].sig);
+            continue;
+        }
+        done++;
+        char sc[32];
+        if (!strncmp(r[i].sig, "attention", 9))
+            snprintf(sc, sizeof sc, "qb=%d bk=%d rb=%d", r[i].best.qb, r[i].best.bk, r[i].best.rb);
+        else
+            snprintf(sc, sizeof sc, "rb=%d", r[i].best.rb);
+        printf("%-8s %5d  %10.1f %10.1f %6.2fx  %-17s %s\n", r[i].graph, r[i].nodes, r[i].default_us, r[i].tuned_us,
+               r[i].default_us / r[i].tuned_us, sc, r[i].sig);
+    }
+    printf("tuned %d of %d kernels in %.1f s%s%s\n", done, n, now_s() - t0,
+           to.db ? "; recorded in " : "", to.db ? to.db : "");
+    free(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; int (*fn)(Arena *, const Opts *); const char **usage; } cmds[] = {
         { "check", cmd_check, &usage_check }, { "graph", cmd_graph, &usage_graph },
         { "init", cmd_init, &usage_init }, { "run", cmd_run, &usage_run },
-        { "build", cmd_build, &usage_build },
+        { "build", cmd_build, &usage_build }, { "tune", cmd_tune, &usage_tune },
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);

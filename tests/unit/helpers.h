@@ -48,7 +48,7 @@ static inline char *read_all(const char *path, size_t *len)
 static inline int run_cmd(const char *cmd, char **out)
 {
     char full[16384];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    snprintf(full, sizeof full, "{ %s; } 2>&1", cmd);   /* the command's own 2> still wins */
     FILE *p = popen(full, "r");
     size_t cap = 1 << 16, n = 0;
     *out = malloc(cap);

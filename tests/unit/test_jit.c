@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "helpers.h"
+#include "schedule.h"
 #include "jit.h"
 #include "passes.h"
 
@@ -471,6 +472,60 @@ Test(jit, elementwise_chains_fuse_within_their_limits)
     free_params(m, params);
     jit_free(j);
     arena_free(&a);
+}
+
+/* Every schedule the tuner may choose computes the same as the
+ * reference: attention at lengths with whole and partial key blocks and
+ * query blocks, padding and causal masks, linears with every register
+ * tile height, under schedules at each parameter's extremes. */
+Test(jit, every_schedule_matches_the_interpreter, .timeout = 300)
+{
+    static const Sched scheds[] = { { 4, 32, 1 }, { 8, 128, 6 }, { 32, 32, 3 }, { 32, 128, 5 }, { 16, 64, 2 } };
+    const char *text =
+        "model att { vocab src = [\"<eos>\", \"a\", \"b\", \"c\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+        "  encoder(x: tokens<src>[b, n]) {\n"
+        "    h = embed(x, 64)\n"
+        "    h = self_attention(h, heads: 2, causal: true) as sa\n"
+        "    return linear(relu(linear(h, 96) as up), 64) as down\n"
+        "  }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n";
+    for (size_t sc = 0; sc < sizeof scheds / sizeof *scheds; sc++) {
+        Arena a = { 0 };
+        char *diags;
+        int errors;
+        Model *m = compile_capture(&a, "sched.vam", text, &diags, &errors);
+        cr_assert(m, "%s", diags);
+        free(diags);
+        int set = 0;
+        for (int i = 0; i < m->enc.n; i++)
+            if (sched_tunable(m->enc.nodes[i].op)) {
+                cr_assert(sched_valid(m->enc.nodes[i].op, scheds[sc]));
+                m->enc.nodes[i].sched = scheds[sc];
+                set++;
+            }
+        cr_assert(set >= 4, "%d tunable nodes", set);
+        char err[512];
+        Jit *j = jit_compile_steps(m, err, sizeof err);
+        cr_assert(j, "%s", err);
+        float **params = random_params(m);
+        bool seen[OP_COUNT] = { 0 };
+        const int lens[] = { 5, 70, 131 };
+        for (int c = 0; c < 3; c++) {
+            int N = lens[c];
+            int32_t src[2 * 131], sl[2] = { N, N > 3 ? N - 3 : N };
+            for (int i = 0; i < 2 * N; i++)
+                src[i] = 1 + (int32_t)(rnd() % 3);
+            InterpInputs in = { 0 };
+            in.sym[model_sym(m, SYM_BATCH)] = 2, in.sym[model_sym(m, SYM_SRC_LEN)] = N;
+            in.tokens = src;
+            in.lengths[model_sym(m, SYM_SRC_LEN)] = sl;
+            compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+        }
+        cr_expect(seen[OP_ATTENTION] && seen[OP_LINEAR]);
+        free_params(m, params);
+        jit_free(j);
+        arena_free(&a);
+    }
 }
 
 /* A unary op's kernel against libm's function on x[0..n): within `ulps`

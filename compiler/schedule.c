@@ -1,0 +1,118 @@
+/* schedule.c - kernel schedules: their values, the signature that names
+ * a tunable kernel in the tuning database, and applying the database to
+ * a model (see schedule.h, tunedb.h). */
+#include "schedule.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tunedb.h"
+
+const unsigned char sched_qb_values[] = { 4, 8, 16, 32, 0 };
+const unsigned char sched_bk_values[] = { 32, 64, 128, 0 };
+const unsigned char sched_rb_values[] = { 1, 2, 3, 4, 5, 6, 0 };
+
+static bool one_of(const unsigned char *v, int x)
+{
+    for (; *v; v++)
+        if (*v == x)
+            return true;
+    return false;
+}
+
+bool sched_valid(Op op, Sched s)
+{
+    if (!sched_tunable(op))
+        return false;
+    return one_of(sched_qb_values, s.qb) && one_of(sched_bk_values, s.bk) && one_of(sched_rb_values, s.rb);
+}
+
+/* A shape in a signature: constants as numbers, symbols by role (the
+ * names are the model's, the roles are what the kernel sees). */
+static int put_shape(char *buf, size_t len, const Model *m, const Shape *s)
+{
+    static const char *role[] = { "batch", "src", "tgt", "pos" };
+    int at = snprintf(buf, len, "[");
+    for (int i = 0; i < s->rank && (size_t)at < len; i++) {
+        Dim d = s->d[i];
+        if (d.sym >= 0)
+            at += snprintf(buf + at, len - (size_t)at, "%s%s", i ? "," : "", role[m->syms[d.sym].role]);
+        else
+            at += snprintf(buf + at, len - (size_t)at, "%s%lld", i ? "," : "", (long long)d.n);
+    }
+    if ((size_t)at < len)
+        at += snprintf(buf + at, len - (size_t)at, "]");
+    return at;
+}
+
+int sched_signature(const Model *m, const Graph *g, const Node *n, char *buf, size_t len)
+{
+    int at = snprintf(buf, len, "%s", op_info[n->op].text);
+    for (int k = 0; k < op_info[n->op].arity && (size_t)at < len; k++) {
+        at += snprintf(buf + at, len - (size_t)at, " ");
+        if ((size_t)at < len)
+            at += put_shape(buf + at, len - (size_t)at, m, &g->nodes[n->in[k]].shape);
+    }
+    if ((size_t)at < len)
+        at += snprintf(buf + at, len - (size_t)at, " ->");
+    if ((size_t)at < len)
+        at += put_shape(buf + at, len - (size_t)at, m, &n->shape);
+    if ((size_t)at < len && (n->op == OP_MATMUL || n->op == OP_LINEAR))
+        at += snprintf(buf + at, len - (size_t)at, "%s%s", n->attr.mm.packed ? " packed" : "",
+                       n->op == OP_LINEAR && n->attr.mm.relu ? " relu" : "");
+    if ((size_t)at < len && n->op == OP_ATTENTION)
+        at += snprintf(buf + at, len - (size_t)at, " scale=%s%a", n->attr.attn.div ? "1/" : "",
+                       (double)n->attr.attn.scale);
+    return at;
+}
+
+/* The graphs a translator runs: encoder, then the step and its
+ * per-sentence graph, or the whole decoder when there is no step. */
+int sched_graphs(Model *m, Graph **out)
+{
+    int n = 0;
+    out[n++] = &m->enc;
+    if (m->step.n > 0) {
+        out[n++] = &m->prep;
+        out[n++] = &m->step;
+    } else {
+        out[n++] = &m->dec;
+    }
+    return n;
+}
+
+int sched_apply(Model *m, const TuneDB *db, int *kernels)
+{
+    Graph *graphs[4];
+    int ng = sched_graphs(m, graphs);
+    const char *machine = tune_machine();
+    /* distinct kernels by key: counted once however many nodes share one */
+    uint64_t seen[1024];
+    int nseen = 0, tuned = 0;
+    *kernels = 0;
+    /* every graph is set (the full decoder too: vamos run may use it) */
+    Graph *all[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    for (int gi = 0; gi < 4; gi++)
+        for (int i = 0; i < all[gi]->n; i++) {
+            Node *n = &all[gi]->nodes[i];
+            if (!sched_tunable(n->op))
+                continue;
+            char sig[TUNE_SIG_MAX];
+            sched_signature(m, all[gi], n, sig, sizeof sig);
+            uint64_t key = tune_key(sig, machine);
+            const TuneRecord *r = db ? tunedb_find(db, key) : NULL;
+            n->sched = r && sched_valid(n->op, r->sched) ? r->sched : (Sched){ 0 };
+            bool counted = false;
+            for (int g2 = 0; g2 < ng; g2++)
+                counted |= graphs[g2] == all[gi];
+            for (int s = 0; s < nseen && counted; s++)
+                if (seen[s] == key)
+                    counted = false;
+            if (!counted || nseen == 1024)
+                continue;
+            seen[nseen++] = key;
+            ++*kernels;
+            tuned += r != NULL;
+        }
+    return tuned;
+}

@@ -1,0 +1,57 @@
+/* schedule.h - the schedule parameters of the tunable kernels (fused
+ * attention, matmul, linear), their defaults and the values the tuner
+ * may try. codegen.c reads a node's schedule through sched_of.
+ */
+#ifndef VAMOS_SCHEDULE_H
+#define VAMOS_SCHEDULE_H
+
+#include "graph.h"
+
+#define SCHED_QB_DEFAULT 16
+#define SCHED_BK_DEFAULT 64
+#define SCHED_RB_DEFAULT 4
+#define SCHED_QB_MAX 32
+#define SCHED_BK_MAX 128
+#define SCHED_RB_MAX 6
+
+/* The values each parameter may take (ascending, 0-terminated). */
+extern const unsigned char sched_qb_values[], sched_bk_values[], sched_rb_values[];
+
+/* Does op have a schedule? */
+static inline bool sched_tunable(Op op)
+{
+    return op == OP_ATTENTION || op == OP_MATMUL || op == OP_LINEAR;
+}
+
+/* n's schedule with the defaults filled in. */
+static inline Sched sched_of(const Node *n)
+{
+    Sched s = n->sched;
+    if (!s.qb)
+        s.qb = SCHED_QB_DEFAULT;
+    if (!s.bk)
+        s.bk = SCHED_BK_DEFAULT;
+    if (!s.rb)
+        s.rb = SCHED_RB_DEFAULT;
+    return s;
+}
+
+/* Is s one the kernels of op accept? */
+bool sched_valid(Op op, Sched s);
+
+/* Node n's signature for the tuning database: op, input and output
+ * shapes (symbols by role), attributes. Returns its length. */
+int sched_signature(const Model *m, const Graph *g, const Node *n, char *buf, size_t len);
+
+/* The graphs a translator runs (encoder; per-sentence graph and step, or
+ * the whole decoder): into out[], returns how many. */
+int sched_graphs(Model *m, Graph **out);
+
+struct TuneDB;
+/* Give every tunable node of m the schedule db holds for it on this
+ * machine (db NULL: the defaults). *kernels: the distinct tunable
+ * kernels of the graphs a translator runs; returns how many of them the
+ * database had. */
+int sched_apply(Model *m, const struct TuneDB *db, int *kernels);
+
+#endif

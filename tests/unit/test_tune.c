@@ -1,0 +1,239 @@
+/* test_tune.c - the tuning database (tunedb.c), the schedules
+ * (schedule.c) and the search (tune.c). */
+#include <criterion/criterion.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "helpers.h"
+#include "schedule.h"
+#include "tune.h"
+#include "tunedb.h"
+
+static TuneRecord record(uint64_t key, int rb, const char *sig)
+{
+    TuneRecord r = { .key = key, .sched = { 16, 64, (unsigned char)rb }, .default_us = 12.5, .tuned_us = 10.25 };
+    snprintf(r.sig, sizeof r.sig, "%s", sig);
+    return r;
+}
+
+static char *temp_path(const char *name)
+{
+    static char buf[4][256];
+    static int at;
+    char *p = buf[at++ % 4];
+    snprintf(p, 256, "/tmp/vamos-test-%d-%s", (int)getpid(), name);
+    unlink(p);
+    return p;
+}
+
+Test(tunedb, a_record_round_trips)
+{
+    TuneRecord r = record(0x0123456789abcdefull, 3, "matmul [batch,src,512] [512,512] ->[batch,src,512] packed"), back;
+    char line[1024];
+    int n = tunedb_format(&r, line, sizeof line);
+    cr_assert(n > 0 && line[n - 1] == '\n');
+    line[n - 1] = 0;
+    const char *why;
+    cr_assert(tunedb_parse(line, &back, &why), "%s: %s", line, why);
+    cr_expect_eq(back.key, r.key);
+    cr_expect(back.sched.qb == 16 && back.sched.bk == 64 && back.sched.rb == 3);
+    cr_expect_eq(back.default_us, 12.5);
+    cr_expect_eq(back.tuned_us, 10.25);
+    cr_expect_str_eq(back.sig, r.sig);
+}
+
+Test(tunedb, append_then_load_and_the_last_record_wins)
+{
+    const char *path = temp_path("dir/sub/tune.db");   /* directories are made */
+    char err[256];
+    TuneRecord a = record(1, 2, "linear a"), b = record(2, 3, "linear b"), a2 = record(1, 5, "linear a");
+    cr_assert_eq(tunedb_append(path, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(tunedb_append(path, &b, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(tunedb_append(path, &a2, err, sizeof err), 0, "%s", err);
+    TuneDB db;
+    cr_assert_eq(tunedb_load(path, &db, stderr, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(db.n, 3);
+    cr_expect_eq(db.bad, 0);
+    cr_expect_eq(tunedb_find(&db, 1)->sched.rb, 5);
+    cr_expect_eq(tunedb_find(&db, 2)->sched.rb, 3);
+    cr_expect_null(tunedb_find(&db, 3));
+    tunedb_free(&db);
+    /* a missing file is an empty database */
+    cr_assert_eq(tunedb_load("/tmp/vamos-no-such-db", &db, stderr, err, sizeof err), 0);
+    cr_expect_eq(db.n, 0);
+}
+
+Test(tunedb, keys_are_stable_and_change_with_the_machine)
+{
+    const char *sig = "attention [batch,8,src,64] [batch,8,64,src] [batch,8,src,64] [batch,1,1,src] ->[batch,8,src,64]";
+    const char *m1 = "cpu=znver3 features=+avx2,+fma llvm=19.1.7 vamos=0.1.0";
+    uint64_t k = tune_key(sig, m1);
+    cr_expect_eq(k, tune_key(sig, m1));
+    /* XXH3 is specified: the same text gives this key on every build */
+    cr_expect_eq(tune_key("x", "y"), tune_key("x", "y"));
+    cr_expect_neq(k, tune_key(sig, "cpu=znver3 features=+avx2,+fma,+avx512f llvm=19.1.7 vamos=0.1.0"));
+    cr_expect_neq(k, tune_key(sig, "cpu=znver4 features=+avx2,+fma llvm=19.1.7 vamos=0.1.0"));
+    cr_expect_neq(k, tune_key(sig, "cpu=znver3 features=+avx2,+fma llvm=18.1.8 vamos=0.1.0"));
+    cr_expect_neq(k, tune_key(sig, "cpu=znver3 features=+avx2,+fma llvm=19.1.7 vamos=0.2.0"));
+    cr_expect_neq(k, tune_key("attention [batch,8,src,32]", m1));
+    /* the parts cannot run together: ("ab", "c") is not ("a", "bc") */
+    cr_expect_neq(tune_key("ab", "c"), tune_key("a", "bc"));
+    /* this machine's string names the CPU, its features and the versions */
+    const char *here = tune_machine();
+    cr_expect(strstr(here, "cpu=") && strstr(here, "features=") && strstr(here, "llvm=19.") && strstr(here, "vamos="),
+              "%s", here);
+}
+
+Test(tunedb, damaged_lines_are_reported_by_number_and_skipped)
+{
+    const char *path = temp_path("bad.db");
+    FILE *f = fopen(path, "wb");
+    TuneRecord good = record(0xabcull, 2, "linear good");
+    char line[1024];
+    tunedb_format(&good, line, sizeof line);
+    fputs(line, f);                                                                   /* 1 */
+    fputs("# a comment\n", f);                                                        /* 2 */
+    fputs("complete garbage\n", f);                                                   /* 3 */
+    fputs("v1 00000000000000zz qb=16 bk=64 rb=2 default=1 tuned=1 linear x\n", f);    /* 4 */
+    fputs("v1 0000000000000001 qb=16 bk=64 rb=9 default=1 tuned=1 linear x\n", f);    /* 5 */
+    fputs("v1 0000000000000001 qb=16 bk=64 rb=2 default=-1 tuned=1 linear x\n", f);   /* 6 */
+    fputs("v1 0000000000000001 qb=16 bk=64 rb=2 default=1 tuned=1\n", f);             /* 7 */
+    static const char nul[] = "v1 0000000000000002 qb=16 bk=64 rb=2 default=1 tuned=1 lin\0ear\n";
+    fwrite(nul, 1, sizeof nul - 1, f);                                                /* 8 */
+    fputs(line, f);                                                                   /* 9 */
+    fputs("v1 0000000000000003 qb=16 bk=64 rb=2 defa", f);                            /* 10: cut off */
+    fclose(f);
+    char *warn;
+    size_t wlen;
+    FILE *w = open_memstream(&warn, &wlen);
+    TuneDB db;
+    char err[256];
+    cr_assert_eq(tunedb_load(path, &db, w, err, sizeof err), 0, "%s", err);
+    fclose(w);
+    cr_expect_eq(db.n, 2, "%s", warn);
+    cr_expect_eq(db.bad, 7, "%s", warn);
+    for (int l = 3; l <= 10; l++) {
+        char at[300];
+        snprintf(at, sizeof at, "%s:%d: warning: skipped", path, l);
+        cr_expect(l == 9 || strstr(warn, at), "no warning for line %d in:\n%s", l, warn);
+    }
+    cr_expect(strstr(warn, "not 16 hex digits") && strstr(warn, "not one the kernels accept") &&
+              strstr(warn, "cut off") && strstr(warn, "NUL"), "%s", warn);
+    free(warn);
+    tunedb_free(&db);
+    /* an append after a cut-off line starts a line of its own */
+    cr_assert_eq(tunedb_append(path, &good, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(tunedb_load(path, &db, NULL, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(db.n, 3);
+    tunedb_free(&db);
+}
+
+/* Two writers appending at once, many records each: every record is
+ * there, whole. */
+Test(tunedb, concurrent_writers_lose_nothing)
+{
+    const char *path = temp_path("concurrent.db");
+    enum { PER = 300 };
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        if ((kids[k] = fork()) == 0) {
+            char err[256], sig[64];
+            for (int i = 0; i < PER; i++) {
+                snprintf(sig, sizeof sig, "matmul writer %d record %d padded to be a longer line", k, i);
+                TuneRecord r = record((uint64_t)(k * PER + i + 1), 1 + i % 6, sig);
+                if (tunedb_append(path, &r, err, sizeof err))
+                    _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int st;
+        waitpid(kids[k], &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    TuneDB db;
+    char err[256];
+    cr_assert_eq(tunedb_load(path, &db, stderr, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(db.n, 2 * PER);
+    cr_expect_eq(db.bad, 0);
+    for (int i = 1; i <= 2 * PER; i++)
+        cr_expect(tunedb_find(&db, (uint64_t)i), "record %d lost", i);
+    tunedb_free(&db);
+}
+
+Test(schedule, neighbours_step_one_parameter)
+{
+    Sched nb[8];
+    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, SCHED_RB_DEFAULT };
+    int n = tune_neighbours(OP_MATMUL, def, nb, 8);
+    cr_assert_eq(n, 2);   /* rb 3 and 5 */
+    cr_expect(nb[0].rb == 3 && nb[1].rb == 5);
+    n = tune_neighbours(OP_ATTENTION, def, nb, 8);
+    cr_assert_eq(n, 6);
+    for (int i = 0; i < n; i++) {
+        cr_expect(sched_valid(OP_ATTENTION, nb[i]));
+        int changed = (nb[i].qb != def.qb) + (nb[i].bk != def.bk) + (nb[i].rb != def.rb);
+        cr_expect_eq(changed, 1);
+    }
+    n = tune_neighbours(OP_MATMUL, (Sched){ 16, 64, 1 }, nb, 8);   /* at the edge */
+    cr_expect(n == 1 && nb[0].rb == 2);
+    cr_expect(!sched_valid(OP_MATMUL, (Sched){ 16, 64, 7 }));
+    cr_expect(!sched_valid(OP_ATTENTION, (Sched){ 12, 64, 4 }));
+    cr_expect(!sched_valid(OP_ADD, def));
+}
+
+/* A tiny tuning run on statquest: every kernel measured, none slower
+ * than its default, the records applied by sched_apply, and none from
+ * another machine. */
+Test(tune, statquest_tunes_and_applies, .timeout = 120)
+{
+    char *text = read_all("models/statquest.vam", NULL);
+    cr_assert(text);
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = compile_capture(&a, "models/statquest.vam", text, &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    const char *path = temp_path("statquest.db");
+    TuneOptions o = { .budget = 3, .db = path };
+    TuneResult *r;
+    int n;
+    char err[512];
+    cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 6);
+    for (int i = 0; i < n; i++) {
+        cr_expect(r[i].done, "%s was not measured", r[i].sig);
+        cr_expect(r[i].tuned_us <= r[i].default_us, "%s", r[i].sig);
+        cr_expect_eq(r[i].wrong, 0, "%s: a candidate gave wrong results", r[i].sig);
+    }
+    TuneDB db;
+    cr_assert_eq(tunedb_load(path, &db, stderr, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(db.n, 6);
+    int kernels;
+    cr_expect_eq(sched_apply(m, &db, &kernels), 6);
+    cr_expect_eq(kernels, 6);
+    /* the chosen schedules are on the nodes */
+    for (int i = 0; i < n; i++)
+        for (int g = 0; g < 1; g++)
+            for (int k = 0; k < m->enc.n; k++) {
+                char sig[TUNE_SIG_MAX];
+                if (!sched_tunable(m->enc.nodes[k].op))
+                    continue;
+                sched_signature(m, &m->enc, &m->enc.nodes[k], sig, sizeof sig);
+                if (!strcmp(sig, r[i].sig))
+                    cr_expect(m->enc.nodes[k].sched.rb == r[i].best.rb, "%s", sig);
+            }
+    /* records of another machine are not used */
+    for (int i = 0; i < db.n; i++)
+        db.r[i].key = tune_key(db.r[i].sig, "cpu=other features= llvm=0 vamos=0");
+    cr_expect_eq(sched_apply(m, &db, &kernels), 0);
+    for (int k = 0; k < m->enc.n; k++)
+        cr_expect_eq(m->enc.nodes[k].sched.rb, 0);
+    tunedb_free(&db);
+    free(r);
+    free(text);
+    arena_free(&a);
+}
