@@ -36,7 +36,7 @@ typedef struct Opts {
     bool dot, interp, fused;
     const char *db;        /* tuning database (--db), NULL: the default */
     double budget;         /* tune --budget */
-    bool show, no_tune;
+    bool show, no_tune, exhaustive;
 } Opts;
 
 static const char *usage_main =
@@ -120,6 +120,8 @@ static const char *usage_tune =
     "  --db FILE            the tuning database (default:\n"
     "                       $XDG_CACHE_HOME/vamos/tune.db or ~/.cache/vamos/tune.db)\n"
     "  --show               list the records of the database and exit\n"
+    "  --exhaustive         try every schedule of every kernel, ignoring the budget\n"
+    "                       (slow: for measuring how close the search comes)\n"
     "A record is keyed by the kernel and by this machine's CPU model and features,\n"
     "the LLVM version and the Vamos version: another machine or compiler never\n"
     "reuses it.\n";
@@ -143,7 +145,8 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "after", required_argument, 0, 'A' }, { "interp", no_argument, 0, 'I' },
         { "threads", required_argument, 0, 'j' }, { "fused", no_argument, 0, 'F' },
         { "db", required_argument, 0, 'B' }, { "budget", required_argument, 0, 'b' },
-        { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' }, { 0, 0, 0, 0 },
+        { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' },
+        { "exhaustive", no_argument, 0, 'X' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -164,6 +167,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         case 'B': o->db = optarg; break;
         case 'S': o->show = true; break;
         case 'N': o->no_tune = true; break;
+        case 'X': o->exhaustive = true; break;
         case 'b':
             errno = 0;
             o->budget = strtod(optarg, &end);
@@ -506,7 +510,7 @@ static int cmd_tune(Arena *a, const Opts *o)
         bound_free(&b);
     char buf[4096], err[512];
     TuneOptions to = { .budget = o->budget > 0 ? o->budget : 60, .db = db_path(o, buf, sizeof buf),
-                       .progress = stderr };
+                       .progress = stderr, .exhaustive = o->exhaustive };
     if (!to.db)
         fprintf(stderr, "vamos: warning: no HOME or XDG_CACHE_HOME and no --db: results are not recorded\n");
     TuneResult *r;

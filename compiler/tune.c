@@ -259,9 +259,23 @@ static bool same_sched(Sched a, Sched b)
     return a.qb == b.qb && a.bk == b.bk && a.rb == b.rb;
 }
 
-/* The search for one kernel until `deadline`: the default and the best
- * so far stay compiled, so measuring them again costs no compile. */
-static int search(Bench *b, Op op, double deadline, TuneResult *r, char *err, size_t errlen)
+/* Every schedule of op (exhaustive search); returns how many. */
+static int all_scheds(Op op, Sched *out, int max)
+{
+    int n = 0;
+    bool att = op == OP_ATTENTION;
+    for (int q = 0; sched_qb_values[q] && (att || q == 0); q++)
+        for (int k = 0; sched_bk_values[k] && (att || k == 0); k++)
+            for (int r = 0; sched_rb_values[r] && n < max; r++)
+                out[n++] = (Sched){ att ? sched_qb_values[q] : SCHED_QB_DEFAULT,
+                                    att ? sched_bk_values[k] : SCHED_BK_DEFAULT, sched_rb_values[r] };
+    return n;
+}
+
+/* The search for one kernel until `deadline` (or over every schedule,
+ * without a deadline, when exhaustive): the default and the best so far
+ * stay compiled, so measuring them again costs no compile. */
+static int search(Bench *b, Op op, double deadline, bool exhaustive, TuneResult *r, char *err, size_t errlen)
 {
     Cand def, best, c;
     int rc = compile_cand(b, sched_of(&(Node){ .op = op }), &def, err, errlen);
@@ -274,20 +288,22 @@ static int search(Bench *b, Op op, double deadline, TuneResult *r, char *err, si
     best = def;
     r->done = true;
     r->tried = 1;
-    Sched tried[64];
+    Sched tried[128];
     int ntried = 0;
     tried[ntried++] = def.s;
+    if (exhaustive)
+        deadline = INFINITY;
     for (bool moved = true; moved && now() < deadline;) {
         moved = false;
-        Sched nb[8];
-        int nn = tune_neighbours(op, best.s, nb, 8);
+        Sched nb[128];
+        int nn = exhaustive ? all_scheds(op, nb, 128) : tune_neighbours(op, best.s, nb, 8);
         Cand step = best;
         double tstep = tbest;
         for (int k = 0; k < nn && now() < deadline; k++) {
             bool seen = false;
             for (int t = 0; t < ntried; t++)
                 seen |= same_sched(tried[t], nb[k]);
-            if (seen || ntried == 64)
+            if (seen || ntried == 128)
                 continue;
             tried[ntried++] = nb[k];
             r->tried++;
@@ -415,14 +431,14 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
     for (int k = 0; k < n && rc == 0; k++) {
         progress(o->progress, k, n, o->budget - (now() - t0));
         double deadline = t0 + o->budget * (k + 1) / n;
-        if (now() >= t0 + o->budget)
+        if (now() >= t0 + o->budget && !o->exhaustive)
             break;   /* no budget left: the rest keep their defaults */
         Bench b;
         const Graph *g = graphs[where[k][0]];
         const Node *nd = &g->nodes[where[k][1]];
         rc = bench_init(&b, m, g, where[k][1], kj, err, errlen);
         if (rc == 0)
-            rc = search(&b, nd->op, deadline, &r[k], err, errlen);
+            rc = search(&b, nd->op, deadline, o->exhaustive, &r[k], err, errlen);
         bench_free(&b);
         if (rc == 0 && o->db) {
             TuneRecord rec = { .key = tune_key(r[k].sig, tune_machine()), .sched = r[k].best,

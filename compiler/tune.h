@@ -28,6 +28,7 @@ typedef struct TuneOptions {
     double budget;       /* seconds for the whole model */
     const char *db;      /* where records are appended; NULL: none */
     FILE *progress;      /* progress line, or NULL */
+    bool exhaustive;     /* every schedule of every kernel, no budget (benchmarks) */
 } TuneOptions;
 
 typedef struct TuneResult {
