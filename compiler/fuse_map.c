@@ -44,17 +44,22 @@ static bool in_list(const int *list, int n, int x)
 }
 
 /* Collect the group ending at `end` whose members avoid `blocked`, in
- * *mt. Returns false when it has more members than fit. */
-static bool collect(const Graph *g, const int *uses, const bool *gone, const bool *blocked, int end, Match *mt)
+ * *mt. Returns false when it does not fit (too many members, steps or
+ * leaves); mt->member then still holds members found, ascending. */
+static bool collect(const Graph *g, const int *uses, const bool *gone, const int *blocked, int nblocked, int end,
+                    Match *mt)
 {
     const Shape *shape = &g->nodes[end].shape;
     int stack[MAP_MAX_STEPS * 2 + 1], top = 0, n = 0;
     int found[MAP_MAX_STEPS * 2 + 1];
+    bool fits = true;
     stack[top++] = end;
     while (top > 0) {
         int j = stack[--top];
-        if (n == MAP_MAX_STEPS)
-            return false;
+        if (n == MAP_MAX_STEPS) {
+            fits = false;   /* the members found so far still go to *mt */
+            break;
+        }
         found[n++] = j;
         const Node *nj = &g->nodes[j];
         for (int k = 0; k < op_info[nj->op].arity; k++) {
@@ -62,7 +67,8 @@ static bool collect(const Graph *g, const int *uses, const bool *gone, const boo
             const Node *nx = &g->nodes[x];
             if (nx->op == OP_CONST || in_list(found, n, x) || in_list(stack, top, x))
                 continue;
-            if (uses[x] == 1 && !gone[x] && !blocked[x] && elementwise(nx) && fuse_same_shape(&nx->shape, shape))
+            if (uses[x] == 1 && !gone[x] && !in_list(blocked, nblocked, x) && elementwise(nx) &&
+                fuse_same_shape(&nx->shape, shape))
                 stack[top++] = x;
         }
     }
@@ -75,8 +81,11 @@ static bool collect(const Graph *g, const int *uses, const bool *gone, const boo
         }
     mt->nmember = n;
     mt->nleaf = mt->nkonst = 0;
-    for (int m = 0; m < n; m++) {
+    for (int m = 0; m < n; m++)
         mt->member[m] = found[m];
+    if (!fits)
+        return false;
+    for (int m = 0; m < n; m++) {
         const Node *nm = &g->nodes[found[m]];
         for (int k = 0; k < op_info[nm->op].arity; k++) {
             int x = nm->in[k];
@@ -104,14 +113,13 @@ static bool match(const Graph *g, const int *uses, int i, void *match, bool *gon
     Match *mt = match;
     if (!elementwise(&g->nodes[i]))
         return false;
-    bool blocked[g->n];
-    for (int k = 0; k < g->n; k++)
-        blocked[k] = false;
+    enum { MAX_BLOCKED = 64 };
+    int blocked[MAX_BLOCKED], nblocked = 0;
     /* shrink from the earliest member until it fits */
-    while (!collect(g, uses, gone, blocked, i, mt)) {
-        if (mt->nmember <= 1)
+    while (!collect(g, uses, gone, blocked, nblocked, i, mt)) {
+        if (mt->nmember <= 1 || nblocked == MAX_BLOCKED)
             return false;
-        blocked[mt->member[0]] = true;
+        blocked[nblocked++] = mt->member[0];
     }
     if (mt->nmember < 2 || mt->nleaf == 0)
         return false;

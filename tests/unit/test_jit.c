@@ -474,6 +474,52 @@ Test(jit, elementwise_chains_fuse_within_their_limits)
     arena_free(&a);
 }
 
+/* A chain longer than a map's program: split into maps that fit,
+ * nothing dropped, the same values. */
+Test(jit, long_chains_split_into_maps_that_fit)
+{
+    char text[2048], chain[1024] = "e";
+    for (int i = 0; i < 14; i++) {   /* 28 ops and their constants */
+        char next[1024];
+        snprintf(next, sizeof next, "(%s * 0.9 + 0.0%d)", chain, i % 10);
+        snprintf(chain, sizeof chain, "%s", next);
+    }
+    snprintf(text, sizeof text,
+             "model chain { vocab src = [\"<eos>\", \"a\", \"b\"] vocab tgt = [\"<eos>\", \"b\"]\n"
+             "  encoder(x: tokens<src>[b, n]) { e = embed(x, 8)\n return %s }\n"
+             "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 8]) { return linear(embed(y, 4), 2) } }\n", chain);
+    Arena a = { 0 };
+    char *diags;
+    Diag d;
+    FILE *f = open_memstream(&diags, &(size_t){ 0 });
+    diag_init(&d, f);
+    Model *plain = compile_text(&a, &d, "long.vam", text, (long)strlen(text), "incremental");
+    fclose(f);
+    cr_assert(plain, "%s", diags);
+    free(diags);
+    Model *m;
+    Jit *j = compile_for_steps(&a, "long.vam", text, &m);
+    int maps, widest, maps0, widest0;
+    int before = elementwise_ops(&plain->enc, &maps0, &widest0), after = elementwise_ops(&m->enc, &maps, &widest);
+    cr_expect_eq(before, 28);
+    cr_expect_eq(after, before);
+    cr_expect(maps >= 2, "%d maps", maps);
+    for (int i = 0; i < m->enc.n; i++)
+        if (m->enc.nodes[i].op == OP_MAP)
+            cr_expect(m->enc.nodes[i].attr.map.nstep <= MAP_MAX_STEPS);
+    float **params = random_params(m);
+    bool seen[OP_COUNT] = { 0 };
+    int32_t src[3] = { 1, 2, 1 }, sl[1] = { 3 };
+    InterpInputs in = { 0 };
+    in.sym[model_sym(m, SYM_BATCH)] = 1, in.sym[model_sym(m, SYM_SRC_LEN)] = 3;
+    in.tokens = src;
+    in.lengths[model_sym(m, SYM_SRC_LEN)] = sl;
+    compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
+}
+
 /* Every schedule the tuner may choose computes the same as the
  * reference: attention at lengths with whole and partial key blocks and
  * query blocks, padding and causal masks, linears with every register
