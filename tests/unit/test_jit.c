@@ -478,12 +478,11 @@ Test(jit, elementwise_chains_fuse_within_their_limits)
  * nothing dropped, the same values. */
 Test(jit, long_chains_split_into_maps_that_fit)
 {
-    char text[2048], chain[1024] = "e";
-    for (int i = 0; i < 14; i++) {   /* 28 ops and their constants */
-        char next[1024];
-        snprintf(next, sizeof next, "(%s * 0.9 + 0.0%d)", chain, i % 10);
-        snprintf(chain, sizeof chain, "%s", next);
-    }
+    char text[2048], chain[1024];
+    int at = snprintf(chain, sizeof chain, "%.14se", "((((((((((((((");
+    for (int i = 0; i < 14; i++)   /* 28 ops and their constants */
+        at += snprintf(chain + at, sizeof chain - (size_t)at, " * 0.9 + 0.0%d)", i % 10);
+    cr_assert(at < (int)sizeof chain);
     snprintf(text, sizeof text,
              "model chain { vocab src = [\"<eos>\", \"a\", \"b\"] vocab tgt = [\"<eos>\", \"b\"]\n"
              "  encoder(x: tokens<src>[b, n]) { e = embed(x, 8)\n return %s }\n"
