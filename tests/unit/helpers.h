@@ -9,17 +9,24 @@
 
 #include "compile.h"
 
-/* Compile text; diagnostics go to *diags (malloc'd). NULL model on error. */
-static inline Model *compile_capture(Arena *a, const char *name, const char *text, char **diags, int *errors)
+/* Compile text up to pass `after` (NULL: every pass; see compile.h);
+ * diagnostics go to *diags (malloc'd). NULL model on error. */
+static inline Model *compile_capture_after(Arena *a, const char *name, const char *text, const char *after,
+                                           char **diags, int *errors)
 {
     size_t len;
     FILE *f = open_memstream(diags, &len);
     Diag d;
     diag_init(&d, f);
-    Model *m = compile_text(a, &d, name, text, (long)strlen(text), NULL);
+    Model *m = compile_text(a, &d, name, text, (long)strlen(text), after);
     fclose(f);
     *errors = d.errors;
     return m;
+}
+
+static inline Model *compile_capture(Arena *a, const char *name, const char *text, char **diags, int *errors)
+{
+    return compile_capture_after(a, name, text, NULL, diags, errors);
 }
 
 /* Read a whole file (malloc'd, NUL-terminated); NULL if it cannot. */

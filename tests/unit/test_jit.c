@@ -438,11 +438,8 @@ Test(jit, elementwise_chains_fuse_within_their_limits)
         "}\n";
     char *diags;
     Arena a = { 0 };
-    Diag d;
-    FILE *f = open_memstream(&diags, &(size_t){ 0 });
-    diag_init(&d, f);
-    Model *plain = compile_text(&a, &d, "chain.vam", text, (long)strlen(text), "incremental");
-    fclose(f);
+    int errors;
+    Model *plain = compile_capture_after(&a, "chain.vam", text, "incremental", &diags, &errors);   /* unfused */
     cr_assert(plain, "%s", diags);
     free(diags);
     Model *m;
@@ -489,11 +486,8 @@ Test(jit, long_chains_split_into_maps_that_fit)
              "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 8]) { return linear(embed(y, 4), 2) } }\n", chain);
     Arena a = { 0 };
     char *diags;
-    Diag d;
-    FILE *f = open_memstream(&diags, &(size_t){ 0 });
-    diag_init(&d, f);
-    Model *plain = compile_text(&a, &d, "long.vam", text, (long)strlen(text), "incremental");
-    fclose(f);
+    int errors;
+    Model *plain = compile_capture_after(&a, "long.vam", text, "incremental", &diags, &errors);   /* unfused */
     cr_assert(plain, "%s", diags);
     free(diags);
     Model *m;
