@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "bench.h"
 #include "compile.h"
 #include "jit.h"
 
@@ -94,6 +95,20 @@ static inline double side_diff(const Side *f, const Side *u)
     for (int64_t i = 0; i < n; i++)
         worst = fmax(worst, fabs(((float *)a->data)[i] - ((float *)b->data)[i]) / (scale + 1e-30));
     return worst;
+}
+
+/* The two sides' answers first (within 1e-5, else a message naming
+ * `what` and -1), then their medians of reps samples, alternating. */
+static inline int side_time_pair(Side *f, Side *u, const char *what, int reps, double *mf, double *mu)
+{
+    double worst = side_diff(f, u);
+    if (!(worst <= 1e-5)) {
+        fprintf(stderr, "length %d: fused and unfused %s differ (%.3g)\n", f->L, what, worst);
+        return -1;
+    }
+    Timer tf = { side_run, f, 0 }, tu = { side_run, u, 0 };
+    bench_pair(&tf, &tu, reps, mf, mu);
+    return 0;
 }
 
 static inline void side_free(Side *s)
