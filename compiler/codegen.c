@@ -318,6 +318,12 @@ static LLVMValueRef product(CG *c, const Shape *s, int from, int to)
     return n;
 }
 
+/* Input k + 1 of a node with more than two inputs (b is their array). */
+static LLVMValueRef input(CG *c, int k)
+{
+    return LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, k)), "");
+}
+
 /* The value of one element of an elementwise node from its inputs'. */
 typedef LLVMValueRef (*ElemBody)(CG *c, const Node *n, const LLVMValueRef *x);
 
@@ -376,9 +382,6 @@ static LLVMValueRef map_body(CG *c, const Node *n, const LLVMValueRef *x)
     }
     return reg[4 + n->attr.map.nstep - 1];
 }
-
-/* Input k of a node with more than two inputs. */
-static LLVMValueRef input(CG *c, int k);
 
 /* A fused elementwise chain (fuse_map.c): a = input 0, b = { inputs 1..3 }. */
 static void emit_map(CG *c, const Graph *g, const Node *n)
@@ -799,12 +802,6 @@ static void att_mask_row(CG *c, LLVMValueRef mrow, LLVMValueRef ks, LLVMValueRef
     loop_end(c, &lpad);
     LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, done);
-}
-
-/* Input k + 1 of a node with more than two inputs (b is their array). */
-static LLVMValueRef input(CG *c, int k)
-{
-    return LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, c->bb, i64c(c, k)), "");
 }
 
 static void emit_attention(CG *c, const Graph *g, const Node *n)
