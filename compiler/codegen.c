@@ -1362,6 +1362,8 @@ static LLVMValueRef emit_call(CG *c, const Graph *g, int i, LLVMValueRef kfn, LL
     c->sym = area;
     extent(c, &one, &args[5], &args[6]);
     c->sym = saved;
+    if (sched_tunable(g->nodes[i].op) && sched_of(&g->nodes[i]).th == 1)
+        args[6] = i64c(c, 0);   /* no work worth a thread: the pool runs it inline */
     LLVMValueRef par = LLVMGetNamedFunction(c->mod, "vamos_parallel");
     if (!par)
         par = LLVMAddFunction(c->mod, "vamos_parallel", c->parallel_ty);

@@ -60,6 +60,8 @@ typedef struct Sched {
     unsigned char qb;   /* ATTENTION: query rows per parallel iteration */
     unsigned char bk;   /* ATTENTION: keys per block */
     unsigned char rb;   /* MATMUL, LINEAR, ATTENTION: rows of a register tile */
+    unsigned char th;   /* all three: threads, 1 (one) or 2 (the pool's, when
+                         * the work is worth waking it) */
 } Sched;
 
 typedef struct Node {

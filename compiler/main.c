@@ -484,13 +484,13 @@ static int show_db(const Opts *o)
     const char *machine = tune_machine();
     printf("%s: %d record%s%s\n", path, db.n, db.n == 1 ? "" : "s", db.bad ? " (bad lines skipped: see above)" : "");
     if (db.n)
-        printf("%-5s %-3s %-3s %-2s %10s %10s %7s  %s\n", "here", "qb", "bk", "rb", "default us", "tuned us", "speedup",
-               "kernel");
+        printf("%-5s %-3s %-3s %-2s %-2s %10s %10s %7s  %s\n", "here", "qb", "bk", "rb", "th", "default us", "tuned us",
+               "speedup", "kernel");
     for (int i = 0; i < db.n; i++) {
         const TuneRecord *r = &db.r[i];
         bool here = tune_key(r->sig, machine) == r->key;
-        printf("%-5s %-3d %-3d %-2d %10.1f %10.1f %6.2fx  %s\n", here ? "yes" : "no", r->sched.qb, r->sched.bk,
-               r->sched.rb, r->default_us, r->tuned_us, r->tuned_us > 0 ? r->default_us / r->tuned_us : 0, r->sig);
+        printf("%-5s %-3d %-3d %-2d %-2d %10.1f %10.1f %6.2fx  %s\n", here ? "yes" : "no", r->sched.qb, r->sched.bk,
+               r->sched.rb, r->sched.th, r->default_us, r->tuned_us, r->tuned_us > 0 ? r->default_us / r->tuned_us : 0, r->sig);
     }
     printf("('here': recorded on this machine with this LLVM and Vamos)\n");
     tunedb_free(&db);
@@ -520,21 +520,21 @@ static int cmd_tune(Arena *a, const Opts *o)
         fprintf(stderr, "vamos: error: %s\n", err);
         return 1;
     }
-    printf("%-8s %5s  %10s %10s %7s  %-17s %s\n", "graph", "nodes", "default us", "tuned us", "speedup", "schedule",
+    printf("%-8s %5s  %10s %10s %7s  %-22s %s\n", "graph", "nodes", "default us", "tuned us", "speedup", "schedule",
            "kernel");
     int done = 0;
     for (int i = 0; i < n; i++) {
         if (!r[i].done) {
-            printf("%-8s %5d  %10s %10s %7s  %-17s %s\n", r[i].graph, r[i].nodes, "-", "-", "-", "(no time)", r[i].sig);
+            printf("%-8s %5d  %10s %10s %7s  %-22s %s\n", r[i].graph, r[i].nodes, "-", "-", "-", "(no time)", r[i].sig);
             continue;
         }
         done++;
         char sc[32];
         if (!strncmp(r[i].sig, "attention", 9))
-            snprintf(sc, sizeof sc, "qb=%d bk=%d rb=%d", r[i].best.qb, r[i].best.bk, r[i].best.rb);
+            snprintf(sc, sizeof sc, "qb=%d bk=%d rb=%d th=%d", r[i].best.qb, r[i].best.bk, r[i].best.rb, r[i].best.th);
         else
-            snprintf(sc, sizeof sc, "rb=%d", r[i].best.rb);
-        printf("%-8s %5d  %10.1f %10.1f %6.2fx  %-17s %s\n", r[i].graph, r[i].nodes, r[i].default_us, r[i].tuned_us,
+            snprintf(sc, sizeof sc, "rb=%d th=%d", r[i].best.rb, r[i].best.th);
+        printf("%-8s %5d  %10.1f %10.1f %6.2fx  %-22s %s\n", r[i].graph, r[i].nodes, r[i].default_us, r[i].tuned_us,
                r[i].default_us / r[i].tuned_us, sc, r[i].sig);
     }
     printf("tuned %d of %d kernels in %.1f s%s%s\n", done, n, now_s() - t0,

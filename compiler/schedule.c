@@ -11,6 +11,7 @@
 const unsigned char sched_qb_values[] = { 4, 8, 16, 32, 0 };
 const unsigned char sched_bk_values[] = { 32, 64, 128, 0 };
 const unsigned char sched_rb_values[] = { 1, 2, 3, 4, 5, 6, 0 };
+const unsigned char sched_th_values[] = { 1, 2, 0 };
 
 static bool one_of(const unsigned char *v, int x)
 {
@@ -24,7 +25,8 @@ bool sched_valid(Op op, Sched s)
 {
     if (!sched_tunable(op))
         return false;
-    return one_of(sched_qb_values, s.qb) && one_of(sched_bk_values, s.bk) && one_of(sched_rb_values, s.rb);
+    return one_of(sched_qb_values, s.qb) && one_of(sched_bk_values, s.bk) && one_of(sched_rb_values, s.rb) &&
+           one_of(sched_th_values, s.th);
 }
 
 /* A shape in a signature: constants as numbers, symbols by role (the

@@ -10,12 +10,13 @@
 #define SCHED_QB_DEFAULT 16
 #define SCHED_BK_DEFAULT 64
 #define SCHED_RB_DEFAULT 4
+#define SCHED_TH_DEFAULT 2
 #define SCHED_QB_MAX 32
 #define SCHED_BK_MAX 128
 #define SCHED_RB_MAX 6
 
 /* The values each parameter may take (ascending, 0-terminated). */
-extern const unsigned char sched_qb_values[], sched_bk_values[], sched_rb_values[];
+extern const unsigned char sched_qb_values[], sched_bk_values[], sched_rb_values[], sched_th_values[];
 
 /* Does op have a schedule? */
 static inline bool sched_tunable(Op op)
@@ -33,6 +34,8 @@ static inline Sched sched_of(const Node *n)
         s.bk = SCHED_BK_DEFAULT;
     if (!s.rb)
         s.rb = SCHED_RB_DEFAULT;
+    if (!s.th)
+        s.th = SCHED_TH_DEFAULT;
     return s;
 }
 

@@ -12,6 +12,9 @@
 #include "schedule.h"
 
 #define BUCKETS 2
+#define MAX_COPIES 64
+#define MAX_TRIED 256          /* schedules of one kernel (attention has 144) */
+#define EVICT_BYTES (64 << 20)   /* twice a large last-level cache */
 static const int64_t bucket_len[BUCKETS] = { 16, 64 };   /* sequence lengths tried */
 
 static double now(void)
@@ -46,6 +49,9 @@ int tune_neighbours(Op op, Sched s, Sched *out, int max)
         Sched t = s;
         if ((t.rb = step_value(sched_rb_values, s.rb, dir)) && n < max)
             out[n++] = t;
+        t = s;
+        if ((t.th = step_value(sched_th_values, s.th, dir)) && n < max)
+            out[n++] = t;
         if (op != OP_ATTENTION)
             continue;
         t = s;
@@ -72,6 +78,12 @@ typedef struct Bench {
     float *plain[BUCKETS][MAX_IN];    /* the inputs as the reference reads them */
     float *ref[BUCKETS];
     int64_t out_n[BUCKETS];
+    /* copies of the weight (input 1 of a matmul or linear) that timed
+     * calls take in turn, so that each call finds it out of cache as it
+     * does in the model, where the other weights pass through the cache
+     * between two calls: copy[0] is buf[u][1] */
+    int ncopies;
+    void *copy[MAX_COPIES];
     KernelJit *kj;
 } Bench;
 
@@ -103,6 +115,8 @@ static float rnd_unit(uint64_t *s)
 
 static void bench_free(Bench *b)
 {
+    for (int c = 1; c < b->ncopies; c++)
+        free(b->copy[c]);
     for (int u = 0; u < BUCKETS; u++) {
         for (int k = 0; k < MAX_IN; k++) {
             if (b->buf[u][k] != b->plain[u][k])
@@ -112,6 +126,28 @@ static void bench_free(Bench *b)
         free(b->buf[u][MAX_IN]);
         free(b->ref[u]);
     }
+}
+
+/* The weight copies of b (see Bench): as many as make EVICT_BYTES, but
+ * no more than the model's weights do (a model whose weights fit in the
+ * cache keeps them there). False when out of memory. */
+static bool make_copies(Bench *b, const Model *m, const Graph *g, const Node *n)
+{
+    b->ncopies = 1;
+    if ((n->op != OP_MATMUL && n->op != OP_LINEAR) || g->nodes[n->in[1]].op != OP_PARAM)
+        return true;
+    const ParamInfo *w = &m->params[g->nodes[n->in[1]].attr.param];
+    int64_t bytes = param_floats(w) * 4, model = 0;
+    for (int p = 0; p < m->nparams; p++)
+        model += param_floats(&m->params[p]) * 4;
+    int64_t want = (model < EVICT_BYTES ? model : EVICT_BYTES) / (bytes ? bytes : 1) + 1;
+    b->copy[0] = b->buf[0][1];
+    for (b->ncopies = 1; b->ncopies < want && b->ncopies < MAX_COPIES; b->ncopies++) {
+        if (!(b->copy[b->ncopies] = malloc((size_t)bytes)))
+            return false;
+        memcpy(b->copy[b->ncopies], b->copy[0], (size_t)bytes);
+    }
+    return true;
 }
 
 /* Set up node i of graph g: the mini graph, inputs, reference results. */
@@ -168,10 +204,18 @@ static int bench_init(Bench *b, const Model *m, const Graph *g, int i, KernelJit
             return -1;
         b->ref[u] = t.data;
     }
-    return 0;
+    return make_copies(b, m, g, n) ? 0 : (snprintf(err, errlen, "out of memory for the tuner's inputs"), -1);
 oom:
     snprintf(err, errlen, "out of memory for the tuner's inputs");
     return -1;
+}
+
+/* One timed call at bucket u, with the next weight copy. */
+static void call_turn(const Bench *b, vamos_step_fn fn, void **bufs, int u, int *turn)
+{
+    if (b->ncopies > 1)
+        bufs[1] = b->copy[(*turn)++ % b->ncopies];
+    fn(b->node, bufs, b->sym[u]);
 }
 
 /* Median seconds of one run of the compiled step at bucket u. */
@@ -182,16 +226,18 @@ static double time_runs(vamos_step_fn fn, Bench *b, int u)
     for (int k = 0; k < arity; k++)
         bufs[k] = b->buf[u][k];
     bufs[arity] = b->buf[u][MAX_IN];
-    fn(b->node, bufs, b->sym[u]);   /* warm-up */
+    int turn = 0;
+    for (int c = 0; c < b->ncopies; c++)   /* warm-up: the code, and each copy's way out of the cache */
+        call_turn(b, fn, bufs, u, &turn);
     double t0 = now();
-    fn(b->node, bufs, b->sym[u]);
+    call_turn(b, fn, bufs, u, &turn);
     double one = now() - t0;
     int calls = one > 2e-3 ? 1 : (int)(2e-3 / (one + 1e-9)) + 1;
     double s[5];
     for (int r = 0; r < 5; r++) {
         t0 = now();
         for (int c = 0; c < calls; c++)
-            fn(b->node, bufs, b->sym[u]);
+            call_turn(b, fn, bufs, u, &turn);
         s[r] = (now() - t0) / calls;
     }
     qsort(s, 5, sizeof *s, cmp_double);
@@ -256,7 +302,7 @@ static void drop(Cand *c)
 
 static bool same_sched(Sched a, Sched b)
 {
-    return a.qb == b.qb && a.bk == b.bk && a.rb == b.rb;
+    return a.qb == b.qb && a.bk == b.bk && a.rb == b.rb && a.th == b.th;
 }
 
 /* Every schedule of op (exhaustive search); returns how many. */
@@ -266,9 +312,11 @@ static int all_scheds(Op op, Sched *out, int max)
     bool att = op == OP_ATTENTION;
     for (int q = 0; sched_qb_values[q] && (att || q == 0); q++)
         for (int k = 0; sched_bk_values[k] && (att || k == 0); k++)
-            for (int r = 0; sched_rb_values[r] && n < max; r++)
-                out[n++] = (Sched){ att ? sched_qb_values[q] : SCHED_QB_DEFAULT,
-                                    att ? sched_bk_values[k] : SCHED_BK_DEFAULT, sched_rb_values[r] };
+            for (int r = 0; sched_rb_values[r]; r++)
+                for (int t = 0; sched_th_values[t] && n < max; t++)
+                    out[n++] = (Sched){ att ? sched_qb_values[q] : SCHED_QB_DEFAULT,
+                                        att ? sched_bk_values[k] : SCHED_BK_DEFAULT, sched_rb_values[r],
+                                        sched_th_values[t] };
     return n;
 }
 
@@ -288,22 +336,22 @@ static int search(Bench *b, Op op, double deadline, bool exhaustive, TuneResult 
     best = def;
     r->done = true;
     r->tried = 1;
-    Sched tried[128];
+    Sched tried[MAX_TRIED];
     int ntried = 0;
     tried[ntried++] = def.s;
     if (exhaustive)
         deadline = INFINITY;
     for (bool moved = true; moved && now() < deadline;) {
         moved = false;
-        Sched nb[128];
-        int nn = exhaustive ? all_scheds(op, nb, 128) : tune_neighbours(op, best.s, nb, 8);
+        Sched nb[MAX_TRIED];
+        int nn = exhaustive ? all_scheds(op, nb, MAX_TRIED) : tune_neighbours(op, best.s, nb, 8);
         Cand step = best;
         double tstep = tbest;
         for (int k = 0; k < nn && now() < deadline; k++) {
             bool seen = false;
             for (int t = 0; t < ntried; t++)
                 seen |= same_sched(tried[t], nb[k]);
-            if (seen || ntried == 128)
+            if (seen || ntried == MAX_TRIED)
                 continue;
             tried[ntried++] = nb[k];
             r->tried++;

@@ -54,8 +54,8 @@ const char *tunedb_default_path(char *buf, size_t len)
 
 int tunedb_format(const TuneRecord *r, char *buf, size_t len)
 {
-    return snprintf(buf, len, "v1 %016llx qb=%d bk=%d rb=%d default=%.3f tuned=%.3f %s\n", (unsigned long long)r->key,
-                    r->sched.qb, r->sched.bk, r->sched.rb, r->default_us, r->tuned_us, r->sig);
+    return snprintf(buf, len, "v1 %016llx qb=%d bk=%d rb=%d th=%d default=%.3f tuned=%.3f %s\n",
+                    (unsigned long long)r->key, r->sched.qb, r->sched.bk, r->sched.rb, r->sched.th, r->default_us, r->tuned_us, r->sig);
 }
 
 static bool in_values(const unsigned char *v, long x)
@@ -101,18 +101,21 @@ bool tunedb_parse(const char *line, TuneRecord *r, const char **why)
     }
     r->key = strtoull(p, NULL, 16);
     p += 17;
-    double qb, bk, rb;
+    double qb, bk, rb, th = SCHED_TH_DEFAULT;
     if (!field(&p, "qb", &qb) || !field(&p, "bk", &bk) || !field(&p, "rb", &rb) ||
-        !field(&p, "default", &r->default_us) || !field(&p, "tuned", &r->tuned_us)) {
-        *why = "a field is missing or not a number (qb, bk, rb, default, tuned)";
+        (!strncmp(p, "th=", 3) && !field(&p, "th", &th)) || !field(&p, "default", &r->default_us) ||
+        !field(&p, "tuned", &r->tuned_us)) {
+        *why = "a field is missing or not a number (qb, bk, rb, th, default, tuned)";
         return false;
     }
+    /* th is optional: records written before it existed ran on the pool */
     if (!in_values(sched_qb_values, (long)qb) || !in_values(sched_bk_values, (long)bk) ||
-        !in_values(sched_rb_values, (long)rb) || qb != (long)qb || bk != (long)bk || rb != (long)rb) {
+        !in_values(sched_rb_values, (long)rb) || !in_values(sched_th_values, (long)th) || qb != (long)qb ||
+        bk != (long)bk || rb != (long)rb || th != (long)th) {
         *why = "a schedule value is not one the kernels accept";
         return false;
     }
-    r->sched = (Sched){ (unsigned char)qb, (unsigned char)bk, (unsigned char)rb };
+    r->sched = (Sched){ (unsigned char)qb, (unsigned char)bk, (unsigned char)rb, (unsigned char)th };
     size_t n = strlen(p);
     if (n == 0 || n >= TUNE_SIG_MAX) {
         *why = "the kernel signature is missing or too long";

@@ -519,7 +519,7 @@ Test(jit, long_chains_split_into_maps_that_fit)
  * tile height, under schedules at each parameter's extremes. */
 Test(jit, every_schedule_matches_the_interpreter, .timeout = 300)
 {
-    static const Sched scheds[] = { { 4, 32, 1 }, { 8, 128, 6 }, { 32, 32, 3 }, { 32, 128, 5 }, { 16, 64, 2 } };
+    static const Sched scheds[] = { { 4, 32, 1, 1 }, { 8, 128, 6, 2 }, { 32, 32, 3, 1 }, { 32, 128, 5, 2 }, { 16, 64, 2, 1 } };
     const char *text =
         "model att { vocab src = [\"<eos>\", \"a\", \"b\", \"c\"] vocab tgt = [\"<eos>\", \"b\"]\n"
         "  encoder(x: tokens<src>[b, n]) {\n"

@@ -12,7 +12,7 @@
 
 static TuneRecord record(uint64_t key, int rb, const char *sig)
 {
-    TuneRecord r = { .key = key, .sched = { 16, 64, (unsigned char)rb }, .default_us = 12.5, .tuned_us = 10.25 };
+    TuneRecord r = { .key = key, .sched = { 16, 64, (unsigned char)rb, 1 }, .default_us = 12.5, .tuned_us = 10.25 };
     snprintf(r.sig, sizeof r.sig, "%s", sig);
     return r;
 }
@@ -37,10 +37,26 @@ Test(tunedb, a_record_round_trips)
     const char *why;
     cr_assert(tunedb_parse(line, &back, &why), "%s: %s", line, why);
     cr_expect_eq(back.key, r.key);
-    cr_expect(back.sched.qb == 16 && back.sched.bk == 64 && back.sched.rb == 3);
+    cr_expect(back.sched.qb == 16 && back.sched.bk == 64 && back.sched.rb == 3 && back.sched.th == 1);
     cr_expect_eq(back.default_us, 12.5);
     cr_expect_eq(back.tuned_us, 10.25);
     cr_expect_str_eq(back.sig, r.sig);
+}
+
+/* th came after the first records were written: a line without it ran
+ * its kernel on the pool; one with a value the kernels do not take is
+ * damaged. */
+Test(tunedb, th_is_optional_and_checked)
+{
+    TuneRecord r;
+    const char *why;
+    cr_assert(tunedb_parse("v1 0000000000000001 qb=16 bk=64 rb=2 default=1 tuned=1 linear x", &r, &why), "%s", why);
+    cr_expect(r.sched.rb == 2 && r.sched.th == SCHED_TH_DEFAULT);
+    cr_assert(tunedb_parse("v1 0000000000000001 qb=16 bk=64 rb=2 th=1 default=1 tuned=1 linear x", &r, &why), "%s",
+              why);
+    cr_expect(r.sched.th == 1);
+    cr_expect(!tunedb_parse("v1 0000000000000001 qb=16 bk=64 rb=2 th=3 default=1 tuned=1 linear x", &r, &why));
+    cr_expect(!tunedb_parse("v1 0000000000000001 qb=16 bk=64 rb=2 th= default=1 tuned=1 linear x", &r, &why));
 }
 
 Test(tunedb, append_then_load_and_the_last_record_wins)
@@ -169,21 +185,22 @@ Test(tunedb, concurrent_writers_lose_nothing)
 Test(schedule, neighbours_step_one_parameter)
 {
     Sched nb[8];
-    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, SCHED_RB_DEFAULT };
+    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, SCHED_RB_DEFAULT, SCHED_TH_DEFAULT };
     int n = tune_neighbours(OP_MATMUL, def, nb, 8);
-    cr_assert_eq(n, 2);   /* rb 3 and 5 */
-    cr_expect(nb[0].rb == 3 && nb[1].rb == 5);
+    cr_assert_eq(n, 3);   /* rb 3, one thread, rb 5 */
+    cr_expect(nb[0].rb == 3 && nb[1].th == 1 && nb[1].rb == 4 && nb[2].rb == 5);
     n = tune_neighbours(OP_ATTENTION, def, nb, 8);
-    cr_assert_eq(n, 6);
+    cr_assert_eq(n, 7);
     for (int i = 0; i < n; i++) {
         cr_expect(sched_valid(OP_ATTENTION, nb[i]));
-        int changed = (nb[i].qb != def.qb) + (nb[i].bk != def.bk) + (nb[i].rb != def.rb);
+        int changed = (nb[i].qb != def.qb) + (nb[i].bk != def.bk) + (nb[i].rb != def.rb) + (nb[i].th != def.th);
         cr_expect_eq(changed, 1);
     }
-    n = tune_neighbours(OP_MATMUL, (Sched){ 16, 64, 1 }, nb, 8);   /* at the edge */
-    cr_expect(n == 1 && nb[0].rb == 2);
-    cr_expect(!sched_valid(OP_MATMUL, (Sched){ 16, 64, 7 }));
-    cr_expect(!sched_valid(OP_ATTENTION, (Sched){ 12, 64, 4 }));
+    n = tune_neighbours(OP_MATMUL, (Sched){ 16, 64, 1, 1 }, nb, 8);   /* at the edges */
+    cr_expect(n == 2 && nb[0].rb == 2 && nb[1].th == 2);
+    cr_expect(!sched_valid(OP_MATMUL, (Sched){ 16, 64, 7, 2 }));
+    cr_expect(!sched_valid(OP_MATMUL, (Sched){ 16, 64, 4, 3 }));
+    cr_expect(!sched_valid(OP_ATTENTION, (Sched){ 12, 64, 4, 2 }));
     cr_expect(!sched_valid(OP_ADD, def));
 }
 
