@@ -29,6 +29,10 @@ typedef struct TuneOptions {
     const char *db;      /* where records are appended; NULL: none */
     FILE *progress;      /* progress line, or NULL */
     bool exhaustive;     /* every schedule of every kernel, no budget (benchmarks) */
+    /* tests: when it returns true for a candidate, one element of the
+     * candidate's result is moved by 1e-4 of the largest before the check
+     * (a wrong kernel, to show it is discarded); NULL in use */
+    bool (*disturb)(Sched s);
 } TuneOptions;
 
 typedef struct TuneResult {

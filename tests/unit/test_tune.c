@@ -256,3 +256,41 @@ Test(tune, statquest_tunes_and_applies, .timeout = 120)
     free(text);
     arena_free(&a);
 }
+
+static bool all_but_default(Sched s)
+{
+    return s.qb != SCHED_QB_DEFAULT || s.bk != SCHED_BK_DEFAULT || s.rb != SCHED_RB_DEFAULT ||
+           s.th != SCHED_TH_DEFAULT;
+}
+
+/* A candidate whose result is wrong, even by 1e-4 of the largest value,
+ * is discarded and never chosen: with every schedule but the default
+ * made wrong, the search over statquest tries each default's
+ * neighbours, counts them all wrong, and keeps the defaults. */
+Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
+{
+    char *text = read_all("models/statquest.vam", NULL);
+    cr_assert(text);
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = compile_capture(&a, "models/statquest.vam", text, &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    TuneOptions o = { .budget = 120, .disturb = all_but_default };   /* it stops when no neighbour wins */
+    TuneResult *r;
+    int n;
+    char err[512];
+    cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 6);
+    for (int i = 0; i < n; i++) {
+        Sched nb[8], def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, SCHED_RB_DEFAULT, SCHED_TH_DEFAULT };
+        Op op = !strncmp(r[i].sig, "attention", 9) ? OP_ATTENTION : OP_LINEAR;
+        cr_expect_eq(r[i].tried, 1 + tune_neighbours(op, def, nb, 8), "%s", r[i].sig);
+        cr_expect_eq(r[i].wrong, r[i].tried - 1, "%s", r[i].sig);
+        cr_expect(!all_but_default(r[i].best), "%s: a wrong schedule was chosen", r[i].sig);
+    }
+    free(r);
+    free(text);
+    arena_free(&a);
+}
