@@ -140,6 +140,21 @@ out:
     return NULL;
 }
 
+int jit_translator(const Jit *j, const Model *m, const Bound *w, Blob *blob, vamos_model *out, char *err,
+                   size_t errlen)
+{
+    if (blob_make(m, w, true, blob)) {
+        free(blob->p);
+        snprintf(err, errlen, "out of memory for the model blob");
+        return -1;
+    }
+    if (vamos_model_open(out, blob->p, blob->n, j->fns, err, errlen)) {
+        free(blob->p);
+        return -1;
+    }
+    return 0;
+}
+
 Jit *jit_compile(const Model *m, char *err, size_t errlen)
 {
     return compile(m, false, err, errlen);

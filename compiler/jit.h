@@ -8,6 +8,8 @@
 
 #include "codegen.h"
 #include "interp.h"
+#include "compile.h"
+#include "vamos/model.h"
 
 typedef struct Jit Jit;
 
@@ -31,6 +33,14 @@ int jit_run(Jit *j, const Model *m, const Graph *g, float *const *params,
 /* The same, keeping every node's value (like interp_run_all). */
 int jit_run_all(Jit *j, const Model *m, const Graph *g, float *const *params,
                 const InterpInputs *in, Tensor *all, char *err, size_t errlen);
+
+/* What a built translator runs, in process: the runtime model over j's
+ * compiled graphs (from jit_compile) and the weights w, as `vamos build`
+ * would carry them. *blob holds it (free(blob->p) after
+ * vamos_model_close). 0, or -1 with a message. */
+struct Blob;
+int jit_translator(const Jit *j, const Model *m, const Bound *w, struct Blob *blob, vamos_model *out, char *err,
+                   size_t errlen);
 
 /* For the tuner: one graph's step function compiled alone, in a
  * resource tracker of its own (KernelCode) that kjit_drop frees, so

@@ -155,6 +155,14 @@ int tunedb_load(const char *path, TuneDB *db, FILE *warn, char *err, size_t errl
         snprintf(err, errlen, "cannot read the tuning database '%s': %s", path, strerror(errno));
         return -1;
     }
+    int rc = tunedb_read(f, path, db, warn, err, errlen);
+    fclose(f);
+    return rc;
+}
+
+int tunedb_read(FILE *f, const char *path, TuneDB *db, FILE *warn, char *err, size_t errlen)
+{
+    memset(db, 0, sizeof *db);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -188,7 +196,6 @@ int tunedb_load(const char *path, TuneDB *db, FILE *warn, char *err, size_t errl
         rc = -1;
     }
     free(line);
-    fclose(f);
     return rc;
 }
 

@@ -49,6 +49,8 @@ const char *tunedb_default_path(char *buf, size_t len);
  * to warn as "path:LINE: why" and are skipped. -1 with a message in err
  * when the file exists but cannot be read. */
 int tunedb_load(const char *path, TuneDB *db, FILE *warn, char *err, size_t errlen);
+/* The same from an open stream; path names it in messages. */
+int tunedb_read(FILE *f, const char *path, TuneDB *db, FILE *warn, char *err, size_t errlen);
 /* Append one record (creating the file and its directory). */
 int tunedb_append(const char *path, const TuneRecord *r, char *err, size_t errlen);
 const TuneRecord *tunedb_find(const TuneDB *db, uint64_t key);

@@ -722,6 +722,53 @@ static int weights_parse(weights_ctx *c, vamos_weights *w, size_t size,
     return rc == 0 ? weights_verify(c, w, flags) : -1;
 }
 
+/* The checks both loaders make before reading; a new empty vamos_weights,
+ * or NULL (reported). */
+static vamos_weights *weights_start(weights_ctx *c, unsigned flags)
+{
+    if (flags & ~(unsigned)VAMOS_WEIGHTS_UNCHECKED) {
+        weights_fail(c, "unknown flags 0x%x", flags);
+        return NULL;
+    }
+    if (!weights_little_endian()) {
+        weights_fail(c, "big-endian hosts are not supported");
+        return NULL;
+    }
+    vamos_weights *w = calloc(1, sizeof *w);
+    if (!w)
+        weights_fail(c, "out of memory");
+    return w;
+}
+
+vamos_weights *vamos_weights_load_mem(const char *name, const void *data, size_t size, unsigned flags, char *err,
+                                      size_t errlen)
+{
+    weights_ctx c = {name ? name : "(memory)", err, errlen};
+    if (!data && size) {
+        weights_fail(&c, "no data given");
+        return NULL;
+    }
+    if (size > SIZE_MAX - WEIGHTS_ALIGN) {
+        weights_fail(&c, "too large");
+        return NULL;
+    }
+    vamos_weights *w = weights_start(&c, flags);
+    if (!w)
+        return NULL;
+    if (!(w->file = malloc(size + WEIGHTS_ALIGN))) {
+        weights_fail(&c, "out of memory for %zu bytes", size);
+        vamos_weights_free(w);
+        return NULL;
+    }
+    if (size)
+        memcpy(w->file, data, size);
+    if (weights_parse(&c, w, size, flags) != 0) {
+        vamos_weights_free(w);
+        return NULL;
+    }
+    return w;
+}
+
 vamos_weights *vamos_weights_load(const char *path, unsigned flags, char *err,
                                   size_t errlen)
 {
@@ -732,19 +779,8 @@ vamos_weights *vamos_weights_load(const char *path, unsigned flags, char *err,
         weights_fail(&c, "no path given");
         return NULL;
     }
-    if (flags & ~(unsigned)VAMOS_WEIGHTS_UNCHECKED) {
-        weights_fail(&c, "unknown flags 0x%x", flags);
+    if (!(w = weights_start(&c, flags)))
         return NULL;
-    }
-    if (!weights_little_endian()) {
-        weights_fail(&c, "big-endian hosts are not supported");
-        return NULL;
-    }
-    w = calloc(1, sizeof *w);
-    if (!w) {
-        weights_fail(&c, "out of memory");
-        return NULL;
-    }
     if (weights_read_file(&c, &w->file, &size) != 0 ||
         weights_parse(&c, w, size, flags) != 0) {
         vamos_weights_free(w);

@@ -81,6 +81,11 @@ enum {
 vamos_weights *vamos_weights_load(const char *path, unsigned flags, char *err,
                                   size_t errlen);
 
+/* The same from size bytes at data (copied); name stands for the file in
+ * messages. */
+vamos_weights *vamos_weights_load_mem(const char *name, const void *data, size_t size, unsigned flags, char *err,
+                                      size_t errlen);
+
 /* Number of tensors. */
 int vamos_weights_count(const vamos_weights *w);
 
