@@ -21,6 +21,11 @@ int diag_add_file(Diag *d, const char *path, const char *text, long len)
 /* True once an error past the limit was seen: phases stop then. */
 bool diag_too_many(const Diag *d) { return d->errors > DIAG_MAX_ERRORS; }
 
+/* Characters of a source line shown around the caret: a longer line
+ * (generated code, a minified file) is cut to a window, with "..." where
+ * it was cut. */
+#define SHOWN_CHARS 100
+
 /* Print the line `line` of the file and a caret run under [col, end_col]. */
 static void show_line(Diag *d, const DiagFile *f, SrcLoc loc)
 {
@@ -29,25 +34,37 @@ static void show_line(Diag *d, const DiagFile *f, SrcLoc loc)
         if (*p == '\n')
             l++;
     const char *eol = p;
+    int width = 0;   /* characters: UTF-8 continuation bytes do not count */
     while (eol < end && *eol != '\n')
-        eol++;
-    fputs("  ", d->out);
-    int width = 0;
-    for (const char *c = p; c < eol; c++) {
-        /* Tabs become one space so the caret lines up; controls become '?'. */
-        unsigned char ch = (unsigned char)*c;
-        fputc(ch == '\t' ? ' ' : (ch < 32 || ch == 127) ? '?' : ch, d->out);
-        if ((ch & 0xC0) != 0x80)
-            width++;
-    }
-    fputs("\n  ", d->out);
+        width += (*eol++ & 0xC0) != 0x80;
     int col = loc.col < 1 ? 1 : loc.col;
     int last = loc.end_col >= col ? loc.end_col : col;
     if (col > width + 1)
         col = width + 1;
     if (last > width + 1)
         last = width + 1;
-    for (int i = 1; i < col; i++)
+    /* the window [lo, hi] of characters shown: the whole line when it
+     * fits, else SHOWN_CHARS from a little before the caret */
+    int lo = 1, hi = width;
+    if (width > SHOWN_CHARS) {
+        lo = col - SHOWN_CHARS / 3 < 1 ? 1 : col - SHOWN_CHARS / 3;
+        hi = lo + SHOWN_CHARS - 1;
+        if (hi > width)
+            hi = width, lo = width - SHOWN_CHARS + 1;
+        if (last > hi + 1)
+            last = hi + 1;
+    }
+    fputs(lo > 1 ? "  ..." : "  ", d->out);
+    int at = 0;
+    for (const char *c = p; c < eol; c++) {
+        /* Tabs become one space so the caret lines up; controls become '?'. */
+        unsigned char ch = (unsigned char)*c;
+        at += (ch & 0xC0) != 0x80;
+        if (at >= lo && at <= hi)
+            fputc(ch == '\t' ? ' ' : (ch < 32 || ch == 127) ? '?' : ch, d->out);
+    }
+    fputs(hi < width ? "...\n  " : "\n  ", d->out);
+    for (int i = lo > 1 ? lo - 3 : 1; i < col; i++)
         fputc(' ', d->out);
     for (int i = col; i <= last; i++)
         fputc(i == col ? '^' : '~', d->out);
