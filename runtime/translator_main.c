@@ -22,6 +22,7 @@ __attribute__((weak)) int32_t vamos_step(void *const *buf, const int64_t *sym);
 
 #define MAX_LINE (1L << 20)
 #define MAX_BATCH 1024
+#define MAX_SRC 1024     /* source words translated (vamos_opts.max_src's default) */
 
 static void usage(FILE *f, const vamos_model *m)
 {
@@ -42,15 +43,18 @@ static void usage(FILE *f, const vamos_model *m)
             "  --help        this help\n"
             "  --version     the model's name and the xxHash of its weights\n\n"
             "Input lines longer than 1 MiB are cut there; sentences of more than 1024 words\n"
-            "keep their first 1024. Words not in the source vocabulary become <unk>, or are\n"
-            "skipped when the model has no <unk>. Every input line gets one output line.\n",
+            "keep their first 1024 (both with a warning naming the line). Words not in the\n"
+            "source vocabulary become <unk>, or are skipped when the model has no <unk>.\n"
+            "Every input line gets one output line.\n",
             m->name, "source", "target", m->src.n, m->tgt.n, vamos_threads());
 }
 
-/* Read one line of any length (cut at MAX_LINE); NULL at end of input. */
-static char *read_line(FILE *in, char **buf, size_t *cap)
+/* Read one line of any length (cut at MAX_LINE: *cut); NULL at end of
+ * input. */
+static char *read_line(FILE *in, char **buf, size_t *cap, bool *cut)
 {
     size_t n = 0;
+    *cut = false;
     int c;
     bool any = false;
     while ((c = fgetc(in)) != EOF) {
@@ -58,8 +62,10 @@ static char *read_line(FILE *in, char **buf, size_t *cap)
         if (c == '\n')
             break;
         if (n + 1 >= *cap) {
-            if ((long)*cap >= MAX_LINE)
-                continue;                  /* cut: drop the rest of the line */
+            if ((long)*cap >= MAX_LINE) {
+                *cut = true;               /* drop the rest of the line */
+                continue;
+            }
             size_t nc = *cap ? *cap * 2 : 256;
             char *p = realloc(*buf, nc);
             if (!p)
@@ -77,6 +83,33 @@ static char *read_line(FILE *in, char **buf, size_t *cap)
     }
     (*buf)[n] = 0;
     return *buf;
+}
+
+/* Whitespace-separated words in text, as the tokenizer splits it. */
+static long count_words(const char *text)
+{
+    long n = 0;
+    for (bool in = false; *text; text++) {
+        bool space = *text == ' ' || (*text >= '\t' && *text <= '\r');
+        n += !space && !in;
+        in = !space;
+    }
+    return n;
+}
+
+/* Say on standard error when line `line` (0: the argument) is cut. */
+static void warn_long(long line, const char *text, bool cut, int max_src)
+{
+    char where[48] = "the sentence";
+    if (line)
+        snprintf(where, sizeof where, "line %ld", line);
+    if (cut)
+        fprintf(stderr, "translator: warning: %s is longer than %ld bytes; the rest of it is dropped\n", where,
+                MAX_LINE);
+    long words = count_words(text);
+    if (words > max_src)
+        fprintf(stderr, "translator: warning: %s has %ld words; only its first %d are translated\n", where, words,
+                max_src);
 }
 
 /* Translate n lines; print one line each (empty on an internal error). */
@@ -104,7 +137,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "translator: %s\n", err);
         return 1;
     }
-    vamos_opts o = { 0 };
+    vamos_opts o = { .max_src = MAX_SRC };
     bool stats = false;
     int batch = 1;
     const char *sentence = NULL;
@@ -167,14 +200,19 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = 0;
     if (sentence) {
+        warn_long(0, sentence, false, MAX_SRC);
         rc = translate_lines(s, &sentence, 1, &o, &st);
     } else {
         char *bufs[MAX_BATCH] = { 0 };
         size_t caps[MAX_BATCH] = { 0 };
+        long line = 0;
         for (bool more = true; more;) {
             int n = 0;
-            while (n < batch && (more = read_line(stdin, &bufs[n], &caps[n]) != NULL))
+            bool cut;
+            while (n < batch && (more = read_line(stdin, &bufs[n], &caps[n], &cut) != NULL)) {
+                warn_long(++line, bufs[n], cut, MAX_SRC);
                 n++;
+            }
             if (n)
                 rc |= translate_lines(s, (const char *const *)bufs, n, &o, &st);
         }

@@ -55,6 +55,26 @@ Test(aot, statquest_translator)
     free(out);
 }
 
+/* Input past the limits is translated in part, and the translator says
+ * so, naming the line; every input line still gets its output line. */
+Test(aot, long_input_is_cut_with_a_warning)
+{
+    build_statquest();
+    char *out;
+    cr_assert_eq(sh(&out, "{ yes go | head -n 1100 | tr '\\n' ' '; printf '\\nto go\\n'; } | " SQ_BIN), 0);
+    cr_assert(strstr(out, "translator: warning: line 1 has 1100 words; only its first 1024 are translated\n"), "%s", out);
+    cr_assert(strlen(out) > 4 && !strcmp(out + strlen(out) - 4, "\nir\n"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "{ echo to go; head -c 1100000 /dev/zero | tr '\\0' a; printf '\\nto go\\n'; } | " SQ_BIN), 0);
+    cr_assert(strstr(out, "translator: warning: line 2 is longer than 1048576 bytes; the rest of it is dropped\n"),
+              "%s", out);
+    cr_assert(strstr(out, "ir\n") == out && !strcmp(out + strlen(out) - 4, "\nir\n"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " \"to go\""), 0);   /* no warning when nothing is cut */
+    cr_assert_str_eq(out, "ir\n");
+    free(out);
+}
+
 /* ldd lists libc, libm (and the loader), never LLVM or libstdc++. */
 Test(aot, depends_on_libc_and_libm_only)
 {
