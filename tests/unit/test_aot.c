@@ -110,6 +110,11 @@ Test(aot, bad_input_one_line_each)
     fclose(f);
     char *out;
     cr_assert_eq(sh(&out, SQ_BIN " < /tmp/vamos-aot-input"), 0, "%s", out);
+    /* the 100000-byte line is 14286 words: said on stderr, then taken out */
+    static const char warn[] = "translator: warning: line 7 has 14286 words; only its first 1024 are translated\n";
+    char *w = strstr(out, warn);
+    cr_assert(w, "%s", out);
+    memmove(w, w + strlen(warn), strlen(w + strlen(warn)) + 1);
     int lines = 0;
     for (char *p = out; *p; p++)
         lines += *p == '\n';
