@@ -60,9 +60,27 @@ static int link_exe(const char *obj, const char *output, char *err, size_t errle
     return 0;
 }
 
-int aot_build(const Model *m, const Bound *w, const char *output, char *err, size_t errlen)
+/* vamos_cpu: what the translator's code needs (runtime/cpu.c). */
+static void add_cpu_spec(LLVMContextRef ctx, LLVMModuleRef mod, const char *cpu_level)
 {
-    LLVMTargetMachineRef tm = cg_host_machine(err, errlen);
+    char *features = NULL;
+    if (!cpu_level || !strcmp(cpu_level, "native"))
+        features = LLVMGetHostCPUFeatures();
+    size_t n = (features ? strlen(features) : 0) + 64;
+    char *spec = malloc(n);
+    if (spec)   /* else "": the translator checks nothing */
+        snprintf(spec, n, "%s%s", features ? "native:" : cpu_level, features ? features : "");
+    LLVMValueRef s = LLVMConstStringInContext2(ctx, spec ? spec : "", spec ? strlen(spec) : 0, 0);
+    LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(s), "vamos_cpu");
+    LLVMSetInitializer(g, s);
+    LLVMSetGlobalConstant(g, 1);
+    free(spec);
+    LLVMDisposeMessage(features);
+}
+
+int aot_build(const Model *m, const Bound *w, const char *output, const char *cpu_level, char *err, size_t errlen)
+{
+    LLVMTargetMachineRef tm = cg_target_machine(cpu_level, err, errlen);
     if (!tm)
         return -1;
     LLVMContextRef ctx = LLVMContextCreate();
@@ -84,6 +102,7 @@ int aot_build(const Model *m, const Bound *w, const char *output, char *err, siz
     LLVMSetGlobalConstant(g, 1);
     LLVMSetAlignment(g, 64);
     LLVMSetSection(g, ".lrodata.vamos");
+    add_cpu_spec(ctx, mod, cpu_level);
     char *msg = NULL;
     if (LLVMTargetMachineEmitToFile(tm, mod, obj, LLVMObjectFile, &msg)) {
         snprintf(err, errlen, "cannot write %s: %s", obj, msg);

@@ -5,7 +5,10 @@
 
 #include "compile.h"
 
-/* Write the executable `output`. Returns 0, or -1 with a message. */
-int aot_build(const Model *m, const Bound *w, const char *output, char *err, size_t errlen);
+/* Write the executable `output`, its code for this machine's CPU
+ * (cpu_level NULL or "native") or an x86-64 level (cg_cpu_levels); it
+ * checks at start that its CPU can run that code. Returns 0, or -1 with
+ * a message. */
+int aot_build(const Model *m, const Bound *w, const char *output, const char *cpu_level, char *err, size_t errlen);
 
 #endif

@@ -1432,7 +1432,14 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
     free(ks);
 }
 
+const char *const cg_cpu_levels[] = { "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", NULL };
+
 LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen)
+{
+    return cg_target_machine(NULL, err, errlen);
+}
+
+LLVMTargetMachineRef cg_target_machine(const char *cpu_level, char *err, size_t errlen)
 {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
@@ -1444,7 +1451,14 @@ LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen)
         LLVMDisposeMessage(triple);
         return NULL;
     }
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    bool host = !cpu_level || !strcmp(cpu_level, "native");
+    if (!host && strncmp(triple, "x86_64", 6)) {
+        snprintf(err, errlen, "--cpu %s is for x86-64 machines; this one is %s: use --cpu native", cpu_level, triple);
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *cpu = host ? LLVMGetHostCPUName() : LLVMCreateMessage(cpu_level);
+    char *features = host ? LLVMGetHostCPUFeatures() : LLVMCreateMessage("");
     LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
                                                       LLVMRelocPIC, LLVMCodeModelDefault);
     LLVMDisposeMessage(cpu);

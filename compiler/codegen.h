@@ -24,6 +24,10 @@ typedef int32_t (*vamos_graph_fn)(void *const *buf, const int64_t *sym);
 
 /* The host target machine (CPU name and features), for codegen and JIT. */
 LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen);
+/* The same for an x86-64 level of cg_cpu_levels (NULL-terminated), or
+ * the host's for NULL or "native" (vamos build --cpu). */
+extern const char *const cg_cpu_levels[];
+LLVMTargetMachineRef cg_target_machine(const char *cpu_level, char *err, size_t errlen);
 
 /* Emit the graphs of m into a new module in ctx, verify and optimise it.
  * With `steps`, also emit for each graph

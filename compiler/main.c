@@ -30,6 +30,7 @@
 
 typedef struct Opts {
     const char *model, *weights, *out, *dump, *target, *after;
+    const char *cpu;    /* build --cpu: "native" or an x86-64 level */
     const char *sentence;
     unsigned long long seed;
     int max_len, threads;
@@ -103,7 +104,12 @@ static const char *usage_build =
     "for this machine, and the translator carries them.\n"
     "options:\n"
     "  --db FILE            the tuning database (default: see vamos tune --help)\n"
-    "  --no-tune            ignore the tuning database: default schedules\n";
+    "  --no-tune            ignore the tuning database: default schedules\n"
+    "  --cpu CPU            the CPUs the translator runs on: native (default: this\n"
+    "                       machine's, every feature it has), or an x86-64 level,\n"
+    "                       x86-64-v3 (AVX2 and FMA: most machines since 2015),\n"
+    "                       x86-64-v2 or x86-64 (any); slower the lower it is. A\n"
+    "                       translator started on a CPU it cannot run on says so\n";
 
 static const char *usage_tune =
     "usage: vamos tune MODEL.vam [-w W.safetensors] [--budget SECONDS] [--db FILE]\n"
@@ -146,7 +152,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "threads", required_argument, 0, 'j' }, { "fused", no_argument, 0, 'F' },
         { "db", required_argument, 0, 'B' }, { "budget", required_argument, 0, 'b' },
         { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' },
-        { "exhaustive", no_argument, 0, 'X' }, { 0, 0, 0, 0 },
+        { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -168,6 +174,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         case 'S': o->show = true; break;
         case 'N': o->no_tune = true; break;
         case 'X': o->exhaustive = true; break;
+        case 'C': o->cpu = optarg; break;
         case 'b':
             errno = 0;
             o->budget = strtod(optarg, &end);
@@ -448,6 +455,12 @@ static int cmd_build(Arena *a, const Opts *o)
         return usage_error(usage_build, "%s", "missing -w W.safetensors");
     if (!o->out)
         return usage_error(usage_build, "%s", "missing -o TRANSLATOR");
+    bool cpu_ok = !o->cpu || !strcmp(o->cpu, "native");
+    for (int k = 0; cg_cpu_levels[k] && !cpu_ok; k++)
+        cpu_ok = !strcmp(o->cpu, cg_cpu_levels[k]);
+    if (!cpu_ok)
+        return usage_error(usage_build, "--cpu takes native, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4, not '%s'",
+                           o->cpu);
     double t0 = now_s();
     Bound b;
     Model *m = load_with_weights(a, o, &b);
@@ -458,7 +471,7 @@ static int cmd_build(Arena *a, const Opts *o)
         return 1;
     }
     char err[512];
-    int rc = aot_build(m, &b, o->out, err, sizeof err);
+    int rc = aot_build(m, &b, o->out, o->cpu, err, sizeof err);
     bound_free(&b);
     if (rc) {
         fprintf(stderr, "vamos: error: %s\n", err);

@@ -14,6 +14,7 @@
 #include "vamos/translate.h"
 
 extern const unsigned char vamos_blob[];
+extern const char vamos_cpu[];   /* what the code needs (cpu.c) */
 int32_t vamos_encoder(void *const *buf, const int64_t *sym);
 int32_t vamos_decoder(void *const *buf, const int64_t *sym);
 /* present when the compiler derived a one-word step */
@@ -132,6 +133,10 @@ int main(int argc, char **argv)
 {
     vamos_model m;
     char err[512];
+    if (vamos_cpu_check(vamos_cpu, err, sizeof err)) {
+        fprintf(stderr, "translator: %s\n", err);
+        return 1;
+    }
     const vamos_kernel_fn fns[4] = { vamos_encoder, vamos_decoder, vamos_prep, vamos_step };
     if (vamos_model_open(&m, vamos_blob, 0, fns, err, sizeof err)) {
         fprintf(stderr, "translator: %s\n", err);

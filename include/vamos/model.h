@@ -3,6 +3,7 @@
  * `vamos build` emits one object file that defines
  *
  *     const unsigned char vamos_blob[];            (64-byte aligned)
+ *     const char vamos_cpu[];                      (vamos_cpu_check)
  *     int32_t vamos_encoder(void *const *buf, const int64_t *sym);
  *     int32_t vamos_decoder(void *const *buf, const int64_t *sym);
  *     int32_t vamos_prep(...), vamos_step(...);    (with a derived step)
@@ -34,6 +35,7 @@
 #ifndef VAMOS_MODEL_H
 #define VAMOS_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,5 +97,12 @@ typedef struct vamos_model {
 int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
                      const vamos_kernel_fn fns[4], char *err, size_t errlen);
 void vamos_model_close(vamos_model *m);
+
+/* Can this CPU run code built for `spec` (a translator's vamos_cpu:
+ * "native:" and LLVM's feature string, or an x86-64 level such as
+ * "x86-64-v3"; see runtime/cpu.c)? 0, or -1 with a message naming what
+ * is missing. _with takes the test of one feature (tests). */
+int vamos_cpu_check(const char *spec, char *err, size_t errlen);
+int vamos_cpu_check_with(const char *spec, bool (*has)(const char *feature), char *err, size_t errlen);
 
 #endif

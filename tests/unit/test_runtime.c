@@ -1,10 +1,13 @@
 /* test_runtime.c - the runtime's thread pool and memory plan. */
 #include <criterion/criterion.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "compile.h"
 #include "passes.h"
+#include "vamos/model.h"
 #include "vamos/parallel.h"
 
 /* Adds 1 to out[i] for i in [lo, hi); fails with 7 on a marked index. */
@@ -129,4 +132,37 @@ Test(plan, empty_graph_without_output)
     int slot[1] = { 7 };
     cr_assert_eq(plan_memory(&g, true, slot), 0);
     cr_assert_eq(slot[0], 7);
+}
+
+static bool lacks_avx512f(const char *f)
+{
+    return strcmp(f, "avx512f") != 0;
+}
+
+static bool has_nothing(const char *f)
+{
+    (void)f;
+    return false;
+}
+
+/* A translator checks its CPU can run its code: every '+' feature of a
+ * native build, or its x86-64 level; what is missing is named. */
+Test(cpu, a_missing_feature_is_named)
+{
+    char err[512] = "";
+    cr_expect_eq(vamos_cpu_check_with("native:+avx2,-avx512bw,+fma", lacks_avx512f, err, sizeof err), 0);
+    cr_expect_eq(vamos_cpu_check_with("native:+avx2,+avx512f,-avx512bw,+avx512bw", lacks_avx512f, err, sizeof err), -1);
+    cr_expect(strstr(err, "lacks avx512f:") && strstr(err, "--cpu x86-64-v3"), "%s", err);
+    cr_expect_eq(vamos_cpu_check_with("native:+avx2,+fma,-avx512f", has_nothing, err, sizeof err), -1);
+    cr_expect(strstr(err, "lacks avx2, fma:"), "%s", err);
+    cr_expect_eq(vamos_cpu_check_with("x86-64-v3", has_nothing, err, sizeof err), -1);
+    cr_expect(strstr(err, "built for x86-64-v3 CPUs"), "%s", err);
+    cr_expect_eq(vamos_cpu_check_with("", has_nothing, err, sizeof err), 0);   /* nothing recorded */
+    cr_expect_eq(vamos_cpu_check_with("native:", has_nothing, err, sizeof err), 0);
+    /* this machine runs what it builds, and the baseline */
+    char *features = LLVMGetHostCPUFeatures(), spec[8192];
+    snprintf(spec, sizeof spec, "native:%s", features);
+    LLVMDisposeMessage(features);
+    cr_expect_eq(vamos_cpu_check(spec, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(vamos_cpu_check("x86-64", err, sizeof err), 0, "%s", err);
 }
