@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # setup.sh - install what building and testing Vamos needs (Debian 12).
 # Installs only the packages that are missing; uses sudo when not root.
+# --test: also what only the test suite needs (valgrind, which runs a
+# built translator).
 set -euo pipefail
 packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev)
+[ "${1:-}" = --test ] && packages+=(valgrind)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,7 @@
 # suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S . -B build -DVAMOS_WERROR=ON >/dev/null

@@ -75,6 +75,39 @@ Test(aot, long_input_is_cut_with_a_warning)
     free(out);
 }
 
+/* A translator built for x86-64-v3 (valgrind knows no AVX-512) runs
+ * good and bad input under valgrind without an error or a leak. */
+Test(aot, valgrind_finds_nothing, .timeout = 300)
+{
+    char *out;
+    if (sh(&out, "command -v valgrind") != 0) {
+        free(out);
+        cr_skip_test("valgrind is not installed (scripts/setup.sh --test installs it)");
+    }
+    free(out);
+    int st = sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --cpu x86-64-v3 -o "
+                      "/tmp/vamos-aot-statquest-v3", vamos_bin());
+    cr_assert_eq(st, 0, "%s", out);
+    free(out);
+    st = sh(&out, "printf \"Let's go\\nto go\\n\\377\\376 go\\n\\n\\ngo go go go go go\\n\" | valgrind -q "
+                  "--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect "
+                  "/tmp/vamos-aot-statquest-v3 --batch 2 && valgrind -q --error-exitcode=99 "
+                  "/tmp/vamos-aot-statquest-v3 --beam 3 \"to go\"");
+    cr_assert_eq(st, 0, "valgrind reports (exit %d):\n%s", st, out);
+    cr_expect_str_eq(out, "vamos\nir\nir\n\n\nir\nir\n");   /* and no valgrind report at all */
+    free(out);
+}
+
+/* --cpu names a level it knows or is refused before any work. */
+Test(aot, unknown_cpu_is_refused)
+{
+    char *out;
+    int st = sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --cpu pentium -o /tmp/x", vamos_bin());
+    cr_expect_eq(st, 2, "%s", out);
+    cr_expect(strstr(out, "--cpu takes native, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4, not 'pentium'"), "%s", out);
+    free(out);
+}
+
 /* ldd lists libc, libm (and the loader), never LLVM or libstdc++. */
 Test(aot, depends_on_libc_and_libm_only)
 {
