@@ -38,9 +38,12 @@ for h in "${harnesses[@]}"; do
   extra=()
   [ "$h" = dsl ] && extra=(tests/lang/bad)
   echo "fuzz.sh: $h for ${secs}s" >&2
-  build-fuzz/tests/fuzz/fuzz_"$h" "$new" "$corpus" "${extra[@]}" -max_total_time="$secs" -jobs="$jobs" \
-    -workers="$jobs" -timeout=10 -rss_limit_mb=4096 -max_len=16384 -artifact_prefix="$findings/" \
-    -print_final_stats=1 >build-fuzz/fuzz-"$h".log 2>&1 || { echo "fuzz.sh: $h found a problem: see build-fuzz/fuzz-$h.log and $findings/" >&2; exit 1; }
+  par=()   # -jobs writes each job's log as fuzz-N.log in the working directory: build-fuzz/
+  [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
+  (cd build-fuzz && tests/fuzz/fuzz_"$h" ../"$new" ../"$corpus" "${extra[@]/#/../}" -max_total_time="$secs" \
+    "${par[@]}" -timeout=10 -rss_limit_mb=4096 -max_len=16384 -artifact_prefix=../"$findings/" \
+    -print_final_stats=1) >build-fuzz/fuzz-"$h".log 2>&1 ||
+    { echo "fuzz.sh: $h found a problem: see build-fuzz/fuzz-$h.log and $findings/" >&2; exit 1; }
   # keep only inputs that add coverage over what the corpus has
   build-fuzz/tests/fuzz/fuzz_"$h" -merge=1 "$corpus" "$new" >>build-fuzz/fuzz-"$h".log 2>&1
   grep -E "stat::number_of_executed_units|cov: " build-fuzz/fuzz-"$h".log | tail -3 >&2
