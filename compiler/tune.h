@@ -4,7 +4,8 @@
  * Each distinct kernel of the graphs a translator runs is tuned alone: a
  * graph of its inputs and itself, compiled per candidate schedule in a
  * resource tracker of its own (kjit_add), run on random inputs at the
- * model's real shapes (batch 1; sequence lengths at a few buckets), and
+ * model's real shapes (batch 1; sequence lengths at a few buckets), its
+ * weight out of cache as in the model (copies taken in turn), and
  * checked against the reference interpreter: a candidate whose result
  * differs by more than 1e-5 (relative to the largest value) is discarded.
  * The search starts at the default schedule and walks to the best of the
