@@ -21,6 +21,12 @@
 #endif
 #define MAX_LINES 8
 
+/* the model, compiled once; freed at exit (the leak checker looks) */
+static Arena arena;
+static Bound weights;
+static Jit *jit;
+static Blob blob;
+static vamos_model rt;
 static vamos_session *session;
 
 static void die(const char *what)
@@ -29,27 +35,33 @@ static void die(const char *what)
     exit(1);
 }
 
+static void free_model(void)
+{
+    vamos_session_free(session);
+    vamos_model_close(&rt);
+    free(blob.p);
+    jit_free(jit);
+    bound_free(&weights);
+    arena_free(&arena);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    static Arena a;
-    static Diag d;
-    static Bound w;
-    static Blob blob;
-    static vamos_model rt;
+    static Diag d;   /* its files outlive the call */
     char err[512];
     diag_init(&d, stderr);
-    Model *m = compile_file(&a, &d, VAMOS_SOURCE_DIR "/models/statquest.vam", NULL);
+    Model *m = compile_file(&arena, &d, VAMOS_SOURCE_DIR "/models/statquest.vam", NULL);
     if (!m)
         die("cannot compile models/statquest.vam");
-    if (bind_weights(m, VAMOS_SOURCE_DIR "/models/statquest.safetensors", &w, stderr))
+    if (bind_weights(m, VAMOS_SOURCE_DIR "/models/statquest.safetensors", &weights, stderr))
         die("cannot load models/statquest.safetensors");
-    Jit *j = jit_compile(m, err, sizeof err);
-    if (!j || jit_translator(j, m, &w, &blob, &rt, err, sizeof err))
+    if (!(jit = jit_compile(m, err, sizeof err)) || jit_translator(jit, m, &weights, &blob, &rt, err, sizeof err))
         die(err);
     if (!(session = vamos_session_new(&rt)))
         die("out of memory");
-    return 0;   /* the model lives as long as the process */
+    atexit(free_model);
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
