@@ -204,19 +204,28 @@ Test(schedule, neighbours_step_one_parameter)
     cr_expect(!sched_valid(OP_ADD, def));
 }
 
+/* models/statquest.vam, compiled into a (its text kept there too: the
+ * model may point into it). */
+static Model *statquest(Arena *a)
+{
+    char *file = read_all("models/statquest.vam", NULL), *diags;
+    cr_assert(file);
+    char *text = arena_strdup(a, file);
+    free(file);
+    int errors;
+    Model *m = compile_capture(a, "models/statquest.vam", text, &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    return m;
+}
+
 /* A tiny tuning run on statquest: every kernel measured, none slower
  * than its default, the records applied by sched_apply, and none from
  * another machine. */
 Test(tune, statquest_tunes_and_applies, .timeout = 120)
 {
-    char *text = read_all("models/statquest.vam", NULL);
-    cr_assert(text);
     Arena a = { 0 };
-    char *diags;
-    int errors;
-    Model *m = compile_capture(&a, "models/statquest.vam", text, &diags, &errors);
-    cr_assert(m, "%s", diags);
-    free(diags);
+    Model *m = statquest(&a);
     const char *path = temp_path("statquest.db");
     TuneOptions o = { .budget = 3, .db = path };
     TuneResult *r;
@@ -253,7 +262,6 @@ Test(tune, statquest_tunes_and_applies, .timeout = 120)
         cr_expect_eq(m->enc.nodes[k].sched.rb, 0);
     tunedb_free(&db);
     free(r);
-    free(text);
     arena_free(&a);
 }
 
@@ -269,14 +277,8 @@ static bool all_but_default(Sched s)
  * neighbours, counts them all wrong, and keeps the defaults. */
 Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
 {
-    char *text = read_all("models/statquest.vam", NULL);
-    cr_assert(text);
     Arena a = { 0 };
-    char *diags;
-    int errors;
-    Model *m = compile_capture(&a, "models/statquest.vam", text, &diags, &errors);
-    cr_assert(m, "%s", diags);
-    free(diags);
+    Model *m = statquest(&a);
     TuneOptions o = { .budget = 120, .disturb = all_but_default };   /* it stops when no neighbour wins */
     TuneResult *r;
     int n;
@@ -291,6 +293,5 @@ Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
         cr_expect(!all_but_default(r[i].best), "%s: a wrong schedule was chosen", r[i].sig);
     }
     free(r);
-    free(text);
     arena_free(&a);
 }
