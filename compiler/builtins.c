@@ -44,7 +44,7 @@ static double fold_unary(Op op, double x)
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
     case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
-    case OP_COUNT:
+    case OP_GE: case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
         break;
     }
     return NAN;
@@ -362,6 +362,37 @@ static Value b_error(Elab *e, const Builtin *b, Value *a, SrcLoc loc)
     return v_err();
 }
 
+/* dropout(x, p): x itself at inference; in training (autodiff.c) each
+ * element is zeroed with probability p and the rest scaled by 1 / (1 - p).
+ * p = 0 makes no node. The salt (which random stream) is the node's
+ * position in its graph, the decoder's offset from the encoder's. */
+static Value b_dropout(Elab *e, const Builtin *b, Value *a, SrcLoc loc)
+{
+    if (!tensor_arg(e, b, a[0], "x"))
+        return v_err();
+    Node *x = el_nd(e, a[0]);
+    if (x->dtype != DT_F32) {
+        el_error(e, a[0].loc, "'dropout' needs a float tensor, got token ids");
+        return v_err();
+    }
+    double p = a[1].k == V_INT ? (double)a[1].i : a[1].k == V_FLOAT ? a[1].f : -1;
+    if (a[1].k != V_INT && a[1].k != V_FLOAT) {
+        el_error(e, a[1].loc, "the dropout probability p must be a number, got %s", v_kind_name(a[1].k));
+        return v_err();
+    }
+    if (!(p >= 0 && p < 1)) {
+        el_error(e, a[1].loc, "the dropout probability p must be at least 0 and below 1, got %g", p);
+        return v_err();
+    }
+    if (p == 0)
+        return a[0];
+    Node n = { .op = OP_DROPOUT, .in = { a[0].node }, .dtype = DT_F32, .shape = x->shape, .loc = loc };
+    n.attr.drop.p = (float)p;
+    n.attr.drop.salt = (uint32_t)e->g->n + (e->g == &e->m->dec ? 1u << 24 : 0u);
+    int id = el_node(e, n);
+    return id < 0 ? v_err() : v_tensor(id, loc);
+}
+
 #define UNARY(n, o, doc) { n, { "x" }, 1, b_unary, OP_##o, doc }
 static const Builtin builtins[] = {
     UNARY("exp", EXP, "e^x"), UNARY("log", LOG, "natural logarithm"),
@@ -382,6 +413,7 @@ static const Builtin builtins[] = {
     { "arange", { "n" }, 1, b_arange, OP_ARANGE, "[n]: 0, 1, ..., n-1" },
     { "causal_mask", { "n" }, 1, b_causal, OP_CAUSAL_MASK, "[n, n]: 0 where key <= query, -inf after" },
     { "padding_mask", { "x" }, 1, b_padding, OP_PAD_MASK, "[batch, 1, 1, len]: 0 on words, -inf on padding" },
+    { "dropout", { "x", "p" }, 2, b_dropout, OP_DROPOUT, "x; in training, elements zeroed with probability p (the rest scaled by 1/(1-p))" },
     { "len", { "v" }, 1, b_len, OP_COUNT, "size of a vocabulary or a list" },
     { "vocab_of", { "ids" }, 1, b_vocab, OP_COUNT, "the vocabulary of token ids" },
     { "size", { "x", "axis" }, 2, b_size, OP_COUNT, "one dimension of a tensor" },

@@ -242,10 +242,10 @@ static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
     case OP_ABS: return intrinsic(c, "llvm.fabs", &x, 1);
     case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_GE:
     case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
     case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
-    case OP_COUNT:
+    case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
         break;
     }
     return x;
@@ -269,13 +269,14 @@ static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
     case OP_DIV: return LLVMBuildFDiv(c->b, x, y, "");
     case OP_MAXIMUM: return max_nan(c, x, y);
     case OP_POW: return intrinsic(c, "llvm.pow", (LLVMValueRef[]){ x, y }, 2);
+    case OP_GE: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGE, x, y, ""), f32c(c, 1.0), f32c(c, 0.0), "");
     case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
     case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
     case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
     case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
-    case OP_COUNT:
+    case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
         break;
     }
     return x;
@@ -506,6 +507,7 @@ static LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
  * n0, ostride = N; fused attention writes a stack row instead). */
 typedef struct MMBlock {
     LLVMValueRef a, astride, bt, bstride, out, ostride, o0, row0, K, N, n0;
+    LLVMValueRef akstride;   /* a's k-th element of a row is k * akstride on (NULL: 1) */
     LLVMValueRef bias;   /* LINEAR: + bias[n0 + j] before the store, else NULL */
     bool relu;           /* LINEAR: then max_nan(x, 0) */
 } MMBlock;
@@ -557,7 +559,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     LLVMValueRef fma = LLVMGetIntrinsicDeclaration(c->mod, id, &vt, 1);
     LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &vt, 1);
     for (int i = 0; i < rb; i++) {
-        LLVMValueRef s = splat(c, vt, load_f(c, arow[i], k));
+        LLVMValueRef s = splat(c, vt, load_f(c, arow[i], m->akstride ? mul(c, k, m->akstride) : k));
         for (int v = 0; v < MM_VECS; v++)
             nacc[i][v] = LLVMBuildCall2(c->b, fty, fma, (LLVMValueRef[]){ s, bv[v], acc[i][v] }, 3, "");
     }
@@ -609,7 +611,7 @@ static void mm_edge(CG *c, const MMBlock *m, int rb)
         LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
         LLVMBuildStore(c->b, f32c(c, 0), acc);
         Loop lk = loop_begin(c, m->K);
-        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, lk.iv),
+        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, m->akstride ? mul(c, lk.iv, m->akstride) : lk.iv),
                                           load_f(c, m->bt, add(c, mul(c, lk.iv, m->bstride), lj.iv)), "");
         fast(prod);
         LLVMValueRef sum = LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, acc, ""), prod, "");
@@ -687,6 +689,25 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
     m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
     m.bstride = packed ? i64c(c, PW) : s.N;
     mm_block(c, &m, s.M, packed);
+    loop_end(c, &lp);
+}
+
+/* matmul_tn: out [M, N] = a^T @ g over R = every leading position of a
+ * [.., M] and g [.., N]: the matmul's register tiles with a read down
+ * its columns (row stride 1, k stride M). */
+static void emit_matmul_tn(CG *c, const Node *n, const Node *na)
+{
+    LLVMValueRef M = dim_val(c, n->shape.d[0]), N = dim_val(c, n->shape.d[1]);
+    LLVMValueRef R = product(c, &na->shape, 0, na->shape.rank - 1);
+    LLVMValueRef mblocks = udiv_up(c, M, i64c(c, c->sched.rb));
+    c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
+    LLVMSetAlignment(c->scratch, 32);
+    Loop lp = loop_par(c);
+    LLVMValueRef mb = LLVMBuildURem(c->b, lp.iv, mblocks, ""), tile = LLVMBuildUDiv(c->b, lp.iv, mblocks, "");
+    MMBlock m = { .a = c->a, .astride = i64c(c, 1), .akstride = M, .out = c->out, .ostride = N,
+                  .row0 = mul(c, mb, i64c(c, c->sched.rb)), .K = R, .N = N, .n0 = mul(c, tile, i64c(c, PW)) };
+    m.o0 = m.n0, m.bt = gep(c, c->f32, c->bb, m.n0), m.bstride = N;
+    mm_block(c, &m, M, false);
     loop_end(c, &lp);
 }
 
@@ -1019,7 +1040,7 @@ static int nslotted(const Graph *g, const Node *n)
  * of its symbol passed in the first extra dims slot. */
 static LLVMValueRef offset_val(CG *c, const Graph *g, const Node *n)
 {
-    bool has = n->op == OP_STORE ? n->attr.store.axis >= 0 : n->attr.offset != 0;
+    bool has = n->op == OP_DROPOUT || (n->op == OP_STORE ? n->attr.store.axis >= 0 : n->attr.offset != 0);
     return has ? dim_val(c, (Dim){ 0, SLOT + nslotted(g, n) }) : i64c(c, 0);
 }
 
@@ -1093,6 +1114,132 @@ static void emit_mask(CG *c, const Graph *g, const Node *n)
     loop_end(c, &li);
 }
 
+/* ---------------------------------------------------- training kernels */
+
+static LLVMValueRef u64c(CG *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
+
+/* The constants of rt_dropout_u (runtime/kernels.c), which this must match
+ * bit for bit: the draw of element i is mix(seed * K_SEED + salt * K_SALT + i). */
+#define K_SEED 0x9E3779B97F4A7C15ull
+#define K_SALT 0xD1B54A32D192ED03ull
+
+/* dropout: the extra dims slot holds seed * K_SEED + salt * K_SALT (see
+ * dims_arg), so dropouts of one shape and p share a kernel. */
+static void emit_dropout(CG *c, const Graph *g, const Node *n)
+{
+    LLVMValueRef base = offset_val(c, g, n);
+    float p = n->attr.drop.p, scale = 1.0f / (1.0f - p);
+    Loop l = loop_par(c);
+    LLVMValueRef z = add(c, base, l.iv);
+    z = mul(c, LLVMBuildXor(c->b, z, LLVMBuildLShr(c->b, z, i64c(c, 30), ""), ""), u64c(c, 0xBF58476D1CE4E5B9ull));
+    z = mul(c, LLVMBuildXor(c->b, z, LLVMBuildLShr(c->b, z, i64c(c, 27), ""), ""), u64c(c, 0x94D049BB133111EBull));
+    z = LLVMBuildXor(c->b, z, LLVMBuildLShr(c->b, z, i64c(c, 31), ""), "");
+    LLVMValueRef u = LLVMBuildFMul(c->b, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, z, i64c(c, 40), ""), c->f32, ""),
+                                   f32c(c, 1.0 / 16777216.0), "");
+    LLVMValueRef x = LLVMBuildFMul(c->b, load_f(c, c->a, l.iv), f32c(c, scale), "");
+    LLVMValueRef keep = LLVMBuildFCmp(c->b, LLVMRealOGE, u, f32c(c, p), "");
+    store_f(c, LLVMBuildSelect(c->b, keep, x, f32c(c, 0.0), ""), c->out, l.iv);
+    loop_end(c, &l);
+}
+
+/* A running float in a stack slot (promoted to a register by O3). */
+static LLVMValueRef acc_new(CG *c, double init)
+{
+    LLVMValueRef p = LLVMBuildAlloca(c->b, c->f32, "acc");
+    LLVMBuildStore(c->b, f32c(c, init), p);
+    return p;
+}
+
+static void acc_add(CG *c, LLVMValueRef p, LLVMValueRef x, bool max)
+{
+    LLVMValueRef old = LLVMBuildLoad2(c->b, c->f32, p, "");
+    LLVMValueRef r = max ? max_nan(c, old, x) : LLVMBuildFAdd(c->b, old, x, "");
+    if (!max)
+        fast(r);
+    LLVMBuildStore(c->b, r, p);
+}
+
+/* xent, xent_grad (see rt_xent): the parallel loop runs over rows; per
+ * row the maximum, then the sum of exp(x - max) (and of x, for xent). */
+static void emit_xent(CG *c, const Node *n, const Node *na)
+{
+    LLVMValueRef V = dim_val(c, na->shape.d[na->shape.rank - 1]);
+    double eps = n->attr.eps;
+    LLVMValueRef mxp = acc_new(c, -INFINITY), sp = acc_new(c, 0), xsp = acc_new(c, 0);
+    Loop lr = loop_par(c);
+    LLVMValueRef row = gep(c, c->f32, c->a, mul(c, lr.iv, V));
+    LLVMValueRef y = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, lr.iv), ""), c->i64, "");
+    LLVMValueRef valid = LLVMBuildICmp(c->b, LLVMIntULT, y, V, "");   /* 0 <= y < V */
+    LLVMBuildStore(c->b, f32c(c, -INFINITY), mxp);
+    LLVMBuildStore(c->b, f32c(c, 0), sp);
+    LLVMBuildStore(c->b, f32c(c, 0), xsp);
+    Loop l1 = loop_begin(c, V);
+    acc_add(c, mxp, load_f(c, row, l1.iv), true);
+    if (n->op == OP_XENT)
+        acc_add(c, xsp, load_f(c, row, l1.iv), false);
+    loop_end(c, &l1);
+    LLVMValueRef mx = LLVMBuildLoad2(c->b, c->f32, mxp, "");
+    Loop l2 = loop_begin(c, V);
+    acc_add(c, sp, exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l2.iv), mx, "")), false);
+    loop_end(c, &l2);
+    LLVMValueRef lse = intrinsic(c, "llvm.log", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, c->f32, sp, "") }, 1);
+    LLVMValueRef shift = LLVMBuildFAdd(c->b, mx, lse, "");   /* log p_j = x_j - shift */
+    if (n->op == OP_XENT) {
+        LLVMValueRef Vf = LLVMBuildSIToFP(c->b, V, c->f32, "");
+        LLVMValueRef safe_y = LLVMBuildSelect(c->b, valid, y, i64c(c, 0), "");
+        LLVMValueRef lpy = LLVMBuildFSub(c->b, load_f(c, row, safe_y), shift, "");
+        LLVMValueRef slp = LLVMBuildFSub(c->b, LLVMBuildLoad2(c->b, c->f32, xsp, ""), LLVMBuildFMul(c->b, Vf, shift, ""), "");
+        LLVMValueRef loss = LLVMBuildFNeg(c->b, LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, f32c(c, 1.0 - eps), lpy, ""),
+                                                              LLVMBuildFMul(c->b, LLVMBuildFDiv(c->b, f32c(c, eps), Vf, ""), slp, ""), ""), "");
+        store_f(c, LLVMBuildSelect(c->b, valid, loss, f32c(c, 0), ""), c->out, lr.iv);
+    } else {
+        LLVMValueRef orow = gep(c, c->f32, c->out, mul(c, lr.iv, V));
+        LLVMValueRef floor_q = LLVMBuildFDiv(c->b, f32c(c, eps), LLVMBuildSIToFP(c->b, V, c->f32, ""), "");
+        Loop l3 = loop_begin(c, V);
+        LLVMValueRef p = exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l3.iv), shift, ""));
+        LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, l3.iv, y, "");
+        LLVMValueRef q = LLVMBuildFAdd(c->b, floor_q, LLVMBuildSelect(c->b, hit, f32c(c, 1.0 - eps), f32c(c, 0), ""), "");
+        LLVMValueRef gv = LLVMBuildFSub(c->b, p, q, "");
+        store_f(c, LLVMBuildSelect(c->b, valid, gv, f32c(c, 0), ""), orow, l3.iv);
+        loop_end(c, &l3);
+    }
+    loop_end(c, &lr);
+}
+
+#define SCATTER_COLS 16   /* columns of a scatter_add's parallel iteration */
+
+/* scatter_add: iteration j owns columns [16 j, 16 j + 16) of every row
+ * of out, so no two threads add into the same place. */
+static void emit_scatter_add(CG *c, const Node *n, const Node *nb)
+{
+    LLVMValueRef V = dim_val(c, n->shape.d[0]), D = dim_val(c, n->shape.d[1]);
+    LLVMValueRef rows = numel(c, &nb->shape);
+    Loop lp = loop_par(c);
+    LLVMValueRef c0 = mul(c, lp.iv, i64c(c, SCATTER_COLS));
+    LLVMValueRef w = min_i(c, i64c(c, SCATTER_COLS), LLVMBuildSub(c->b, D, c0, ""));
+    Loop lv = loop_begin(c, V);
+    LLVMValueRef orow = gep(c, c->f32, c->out, add(c, mul(c, lv.iv, D), c0));
+    Loop lz = loop_begin(c, w);
+    store_f(c, f32c(c, 0), orow, lz.iv);
+    loop_end(c, &lz);
+    loop_end(c, &lv);
+    Loop li = loop_begin(c, rows);
+    LLVMValueRef id = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, li.iv), ""), c->i64, "");
+    LLVMBasicBlockRef hit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "in_range");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "next_row");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, id, V, ""), hit, next);
+    LLVMPositionBuilderAtEnd(c->b, hit);
+    LLVMValueRef dst = gep(c, c->f32, c->out, add(c, mul(c, id, D), c0));
+    LLVMValueRef src = gep(c, c->f32, c->a, add(c, mul(c, li.iv, D), c0));
+    Loop lk = loop_begin(c, w);
+    store_f(c, LLVMBuildFAdd(c->b, load_f(c, dst, lk.iv), load_f(c, src, lk.iv), ""), dst, lk.iv);
+    loop_end(c, &lk);
+    LLVMBuildBr(c->b, next);
+    LLVMPositionBuilderAtEnd(c->b, next);
+    loop_end(c, &li);
+    loop_end(c, &lp);
+}
+
 /* gather: out[r, :] = table[idx[r], :] over rows r; returns 1 + r for a bad id. */
 static void emit_gather(CG *c, const Node *n, const Node *na)
 {
@@ -1157,6 +1304,16 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
             *len = dim_val(c, s->d[0]);
         } else if (n->op == OP_STORE) {
             *len = i64c(c, 1);   /* one sequential call */
+        } else if (n->op == OP_XENT || n->op == OP_XENT_GRAD) {
+            *len = product(c, &na->shape, 0, na->shape.rank - 1);
+            *work = mul(c, numel(c, &na->shape), i64c(c, 8));
+        } else if (n->op == OP_MATMUL_TN) {
+            LLVMValueRef M = dim_val(c, s->d[0]), N = dim_val(c, s->d[1]);
+            *len = mul(c, udiv_up(c, M, i64c(c, sched_of(n).rb)), udiv_up(c, N, i64c(c, PW)));
+            *work = mul(c, all, product(c, &na->shape, 0, na->shape.rank - 1));
+        } else if (n->op == OP_SCATTER_ADD) {
+            *len = udiv_up(c, dim_val(c, s->d[1]), i64c(c, SCATTER_COLS));
+            *work = add(c, all, numel(c, &na->shape));
         } else {
             *len = all;   /* CONST, ARANGE */
         }
@@ -1204,9 +1361,14 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
         k[at++] = n->attr.mm.packed;
         k[at++] = n->op == OP_LINEAR && n->attr.mm.relu;
     }
-    if (n->op == OP_LAYER_NORM) {
+    if (n->op == OP_LAYER_NORM || n->op == OP_XENT || n->op == OP_XENT_GRAD) {
         int32_t bits;
         memcpy(&bits, &n->attr.eps, 4);
+        k[at++] = bits;
+    }
+    if (n->op == OP_DROPOUT) {
+        int32_t bits;
+        memcpy(&bits, &n->attr.drop.p, 4);
         k[at++] = bits;
     }
     if (n->op == OP_MAP)
@@ -1285,6 +1447,14 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
             emit_store(c, g, n, nb);
         else if (n->op == OP_ATTENTION)
             emit_attention(c, g, n);
+        else if (n->op == OP_DROPOUT)
+            emit_dropout(c, g, n);
+        else if (n->op == OP_XENT || n->op == OP_XENT_GRAD)
+            emit_xent(c, n, na);
+        else if (n->op == OP_SCATTER_ADD)
+            emit_scatter_add(c, n, nb);
+        else if (n->op == OP_MATMUL_TN)
+            emit_matmul_tn(c, n, na);
         else
             emit_fill(c, g, n);   /* CONST, ARANGE */
         break;
@@ -1332,6 +1502,11 @@ static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLV
     if (pos >= 0)
         LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, pos)), ""),
                        gep(c, c->i64, area, i64c(c, slot)));
+    if (n->op == OP_DROPOUT) {   /* the draw's base: seed * K_SEED + salt * K_SALT */
+        LLVMValueRef seed = LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, SYM_SEED)), "");
+        LLVMValueRef v = add(c, mul(c, seed, u64c(c, K_SEED)), u64c(c, (uint64_t)n->attr.drop.salt * K_SALT));
+        LLVMBuildStore(c->b, v, gep(c, c->i64, area, i64c(c, slot)));
+    }
     return area;
 }
 

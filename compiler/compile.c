@@ -52,6 +52,11 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
     if (d->errors)
         return NULL;
     check(m, "elab");
+    bool train = after && !strcmp(after, "train");
+    if (!train) {
+        m->enc = pass_strip_dropout(a, &m->enc);
+        m->dec = pass_strip_dropout(a, &m->dec);
+    }
     if (after && !strcmp(after, "elab"))
         return m;
     m->enc = pass_fold(a, &m->enc);
@@ -62,6 +67,8 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
     m->enc = pass_dce(a, &m->enc);
     m->dec = pass_dce(a, &m->dec);
     check(m, "dce");
+    if (train)
+        return m;   /* unfused, dropout kept: for derive_training */
     if (after && strcmp(after, "incremental"))
         return m;
     if (derive_step(a, m)) {

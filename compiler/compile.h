@@ -17,7 +17,9 @@
 
 /* Compile a model file. NULL (with diagnostics) on any error. If
  * `after` is non-NULL, stop after that pass ("elab", "fold", "dce", or
- * "incremental": the derived step but no fusion). */
+ * "incremental": the derived step but no fusion; "train": like "dce"
+ * but dropout kept, the graphs derive_training differentiates).
+ * Otherwise dropout is gone (inference). */
 Model *compile_file(Arena *a, Diag *d, const char *path, const char *after);
 /* The same from text in memory (tests, fuzzing). */
 Model *compile_text(Arena *a, Diag *d, const char *name, const char *text, long len, const char *after);

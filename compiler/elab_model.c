@@ -168,7 +168,7 @@ static int new_symbol(Elab *e, const char *name, SymRole role, SrcLoc loc)
                      role == SYM_BATCH ? "batch dimension" : "sequence dimension", m->syms[i].name);
             return -1;
         }
-    if (m->nsyms == MAX_SYMS)
+    if (m->nsyms == SYM_SEED)
         return -1;
     m->syms[m->nsyms] = (Symbol){ name, role };
     return m->nsyms++;

@@ -33,6 +33,7 @@ static bool fold_value(Op op, float x, float y, float *r)
     case OP_DIV: *r = x / y; return true;
     case OP_MAXIMUM: *r = isnan(x) || isnan(y) ? NAN : fmaxf(x, y); return true;
     case OP_POW: *r = powf(x, y); return true;
+    case OP_GE: *r = x >= y ? 1.0f : 0.0f; return true;
     case OP_NEG: *r = -x; return true;
     case OP_EXP: *r = expf(x); return true;
     case OP_LOG: *r = logf(x); return true;
@@ -48,6 +49,7 @@ static bool fold_value(Op op, float x, float y, float *r)
     case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
     case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE: case OP_TRANSPOSE:
     case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP: case OP_COUNT:
+    case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN:
         return false;
     }
     return false;

@@ -33,6 +33,16 @@ bool dim_eq(Dim a, Dim b)
 
 Dim dim_const(int64_t n) { return (Dim){ n, -1 }; }
 
+bool shape_eq(const Shape *a, const Shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (!dim_eq(a->d[i], b->d[i]))
+            return false;
+    return true;
+}
+
 const char *shape_str(Arena *a, const Model *m, const Shape *s)
 {
     char buf[256];

@@ -37,7 +37,8 @@ typedef enum InputRole {
     IN_TOKENS,    /* i32 [batch, len]: token ids of a sequence */
     IN_LENGTHS,   /* i32 [batch]: valid length of each row of a sequence */
     IN_TENSOR,    /* f32: the encoder's output given to the decoder */
-    IN_STATE      /* f32: state kept between decoder steps (sym: its index) */
+    IN_STATE,     /* f32: state kept between decoder steps (sym: its index) */
+    IN_LABELS     /* i32 [batch, len]: training targets, -1 where none (sym: len) */
 } InputRole;
 
 #define MAX_IN 4   /* inputs of a node (op_info[op].arity of them) */
@@ -81,7 +82,8 @@ typedef struct Node {
         /* MATMUL, LINEAR: b is a weight stored in panels (pack.c);
          * LINEAR: relu after the bias */
         struct { bool packed, relu; } mm;
-        float eps;      /* LAYER_NORM */
+        float eps;      /* LAYER_NORM; XENT, XENT_GRAD: label smoothing */
+        struct { float p; uint32_t salt; } drop;   /* DROPOUT */
         struct { const MapStep *code; int nstep, nin; } map;   /* MAP */
         /* ATTENTION: scores = (q @ kt) / scale when div, else * scale */
         struct { float scale; bool div; } attn;
@@ -127,6 +129,9 @@ typedef struct Symbol {
 } Symbol;
 
 #define MAX_SYMS 8
+/* The last slot of a run's symbol values is not a dimension: it holds the
+ * random seed DROPOUT draws from. Models have at most SYM_SEED symbols. */
+#define SYM_SEED (MAX_SYMS - 1)
 
 /* A tensor a derived decoder step keeps between runs (incremental.c). */
 typedef struct State {
@@ -168,6 +173,7 @@ int graph_add(struct Arena *a, Graph *g, Node n);   /* returns the node id */
 
 /* ---- shapes ---- */
 bool dim_eq(Dim a, Dim b);
+bool shape_eq(const Shape *a, const Shape *b);
 Dim dim_const(int64_t n);
 /* Format a shape as "[b, n, 512]" using the model's symbol names. */
 const char *shape_str(struct Arena *a, const Model *m, const Shape *s);

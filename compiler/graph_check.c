@@ -118,6 +118,33 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
     case OP_PAD_MASK:
         CHECK(a->dtype == DT_I32, "lengths dtype");
         break;
+    case OP_DROPOUT:
+        CHECK(a->dtype == DT_F32 && nd->dtype == DT_F32 && shape_eq(&a->shape, &nd->shape), "dropout of another shape");
+        CHECK(nd->attr.drop.p >= 0 && nd->attr.drop.p < 1, "dropout p %g", nd->attr.drop.p);
+        break;
+    case OP_XENT:
+    case OP_XENT_GRAD: {
+        int r = a->shape.rank;
+        CHECK(a->dtype == DT_F32 && b->dtype == DT_I32 && r >= 1 && b->shape.rank == r - 1, "xent operands");
+        for (int k = 0; k < r - 1; k++)
+            CHECK(dim_eq(a->shape.d[k], b->shape.d[k]), "xent labels' dim %d", k);
+        CHECK(shape_eq(&nd->shape, nd->op == OP_XENT ? &b->shape : &a->shape), "xent output shape");
+        break;
+    }
+    case OP_MATMUL_TN: {
+        int r = a->shape.rank;
+        CHECK(a->dtype == DT_F32 && b->dtype == DT_F32 && r >= 1 && b->shape.rank == r && nd->shape.rank == 2,
+              "matmul_tn operands");
+        for (int k = 0; k < r - 1; k++)
+            CHECK(dim_eq(a->shape.d[k], b->shape.d[k]), "matmul_tn leading dim %d", k);
+        CHECK(dim_eq(a->shape.d[r - 1], nd->shape.d[0]) && dim_eq(b->shape.d[r - 1], nd->shape.d[1]), "matmul_tn shape");
+        break;
+    }
+    case OP_SCATTER_ADD:
+        CHECK(a->dtype == DT_F32 && b->dtype == DT_I32 && nd->shape.rank == 2 && a->shape.rank == b->shape.rank + 1,
+              "scatter_add operands");
+        CHECK(dim_eq(a->shape.d[a->shape.rank - 1], nd->shape.d[1]), "scatter_add row width");
+        break;
     case OP_ATTENTION: {
         const Node *v = &g->nodes[nd->in[2]];
         int r = nd->shape.rank;
@@ -142,7 +169,7 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
     case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT:
     case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS:
-    case OP_FLOOR: case OP_ABS: case OP_RESHAPE:
+    case OP_FLOOR: case OP_ABS: case OP_RESHAPE: case OP_GE:
     case OP_COUNT:
         break;
     }

@@ -74,6 +74,8 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
             fprintf(out, " relu");
         break;
     case OP_LAYER_NORM: fprintf(out, " eps=%g", n->attr.eps); break;
+    case OP_XENT: case OP_XENT_GRAD: fprintf(out, " smoothing=%g", n->attr.eps); break;
+    case OP_DROPOUT: fprintf(out, " p=%g salt=%u", n->attr.drop.p, (unsigned)n->attr.drop.salt); break;
     case OP_MAP:
         fputc(' ', out);
         map_expr(out, n, 4 + n->attr.map.nstep - 1);
@@ -83,6 +85,7 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
     case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:
     case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN:
     case OP_COS: case OP_FLOOR: case OP_ABS: case OP_RESHAPE: case OP_COUNT:
+    case OP_GE: case OP_SCATTER_ADD: case OP_MATMUL_TN:
         break;
     }
 }
@@ -119,6 +122,7 @@ static const char *fused_ops(const Node *n)
     case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS:
     case OP_FLOOR: case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN:
     case OP_RESHAPE: case OP_TRANSPOSE: case OP_STORE: case OP_COUNT:
+    case OP_GE: case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN:
         break;
     }
     return NULL;

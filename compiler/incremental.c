@@ -128,7 +128,7 @@ static bool tag(Derive *d, int i)
             return fail(d, "an embedding table sized by the target length");
         memcpy(o->role, ib->role, sizeof ib->role);
         return true;
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW: case OP_GE:
         return roles_bcast(d, n, (const Node *const[]){ na, nb }, (const Info *const[]){ ia, ib }, 2, o);
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH:
     case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR: case OP_ABS:
@@ -186,6 +186,7 @@ static bool tag(Derive *d, int i)
         return true;
     }
     case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP: case OP_COUNT:   /* made after this pass */
+    case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN:   /* training graphs only */
         break;
     }
     return fail(d, "op %s", op_info[n->op].text);
@@ -285,7 +286,7 @@ bool derive_step(Arena *a, Model *m)
         m->no_step = "the decoder has no target length";
         return false;
     }
-    if (m->nsyms >= MAX_SYMS) {
+    if (m->nsyms >= SYM_SEED) {
         m->no_step = "too many symbols";
         return false;
     }

@@ -28,6 +28,7 @@ static rt_binop binop(Op op)
     case OP_MUL: return RT_MUL;
     case OP_DIV: return RT_DIV;
     case OP_MAXIMUM: return RT_MAXIMUM;
+    case OP_GE: return RT_GE;
     default: return RT_POW;   /* OP_POW; callers pass binary ops only */
     }
 }
@@ -102,7 +103,9 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
     switch (n->op) {
     case OP_INPUT: {
         InputRole r = n->attr.input.role;
-        const void *src = r == IN_TOKENS ? (const void *)in->tokens
+        const void *src = r == IN_TOKENS ? (const void *)(in->tokens_of[n->attr.input.sym] ? in->tokens_of[n->attr.input.sym]
+                                                                                              : in->tokens)
+                        : r == IN_LABELS ? (const void *)in->labels
                         : r == IN_LENGTHS ? (const void *)in->lengths[n->attr.input.sym]
                         : r == IN_STATE ? (in->state && in->state[n->attr.input.sym] ? in->state[n->attr.input.sym]->data : NULL)
                         : in->memory ? in->memory->data : NULL;
@@ -173,7 +176,27 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
     }
     case OP_MAP:
         return exec_map(n, v, o, err, errlen);
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW:
+    case OP_DROPOUT:
+        rt_dropout(a->data, numel, n->attr.drop.p, (uint64_t)in->sym[SYM_SEED], n->attr.drop.salt, o->data);
+        return 0;
+    case OP_XENT:
+    case OP_XENT_GRAD: {
+        int64_t V = a->shape.rank ? a->shape.dim[a->shape.rank - 1] : 1;
+        int64_t rows = rt_numel(&b->shape);
+        if (n->op == OP_XENT)
+            rt_xent(a->data, rows, V, b->data, n->attr.eps, o->data);
+        else
+            rt_xent_grad(a->data, rows, V, b->data, n->attr.eps, o->data);
+        return 0;
+    }
+    case OP_MATMUL_TN:
+        rt_matmul_tn(a->data, b->data, o->shape.dim[0] ? rt_numel(&a->shape) / o->shape.dim[0] : 0, o->shape.dim[0],
+                     o->shape.dim[1], o->data);
+        return 0;
+    case OP_SCATTER_ADD:
+        rt_scatter_add(a->data, b->data, rt_numel(&b->shape), o->shape.dim[0], o->shape.dim[1], o->data);
+        return 0;
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW: case OP_GE:
         rt_binary(binop(n->op), a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:

@@ -19,8 +19,11 @@ typedef struct Tensor {
 
 /* What a graph run is fed with. */
 typedef struct InterpInputs {
-    int64_t sym[MAX_SYMS];         /* the value of every symbolic dim */
+    int64_t sym[MAX_SYMS];         /* the value of every symbolic dim; sym[SYM_SEED]: dropout's seed */
     const int32_t *tokens;         /* [batch, len] of the entry's tokens */
+    const int32_t *tokens_of[MAX_SYMS]; /* a training graph's: per length symbol
+                                      (NULL: tokens) */
+    const int32_t *labels;         /* a training graph's targets [batch, len] */
     const int32_t *lengths[MAX_SYMS]; /* [batch] per sequence symbol */
     const Tensor *memory;          /* decoder: the encoder's output */
     Tensor **state;                /* derived steps: Model.states, updated by store */

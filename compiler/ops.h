@@ -27,6 +27,27 @@
  *                                the small program attr.map (fuse_map.c).
  *                                It reads attr.map.nin inputs; the
  *                                unused input slots repeat input 0.
+ *
+ * Training (autodiff.c) adds:
+ *   ge(x, y)                     1 where x >= y, else 0 (the gradients of
+ *                                max, maximum and abs select with it)
+ *   dropout(x)                   x * keep / (1 - p), keep = 0 with
+ *                                probability attr.drop.p, drawn from a hash
+ *                                of (the run's seed sym[SYM_SEED], attr.drop.salt,
+ *                                the element's index); its own gradient rule
+ *                                (the same mask). Removed from inference
+ *                                graphs (dropout.c).
+ *   xent(logits, labels)         per position, the label-smoothed cross
+ *                                entropy -sum_j q_j log softmax(logits)_j with
+ *                                q = (1 - eps) onehot(label) + eps / V
+ *                                (attr.eps); 0 where the label is < 0
+ *   xent_grad(logits, labels)    its gradient: softmax(logits) - q (0 rows
+ *                                where the label is < 0)
+ *   scatter_add(g, ids)          [V, D] zeros, then row ids[i] += g[i]: the
+ *                                gradient of gather (ids out of range skipped)
+ *   matmul_tn(a, g)              [K, N] = sum over every leading position
+ *                                of a[..., K]^T g[..., N]: the gradient of
+ *                                a 2-D weight w in a @ w
  */
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
@@ -46,6 +67,7 @@
     X(DIV,         "div",         2, OPK_BINARY)       \
     X(MAXIMUM,     "maximum",     2, OPK_BINARY)       \
     X(POW,         "pow",         2, OPK_BINARY)       \
+    X(GE,          "ge",          2, OPK_BINARY)       \
     X(NEG,         "neg",         1, OPK_UNARY)        \
     X(EXP,         "exp",         1, OPK_UNARY)        \
     X(LOG,         "log",         1, OPK_UNARY)        \
@@ -66,7 +88,12 @@
     X(ATTENTION,   "attention",   4, OPK_OTHER)        \
     X(LINEAR,      "linear",      3, OPK_OTHER)        \
     X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER)        \
-    X(MAP,         "map",         4, OPK_OTHER)
+    X(MAP,         "map",         4, OPK_OTHER)        \
+    X(DROPOUT,     "dropout",     1, OPK_OTHER)        \
+    X(XENT,        "xent",        2, OPK_OTHER)        \
+    X(XENT_GRAD,   "xent_grad",   2, OPK_OTHER)        \
+    X(SCATTER_ADD, "scatter_add", 2, OPK_OTHER)        \
+    X(MATMUL_TN,   "matmul_tn",   2, OPK_OTHER)
 
 typedef enum Op {
 #define X(id, text, arity, kind) OP_##id,

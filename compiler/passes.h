@@ -1,6 +1,8 @@
 /* passes.h - graph passes, one file each. Each takes a graph and returns a
  * new one (in the same arena); the verifier runs after each in debug builds.
  *
+ *   dropout.c  dropout removed (inference graphs)
+ *   autodiff.c the training graph: loss and every weight's gradient
  *   fold.c  constant folding of elementwise ops on scalar constants
  *   dce.c   dead node elimination (nodes the output does not need)
  *   incremental.c  the one-token decoder step derived from the decoder
@@ -19,6 +21,10 @@
 
 struct Arena;
 Graph pass_fold(struct Arena *a, const Graph *g);
+Graph pass_strip_dropout(struct Arena *a, const Graph *g);
+/* The training graph of m (see autodiff.c); on failure a graph with
+ * output -1 and a message. */
+Graph derive_training(struct Arena *a, const Model *m, float smoothing, char *err, size_t errlen);
 Graph pass_dce(struct Arena *a, const Graph *g);
 
 /* Derive m->prep and m->step (see incremental.c). false, with the reason

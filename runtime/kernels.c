@@ -111,6 +111,7 @@ static float binop1(rt_binop op, float x, float y)
     case RT_DIV: return x / y;
     case RT_MAXIMUM: return max_nan(x, y);
     case RT_POW: return powf(x, y);
+    case RT_GE: return x >= y ? 1.0f : 0.0f;
     }
     return NAN;
 }
@@ -337,4 +338,97 @@ void rt_layer_norm(const float *x, const float *r, int r_full, const float *gain
         for (int64_t j = 0; j < d; j++)
             o[j] = (o[j] - mu) * rs * gain[j] + bias[j];
     }
+}
+
+/* ------------------------------------------------------------ training */
+
+/* A 64-bit mix (splitmix64's finaliser) of seed, salt and index: the top
+ * 24 bits make the draw. Compiled dropout computes the same. */
+float rt_dropout_u(uint64_t seed, uint32_t salt, uint64_t i)
+{
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + (uint64_t)salt * 0xD1B54A32D192ED03ull + i;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
+void rt_dropout(const float *x, int64_t n, float p, uint64_t seed, uint32_t salt, float *out)
+{
+    float scale = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = rt_dropout_u(seed, salt, (uint64_t)i) >= p ? x[i] * scale : 0.0f;
+}
+
+/* The row's maximum and log of the sum of exp(x - max). */
+static void log_sum_exp(const float *x, int64_t V, float *mx, double *lse)
+{
+    float m = -INFINITY;
+    for (int64_t j = 0; j < V; j++)
+        m = x[j] > m ? x[j] : m;
+    double s = 0;
+    for (int64_t j = 0; j < V; j++)
+        s += exp((double)x[j] - m);
+    *mx = m;
+    *lse = log(s);
+}
+
+void rt_xent(const float *x, int64_t rows, int64_t V, const int32_t *labels, float eps, float *loss)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * V;
+        int32_t y = labels[r];
+        if (y < 0 || y >= V) {
+            loss[r] = 0;
+            continue;
+        }
+        float m;
+        double lse, sum = 0;
+        log_sum_exp(row, V, &m, &lse);
+        for (int64_t j = 0; j < V; j++)
+            sum += (double)row[j] - m - lse;
+        double logp_y = (double)row[y] - m - lse;
+        loss[r] = (float)(-(1.0 - eps) * logp_y - eps / (double)V * sum);
+    }
+}
+
+void rt_xent_grad(const float *x, int64_t rows, int64_t V, const int32_t *labels, float eps, float *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * V;
+        float *o = out + r * V;
+        int32_t y = labels[r];
+        if (y < 0 || y >= V) {
+            for (int64_t j = 0; j < V; j++)
+                o[j] = 0;
+            continue;
+        }
+        float m;
+        double lse;
+        log_sum_exp(row, V, &m, &lse);
+        for (int64_t j = 0; j < V; j++)
+            o[j] = (float)(exp((double)row[j] - m - lse) - eps / (double)V - (j == y ? 1.0 - eps : 0.0));
+    }
+}
+
+void rt_scatter_add(const float *g, const int32_t *ids, int64_t n, int64_t V, int64_t D, float *out)
+{
+    for (int64_t k = 0; k < V * D; k++)
+        out[k] = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < V)
+            for (int64_t k = 0; k < D; k++)
+                out[ids[i] * D + k] += g[i * D + k];
+}
+
+void rt_matmul_tn(const float *a, const float *g, int64_t R, int64_t K, int64_t N, float *out)
+{
+    for (int64_t k = 0; k < K * N; k++)
+        out[k] = 0;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t k = 0; k < K; k++) {
+            float x = a[r * K + k];
+            for (int64_t n = 0; n < N; n++)
+                out[k * N + n] += x * g[r * N + n];
+        }
 }

@@ -24,7 +24,7 @@ typedef struct rt_shape {
 
 int64_t rt_numel(const rt_shape *s);
 
-typedef enum rt_binop { RT_ADD, RT_SUB, RT_MUL, RT_DIV, RT_MAXIMUM, RT_POW } rt_binop;
+typedef enum rt_binop { RT_ADD, RT_SUB, RT_MUL, RT_DIV, RT_MAXIMUM, RT_POW, RT_GE } rt_binop;
 typedef enum rt_unop {
     RT_NEG, RT_EXP, RT_LOG, RT_SQRT, RT_RSQRT, RT_TANH, RT_ERF,
     RT_SIN, RT_COS, RT_FLOOR, RT_ABS
@@ -36,6 +36,25 @@ typedef enum rt_redop { RT_SUM, RT_MAX, RT_MEAN } rt_redop;
  * storing the offending position in *bad_pos; 0 on success. */
 int rt_gather(const float *table, int64_t V, int64_t D,
               const int32_t *idx, int64_t n, float *out, int64_t *bad_pos);
+
+/* Training (compiler/autodiff.c). */
+
+/* The dropout hash: a uniform draw in [0, 1) for element i of the
+ * dropout node with this salt in the run with this seed. Compiled code
+ * computes the same integer hash. */
+float rt_dropout_u(uint64_t seed, uint32_t salt, uint64_t i);
+/* out[i] = x[i] kept (scaled by 1 / (1 - p)) or dropped (0), i < n. */
+void rt_dropout(const float *x, int64_t n, float p, uint64_t seed, uint32_t salt, float *out);
+/* rows x V logits, one label per row (< 0: no target): loss[r] the
+ * label-smoothed cross entropy of the row (0 without a target). */
+void rt_xent(const float *x, int64_t rows, int64_t V, const int32_t *labels, float eps, float *loss);
+/* its gradient with respect to x: softmax(x) - q per row (0 rows without a target). */
+void rt_xent_grad(const float *x, int64_t rows, int64_t V, const int32_t *labels, float eps, float *out);
+/* out [V, D] = 0, then out[ids[i], :] += g[i, :] for i < n (ids outside [0, V) skipped). */
+void rt_scatter_add(const float *g, const int32_t *ids, int64_t n, int64_t V, int64_t D, float *out);
+
+/* out [K, N] = a^T g: a [R, K], g [R, N] (R every leading position). */
+void rt_matmul_tn(const float *a, const float *g, int64_t R, int64_t K, int64_t N, float *out);
 
 /* Batched matmul: a (..., M, K) @ b (..., K, N) -> out (..., M, N), batch dims
  * broadcast (either operand may have fewer batch dims or dims of 1).

@@ -239,7 +239,11 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
      * and binary op (they share the per-element code with the map's) */
     bool lone_unary = false, lone_binary = false;
     for (int op = 0; op < OP_COUNT; op++) {
-        cr_expect(seen[op] || seen_in_map[op], "op '%s' was not exercised", op_info[op].text);
+        /* the ops only training graphs have: test_autodiff checks their
+         * compiled kernels against the reference (compiled_matches_reference) */
+        bool training = op == OP_GE || op == OP_DROPOUT || op == OP_XENT || op == OP_XENT_GRAD ||
+                        op == OP_SCATTER_ADD || op == OP_MATMUL_TN;
+        cr_expect(training || seen[op] || seen_in_map[op], "op '%s' was not exercised", op_info[op].text);
         lone_unary |= seen[op] && op_info[op].kind == OPK_UNARY;
         lone_binary |= seen[op] && op_info[op].kind == OPK_BINARY;
     }

@@ -1,0 +1,225 @@
+/* train_graph.c - run the training graph (see train_graph.h).
+ *
+ * Compiled, the graph is fused like an inference graph (matmul + bias,
+ * elementwise chains; attention and layer norm stay unfused because their
+ * intermediate values are read by the backward pass) and run node by node
+ * through the per-node step function of one KernelJit, on buffers laid out
+ * by the memory plan. Gradients are STOREs into per-weight states
+ * (autodiff.c), whose memory is the caller's grads[p].
+ */
+#include "train_graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp.h"
+#include "jit.h"
+#include "passes.h"
+
+struct TrainGraph {
+    const Model *m;
+    Graph g;
+    bool *has_grad;      /* per weight: the graph stores its gradient */
+    /* compiled */
+    KernelJit *kj;
+    KernelCode *code;
+    vamos_step_fn fn;
+    int *slot, nslots;
+    float **slot_mem;
+    int64_t *slot_cap;   /* floats allocated per slot */
+    void **buf;          /* per node */
+};
+
+TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit, char *err, size_t errlen)
+{
+    TrainGraph *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->m = m;
+    t->g = derive_training(a, m, smoothing, err, errlen);
+    if (t->g.output < 0) {
+        free(t);
+        return NULL;
+    }
+#ifndef NDEBUG
+    graph_check(m, &t->g, "autodiff");
+#endif
+    if (jit) {
+        t->g = pass_fold(a, &t->g);
+        t->g = pass_fuse_linear(a, &t->g);
+        t->g = pass_fuse_map(a, &t->g);
+        t->g = pass_dce(a, &t->g);
+#ifndef NDEBUG
+        graph_check(m, &t->g, "training fusion");
+#endif
+    }
+    t->has_grad = calloc((size_t)m->nparams + 1, sizeof *t->has_grad);
+    for (int i = 0; t->has_grad && i < t->g.n; i++)
+        if (t->g.nodes[i].op == OP_STORE)
+            t->has_grad[t->g.nodes[i].attr.store.state] = true;
+    if (!t->has_grad) {
+        snprintf(err, errlen, "out of memory");
+        train_graph_free(t);
+        return NULL;
+    }
+    if (!jit)
+        return t;
+    int n = t->g.n;
+    t->slot = malloc(sizeof(int) * (size_t)(n + 1));
+    t->buf = calloc((size_t)n + 1, sizeof *t->buf);
+    if (!t->slot || !t->buf || (t->nslots = plan_memory(&t->g, true, t->slot)) < 0 ||
+        !(t->slot_mem = calloc((size_t)t->nslots + 1, sizeof *t->slot_mem)) ||
+        !(t->slot_cap = calloc((size_t)t->nslots + 1, sizeof *t->slot_cap))) {
+        snprintf(err, errlen, "out of memory planning the training graph");
+        train_graph_free(t);
+        return NULL;
+    }
+    if (!(t->kj = kjit_new(err, errlen)) || !(t->code = kjit_add(t->kj, m, &t->g, &t->fn, err, errlen))) {
+        train_graph_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void train_graph_free(TrainGraph *t)
+{
+    if (!t)
+        return;
+    kjit_drop(t->code);
+    kjit_free(t->kj);
+    for (int s = 0; t->slot_mem && s < t->nslots; s++)
+        free(t->slot_mem[s]);
+    free(t->slot_mem);
+    free(t->slot_cap);
+    free(t->slot);
+    free(t->buf);
+    free(t->has_grad);
+    free(t);
+}
+
+const Graph *train_graph_graph(const TrainGraph *t) { return &t->g; }
+
+static int64_t numel_of(const Shape *s, const int64_t *sym)
+{
+    int64_t c = 1;
+    for (int i = 0; i < s->rank; i++)
+        c *= s->d[i].sym >= 0 ? sym[s->d[i].sym] : s->d[i].n;
+    return c;
+}
+
+/* The symbols of a batch (and the seed). */
+static void batch_syms(const Model *m, const TrainBatch *b, uint64_t seed, int64_t *sym)
+{
+    for (int s = 0; s < m->nsyms; s++)
+        sym[s] = m->syms[s].role == SYM_BATCH ? b->rows : m->syms[s].role == SYM_SRC_LEN ? b->src_len
+               : m->syms[s].role == SYM_TGT_LEN ? b->tgt_len : 0;
+    sym[SYM_SEED] = (int64_t)seed;
+}
+
+/* What an INPUT node of the training graph is fed. */
+static const void *input_of(const Model *m, const Node *n, const TrainBatch *b, float *const *grads)
+{
+    bool src = m->syms[n->attr.input.sym >= 0 ? n->attr.input.sym : 0].role == SYM_SRC_LEN;
+    switch (n->attr.input.role) {
+    case IN_TOKENS: return src ? b->src : b->tgt_in;
+    case IN_LENGTHS: return src ? b->src_lengths : b->tgt_lengths;
+    case IN_LABELS: return b->labels;
+    case IN_STATE: return grads[n->attr.input.sym];
+    case IN_TENSOR: return NULL;
+    }
+    return NULL;
+}
+
+static int run_interp(TrainGraph *t, float *const *params, const TrainBatch *b, const int64_t *sym,
+                      float *const *grads, double *loss, char *err, size_t errlen)
+{
+    const Model *m = t->m;
+    InterpInputs in = { 0 };
+    memcpy(in.sym, sym, sizeof in.sym);
+    Tensor *states = calloc((size_t)m->nparams + 1, sizeof *states);
+    Tensor **sp = calloc((size_t)m->nparams + 1, sizeof *sp);
+    if (!states || !sp) {
+        free(states), free(sp);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int p = 0; p < m->nparams; p++) {
+        states[p] = (Tensor){ .dtype = DT_F32, .data = grads[p] };
+        states[p].shape.rank = m->params[p].shape.rank;
+        for (int k = 0; k < m->params[p].shape.rank; k++)
+            states[p].shape.dim[k] = m->params[p].shape.d[k].n;
+        sp[p] = &states[p];
+    }
+    in.state = sp;
+    for (int i = 0; i < t->g.n; i++) {
+        const Node *n = &t->g.nodes[i];
+        if (n->op == OP_INPUT && n->attr.input.role == IN_TOKENS)
+            in.tokens_of[n->attr.input.sym] = input_of(m, n, b, grads);
+        if (n->op == OP_INPUT && n->attr.input.role == IN_LENGTHS)
+            in.lengths[n->attr.input.sym] = input_of(m, n, b, grads);
+    }
+    in.labels = b->labels;
+    Tensor out;
+    int rc = interp_run(m, &t->g, params, &in, &out, err, errlen);
+    if (rc == 0) {
+        *loss = ((float *)out.data)[0];
+        tensor_free(&out);
+    }
+    free(states), free(sp);
+    return rc;
+}
+
+int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, uint64_t seed, float *const *grads,
+                    double *loss, char *err, size_t errlen)
+{
+    const Model *m = t->m;
+    int64_t sym[MAX_SYMS] = { 0 };
+    batch_syms(m, b, seed, sym);
+    for (int p = 0; p < m->nparams; p++)
+        if (!t->has_grad[p])
+            memset(grads[p], 0, sizeof(float) * (size_t)shape_numel_const(&m->params[p].shape));
+    if (!t->fn)
+        return run_interp(t, params, b, sym, grads, loss, err, errlen);
+    const Graph *g = &t->g;
+    /* size the slots for this batch */
+    for (int i = 0; i < g->n; i++) {
+        int s = t->slot[i];
+        if (s < 0)
+            continue;
+        int64_t want = numel_of(&g->nodes[i].shape, sym);
+        if (want > t->slot_cap[s]) {
+            float *p = realloc(t->slot_mem[s], sizeof(float) * (size_t)(want ? want : 1));
+            if (!p) {
+                snprintf(err, errlen, "out of memory for the training step's values");
+                return -1;
+            }
+            t->slot_mem[s] = p, t->slot_cap[s] = want;
+        }
+    }
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op == OP_PARAM)
+            t->buf[i] = params[n->attr.param];
+        else if (n->op == OP_STORE)
+            t->buf[i] = grads[n->attr.store.state];
+        else if (n->op == OP_INPUT)
+            t->buf[i] = (void *)input_of(m, n, b, grads);
+        else
+            t->buf[i] = t->slot_mem[t->slot[i]];   /* inputs are read in place, above */
+    }
+    for (int i = 0; i < g->n; i++) {
+        Op op = g->nodes[i].op;
+        if (op == OP_INPUT || op == OP_PARAM)
+            continue;
+        int32_t rc = t->fn(i, t->buf, sym);
+        if (rc) {
+            snprintf(err, errlen, "a token id at position %d of a batch is outside its embedding table", rc - 1);
+            return -1;
+        }
+    }
+    *loss = ((float *)t->buf[g->output])[0];
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* train_graph.h - one training step of a model: the loss of a batch and
+ * every weight's gradient, from the training graph (autodiff.c) run as
+ * native code (fused, compiled through the same LLVM path as inference)
+ * or by the reference interpreter.
+ */
+#ifndef VAMOS_TRAIN_GRAPH_H
+#define VAMOS_TRAIN_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "graph.h"
+
+/* A batch of sentence pairs, padded: rows x src_len source ids, rows x
+ * tgt_len decoder inputs (the start word, then the target) and labels
+ * (the target, then <eos>; -1 on padding). */
+typedef struct TrainBatch {
+    int rows, src_len, tgt_len;
+    const int32_t *src, *src_lengths;
+    const int32_t *tgt_in, *tgt_lengths, *labels;
+} TrainBatch;
+
+typedef struct TrainGraph TrainGraph;
+
+/* Derive m's training graph (m compiled with "train"), with label
+ * smoothing `smoothing`; with `jit`, fuse it and compile it. NULL with a
+ * message. */
+TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit, char *err, size_t errlen);
+void train_graph_free(TrainGraph *t);
+/* The graph that runs (fused when compiled). */
+const Graph *train_graph_graph(const TrainGraph *t);
+
+/* Run one batch: *loss = the summed loss over the labelled positions,
+ * grads[p] = its gradient with respect to params[p] (zero for a weight
+ * the loss does not depend on). seed picks dropout's masks. 0, or -1
+ * with a message. */
+int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, uint64_t seed, float *const *grads,
+                    double *loss, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,245 @@
+/* test_autodiff.c - the training graph (compiler/autodiff.c).
+ *
+ * Gradient checks: for every differentiable primitive op, a small model
+ * whose decoder runs the op on values that depend on weights; every
+ * weight's gradient from the training graph (run by the reference
+ * interpreter) must match central finite differences of the loss. Then
+ * the compiled, fused training graph must give the interpreter's loss and
+ * gradients (compiled kernels checked against the reference kernels).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "arena.h"
+#include "helpers.h"
+#include "train_graph.h"
+
+#define B 2
+#define N 3
+#define M 3
+
+/* A model whose decoder computes `expr` of h = embed(y, 4) (+ memory's
+ * mean over the source for a path through the encoder), then the logits. */
+static char *model_text(const char *expr)
+{
+    static char text[4096];
+    snprintf(text, sizeof text,
+             "model t {\n"
+             "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+             "  vocab tgt = [\"<eos>\", \"x\", \"y\", \"z\", \"w\"]\n"
+             "  encoder(x: tokens<src>[b, n]) {\n"
+             "    return embed(x, 4) as emb\n"
+             "  }\n"
+             "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 4]) {\n"
+             "    h = embed(y, 4) + mean(memory, axis: 1)\n"
+             "    h = %s\n"
+             "    return linear(h, len(tgt)) as out\n"
+             "  }\n"
+             "}\n",
+             expr);
+    return text;
+}
+
+static const int32_t src[B * N] = { 1, 2, 3, 3, 1, 0 };
+static const int32_t src_len[B] = { 3, 2 };
+static const int32_t tgt_in[B * M] = { 0, 1, 2, 0, 3, 0 };
+static const int32_t tgt_len[B] = { 3, 2 };
+static const int32_t labels[B * M] = { 1, 2, 0, 3, 0, -1 };
+static const TrainBatch batch = { B, N, M, src, src_len, tgt_in, tgt_len, labels };
+
+typedef struct Weights {
+    int n;
+    float **p, **g, **g2;
+} Weights;
+
+/* Deterministic weights in [-0.5, 0.5) (gains near 1). */
+static Weights weights_for(const Model *m)
+{
+    Weights w = { .n = m->nparams };
+    w.p = calloc((size_t)w.n, sizeof *w.p);
+    w.g = calloc((size_t)w.n, sizeof *w.g);
+    w.g2 = calloc((size_t)w.n, sizeof *w.g2);
+    uint32_t s = 12345;
+    for (int i = 0; i < w.n; i++) {
+        int64_t k = shape_numel_const(&m->params[i].shape);
+        w.p[i] = malloc(sizeof(float) * (size_t)k);
+        w.g[i] = malloc(sizeof(float) * (size_t)k);
+        w.g2[i] = malloc(sizeof(float) * (size_t)k);
+        for (int64_t j = 0; j < k; j++) {
+            s = s * 1664525u + 1013904223u;
+            float u = (float)(s >> 8) / 16777216.0f - 0.5f;
+            w.p[i][j] = m->params[i].init == INIT_ONES ? 1.0f + 0.3f * u : u;
+        }
+    }
+    return w;
+}
+
+static void weights_free(Weights *w)
+{
+    for (int i = 0; i < w->n; i++)
+        free(w->p[i]), free(w->g[i]), free(w->g2[i]);
+    free(w->p), free(w->g), free(w->g2);
+}
+
+static Model *compile_train(Arena *a, const char *expr)
+{
+    char *diags = NULL;
+    int errors;
+    Model *m = compile_capture_after(a, "t.vam", model_text(expr), "train", &diags, &errors);
+    cr_assert(m && !errors, "%s: %s", expr, diags);
+    free(diags);
+    return m;
+}
+
+static double loss_of(TrainGraph *t, Weights *w, uint64_t seed)
+{
+    double loss;
+    char err[256];
+    cr_assert_eq(train_graph_run(t, w->p, &batch, seed, w->g2, &loss, err, sizeof err), 0, "%s", err);
+    return loss;
+}
+
+/* Every weight element's gradient against (L(w + h) - L(w - h)) / 2h. */
+static void check_gradients_h(const char *expr, float h)
+{
+    Arena a = { 0 };
+    Model *m = compile_train(&a, expr);
+    char err[256];
+    TrainGraph *t = train_graph_new(&a, m, 0.1f, false, err, sizeof err);
+    cr_assert(t, "%s: %s", expr, err);
+    Weights w = weights_for(m);
+    double loss;
+    cr_assert_eq(train_graph_run(t, w.p, &batch, 7, w.g, &loss, err, sizeof err), 0, "%s", err);
+    cr_assert(isfinite(loss) && loss > 0, "%s: loss %g", expr, loss);
+    int checked = 0;
+    for (int i = 0; i < w.n; i++) {
+        int64_t k = shape_numel_const(&m->params[i].shape);
+        for (int64_t j = 0; j < k; j++) {
+            float keep = w.p[i][j];
+            w.p[i][j] = keep + h;
+            double up = loss_of(t, &w, 7);
+            w.p[i][j] = keep - h;
+            double down = loss_of(t, &w, 7);
+            w.p[i][j] = keep;
+            double fd = (up - down) / (2.0 * h), an = w.g[i][j];
+            cr_assert(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "%s: d loss / d %s[%lld]: autodiff %g, finite differences %g",
+                      expr, m->params[i].name, (long long)j, an, fd);
+            checked++;
+        }
+    }
+    cr_assert_gt(checked, 50);
+    weights_free(&w);
+    train_graph_free(t);
+    arena_free(&a);
+}
+
+static void check_gradients(const char *expr) { check_gradients_h(expr, 1e-2f); }
+
+/* Each differentiable primitive op, on weight-dependent values (the
+ * matmul, transpose, reshape, softmax's max, exp, sum and div, and the
+ * padding and causal masks come through attention). */
+Test(autodiff, add_sub_mul_neg) { check_gradients("h * h - (-h) + 0.5"); }
+Test(autodiff, div) { check_gradients("h / (h * h + 1.0) + 1.0 / (h * h + 2.0)"); }
+/* kinks: a step small enough not to cross one */
+Test(autodiff, maximum) { check_gradients_h("maximum(h, 0.1) + maximum(0.05, h * 2.0)", 2e-3f); }
+Test(autodiff, pow) { check_gradients("pow(h * h + 1.0, 1.5) + pow(2.0, h)"); }
+Test(autodiff, exp_log) { check_gradients("exp(h) + log(h * h + 1.0)"); }
+Test(autodiff, sqrt_rsqrt) { check_gradients("sqrt(h * h + 1.0) + rsqrt(h * h + 1.0)"); }
+Test(autodiff, tanh_erf) { check_gradients("tanh(h) + erf(h)"); }
+Test(autodiff, sin_cos) { check_gradients("sin(h) + cos(2.0 * h)"); }
+Test(autodiff, abs_floor) { check_gradients_h("abs(h) + floor(h * 0.0 + 3.0) * h", 2e-3f); }
+Test(autodiff, sum_mean_max) { check_gradients("h * sum(h, axis: -1) + mean(h, axis: 1) + max(h, axis: -1)"); }
+Test(autodiff, reshape_transpose) { check_gradients("reshape(transpose(reshape(h, [b, m, 2, 2]), 2, 3), [b, m, 4])"); }
+Test(autodiff, matmul_batched) { check_gradients("h @ transpose(h) @ h * 0.3"); }
+Test(autodiff, attention) { check_gradients("h + (cross_attention(h, memory, heads: 2) as ca) + (self_attention(h, heads: 2, causal: true) as sa)"); }
+Test(autodiff, layer_norm_feed_forward) { check_gradients("layer_norm(h + feed_forward(h, 8))"); }
+Test(autodiff, gelu) { check_gradients("gelu(linear(h, 4))"); }
+Test(autodiff, dropout) { check_gradients("dropout(h, 0.3) + dropout(h * h, 0.5)"); }
+
+/* The compiled, fused training graph against the interpreter's. */
+static void check_compiled(const char *expr, float smoothing)
+{
+    Arena a = { 0 };
+    Model *m = compile_train(&a, expr);
+    char err[256];
+    TrainGraph *ref = train_graph_new(&a, m, smoothing, false, err, sizeof err);
+    cr_assert(ref, "%s", err);
+    TrainGraph *jit = train_graph_new(&a, m, smoothing, true, err, sizeof err);
+    cr_assert(jit, "%s", err);
+    Weights w = weights_for(m);
+    double l1, l2;
+    cr_assert_eq(train_graph_run(ref, w.p, &batch, 99, w.g, &l1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(train_graph_run(jit, w.p, &batch, 99, w.g2, &l2, err, sizeof err), 0, "%s", err);
+    cr_assert(fabs(l1 - l2) <= 1e-5 * fabs(l1), "%s: loss %.9g compiled, %.9g reference", expr, l2, l1);
+    for (int i = 0; i < w.n; i++) {
+        int64_t k = shape_numel_const(&m->params[i].shape);
+        double scale = 0;
+        for (int64_t j = 0; j < k; j++)
+            scale = fmax(scale, fabs(w.g[i][j]));
+        for (int64_t j = 0; j < k; j++)
+            cr_assert(fabs(w.g[i][j] - w.g2[i][j]) <= 1e-4 * scale + 1e-7, "%s: %s[%lld]: compiled %g, reference %g",
+                      expr, m->params[i].name, (long long)j, w.g2[i][j], w.g[i][j]);
+    }
+    weights_free(&w);
+    train_graph_free(ref);
+    train_graph_free(jit);
+    arena_free(&a);
+}
+
+Test(autodiff, compiled_matches_reference)
+{
+    check_compiled("h + (cross_attention(h, memory, heads: 2) as ca) + (self_attention(h, heads: 2, causal: true) as sa)", 0.1f);
+    check_compiled("layer_norm(h + feed_forward(h, 8)) + dropout(h, 0.3)", 0.0f);
+    check_compiled("gelu(h) * tanh(h) + maximum(h, 0.0) * abs(h)", 0.2f);
+}
+
+/* Label smoothing 0: the loss is the summed negative log-likelihood of
+ * the labels, checked from the model's own softmax. */
+Test(autodiff, loss_is_the_labels_negative_log_likelihood)
+{
+    Arena a = { 0 };
+    Model *m = compile_train(&a, "h");
+    char err[256];
+    TrainGraph *t = train_graph_new(&a, m, 0.0f, false, err, sizeof err);
+    cr_assert(t, "%s", err);
+    Weights w = weights_for(m);
+    double loss;
+    cr_assert_eq(train_graph_run(t, w.p, &batch, 1, w.g, &loss, err, sizeof err), 0, "%s", err);
+    /* by hand: h = emb[y] + mean over the valid source of emb[x]... the
+     * mean covers every source position (padding included), as the model says */
+    int iemb = -1, itab = -1, iw = -1, ib = -1;
+    for (int i = 0; i < m->nparams; i++) {
+        const char *nm = m->params[i].name;
+        if (!strcmp(nm, "encoder.emb.table")) iemb = i;
+        else if (strstr(nm, "table")) itab = i;
+        else if (!strcmp(nm, "decoder.out.w")) iw = i;
+        else if (!strcmp(nm, "decoder.out.b")) ib = i;
+    }
+    cr_assert(iemb >= 0 && itab >= 0 && iw >= 0 && ib >= 0);
+    double want = 0;
+    for (int r = 0; r < B; r++)
+        for (int p = 0; p < M; p++) {
+            if (labels[r * M + p] < 0)
+                continue;
+            double h[4], z[5], mx = -INFINITY, s = 0;
+            for (int k = 0; k < 4; k++) {
+                double mean = 0;
+                for (int q = 0; q < N; q++)
+                    mean += w.p[iemb][src[r * N + q] * 4 + k] / N;
+                h[k] = w.p[itab][tgt_in[r * M + p] * 4 + k] + mean;
+            }
+            for (int v = 0; v < 5; v++) {
+                z[v] = w.p[ib][v];
+                for (int k = 0; k < 4; k++)
+                    z[v] += h[k] * w.p[iw][k * 5 + v];
+                mx = fmax(mx, z[v]);
+            }
+            for (int v = 0; v < 5; v++)
+                s += exp(z[v] - mx);
+            want -= z[labels[r * M + p]] - mx - log(s);
+        }
+    cr_assert(fabs(loss - want) <= 1e-5 * want, "loss %.9g, by hand %.9g", loss, want);
+    weights_free(&w);
+    train_graph_free(t);
+    arena_free(&a);
+}
