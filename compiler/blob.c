@@ -32,6 +32,7 @@ static void u32(Blob *b, uint32_t v) { put(b, &v, 4); }
 static void i32(Blob *b, int32_t v) { put(b, &v, 4); }
 static void u64(Blob *b, uint64_t v) { put(b, &v, 8); }
 static void str(Blob *b, const char *s) { u32(b, (uint32_t)strlen(s)); put(b, s, strlen(s)); }
+static void str_n(Blob *b, const char *s, size_t n) { u32(b, (uint32_t)n); put(b, s, n); }
 
 static void vocab(Blob *b, const Vocab *v)
 {
@@ -39,6 +40,7 @@ static void vocab(Blob *b, const Vocab *v)
     i32(b, v->eos), i32(b, v->bos), i32(b, v->unk), i32(b, v->pad);
     for (int i = 0; i < v->n; i++)
         str(b, v->words[i]);
+    str_n(b, v->bpe ? v->bpe : "", v->bpe ? v->bpe_len : 0);
 }
 
 static void graph(Blob *b, const Graph *g, bool reuse)

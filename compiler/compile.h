@@ -45,6 +45,9 @@ int init_weights(const Model *m, const char *path, uint64_t seed, char *err, siz
  * <unk>. ids has room for max ids. */
 int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err, size_t errlen);
 
+/* ids back to text, malloc'd (NULL if out of memory): subwords joined as
+ * runtime/bpe.h says, words with spaces. */
+char *detokenize_ids(const Vocab *v, const int32_t *ids, int n);
 /* What runs the graphs: the JIT's native code, or (jit == NULL) the
  * reference interpreter. */
 struct Jit;

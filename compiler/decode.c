@@ -6,9 +6,16 @@
 #include "compile.h"
 #include "jit.h"
 #include "vamos/translate.h"
+#include "bpe.h"
 
 int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err, size_t errlen)
 {
+    if (v->bpe) {   /* subwords: every line encodes (unknown characters as <unk>) */
+        vamos_bpe *b = vamos_bpe_parse(v->bpe, v->bpe_len, err, errlen);
+        int n = b ? vamos_bpe_encode(b, text, ids, max, NULL) : -1;
+        vamos_bpe_free(b);
+        return n;
+    }
     const char *bad = NULL;
     int n = vamos_tokenize_words(v->words, v->n, v->unk, text, ids, max, true, &bad);
     if (n < 0) {
@@ -18,6 +25,24 @@ int tokenize(const Vocab *v, const char *text, int32_t *ids, int max, char *err,
         snprintf(err, errlen, "'%.*s' is not in vocabulary '%s' (which has no <unk>)", len, bad, v->name);
     }
     return n;
+}
+
+char *detokenize_ids(const Vocab *v, const int32_t *ids, int n)
+{
+    if (v->bpe) {
+        char err[160];
+        vamos_bpe *b = vamos_bpe_parse(v->bpe, v->bpe_len, err, sizeof err);
+        char *s = b ? vamos_bpe_decode(b, ids, n) : NULL;
+        vamos_bpe_free(b);
+        return s;
+    }
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(v->words[ids[i]]) + 1;
+    char *s = calloc(1, len);
+    for (int i = 0; s && i < n; i++)
+        strcat(strcat(s, i ? " " : ""), v->words[ids[i]]);
+    return s;
 }
 
 int engine_run(const Engine *e, const Model *m, const Graph *g, float *const *params,

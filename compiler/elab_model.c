@@ -8,6 +8,7 @@
 #include "elab.h"
 #include "elab_internal.h"
 #include "readfile.h"
+#include "bpe.h"
 #include "utf8.h"
 
 #define VOCAB_MAX_WORDS 1000000
@@ -108,6 +109,25 @@ static bool vocab_from_file(Elab *e, Vocab *v, const char *file, SrcLoc loc)
         return false;
     }
     size_t n = (size_t)len;
+    if (n >= 12 && !memcmp(text, "#vamos-bpe ", 11)) {   /* a subword vocabulary (vamos vocab) */
+        char err[256];
+        vamos_bpe *b = vamos_bpe_parse(text, n, err, sizeof err);
+        if (!b) {
+            el_error(e, loc, "vocabulary file '%s': %s", path, err);
+            return false;
+        }
+        int nt = vamos_bpe_size(b);
+        v->words = arena_alloc(e->a, sizeof(char *) * (size_t)(nt + 1));
+        bool ok = true;
+        for (int i = 0; i < nt && ok; i++) {
+            StrSet fresh = { 0 };   /* two merges may spell one string: ids, not strings, name BPE tokens */
+            ok = vocab_add(e, v, &fresh, arena_strdup(e->a, vamos_bpe_token(b, i)), loc,
+                           arena_printf(e->a, " (%s token %d)", path, i));
+        }
+        vamos_bpe_free(b);
+        v->bpe = text, v->bpe_len = n;
+        return ok;
+    }
     int lines = 1;
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';

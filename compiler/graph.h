@@ -118,6 +118,8 @@ typedef struct Vocab {
     const char **words;
     int n;
     int eos, bos, unk, pad;   /* ids, -1 if absent */
+    const char *bpe;          /* a subword vocabulary's file text (runtime/bpe.h), or NULL */
+    size_t bpe_len;
     SrcLoc loc;
 } Vocab;
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "commands.h"
 #include "compile.h"
 #include "aot.h"
 #include "jit.h"
@@ -56,6 +57,12 @@ static const char *usage_main =
     "                               build a standalone translator executable\n"
     "  tune  MODEL.vam [--budget SECONDS]\n"
     "                               tune the model's kernels for this machine\n"
+    "  vocab --data TRAIN.tsv -o PREFIX\n"
+    "                               learn subword vocabularies from a corpus\n"
+    "  train MODEL.vam --data TRAIN.tsv --dev DEV.tsv -o W.safetensors\n"
+    "                               train a model's weights\n"
+    "  eval  (TRANSLATOR | MODEL.vam -w W.safetensors) DATA.tsv\n"
+    "                               score translations (BLEU, chrF)\n"
     "\n"
     "`vamos COMMAND --help` describes a command. `vamos --version` prints the version.\n";
 
@@ -351,9 +358,9 @@ static int cmd_init(Arena *a, const Opts *o)
 /* Words of ids, space-separated. */
 static void print_words(FILE *out, const Vocab *v, const int32_t *ids, int n)
 {
-    for (int i = 0; i < n; i++)
-        fprintf(out, "%s%s", i ? " " : "", v->words[ids[i]]);
-    fputc('\n', out);
+    char *s = detokenize_ids(v, ids, n);
+    fprintf(out, "%s\n", s ? s : "");
+    free(s);
 }
 
 /* --dump: encoder output and decoder output for the given target ids. */
@@ -568,6 +575,12 @@ int main(int argc, char **argv)
         fputs(usage_main, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "vocab"))
+        return cmd_vocab_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "train"))
+        return cmd_train_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval"))
+        return cmd_eval_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--version")) {
         printf("vamos %s\n", VAMOS_VERSION);
         return 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vamos/model.h"
+#include "bpe.h"
 
 typedef struct Reader { const unsigned char *p; size_t n, at; bool bad; } Reader;
 
@@ -55,6 +56,15 @@ static void read_vocab(Reader *r, vamos_vocab *v)
     v->words = calloc((size_t)v->n + 1, sizeof *v->words);
     for (int i = 0; v->words && i < v->n && !r->bad; i++)
         v->words[i] = get_str(r);
+    uint32_t len = (uint32_t)get(r, 4);
+    const char *text = take(r, len);
+    if (!text) {
+        r->bad = true;
+    } else if (len) {
+        char err[160];
+        v->bpe = vamos_bpe_parse(text, len, err, sizeof err);
+        r->bad |= !v->bpe || vamos_bpe_size(v->bpe) != v->n;
+    }
 }
 
 static void read_graph(Reader *r, vamos_graph *g)
@@ -186,6 +196,7 @@ static void free_vocab(vamos_vocab *v)
     for (int i = 0; v->words && i < v->n; i++)
         free(v->words[i]);
     free(v->words);
+    vamos_bpe_free(v->bpe);
 }
 
 void vamos_model_close(vamos_model *m)

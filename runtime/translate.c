@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "vamos/translate.h"
+#include "bpe.h"
 
 #define IN_MEMORY (1 + VAMOS_MAX_SYMS)
 
@@ -205,6 +206,8 @@ int vamos_tokenize_words(const char *const *words, int nwords, int unk, const ch
 
 int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max)
 {
+    if (v->bpe)
+        return vamos_bpe_encode(v->bpe, text, ids, max, NULL);
     return vamos_tokenize_words((const char *const *)v->words, v->n, v->unk, text, ids, max, false, NULL);
 }
 
@@ -598,9 +601,12 @@ out:
     return rc;
 }
 
-/* Words joined by spaces, as a malloc'd line. */
+/* Words joined by spaces (subwords: joined as they were cut), as a
+ * malloc'd line. */
 static char *detokenize(const vamos_vocab *v, const int32_t *ids, int n)
 {
+    if (v->bpe)
+        return vamos_bpe_decode(v->bpe, ids, n);
     size_t len = 1;
     for (int i = 0; i < n; i++)
         len += strlen(v->words[ids[i]]) + 1;

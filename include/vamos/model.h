@@ -16,7 +16,8 @@
  * Blob layout (all integers little-endian):
  *   "VAMOSBLB" u32 version u32 reserved  u64 weights_hash  u64 weights_offset
  *   str name;  u32 nsyms, nsyms x u32 role
- *   vocab src, vocab tgt:  u32 n, i32 eos bos unk pad, n x str
+ *   vocab src, vocab tgt:  u32 n, i32 eos bos unk pad, n x str, str bpe
+ *                          (a subword vocabulary's file, runtime/bpe.h; "" if none)
  *   graph enc, dec:        u32 n, i32 output, u32 nslots, n x node
  *     node: u8 kind u8 dtype u8 rank u8 role, i32 sym, i32 param, i32 slot,
  *           rank x (i64 n, i32 sym)
@@ -39,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VAMOS_BLOB_VERSION 3
+#define VAMOS_BLOB_VERSION 4
 #define VAMOS_MAX_SYMS 8
 #define VAMOS_BLOB_RANK 8
 
@@ -69,6 +70,7 @@ typedef struct vamos_state {
 typedef struct vamos_vocab {
     int n, eos, bos, unk, pad;
     char **words;                /* NUL-terminated copies */
+    struct vamos_bpe *bpe;       /* subwords: tokenise and detokenise with it; NULL: words */
 } vamos_vocab;
 
 typedef int32_t (*vamos_kernel_fn)(void *const *buf, const int64_t *sym);

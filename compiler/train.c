@@ -1,0 +1,767 @@
+/* train.c - `vamos train`: optimise a model's weights on a parallel corpus.
+ *
+ * The step is the training graph (autodiff.c), fused and compiled
+ * (train_graph.c). Around it:
+ *
+ *   data     TSV pairs (tsv.c) encoded with the model's subword vocabularies
+ *            (a word-level vocabulary works too); the decoder reads <bos> +
+ *            target and is scored on target + <eos>. Pairs longer than
+ *            --max-len tokens on either side are left out (counted).
+ *   batches  pairs sorted by length (ties in a seeded random order) and cut
+ *            into batches of at most --batch-tokens padded tokens, in a
+ *            seeded random order each epoch: similar lengths, little padding.
+ *   loss     label-smoothed cross entropy, averaged over the target tokens
+ *            of the batch.
+ *   update   Adam (beta 0.9, 0.98, eps 1e-9), the learning rate warmed up
+ *            linearly for --warmup steps then decayed as 1/sqrt(step)
+ *            ("Attention is all you need", 5.3, with --lr as the peak);
+ *            gradients clipped to a global norm of --clip.
+ *   dropout  the model's dropout() calls, with masks drawn from the seed
+ *            and the step number.
+ *
+ * Everything random comes from --seed, the epoch and the step, so a run is
+ * deterministic, and a checkpoint taken at the end of an epoch resumes to
+ * the very weights the uninterrupted run gives. After each epoch: dev loss
+ * (no dropout) and dev chrF (greedy translations), the weights (-o), the
+ * checkpoint (-o + .ckpt: weights, Adam's moments, the position) and the
+ * loss curve (-o + .loss.svg).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bpe.h"
+#include "commands.h"
+#include "compile.h"
+#include "jit.h"
+#include "metrics.h"
+#include "train_graph.h"
+#include "tsv.h"
+#include "vamos/parallel.h"
+#include "vamos/weights.h"
+
+static const char *usage =
+    "usage: vamos train MODEL.vam --data TRAIN.tsv --dev DEV.tsv -o W.safetensors [options]\n\n"
+    "Train the model's weights on a parallel corpus (lines source<TAB>target).\n"
+    "After each epoch it reports dev loss and dev chrF and writes W.safetensors,\n"
+    "the checkpoint W.safetensors.ckpt and the loss curve W.safetensors.loss.svg.\n\n"
+    "  --data FILE         training pairs\n"
+    "  --dev FILE          held-out pairs for dev loss and chrF\n"
+    "  -o FILE             the trained weights\n"
+    "  --epochs N          passes over the data (default 10)\n"
+    "  --time MINUTES      stop after the first step past this time (default: none)\n"
+    "  --batch-tokens N    padded tokens per batch (default 4096)\n"
+    "  --lr X              peak learning rate (default 0.001)\n"
+    "  --warmup N          warm-up steps (default 1000)\n"
+    "  --smoothing X       label smoothing (default 0.1)\n"
+    "  --clip X            gradient norm clipping (default 1.0)\n"
+    "  --max-len N         leave out pairs with more tokens on a side (default 64)\n"
+    "  --seed N            initial weights, batch order, dropout (default 1)\n"
+    "  --resume CKPT       continue from a checkpoint\n"
+    "  -w FILE             start from these weights instead of random ones\n"
+    "  --threads N         threads (default: every core)\n"
+    "  --interp            run the step by the reference interpreter (slow; tests)\n";
+
+typedef struct Args {
+    const char *model, *data, *dev, *out, *resume, *init;
+    int epochs, batch_tokens, warmup, max_len, threads;
+    double lr, smoothing, clip, minutes;
+    uint64_t seed;
+    bool interp;
+} Args;
+
+typedef struct Pair {
+    int32_t *src, *tgt;
+    int ns, nt;
+    const char *ref;   /* dev: the reference text */
+} Pair;
+
+typedef struct Set {
+    Pair *p;
+    int n, too_long;
+    int32_t *ids;      /* every pair's ids, one block */
+} Set;
+
+typedef struct Range { int from, to, src_len, tgt_len; } Range;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* splitmix64: every random choice of training. */
+static uint64_t mix(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* ------------------------------------------------------------- data */
+
+/* Text to ids with a vocabulary: its BPE, or whitespace-separated words. */
+typedef struct Coder {
+    const Vocab *v;
+    vamos_bpe *bpe;
+} Coder;
+
+static int coder_init(Coder *c, const Vocab *v, char *err, size_t errlen)
+{
+    c->v = v;
+    c->bpe = NULL;
+    if (v->bpe && !(c->bpe = vamos_bpe_parse(v->bpe, v->bpe_len, err, errlen)))
+        return -1;
+    if (!v->bpe && v->unk < 0) {
+        snprintf(err, errlen, "vocabulary '%s' is neither a subword vocabulary nor has <unk> for unknown words", v->name);
+        return -1;
+    }
+    return 0;
+}
+
+static int encode(const Coder *c, const char *text, int32_t *ids, int max, bool *cut)
+{
+    if (c->bpe)
+        return vamos_bpe_encode(c->bpe, text, ids, max, cut);
+    char err[64];
+    int n = tokenize(c->v, text, ids, max, err, sizeof err);
+    *cut = n == max;
+    return n < 0 ? 0 : n;
+}
+
+static int load_set(const char *path, const Coder *sc, const Coder *tc, int max_len, bool keep_text, Set *s,
+                    Tsv *tsv)
+{
+    char err[512];
+    memset(s, 0, sizeof *s);
+    if (tsv_read(path, tsv, stderr, 20, err, sizeof err)) {
+        fprintf(stderr, "vamos train: %s\n", err);
+        return -1;
+    }
+    s->p = calloc((size_t)tsv->n + 1, sizeof *s->p);
+    s->ids = malloc(sizeof(int32_t) * (size_t)(tsv->n + 1) * 2 * (size_t)(max_len + 1));
+    if (!s->p || !s->ids) {
+        fprintf(stderr, "vamos train: out of memory for '%s'\n", path);
+        return -1;
+    }
+    int32_t *at = s->ids;
+    for (int i = 0; i < tsv->n; i++) {
+        bool cut1 = false, cut2 = false;
+        Pair p = { .src = at };
+        p.ns = encode(sc, tsv->p[i].src, at, max_len + 1, &cut1);
+        p.tgt = at + p.ns;
+        p.nt = encode(tc, tsv->p[i].tgt, p.tgt, max_len + 1, &cut2);
+        if (p.ns > max_len || p.nt > max_len || cut1 || cut2 || p.ns == 0) {
+            s->too_long++;
+            continue;
+        }
+        p.ref = keep_text ? tsv->p[i].tgt : NULL;
+        at += p.ns + p.nt;
+        s->p[s->n++] = p;
+    }
+    return 0;
+}
+
+static void set_free(Set *s)
+{
+    free(s->p);
+    free(s->ids);
+}
+
+/* The epoch's batches: order[] sorted by (target, source) length with
+ * seeded random ties, cut at batch_tokens, then shuffled. */
+static int make_batches(const Set *s, int batch_tokens, uint64_t seed, int epoch, int *order, Range *out)
+{
+    uint64_t *key = malloc(sizeof(uint64_t) * (size_t)(s->n + 1));
+    for (int i = 0; i < s->n; i++) {
+        key[i] = (uint64_t)s->p[i].nt << 48 | (uint64_t)s->p[i].ns << 40 |
+                 (mix(seed ^ mix((uint64_t)epoch * 7919 + (uint64_t)i)) >> 24);
+        order[i] = i;
+    }
+    /* shell sort by key: deterministic, no qsort context needed */
+    for (int gap = s->n / 2; gap > 0; gap /= 2)
+        for (int i = gap; i < s->n; i++)
+            for (int j = i; j >= gap && key[order[j - gap]] > key[order[j]]; j -= gap) {
+                int t = order[j];
+                order[j] = order[j - gap], order[j - gap] = t;
+            }
+    free(key);
+    int nb = 0;
+    for (int i = 0; i < s->n;) {
+        Range r = { .from = i, .src_len = 0, .tgt_len = 0 };
+        while (i < s->n) {
+            const Pair *p = &s->p[order[i]];
+            int sl = p->ns > r.src_len ? p->ns : r.src_len, tl = p->nt + 1 > r.tgt_len ? p->nt + 1 : r.tgt_len;
+            int rows = i - r.from + 1, width = sl > tl ? sl : tl;
+            if (rows > 1 && (int64_t)rows * width > batch_tokens)
+                break;
+            r.src_len = sl, r.tgt_len = tl;
+            i++;
+        }
+        r.to = i;
+        out[nb++] = r;
+    }
+    uint64_t z = mix(seed * 31 + (uint64_t)epoch);
+    for (int i = nb - 1; i > 0; i--) {
+        z = mix(z);
+        int j = (int)(z % (uint64_t)(i + 1));
+        Range t = out[i];
+        out[i] = out[j], out[j] = t;
+    }
+    return nb;
+}
+
+typedef struct BatchBuf {
+    int32_t *src, *sl, *tin, *tl, *lab;
+    int cap_rows, cap_tok;
+} BatchBuf;
+
+/* The padded arrays of a batch; returns its target token count. */
+static int fill_batch(BatchBuf *bb, const Set *s, const int *order, Range r, const Model *m, TrainBatch *b)
+{
+    int rows = r.to - r.from;
+    if (rows > bb->cap_rows || rows * (r.src_len + r.tgt_len) > bb->cap_tok) {
+        bb->cap_rows = rows * 2, bb->cap_tok = rows * (r.src_len + r.tgt_len) * 2;
+        bb->sl = realloc(bb->sl, sizeof(int32_t) * (size_t)bb->cap_rows);
+        bb->tl = realloc(bb->tl, sizeof(int32_t) * (size_t)bb->cap_rows);
+        bb->src = realloc(bb->src, sizeof(int32_t) * (size_t)bb->cap_tok);
+        bb->tin = realloc(bb->tin, sizeof(int32_t) * (size_t)bb->cap_tok);
+        bb->lab = realloc(bb->lab, sizeof(int32_t) * (size_t)bb->cap_tok);
+        if (!bb->sl || !bb->tl || !bb->src || !bb->tin || !bb->lab)
+            return -1;
+    }
+    int spad = m->src->pad >= 0 ? m->src->pad : 0, tpad = m->tgt->pad >= 0 ? m->tgt->pad : m->tgt->eos;
+    int start = m->tgt->bos >= 0 ? m->tgt->bos : m->tgt->eos, ntok = 0;
+    for (int i = 0; i < rows; i++) {
+        const Pair *p = &s->p[order[r.from + i]];
+        for (int k = 0; k < r.src_len; k++)
+            bb->src[i * r.src_len + k] = k < p->ns ? p->src[k] : spad;
+        for (int k = 0; k < r.tgt_len; k++) {
+            bb->tin[i * r.tgt_len + k] = k == 0 ? start : k <= p->nt ? p->tgt[k - 1] : tpad;
+            bb->lab[i * r.tgt_len + k] = k < p->nt ? p->tgt[k] : k == p->nt ? m->tgt->eos : -1;
+        }
+        bb->sl[i] = p->ns;
+        bb->tl[i] = p->nt + 1;
+        ntok += p->nt + 1;
+    }
+    *b = (TrainBatch){ rows, r.src_len, r.tgt_len, bb->src, bb->sl, bb->tin, bb->tl, bb->lab };
+    return ntok;
+}
+
+/* --------------------------------------------------------- the state */
+
+typedef struct TState {
+    int np;
+    int64_t *numel;
+    float **w, **g, **m1, **m2;
+    int64_t step;
+    int epoch;            /* epochs done */
+    /* the loss curve: mean training loss per point, dev loss per epoch */
+    double *curve;
+    int ncurve, cap_curve;
+    double dev_loss[256], dev_chrf[256];
+} TState;
+
+static int state_alloc(TState *s, const Model *m)
+{
+    s->np = m->nparams;
+    s->numel = calloc((size_t)s->np + 1, sizeof *s->numel);
+    s->w = calloc((size_t)s->np + 1, sizeof *s->w);
+    s->g = calloc((size_t)s->np + 1, sizeof *s->g);
+    s->m1 = calloc((size_t)s->np + 1, sizeof *s->m1);
+    s->m2 = calloc((size_t)s->np + 1, sizeof *s->m2);
+    if (!s->numel || !s->w || !s->g || !s->m1 || !s->m2)
+        return -1;
+    for (int i = 0; i < s->np; i++) {
+        s->numel[i] = shape_numel_const(&m->params[i].shape);
+        size_t bytes = sizeof(float) * (size_t)(s->numel[i] ? s->numel[i] : 1);
+        if (!(s->w[i] = malloc(bytes)) || !(s->g[i] = malloc(bytes)) || !(s->m1[i] = calloc(1, bytes)) ||
+            !(s->m2[i] = calloc(1, bytes)))
+            return -1;
+    }
+    return 0;
+}
+
+static void state_free(TState *s)
+{
+    for (int i = 0; i < s->np; i++) {
+        if (s->w) free(s->w[i]);
+        if (s->g) free(s->g[i]);
+        if (s->m1) free(s->m1[i]);
+        if (s->m2) free(s->m2[i]);
+    }
+    free(s->w), free(s->g), free(s->m1), free(s->m2), free(s->numel), free(s->curve);
+}
+
+/* Copy tensors named like the model's params (prefix + name) into dst. */
+static int load_named(const Model *m, const vamos_weights *w, const char *prefix, float **dst, const char *path)
+{
+    for (int i = 0; i < m->nparams; i++) {
+        char name[1024];
+        snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+        const vamos_tensor *t = vamos_weights_find(w, name);
+        int64_t n = shape_numel_const(&m->params[i].shape);
+        if (!t || t->dtype != VAMOS_F32 || t->nbytes != sizeof(float) * (size_t)n) {
+            fprintf(stderr, "vamos train: %s: tensor '%s' is %s\n", path, name, t ? "not the model's shape" : "missing");
+            return -1;
+        }
+        memcpy(dst[i], t->data, t->nbytes);
+    }
+    return 0;
+}
+
+static int save(const Model *m, const TState *s, const Args *a, const char *path, bool ckpt)
+{
+    int n = m->nparams * (ckpt ? 3 : 1);
+    vamos_tensor *t = calloc((size_t)n + 1, sizeof *t);
+    char **names = calloc((size_t)n + 1, sizeof *names);
+    if (!t || !names) {
+        free(t), free(names);
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        int i = k % m->nparams, part = k / m->nparams;
+        const ParamInfo *p = &m->params[i];
+        names[k] = malloc(strlen(p->name) + 8);
+        sprintf(names[k], "%s%s", part == 0 ? "" : part == 1 ? "adam.m." : "adam.v.", p->name);
+        t[k] = (vamos_tensor){ .name = names[k], .dtype = VAMOS_F32, .rank = p->shape.rank,
+                               .data = part == 0 ? s->w[i] : part == 1 ? s->m1[i] : s->m2[i],
+                               .nbytes = sizeof(float) * (size_t)s->numel[i] };
+        for (int d = 0; d < p->shape.rank; d++)
+            t[k].shape[d] = p->shape.d[d].n;
+    }
+    char step[32], epoch[32], seed[32];
+    snprintf(step, sizeof step, "%lld", (long long)s->step);
+    snprintf(epoch, sizeof epoch, "%d", s->epoch);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->seed);
+    const char *meta[] = { "vamos.model", m->name, "vamos.train.step", step, "vamos.train.epoch", epoch,
+                           "vamos.train.seed", seed };
+    char err[512];
+    int rc = vamos_weights_save(path, t, n, meta, ckpt ? 4 : 1, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "vamos train: %s\n", err);
+    for (int k = 0; k < n; k++)
+        free(names[k]);
+    free(names), free(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ update */
+
+static double lr_at(const Args *a, int64_t step)
+{
+    double s = (double)step, w = (double)a->warmup;
+    return a->lr * fmin(s / w, sqrt(w / s));
+}
+
+/* Adam on the mean loss (grads hold the sum over ntok tokens). */
+static double update(TState *s, const Args *a, int ntok)
+{
+    double sq = 0;
+    for (int i = 0; i < s->np; i++)
+        for (int64_t k = 0; k < s->numel[i]; k++)
+            sq += (double)s->g[i][k] * s->g[i][k];
+    double norm = sqrt(sq) / ntok;
+    double scale = (1.0 / ntok) * (norm > a->clip ? a->clip / norm : 1.0);
+    s->step++;
+    const double b1 = 0.9, b2 = 0.98, eps = 1e-9;
+    double lr = lr_at(a, s->step);
+    double c1 = 1 - pow(b1, (double)s->step), c2 = 1 - pow(b2, (double)s->step);
+    float fs = (float)scale, fb1 = (float)b1, fb2 = (float)b2;
+    float step_size = (float)(lr / c1), fc2 = (float)(1.0 / c2);
+    for (int i = 0; i < s->np; i++) {
+        float *w = s->w[i], *g = s->g[i], *m1 = s->m1[i], *m2 = s->m2[i];
+        for (int64_t k = 0; k < s->numel[i]; k++) {
+            float gk = g[k] * fs;
+            m1[k] = fb1 * m1[k] + (1 - fb1) * gk;
+            m2[k] = fb2 * m2[k] + (1 - fb2) * gk * gk;
+            w[k] -= step_size * m1[k] / (sqrtf(m2[k] * fc2) + (float)eps);
+        }
+    }
+    return norm;
+}
+
+/* ------------------------------------------------------- evaluation */
+
+/* Dev loss per target token, without dropout (the eval graph). */
+static double dev_loss(TrainGraph *eval, TState *s, const Set *dev, const Model *m, int batch_tokens, int *order,
+                       Range *ranges, BatchBuf *bb)
+{
+    int nb = make_batches(dev, batch_tokens, 0, 0, order, ranges);
+    double sum = 0;
+    long tok = 0;
+    for (int i = 0; i < nb; i++) {
+        TrainBatch b;
+        int nt = fill_batch(bb, dev, order, ranges[i], m, &b);
+        double l;
+        char err[512];
+        if (nt < 0 || train_graph_run(eval, s->w, &b, 0, s->g, &l, err, sizeof err)) {
+            fprintf(stderr, "vamos train: dev loss: %s\n", nt < 0 ? "out of memory" : err);
+            return NAN;
+        }
+        sum += l, tok += nt;
+    }
+    return tok ? sum / (double)tok : NAN;
+}
+
+/* Dev chrF of greedy translations by the inference model (fused, compiled),
+ * on copies of the weights (a new array each time: the JIT packs weights
+ * once per array). */
+static double dev_chrf(Jit *jit, const Model *inf, const TState *s, const Set *dev, const Coder *tc, int max_len)
+{
+    float **w = calloc((size_t)s->np + 1, sizeof *w);
+    for (int i = 0; w && i < s->np; i++) {
+        w[i] = malloc(sizeof(float) * (size_t)(s->numel[i] ? s->numel[i] : 1));
+        if (w[i])
+            memcpy(w[i], s->w[i], sizeof(float) * (size_t)s->numel[i]);
+    }
+    vamos_metrics *mt = vamos_metrics_new();
+    int32_t *out = malloc(sizeof(int32_t) * (size_t)(2 * max_len + 8));
+    Engine eng = { jit };
+    double score = NAN;
+    bool ok = w && mt && out;
+    for (int i = 0; ok && i < dev->n; i++) {
+        char err[512];
+        int n = greedy_decode(&eng, inf, w, dev->p[i].src, dev->p[i].ns, 2 * max_len, out, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "vamos train: dev translation: %s\n", err);
+            ok = false;
+            break;
+        }
+        char *hyp = tc->bpe ? vamos_bpe_decode(tc->bpe, out, n) : detokenize_ids(inf->tgt, out, n);
+        ok = hyp && vamos_metrics_add(mt, hyp, dev->p[i].ref) == 0;
+        free(hyp);
+    }
+    if (ok)
+        score = vamos_metrics_chrf(mt);
+    vamos_metrics_free(mt);
+    free(out);
+    /* the JIT keeps packed copies keyed by these pointers: keep them alive
+     * for the process (one set per epoch) */
+    (void)w;
+    return score;
+}
+
+/* --------------------------------------------------------- the curve */
+
+static void write_svg(const TState *s, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    const int W = 640, H = 400, L = 60, R = 20, T = 30, Bm = 50;
+    double ymax = 0, ymin = 1e9;
+    for (int i = 0; i < s->ncurve; i++)
+        ymax = fmax(ymax, s->curve[i]), ymin = fmin(ymin, s->curve[i]);
+    for (int e = 0; e < s->epoch && e < 256; e++)
+        if (isfinite(s->dev_loss[e]))
+            ymax = fmax(ymax, s->dev_loss[e]), ymin = fmin(ymin, s->dev_loss[e]);
+    if (ymin > ymax)
+        ymin = 0, ymax = 1;
+    ymin = fmax(0, floor(ymin)), ymax = ceil(ymax);
+    double xmax = s->ncurve > 1 ? s->ncurve - 1 : 1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(f, "<text x=\"%d\" y=\"18\">training loss (blue, per %d%% of an epoch) and dev loss (red, per epoch)"
+               "</text>\n", L, 10);
+    for (int k = 0; k <= 4; k++) {
+        double v = ymin + (ymax - ymin) * k / 4, y = H - Bm - (H - T - Bm) * (double)k / 4;
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L, W - R, y, y, L - 6, y + 4, v);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epochs (%d done, %lld steps)</text>\n", (L + W - R) / 2,
+            H - 15, s->epoch, (long long)s->step);
+#define PX(i) (L + (W - L - R) * (double)(i) / xmax)
+#define PY(v) (H - Bm - (H - T - Bm) * ((v) - ymin) / (ymax - ymin))
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
+    for (int i = 0; i < s->ncurve; i++)
+        fprintf(f, "%.1f,%.1f ", PX(i), PY(s->curve[i]));
+    fprintf(f, "\"/>\n<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"");
+    for (int e = 0; e < s->epoch && e < 256; e++)
+        if (isfinite(s->dev_loss[e]))
+            fprintf(f, "%.1f,%.1f ", PX((e + 1) * 10 - 1 < s->ncurve ? (e + 1) * 10 - 1 : s->ncurve - 1), PY(s->dev_loss[e]));
+    fprintf(f, "\"/>\n</svg>\n");
+#undef PX
+#undef PY
+    fclose(f);
+}
+
+/* ------------------------------------------------------------ driver */
+
+static int parse_args(int argc, char **argv, Args *a)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, 0, 'h' }, { "data", required_argument, 0, 'd' }, { "dev", required_argument, 0, 'D' },
+        { "output", required_argument, 0, 'o' }, { "epochs", required_argument, 0, 'e' },
+        { "batch-tokens", required_argument, 0, 'b' }, { "lr", required_argument, 0, 'l' },
+        { "warmup", required_argument, 0, 'W' }, { "smoothing", required_argument, 0, 'S' },
+        { "clip", required_argument, 0, 'c' }, { "max-len", required_argument, 0, 'M' },
+        { "seed", required_argument, 0, 's' }, { "resume", required_argument, 0, 'r' },
+        { "weights", required_argument, 0, 'w' }, { "threads", required_argument, 0, 'j' },
+        { "time", required_argument, 0, 't' }, { "interp", no_argument, 0, 'I' }, { 0, 0, 0, 0 },
+    };
+    *a = (Args){ .epochs = 10, .batch_tokens = 4096, .warmup = 1000, .max_len = 64, .lr = 1e-3, .smoothing = 0.1,
+                 .clip = 1.0, .seed = 1 };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:w:", opts, NULL)) != -1) {
+        char *end = NULL;
+        double v = 0;
+        if (strchr("ebWMjlScts", c)) {
+            errno = 0;
+            v = strtod(optarg, &end);
+            const char *name = NULL;
+            for (int i = 0; opts[i].name; i++)
+                if (opts[i].val == c)
+                    name = opts[i].name;
+            bool integer = strchr("ebWMjs", c) != NULL;
+            double lo = c == 'S' || c == 's' ? 0 : c == 'j' ? 0 : 1e-12, hi = c == 'S' ? 0.999 : 1e15;
+            if (!*optarg || *end || errno || !(v >= lo && v <= hi) || (integer && v != floor(v))) {
+                fprintf(stderr, "vamos train: --%s wants %s, not '%s'\n", name,
+                        c == 'S' ? "a number from 0 to 0.999" : integer ? "a positive whole number" : "a positive number",
+                        optarg);
+                return 2;
+            }
+        }
+        switch (c) {
+        case 'h': fputs(usage, stdout); return 1;
+        case 'd': a->data = optarg; break;
+        case 'D': a->dev = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 'e': a->epochs = (int)fmin(v, 255); break;
+        case 'b': a->batch_tokens = (int)fmin(v, 1 << 24); break;
+        case 'W': a->warmup = (int)fmin(v, 1e9); break;
+        case 'M': a->max_len = (int)fmin(v, 1024); break;
+        case 'j': a->threads = (int)fmin(v, VAMOS_MAX_THREADS); break;
+        case 'l': a->lr = v; break;
+        case 'S': a->smoothing = v; break;
+        case 'c': a->clip = v; break;
+        case 't': a->minutes = v; break;
+        case 's': a->seed = (uint64_t)v; break;
+        case 'r': a->resume = optarg; break;
+        case 'w': a->init = optarg; break;
+        case 'I': a->interp = true; break;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind == argc - 1)
+        a->model = argv[optind];
+    const char *missing = !a->model ? "a MODEL.vam" : !a->data ? "--data" : !a->dev ? "--dev" : !a->out ? "-o" : NULL;
+    if (missing || optind < argc - 1) {
+        fprintf(stderr, "vamos train: %s\n\n%s", missing ? (char[64]){ 0 } : "more than one model given", usage);
+        if (missing)
+            fprintf(stderr, "(missing: %s)\n", missing);
+        return 2;
+    }
+    return 0;
+}
+
+static Model *compile_model(Arena *a, const char *path, const char *after)
+{
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(a, &d, path, after);
+    return d.errors ? NULL : m;
+}
+
+static void progress(const TState *s, int epoch, int epochs, int b, int nb, double loss, double tps, double left, bool tty)
+{
+    int h = (int)(left / 3600), mnt = (int)(fmod(left, 3600) / 60), sec = (int)fmod(left, 60);
+    fprintf(stderr, "%sepoch %d/%d  batch %d/%d  step %lld  loss %.3f  %.0f tok/s  left %d:%02d:%02d%s", tty ? "\r" : "",
+            epoch + 1, epochs, b, nb, (long long)s->step, loss, tps, h, mnt, sec, tty ? "   " : "\n");
+}
+
+int cmd_train_main(int argc, char **argv)
+{
+    Args A;
+    int rc = parse_args(argc, argv, &A);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (A.threads)
+        vamos_set_threads(A.threads);
+    Arena ar = { 0 };
+    Model *m = compile_model(&ar, A.model, "train");
+    Model *mev = m ? compile_model(&ar, A.model, "dce") : NULL;
+    Model *inf = mev ? compile_model(&ar, A.model, NULL) : NULL;
+    if (!inf) {
+        arena_free(&ar);
+        return 1;
+    }
+    char err[1024];
+    Coder sc, tc;
+    if (coder_init(&sc, m->src, err, sizeof err) || coder_init(&tc, m->tgt, err, sizeof err)) {
+        fprintf(stderr, "vamos train: %s\n", err);
+        arena_free(&ar);
+        return 1;
+    }
+    Set train, dev;
+    Tsv ttsv, dtsv;
+    TState S = { 0 };
+    TrainGraph *tg = NULL, *eg = NULL;
+    Jit *jit = NULL;
+    int *order = NULL;
+    Range *ranges = NULL;
+    BatchBuf bb = { 0 };
+    rc = 1;
+    if (load_set(A.data, &sc, &tc, A.max_len, false, &train, &ttsv) ||
+        load_set(A.dev, &sc, &tc, A.max_len, true, &dev, &dtsv))
+        goto done;
+    if (train.n == 0) {
+        fprintf(stderr, "vamos train: %s has no usable pairs\n", A.data);
+        goto done;
+    }
+    fprintf(stderr, "train: %d pairs (%d malformed, %d longer than %d tokens, left out); dev: %d pairs\n", train.n,
+            ttsv.skipped, train.too_long, A.max_len, dev.n);
+    if (state_alloc(&S, m)) {
+        fprintf(stderr, "vamos train: out of memory for the weights\n");
+        goto done;
+    }
+    if (A.resume || A.init) {
+        const char *path = A.resume ? A.resume : A.init;
+        vamos_weights *w = vamos_weights_load(path, 0, err, sizeof err);
+        if (!w) {
+            fprintf(stderr, "vamos train: %s\n", err);
+            goto done;
+        }
+        int bad = load_named(m, w, "", S.w, path);
+        if (!bad && A.resume) {
+            bad = load_named(m, w, "adam.m.", S.m1, path) || load_named(m, w, "adam.v.", S.m2, path);
+            const char *st = vamos_weights_meta(w, "vamos.train.step"), *ep = vamos_weights_meta(w, "vamos.train.epoch");
+            const char *sd = vamos_weights_meta(w, "vamos.train.seed");
+            if (!bad && (!st || !ep || !sd)) {
+                fprintf(stderr, "vamos train: %s is not a checkpoint (no vamos.train.step)\n", path);
+                bad = 1;
+            }
+            if (!bad) {
+                S.step = atoll(st), S.epoch = atoi(ep);
+                A.seed = strtoull(sd, NULL, 10);
+            }
+        }
+        vamos_weights_free(w);
+        if (bad)
+            goto done;
+    } else {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.init", A.out);
+        if (init_weights(m, tmp, A.seed, err, sizeof err)) {
+            fprintf(stderr, "vamos train: %s\n", err);
+            goto done;
+        }
+        vamos_weights *w = vamos_weights_load(tmp, 0, err, sizeof err);
+        int bad = !w || load_named(m, w, "", S.w, tmp);
+        vamos_weights_free(w);
+        remove(tmp);
+        if (bad)
+            goto done;
+    }
+    double t0 = now_s();
+    if (!(tg = train_graph_new(&ar, m, (float)A.smoothing, !A.interp, err, sizeof err)) ||
+        !(eg = train_graph_new(&ar, mev, 0.0f, !A.interp, err, sizeof err)) ||
+        !(jit = jit_compile(inf, err, sizeof err))) {
+        fprintf(stderr, "vamos train: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "compiled the training step (%d nodes) in %.1f s\n", train_graph_graph(tg)->n, now_s() - t0);
+    order = malloc(sizeof(int) * (size_t)(train.n + dev.n + 1));
+    ranges = malloc(sizeof(Range) * (size_t)(train.n + dev.n + 1));
+    if (!order || !ranges)
+        goto done;
+    bool tty = isatty(2);
+    double start = now_s(), last_print = 0;
+    long tok_run = 0;
+    bool out_of_time = false;
+    for (int epoch = S.epoch; epoch < A.epochs && !out_of_time; epoch++) {
+        int nb = make_batches(&train, A.batch_tokens, A.seed, epoch, order, ranges);
+        double ep_loss = 0, pt_loss = 0;
+        long ep_tok = 0, pt_tok = 0;
+        int next_point = 1;
+        for (int i = 0; i < nb; i++) {
+            TrainBatch b;
+            int ntok = fill_batch(&bb, &train, order, ranges[i], m, &b);
+            double loss;
+            if (ntok < 0) {
+                fprintf(stderr, "vamos train: out of memory for a batch\n");
+                goto done;
+            }
+            if (train_graph_run(tg, S.w, &b, mix(A.seed * 1000003 + (uint64_t)S.step), S.g, &loss, err, sizeof err)) {
+                fprintf(stderr, "\nvamos train: step %lld: %s\n", (long long)S.step + 1, err);
+                goto done;
+            }
+            if (!isfinite(loss)) {
+                fprintf(stderr, "\nvamos train: the loss became %g at step %lld; try a lower --lr\n", loss,
+                        (long long)S.step + 1);
+                goto done;
+            }
+            update(&S, &A, ntok);
+            ep_loss += loss, ep_tok += ntok, pt_loss += loss, pt_tok += ntok, tok_run += ntok;
+            if (i + 1 >= next_point * nb / 10) {   /* a curve point per tenth of an epoch */
+                if (S.ncurve == S.cap_curve) {
+                    S.cap_curve = S.cap_curve ? 2 * S.cap_curve : 64;
+                    S.curve = realloc(S.curve, sizeof(double) * (size_t)S.cap_curve);
+                }
+                if (S.curve)
+                    S.curve[S.ncurve++] = pt_loss / (double)pt_tok;
+                pt_loss = 0, pt_tok = 0, next_point++;
+            }
+            double t = now_s(), el = t - start;
+            if (t - last_print > (tty ? 0.5 : 30) || i + 1 == nb) {
+                double tps = tok_run / el;
+                double left = tps > 0 ? ((double)(A.epochs - epoch) * (double)ep_tok * nb / (i + 1) - (double)ep_tok) / tps : 0;
+                if (A.minutes > 0)
+                    left = fmin(left, A.minutes * 60 - el);
+                progress(&S, epoch, A.epochs, i + 1, nb, ep_loss / (double)ep_tok, tps, fmax(left, 0), tty);
+                last_print = t;
+            }
+            if (A.minutes > 0 && now_s() - start > A.minutes * 60) {
+                out_of_time = i + 1 < nb;
+                if (out_of_time) {
+                    fprintf(stderr, "%sstopped at the time limit (%.0f minutes) in epoch %d\n", tty ? "\n" : "", A.minutes,
+                            epoch + 1);
+                    break;
+                }
+            }
+        }
+        if (tty)
+            fputc('\n', stderr);
+        if (out_of_time)
+            break;
+        S.epoch = epoch + 1;
+        double dl = dev.n ? dev_loss(eg, &S, &dev, mev, A.batch_tokens, order, ranges, &bb) : NAN;
+        double dc = dev.n ? dev_chrf(jit, inf, &S, &dev, &tc, A.max_len) : NAN;
+        if (epoch < 256)
+            S.dev_loss[epoch] = dl, S.dev_chrf[epoch] = dc;
+        fprintf(stderr, "epoch %d: train loss %.3f  dev loss %.3f  dev chrF %.1f  (%.0f s)\n", epoch + 1,
+                ep_loss / (double)ep_tok, dl, dc, now_s() - start);
+        char path[4096];
+        snprintf(path, sizeof path, "%s.ckpt", A.out);
+        if (save(m, &S, &A, A.out, false) || save(m, &S, &A, path, true))
+            goto done;
+        snprintf(path, sizeof path, "%s.loss.svg", A.out);
+        write_svg(&S, path);
+    }
+    if (out_of_time) {   /* keep what was learnt; the checkpoint stays at the last whole epoch */
+        if (save(m, &S, &A, A.out, false))
+            goto done;
+    }
+    fprintf(stderr, "wrote %s after %lld steps (%.0f s)\n", A.out, (long long)S.step, now_s() - start);
+    rc = 0;
+done:
+    free(order), free(ranges);
+    free(bb.src), free(bb.sl), free(bb.tin), free(bb.tl), free(bb.lab);
+    train_graph_free(tg);
+    train_graph_free(eg);
+    jit_free(jit);
+    state_free(&S);
+    set_free(&train), set_free(&dev);
+    tsv_free(&ttsv), tsv_free(&dtsv);
+    vamos_bpe_free(sc.bpe), vamos_bpe_free(tc.bpe);
+    arena_free(&ar);
+    return rc;
+}
