@@ -408,31 +408,43 @@ static void emit_unary(CG *c, const Node *n)
 
 /* out[(o * len + l) * inner + i] reduced over l, written to out[o * inner + i];
  * the parallel loop is over o. */
+static LLVMValueRef reduce_step(CG *c, const Node *n, LLVMValueRef acc, LLVMValueRef x)
+{
+    if (n->op == OP_MAX)
+        return max_nan(c, x, acc);
+    LLVMValueRef r = LLVMBuildFAdd(c->b, acc, x, "");
+    fast(r);
+    return r;
+}
+
+/* The parallel loop is over o. Along the last axis (inner 1) a row is
+ * summed in a register; otherwise whole rows of `inner` are added to the
+ * output row in turn, so both reads and writes are contiguous (a
+ * column-wise walk over a [len, inner] block with a large inner, as a
+ * bias's gradient has, would miss the cache at every element). */
 static void emit_reduce(CG *c, const Node *n, const Node *na)
 {
     LLVMValueRef len = dim_val(c, na->shape.d[n->attr.axis]);
     LLVMValueRef inner = product(c, &na->shape, n->attr.axis + 1, na->shape.rank);
-    Loop lo = loop_par(c);
-    Loop li = loop_begin(c, inner);
-    LLVMValueRef dst = add(c, mul(c, lo.iv, inner), li.iv);
     LLVMValueRef init = f32c(c, n->op == OP_MAX ? -INFINITY : 0.0);
-    store_f(c, init, c->out, dst);
+    Loop lo = loop_par(c);
+    LLVMValueRef orow = gep(c, c->f32, c->out, mul(c, lo.iv, inner));
+    LLVMValueRef irow = gep(c, c->f32, c->a, mul(c, mul(c, lo.iv, len), inner));
+    Loop li = loop_begin(c, inner);
+    store_f(c, init, orow, li.iv);
+    loop_end(c, &li);
     Loop ll = loop_begin(c, len);
-    LLVMValueRef src = add(c, mul(c, add(c, mul(c, lo.iv, len), ll.iv), inner), li.iv);
-    LLVMValueRef x = load_f(c, c->a, src), acc = load_f(c, c->out, dst), r;
-    if (n->op == OP_MAX) {
-        r = max_nan(c, x, acc);
-    } else {
-        r = LLVMBuildFAdd(c->b, acc, x, "");
-        fast(r);
-    }
-    store_f(c, r, c->out, dst);
+    LLVMValueRef src = gep(c, c->f32, irow, mul(c, ll.iv, inner));
+    Loop lj = loop_begin(c, inner);
+    store_f(c, reduce_step(c, n, load_f(c, orow, lj.iv), load_f(c, src, lj.iv)), orow, lj.iv);
+    loop_end(c, &lj);
     loop_end(c, &ll);
     if (n->op == OP_MEAN) {
-        LLVMValueRef s = load_f(c, c->out, dst);
-        store_f(c, LLVMBuildFDiv(c->b, s, LLVMBuildSIToFP(c->b, len, c->f32, ""), ""), c->out, dst);
+        Loop lm = loop_begin(c, inner);
+        LLVMValueRef s = load_f(c, orow, lm.iv);
+        store_f(c, LLVMBuildFDiv(c->b, s, LLVMBuildSIToFP(c->b, len, c->f32, ""), ""), orow, lm.iv);
+        loop_end(c, &lm);
     }
-    loop_end(c, &li);
     loop_end(c, &lo);
 }
 
