@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "interp.h"
 #include "jit.h"
@@ -29,6 +30,8 @@ struct TrainGraph {
     float **slot_mem;
     int64_t *slot_cap;   /* floats allocated per slot */
     void **buf;          /* per node */
+    double *node_s;      /* with VAMOS_PROFILE set: seconds per node, summed */
+    int runs;
 };
 
 TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit, char *err, size_t errlen)
@@ -77,6 +80,8 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
         train_graph_free(t);
         return NULL;
     }
+    if (getenv("VAMOS_PROFILE"))
+        t->node_s = calloc((size_t)n + 1, sizeof *t->node_s);
     if (!(t->kj = kjit_new(err, errlen)) || !(t->code = kjit_add(t->kj, m, &t->g, &t->fn, err, errlen))) {
         train_graph_free(t);
         return NULL;
@@ -97,6 +102,7 @@ void train_graph_free(TrainGraph *t)
     free(t->slot);
     free(t->buf);
     free(t->has_grad);
+    free(t->node_s);
     free(t);
 }
 
@@ -214,12 +220,45 @@ int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, ui
         Op op = g->nodes[i].op;
         if (op == OP_INPUT || op == OP_PARAM)
             continue;
+        struct timespec t0, t1;
+        if (t->node_s)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         int32_t rc = t->fn(i, t->buf, sym);
+        if (t->node_s) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            t->node_s[i] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        }
         if (rc) {
             snprintf(err, errlen, "a token id at position %d of a batch is outside its embedding table", rc - 1);
             return -1;
         }
     }
     *loss = ((float *)t->buf[g->output])[0];
+    t->runs++;
     return 0;
+}
+
+void train_graph_profile(const TrainGraph *t, FILE *out)
+{
+    if (!t->node_s || !t->runs)
+        return;
+    double by_op[OP_COUNT] = { 0 }, total = 0;
+    int count[OP_COUNT] = { 0 };
+    for (int i = 0; i < t->g.n; i++) {
+        by_op[t->g.nodes[i].op] += t->node_s[i];
+        count[t->g.nodes[i].op]++;
+        total += t->node_s[i];
+    }
+    fprintf(out, "training step profile, %d runs, %.1f ms per step:\n", t->runs, 1e3 * total / t->runs);
+    for (int k = 0; k < 12; k++) {
+        int best = -1;
+        for (int op = 0; op < OP_COUNT; op++)
+            if (by_op[op] > 0 && (best < 0 || by_op[op] > by_op[best]))
+                best = op;
+        if (best < 0)
+            break;
+        fprintf(out, "  %-12s %4d nodes %8.1f ms/step %5.1f%%\n", op_info[best].text, count[best],
+                1e3 * by_op[best] / t->runs, 100 * by_op[best] / total);
+        by_op[best] = 0;
+    }
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "arena.h"
 #include "graph.h"
@@ -37,5 +38,9 @@ const Graph *train_graph_graph(const TrainGraph *t);
  * with a message. */
 int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, uint64_t seed, float *const *grads,
                     double *loss, char *err, size_t errlen);
+
+/* With VAMOS_PROFILE set when the graph was made: time per op kind,
+ * summed over the runs so far, to out. */
+void train_graph_profile(const TrainGraph *t, FILE *out);
 
 #endif
