@@ -64,8 +64,8 @@ Test(cli, usage_errors_exit_2)
 
 Test(cli, help_on_every_command)
 {
-    const char *cmds[] = { "check", "graph", "init", "run", "build", "tune" };
-    for (size_t i = 0; i < 6; i++) {
+    const char *cmds[] = { "check", "graph", "init", "run", "build", "tune", "vocab", "train", "eval" };
+    for (size_t i = 0; i < 9; i++) {
         char *out;
         cr_assert_eq(vamos(&out, "%s --help", cmds[i]), 0);
         cr_assert(strstr(out, "usage: vamos"), "%s", out);
@@ -300,4 +300,114 @@ Test(cli, tune_then_build_and_run_use_the_database, .timeout = 300)
     cr_assert_eq(vamos(&out, "tune models/statquest.vam --budget -1"), 2);
     cr_expect(strstr(out, "--budget needs"), "%s", out);
     free(out);
+}
+
+/* ------------------------------------------------------- training */
+
+static const char *tiny_model =
+    "model tiny {\n"
+    "  vocab src = file \"tiny.src.bpe\"\n"
+    "  vocab tgt = file \"tiny.tgt.bpe\"\n"
+    "  encoder(x: tokens<src>[b, n]) {\n"
+    "    h = dropout(embed(x, 16) + position(n, 16), 0.1)\n"
+    "    return encoder_layer(h, heads: 2, hidden: 32, dropout: 0.1) as enc\n"
+    "  }\n"
+    "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 16]) {\n"
+    "    h = embed(y, 16) + position(m, 16)\n"
+    "    h = decoder_layer(h, memory, heads: 2, hidden: 32, dropout: 0.1) as dec\n"
+    "    return linear(h, len(tgt)) as out\n"
+    "  }\n"
+    "}\n";
+
+static const char *tiny_data =
+    "open the file\tabrir el archivo\n"
+    "close the file\tcerrar el archivo\n"
+    "no tab on this line\n"
+    "open the window\tabrir la ventana\n"
+    "\tan empty source\n"
+    "close the window\tcerrar la ventana\n"
+    "save the file\tguardar el archivo\n";
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* vocab, train (malformed lines reported, a loss curve), resume: two
+ * epochs at once give the same weights as one, then a resumed second. */
+Test(cli, vocab_train_resume_eval, .timeout = 600)
+{
+    char dir[] = "/tmp/vamos-train-XXXXXX", *out;
+    cr_assert(mkdtemp(dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/tiny.tsv", dir);
+    write_text(path, tiny_data);
+    snprintf(path, sizeof path, "%s/tiny.vam", dir);
+    write_text(path, tiny_model);
+    cr_assert_eq(vamos(&out, "vocab --data %s/tiny.tsv -o %s/tiny --size 40", dir, dir), 0, "%s", out);
+    cr_assert(strstr(out, "tiny.tsv:3: warning: no tab"), "%s", out);
+    cr_assert(strstr(out, "tiny.tsv:5: warning: an empty source side"), "%s", out);
+    free(out);
+    char cmd[2048];
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/a.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
+                             "--batch-tokens 12 --warmup 4 --seed 3 --epochs 2", dir, dir, dir, dir),
+                 0, "%s", out);
+    cr_assert(strstr(out, "train: 5 pairs (2 malformed"), "%s", out);
+    cr_assert(strstr(out, "epoch 2: train loss"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/b.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
+                             "--batch-tokens 12 --warmup 4 --seed 3 --epochs 1", dir, dir, dir, dir),
+                 0, "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/b.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
+                             "--batch-tokens 12 --warmup 4 --epochs 2 --resume %s/b.safetensors.ckpt",
+                       dir, dir, dir, dir, dir),
+                 0, "%s", out);
+    free(out);
+    size_t la = 0, lb = 0;
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    char *wa = read_all(path, &la);
+    snprintf(path, sizeof path, "%s/b.safetensors", dir);
+    char *wb = read_all(path, &lb);
+    cr_assert(wa && wb && la == lb && !memcmp(wa, wb, la), "a resumed run's weights differ from an uninterrupted run's");
+    free(wa), free(wb);
+    snprintf(path, sizeof path, "%s/a.safetensors.loss.svg", dir);
+    char *svg = read_all(path, NULL);
+    cr_assert(svg && strstr(svg, "<svg") && strstr(svg, "<polyline"), "no loss curve");
+    free(svg);
+    /* a different seed trains different weights */
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/c.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
+                             "--batch-tokens 12 --warmup 4 --seed 4 --epochs 2", dir, dir, dir, dir),
+                 0, "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    char *wc = read_all(path, &lb);
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    wa = read_all(path, &la);
+    cr_assert(wa && wc && (la != lb || memcmp(wa, wc, la)), "the seed changes nothing");
+    free(wa), free(wc);
+    /* eval: model + weights, then the built translator; the same scores */
+    char *o1, *o2;
+    cr_assert_eq(vamos(&o1, "eval %s/tiny.vam -w %s/a.safetensors %s/tiny.tsv 2>/dev/null", dir, dir, dir), 0);
+    cr_assert(strstr(o1, "BLEU ") && strstr(o1, "chrF "), "%s", o1);
+    cr_assert_eq(vamos(&out, "build %s/tiny.vam -w %s/a.safetensors -o %s/tiny", dir, dir, dir), 0, "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&o2, "eval %s/tiny %s/tiny.tsv 2>/dev/null", dir, dir), 0);
+    cr_assert_str_eq(o1, o2);
+    free(o1), free(o2);
+    /* bad input: a missing option, a bad number, a missing file */
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam --data %s/tiny.tsv -o x", dir, dir), 2);
+    cr_assert(strstr(out, "--dev"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam --data %s/tiny.tsv --dev %s/tiny.tsv -o x --lr -1", dir, dir, dir), 2);
+    cr_assert(strstr(out, "--lr wants a positive number"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam --data %s/nope.tsv --dev %s/tiny.tsv -o %s/x", dir, dir, dir, dir), 1);
+    cr_assert(strstr(out, "cannot open"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
