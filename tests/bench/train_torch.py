@@ -1,0 +1,91 @@
+"""train_torch.py - one training step of models/en-es.vam in Vamos and in
+PyTorch, on the same batch shapes, in the same run.
+
+    /usr/bin/python3 tests/bench/train_torch.py [--reps N]
+
+The step is forward and backward (the summed label-smoothed cross entropy
+and every weight's gradient), no dropout, no optimiser: 64 rows x 32 source
+and 32 target tokens. PyTorch runs tests/golden/vamos_torch.py's model
+(the same post-norm transformer, written with F.linear, F.layer_norm,
+softmax attention) with OMP_WAIT_POLICY=PASSIVE, at 1 and 2 threads; its
+best counts. Vamos runs build/tests/bench/train_bench. Prints medians and
+the ratio, and writes tests/bench/results/train.txt.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
+import vamos_torch as vt  # noqa: E402
+
+ROWS, LEN = 64, 32
+
+
+def en_es_config():
+    return vt.Config("en_es", 6000, 6000, d=256, heads=4, layers=3, hidden=1024,
+                     activation="relu", embed_scale=True, output="logits",
+                     style="postnorm", out_name="out", start=2, eos=1)
+
+
+def torch_step_ms(threads, reps):
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    cfg = en_es_config()
+    params = {k: (torch.randn(s) * 0.05).requires_grad_() for k, s in vt.param_shapes(cfg).items()}
+    model = vt.Model(cfg, params)
+    src = torch.randint(4, cfg.src_vocab, (ROWS, LEN))
+    tin = torch.randint(4, cfg.tgt_vocab, (ROWS, LEN))
+    lab = torch.randint(4, cfg.tgt_vocab, (ROWS, LEN))
+    lens = torch.full((ROWS,), LEN, dtype=torch.int64)
+    times = []
+    for r in range(reps + 2):
+        t0 = time.perf_counter()
+        for p in params.values():
+            p.grad = None
+        enc = model.encoder(src, lens)
+        logits = model.decoder_logits(tin, lens, enc, lens)
+        loss = F.cross_entropy(logits.reshape(-1, cfg.tgt_vocab), lab.reshape(-1),
+                               label_smoothing=0.1, reduction="sum")
+        loss.backward()
+        if r >= 2:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return 1e3 * times[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=10)
+    args = ap.parse_args()
+    bench = os.path.join(ROOT, "build", "tests", "bench", "train_bench")
+    out = subprocess.run([bench, "--reps", str(args.reps)], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit("train_bench failed: " + out.stderr)
+    line = out.stdout.strip()
+    vamos_ms = float(line.split(":")[1].split("ms")[0])
+    torch_ms = {t: torch_step_ms(t, args.reps) for t in (1, 2)}
+    best = min(torch_ms.values())
+    tok = ROWS * LEN
+    lines = [
+        "training step of models/en-es.vam (forward + backward, no dropout), %d x %d tokens, medians of %d"
+        % (ROWS, LEN, args.reps),
+        "vamos:            %7.1f ms  %6.0f target tokens/s" % (vamos_ms, tok / vamos_ms * 1e3),
+        "pytorch 1 thread: %7.1f ms  %6.0f target tokens/s" % (torch_ms[1], tok / torch_ms[1] * 1e3),
+        "pytorch 2 threads:%7.1f ms  %6.0f target tokens/s" % (torch_ms[2], tok / torch_ms[2] * 1e3),
+        "vamos / best pytorch throughput: %.2fx  (torch %s)" % (best / vamos_ms, torch.__version__),
+    ]
+    print("\n".join(lines))
+    with open(os.path.join(HERE, "results", "train.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
