@@ -264,9 +264,9 @@ typedef struct TState {
     int64_t step;
     int epoch;            /* epochs done */
     /* the loss curve: mean training loss per point, dev loss per epoch */
-    double *curve;
+    float *curve;        /* floats, as the checkpoint keeps them */
     int ncurve, cap_curve;
-    double dev_loss[256], dev_chrf[256];
+    float dev_loss[256], dev_chrf[256];
 } TState;
 
 static int state_alloc(TState *s, const Model *m)
@@ -317,13 +317,27 @@ static int load_named(const Model *m, const vamos_weights *w, const char *prefix
     return 0;
 }
 
+/* A checkpoint's record of the run so far (so a resumed run's curve
+ * starts at the beginning): the curve points, dev loss and chrF per epoch. */
+static const char *const history_names[] = { "train.curve", "train.dev_loss", "train.dev_chrf" };
+
 static int save(const Model *m, const TState *s, const Args *a, const char *path, bool ckpt)
 {
-    int n = m->nparams * (ckpt ? 3 : 1);
-    vamos_tensor *t = calloc((size_t)n + 1, sizeof *t);
+    int n = m->nparams * (ckpt ? 3 : 1), nh = ckpt ? 3 : 0;
+    vamos_tensor *t = calloc((size_t)(n + nh) + 1, sizeof *t);
+    int ne = s->epoch < 256 ? s->epoch : 256;
+    float *hist[3] = { calloc((size_t)s->ncurve + 1, 4), calloc((size_t)ne + 1, 4), calloc((size_t)ne + 1, 4) };
+    int64_t hn[3] = { s->ncurve, ne, ne };
+    for (int i = 0; hist[0] && i < s->ncurve; i++)
+        hist[0][i] = (float)s->curve[i];
+    for (int e = 0; hist[1] && hist[2] && e < ne; e++)
+        hist[1][e] = (float)s->dev_loss[e], hist[2][e] = (float)s->dev_chrf[e];
+    for (int k = 0; t && k < nh; k++)
+        t[n + k] = (vamos_tensor){ .name = history_names[k], .dtype = VAMOS_F32, .rank = 1, .shape = { hn[k] },
+                                   .data = hist[k], .nbytes = 4 * (size_t)hn[k] };
     char **names = calloc((size_t)n + 1, sizeof *names);
-    if (!t || !names) {
-        free(t), free(names);
+    if (!t || !names || !hist[0] || !hist[1] || !hist[2]) {
+        free(t), free(names), free(hist[0]), free(hist[1]), free(hist[2]);
         return -1;
     }
     for (int k = 0; k < n; k++) {
@@ -344,12 +358,12 @@ static int save(const Model *m, const TState *s, const Args *a, const char *path
     const char *meta[] = { "vamos.model", m->name, "vamos.train.step", step, "vamos.train.epoch", epoch,
                            "vamos.train.seed", seed };
     char err[512];
-    int rc = vamos_weights_save(path, t, n, meta, ckpt ? 4 : 1, err, sizeof err);
+    int rc = vamos_weights_save(path, t, n + nh, meta, ckpt ? 4 : 1, err, sizeof err);
     if (rc)
         fprintf(stderr, "vamos train: %s\n", err);
     for (int k = 0; k < n; k++)
         free(names[k]);
-    free(names), free(t);
+    free(names), free(t), free(hist[0]), free(hist[1]), free(hist[2]);
     return rc;
 }
 
@@ -647,6 +661,17 @@ int cmd_train_main(int argc, char **argv)
             if (!bad) {
                 S.step = atoll(st), S.epoch = atoi(ep);
                 A.seed = strtoull(sd, NULL, 10);
+                const vamos_tensor *c = vamos_weights_find(w, history_names[0]);
+                const vamos_tensor *dl = vamos_weights_find(w, history_names[1]);
+                const vamos_tensor *dc = vamos_weights_find(w, history_names[2]);
+                if (c && c->dtype == VAMOS_F32 && c->nbytes && (S.curve = malloc(c->nbytes))) {
+                    S.ncurve = S.cap_curve = (int)(c->nbytes / 4);
+                    for (int i = 0; i < S.ncurve; i++)
+                        S.curve[i] = ((const float *)c->data)[i];
+                }
+                for (int e = 0; dl && dc && dl->dtype == VAMOS_F32 && dc->dtype == VAMOS_F32 && e < 256 &&
+                                (size_t)e < dl->nbytes / 4 && (size_t)e < dc->nbytes / 4; e++)
+                    S.dev_loss[e] = ((const float *)dl->data)[e], S.dev_chrf[e] = ((const float *)dc->data)[e];
             }
         }
         vamos_weights_free(w);
@@ -709,10 +734,10 @@ int cmd_train_main(int argc, char **argv)
             if (i + 1 >= next_point * nb / 10) {   /* a curve point per tenth of an epoch */
                 if (S.ncurve == S.cap_curve) {
                     S.cap_curve = S.cap_curve ? 2 * S.cap_curve : 64;
-                    S.curve = realloc(S.curve, sizeof(double) * (size_t)S.cap_curve);
+                    S.curve = realloc(S.curve, sizeof(float) * (size_t)S.cap_curve);
                 }
                 if (S.curve)
-                    S.curve[S.ncurve++] = pt_loss / (double)pt_tok;
+                    S.curve[S.ncurve++] = (float)(pt_loss / (double)pt_tok);
                 pt_loss = 0, pt_tok = 0, next_point++;
             }
             double t = now_s(), el = t - start;
@@ -741,7 +766,7 @@ int cmd_train_main(int argc, char **argv)
         double dl = dev.n ? dev_loss(eg, &S, &dev, mev, A.batch_tokens, order, ranges, &bb) : NAN;
         double dc = dev.n ? dev_chrf(jit, inf, &S, &dev, &tc, A.max_len) : NAN;
         if (epoch < 256)
-            S.dev_loss[epoch] = dl, S.dev_chrf[epoch] = dc;
+            S.dev_loss[epoch] = (float)dl, S.dev_chrf[epoch] = (float)dc;
         fprintf(stderr, "epoch %d: train loss %.3f  dev loss %.3f  dev chrF %.1f (first %d pairs)  (%.0f s)\n",
                 epoch + 1, ep_loss / (double)ep_tok, dl, dc, dev.n < DEV_CHRF_PAIRS ? dev.n : DEV_CHRF_PAIRS,
                 now_s() - start);

@@ -377,7 +377,10 @@ Test(cli, vocab_train_resume_eval, .timeout = 600)
     snprintf(path, sizeof path, "%s/a.safetensors.loss.svg", dir);
     char *svg = read_all(path, NULL);
     cr_assert(svg && strstr(svg, "<svg") && strstr(svg, "<polyline"), "no loss curve");
-    free(svg);
+    snprintf(path, sizeof path, "%s/b.safetensors.loss.svg", dir);
+    char *svg2 = read_all(path, NULL);
+    cr_assert(svg2 && !strcmp(svg, svg2), "the resumed run's loss curve differs:\n%s\n%s", svg, svg2);
+    free(svg), free(svg2);
     /* a different seed trains different weights */
     cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/c.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
                              "--batch-tokens 12 --warmup 4 --seed 4 --epochs 2", dir, dir, dir, dir),
