@@ -158,7 +158,7 @@ Test(autodiff, gelu) { check_gradients("gelu(linear(h, 4))"); }
 Test(autodiff, dropout) { check_gradients("dropout(h, 0.3) + dropout(h * h, 0.5)"); }
 
 /* The compiled, fused training graph against the interpreter's. */
-static void check_compiled(const char *expr, float smoothing)
+static void check_compiled_on(const char *expr, float smoothing, const TrainBatch *tb)
 {
     Arena a = { 0 };
     Model *m = compile_train(&a, expr);
@@ -169,8 +169,8 @@ static void check_compiled(const char *expr, float smoothing)
     cr_assert(jit, "%s", err);
     Weights w = weights_for(m);
     double l1, l2;
-    cr_assert_eq(train_graph_run(ref, w.p, &batch, 99, w.g, &l1, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(train_graph_run(jit, w.p, &batch, 99, w.g2, &l2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(train_graph_run(ref, w.p, tb, 99, w.g, &l1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(train_graph_run(jit, w.p, tb, 99, w.g2, &l2, err, sizeof err), 0, "%s", err);
     cr_assert(fabs(l1 - l2) <= 1e-5 * fabs(l1), "%s: loss %.9g compiled, %.9g reference", expr, l2, l1);
     for (int i = 0; i < w.n; i++) {
         int64_t k = shape_numel_const(&m->params[i].shape);
@@ -185,6 +185,29 @@ static void check_compiled(const char *expr, float smoothing)
     train_graph_free(ref);
     train_graph_free(jit);
     arena_free(&a);
+}
+
+static void check_compiled(const char *expr, float smoothing) { check_compiled_on(expr, smoothing, &batch); }
+
+/* A batch of 24 x 30: 720 rows for the weights' gradients (matmul_tn
+ * works through them in chunks; this crosses several and ends in a part). */
+Test(autodiff, compiled_matches_reference_on_a_large_batch)
+{
+    enum { R = 24, L = 30 };
+    static int32_t s[R * L], t[R * L], lab[R * L], sl[R], tl[R];
+    uint32_t z = 7;
+    for (int i = 0; i < R * L; i++) {
+        z = z * 1664525u + 1013904223u;
+        s[i] = (int32_t)(z >> 8) % 4, t[i] = (int32_t)(z >> 12) % 5, lab[i] = (int32_t)(z >> 16) % 5;
+    }
+    for (int r = 0; r < R; r++)
+        sl[r] = 1 + r % L, tl[r] = L - r % 7;
+    for (int r = 0; r < R; r++)
+        for (int k = tl[r]; k < L; k++)
+            lab[r * L + k] = -1;
+    TrainBatch big = { R, L, L, s, sl, t, tl, lab };
+    check_compiled_on("layer_norm(h + feed_forward(h, 8)) + (self_attention(h, heads: 2, causal: true) as sa)", 0.1f,
+                      &big);
 }
 
 Test(autodiff, compiled_matches_reference)
