@@ -1,7 +1,7 @@
 /* train_bench.c - one training step (forward and backward: the loss and
  * every weight's gradient) of a model, compiled by Vamos.
  *
- *     build/tests/bench/train_bench [--reps N] [--threads T] [MODEL.vam]
+ *     build/tests/bench/train_bench [--reps N] [--threads T (default 2)] [MODEL.vam]
  *
  * The model (default models/en-es.vam) is compiled without dropout, with
  * random weights, on a fixed batch of 64 rows x 32 source and 32 target
@@ -19,14 +19,13 @@
 
 int main(int argc, char **argv)
 {
-    int reps = 10, threads = 0;
+    int reps = 10, threads = 2;
     const char *path = "models/en-es.vam";
     if (argc > 1 && argv[argc - 1][0] != '-' && strstr(argv[argc - 1], ".vam"))
         path = argv[--argc];
     if (bench_args(argc, argv, "train_bench", &reps, &threads))
         return 2;
-    if (threads)
-        vamos_set_threads(threads);
+    vamos_set_threads(threads);
     Arena a = { 0 };
     Diag d;
     diag_init(&d, stderr);
@@ -72,6 +71,7 @@ int main(int argc, char **argv)
     double med = bench_median(x, reps);
     printf("vamos %s: %.1f ms per step, %.0f target tokens/s (threads %d, %d reps)\n", m->name, 1e3 * med,
            ROWS * LEN / med, vamos_threads(), reps);
+    train_graph_profile(t, stderr);   /* with VAMOS_PROFILE set */
     for (int i = 0; i < m->nparams; i++)
         free(w[i]), free(g[i]);
     free(w), free(g), free(x);
