@@ -37,7 +37,7 @@ static const char *usage =
 #define BATCH 32
 
 /* Translations by a model compiled in process. */
-static int translate_model(const char *model, const char *weights, const Tsv *t, int beam, char **hyp)
+static int translate_model(const char *model, const char *weights, const char *data, const Tsv *t, int beam, char **hyp)
 {
     Arena a = { 0 };
     Diag d;
@@ -65,7 +65,7 @@ static int translate_model(const char *model, const char *weights, const Tsv *t,
         for (int r = 0; r < k; r++)
             src[r] = t->p[i + r].src;
         if (vamos_translate_batch(s, src, k, &o, NULL, hyp + i, err, sizeof err)) {
-            fprintf(stderr, "vamos eval: %s:%d: %s\n", "line", t->p[i].line, err);
+            fprintf(stderr, "vamos eval: %s: lines %d to %d: %s\n", data, t->p[i].line, t->p[i + k - 1].line, err);
             goto done;
         }
         fprintf(stderr, "\rtranslated %d of %d", i + k, t->n);
@@ -171,7 +171,7 @@ int cmd_eval_main(int argc, char **argv)
         return 1;
     }
     char **hyp = calloc((size_t)t.n + 1, sizeof *hyp);
-    int rc = !hyp ? -1 : copy ? 0 : model ? translate_model(what, weights, &t, beam, hyp)
+    int rc = !hyp ? -1 : copy ? 0 : model ? translate_model(what, weights, data, &t, beam, hyp)
                                            : translate_binary(what, &t, beam, hyp);
     vamos_metrics *mt = rc ? NULL : vamos_metrics_new();
     FILE *of = !rc && out ? fopen(out, "w") : NULL;
