@@ -1047,7 +1047,7 @@ static void emit_layer_norm(CG *c, const Graph *g, const Node *n)
 static void emit_transpose(CG *c, const Node *n, const Node *na)
 {
     int r = n->shape.rank;
-    LLVMValueRef ist[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK], s = i64c(c, 1);
+    LLVMValueRef ist[MAX_RANK] = { 0 }, dims[MAX_RANK] = { 0 }, idx[MAX_RANK] = { 0 }, s = i64c(c, 1);
     for (int i = r - 1; i >= 0; i--) {
         ist[i] = s;
         s = mul(c, s, dim_val(c, na->shape.d[i]));
