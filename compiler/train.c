@@ -261,6 +261,7 @@ typedef struct TState {
     int np;
     int64_t *numel;
     float **w, **g, **m1, **m2;
+    float **eval[2];      /* weights for dev translation, in turn (dev_chrf) */
     int64_t step;
     int epoch;            /* epochs done */
     /* the loss curve: mean training loss per point, dev loss per epoch */
@@ -296,6 +297,11 @@ static void state_free(TState *s)
         if (s->g) free(s->g[i]);
         if (s->m1) free(s->m1[i]);
         if (s->m2) free(s->m2[i]);
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; s->eval[k] && i < s->np; i++)
+            free(s->eval[k][i]);
+        free(s->eval[k]);
     }
     free(s->w), free(s->g), free(s->m1), free(s->m2), free(s->numel), free(s->curve);
 }
@@ -432,15 +438,21 @@ static double dev_loss(TrainGraph *eval, TState *s, const Set *dev, const Model 
 #define DEV_CHRF_PAIRS 200
 
 /* Dev chrF of greedy translations by the inference model (fused, compiled),
- * on copies of the weights (a new array each time: the JIT packs weights
- * once per array). */
-static double dev_chrf(Jit *jit, const Model *inf, const TState *s, const Set *dev, const Coder *tc, int max_len)
+ * on a copy of the weights in one of two sets, used in turn: the JIT packs
+ * a weight again only when it is given another array than the last time. */
+static double dev_chrf(Jit *jit, const Model *inf, TState *s, const Set *dev, const Coder *tc, int max_len)
 {
-    float **w = calloc((size_t)s->np + 1, sizeof *w);
+    float **w = s->eval[s->epoch % 2];
+    if (!w)
+        w = s->eval[s->epoch % 2] = calloc((size_t)s->np + 1, sizeof *w);
     for (int i = 0; w && i < s->np; i++) {
-        w[i] = malloc(sizeof(float) * (size_t)(s->numel[i] ? s->numel[i] : 1));
-        if (w[i])
-            memcpy(w[i], s->w[i], sizeof(float) * (size_t)s->numel[i]);
+        if (!w[i])
+            w[i] = malloc(sizeof(float) * (size_t)(s->numel[i] ? s->numel[i] : 1));
+        if (!w[i]) {
+            fprintf(stderr, "vamos train: out of memory for the dev translations\n");
+            return NAN;
+        }
+        memcpy(w[i], s->w[i], sizeof(float) * (size_t)s->numel[i]);
     }
     vamos_metrics *mt = vamos_metrics_new();
     int32_t *out = malloc(sizeof(int32_t) * (size_t)(2 * max_len + 8));
@@ -463,9 +475,6 @@ static double dev_chrf(Jit *jit, const Model *inf, const TState *s, const Set *d
         score = vamos_metrics_chrf(mt);
     vamos_metrics_free(mt);
     free(out);
-    /* the JIT keeps packed copies keyed by these pointers: keep them alive
-     * for the process (one set per epoch) */
-    (void)w;
     return score;
 }
 

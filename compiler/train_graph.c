@@ -128,8 +128,11 @@ static void batch_syms(const Model *m, const TrainBatch *b, uint64_t seed, int64
 /* What an INPUT node of the training graph is fed. */
 static const void *input_of(const Model *m, const Node *n, const TrainBatch *b, float *const *grads)
 {
-    bool src = m->syms[n->attr.input.sym >= 0 ? n->attr.input.sym : 0].role == SYM_SRC_LEN;
-    switch (n->attr.input.role) {
+    /* tokens and lengths: sym is a length symbol; states: a weight's index */
+    InputRole r = n->attr.input.role;
+    int sym = n->attr.input.sym;
+    bool src = (r == IN_TOKENS || r == IN_LENGTHS) && sym >= 0 && sym < m->nsyms && m->syms[sym].role == SYM_SRC_LEN;
+    switch (r) {
     case IN_TOKENS: return src ? b->src : b->tgt_in;
     case IN_LENGTHS: return src ? b->src_lengths : b->tgt_lengths;
     case IN_LABELS: return b->labels;
