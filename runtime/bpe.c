@@ -18,6 +18,7 @@
  * and skipped.
  */
 #include "bpe.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,36 +96,10 @@ bool vamos_bpe_next_word(const char *line, size_t *pos, size_t *start, size_t *l
 
 int vamos_bpe_char_len(const char *str, size_t n, bool *valid)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    *valid = false;
-    if (n == 0)
-        return 0;
-    unsigned char c = s[0];
-    int len;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *valid = true;
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 1;
-    }
-    if ((size_t)len > n)
-        return 1;
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 1;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 1;
-    *valid = true;
-    return len;
+    uint32_t cp;
+    int len = utf8_seq((const unsigned char *)str, n, &cp);   /* 0: invalid (or n == 0) */
+    *valid = len > 0;
+    return n == 0 ? 0 : len > 0 ? len : 1;
 }
 
 /* ---- Hash tables ---- */
