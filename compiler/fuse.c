@@ -71,8 +71,8 @@ static bool match(const Graph *g, const int *uses, int i, void *match, bool *gon
                 depth.n > ATTENTION_MAX_WIDTH)
                 continue;   /* the kernel keeps value rows and a key block on the stack */
             if (q->shape.rank != r || kt->shape.rank != r || v->shape.rank != r || nd->shape.rank != r ||
-                g->nodes[mask].shape.rank > r || !fuse_same_shape(&xa->shape, &nd->shape) ||
-                !fuse_same_shape(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)
+                g->nodes[mask].shape.rank > r || !shape_eq(&xa->shape, &nd->shape) ||
+                !shape_eq(&s->shape, &nd->shape) || g->nodes[mask].dtype != DT_F32)
                 continue;
             *mt = (Match){ .q = nd->in[0], .kt = nd->in[1], .v = out->in[1], .mask = mask,
                            .scale = (float)g->nodes[c].attr.value, .div = s->op == OP_DIV };

@@ -37,7 +37,7 @@ static bool match_add(const Graph *g, const int *uses, int i, Match *mt, bool *g
     for (int side = 0; side < 2; side++) {
         const Node *mm = fuse_node_if(g, uses, n->in[side], OP_MATMUL, 1);
         const Node *bias = &g->nodes[n->in[1 - side]];
-        if (!mm || g->nodes[mm->in[1]].shape.rank != 2 || !fuse_same_shape(&mm->shape, &n->shape))
+        if (!mm || g->nodes[mm->in[1]].shape.rank != 2 || !shape_eq(&mm->shape, &n->shape))
             continue;
         int r = n->shape.rank;
         if (bias->dtype != DT_F32 || bias->shape.rank != 1 || !dim_eq(bias->shape.d[0], n->shape.d[r - 1]))
@@ -57,7 +57,7 @@ static bool match(const Graph *g, const int *uses, int i, void *match, bool *gon
     if (mx->op == OP_MAXIMUM)
         for (int side = 0; side < 2; side++) {
             int y = mx->in[side];
-            if (uses[y] == 1 && is_zero(g, mx->in[1 - side]) && fuse_same_shape(&mx->shape, &g->nodes[y].shape) &&
+            if (uses[y] == 1 && is_zero(g, mx->in[1 - side]) && shape_eq(&mx->shape, &g->nodes[y].shape) &&
                 match_add(g, uses, y, match, gone)) {
                 ((Match *)match)->relu = true;
                 gone[y] = true;

@@ -68,7 +68,7 @@ static bool collect(const Graph *g, const int *uses, const bool *gone, const int
             if (nx->op == OP_CONST || in_list(found, n, x) || in_list(stack, top, x))
                 continue;
             if (uses[x] == 1 && !gone[x] && !in_list(blocked, nblocked, x) && elementwise(nx) &&
-                fuse_same_shape(&nx->shape, shape))
+                shape_eq(&nx->shape, shape))
                 stack[top++] = x;
         }
     }

@@ -50,7 +50,7 @@ static bool match(const Graph *g, const int *uses, int i, void *match, bool *gon
     for (int s1 = 0; s1 < 2; s1++) {
         const Node *t2 = fuse_node_if(g, uses, y->in[s1], OP_MUL, 1);
         int bias = y->in[1 - s1];
-        if (!t2 || !is_row(g, bias, &y->shape) || !fuse_same_shape(&t2->shape, &y->shape))
+        if (!t2 || !is_row(g, bias, &y->shape) || !shape_eq(&t2->shape, &y->shape))
             continue;
         for (int s2 = 0; s2 < 2; s2++) {
             const Node *t1 = fuse_node_if(g, uses, t2->in[s2], OP_MUL, 1);
@@ -61,7 +61,7 @@ static bool match(const Graph *g, const int *uses, int i, void *match, bool *gon
                 int ci = t1->in[s3];
                 const Node *c = fuse_node_if(g, uses, ci, OP_SUB, 3);
                 const Node *rs = fuse_node_if(g, uses, t1->in[1 - s3], OP_RSQRT, 1);
-                if (!c || !rs || !fuse_same_shape(&c->shape, &y->shape))
+                if (!c || !rs || !shape_eq(&c->shape, &y->shape))
                     continue;
                 const Node *ve = fuse_node_if(g, uses, rs->in[0], OP_ADD, 1);
                 if (!ve)
@@ -75,13 +75,13 @@ static bool match(const Graph *g, const int *uses, int i, void *match, bool *gon
                         continue;
                     int x = c->in[0];
                     const Node *mu = last_mean(g, uses, c->in[1]);
-                    if (!mu || mu->in[0] != x || !fuse_same_shape(&g->nodes[x].shape, &y->shape) ||
+                    if (!mu || mu->in[0] != x || !shape_eq(&g->nodes[x].shape, &y->shape) ||
                         uses[x] != 2)
                         continue;
                     *mt = (Match){ .h = x, .r = -1, .gain = gain, .bias = bias, .eps = (float)eps->attr.value };
                     const Node *res = &g->nodes[x];
-                    if (res->op == OP_ADD && fuse_same_shape(&g->nodes[res->in[0]].shape, &y->shape) &&
-                        fuse_same_shape(&g->nodes[res->in[1]].shape, &y->shape)) {
+                    if (res->op == OP_ADD && shape_eq(&g->nodes[res->in[0]].shape, &y->shape) &&
+                        shape_eq(&g->nodes[res->in[1]].shape, &y->shape)) {
                         mt->h = res->in[0], mt->r = res->in[1];
                         gone[x] = true;
                     }

@@ -30,16 +30,6 @@ int fuse_other(const Node *n, int x)
     return n->in[0] == x ? n->in[1] : n->in[1] == x ? n->in[0] : -1;
 }
 
-bool fuse_same_shape(const Shape *a, const Shape *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (!dim_eq(a->d[i], b->d[i]))
-            return false;
-    return true;
-}
-
 Graph fuse_run(Arena *a, const Graph *g, size_t match_size, FuseMatch match, FuseEmit emit)
 {
     int n = g->n;

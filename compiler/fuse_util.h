@@ -15,8 +15,6 @@ const Node *fuse_node_if(const Graph *g, const int *uses, int x, Op op, int n);
 /* The input of binary node n other than x, or -1 if neither is x. */
 int fuse_other(const Node *n, int x);
 
-bool fuse_same_shape(const Shape *a, const Shape *b);
-
 /* A fusion pass's two halves. match: does node i end a group? If so it
  * fills *match (the pass's own struct) and marks the group's other nodes
  * in gone. emit: add the fused node for that match to out (with any node
