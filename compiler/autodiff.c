@@ -34,17 +34,16 @@
 typedef struct AD {
     Arena *a;
     Graph g;
-    int *grad;       /* per node of g: its gradient so far, or -1 */
-    bool *needs;     /* per node of g: depends on a weight */
-    int ncap;        /* room in grad and needs */
-    bool oom;
+    int *grad;       /* per forward node of g: its gradient so far, or -1 */
+    bool *needs;     /* per forward node of g: depends on a weight */
+    bool failed;     /* out of memory, or an internal error */
 } AD;
 
 static int node(AD *d, Node n)
 {
     int id = graph_add(d->a, &d->g, n);
     if (id < 0)
-        d->oom = true;
+        d->failed = true;
     return id < 0 ? 0 : id;
 }
 
@@ -67,7 +66,7 @@ static int bin(AD *d, Op op, int x, int y)
     Node n = { .op = op, .in = { x, y }, .dtype = DT_F32 };
     int bad;
     if (!shape_broadcast(shp(d, x), shp(d, y), &n.shape, &bad))
-        d->oom = true;   /* cannot happen: the forward graph broadcast these */
+        d->failed = true;   /* cannot happen: the forward graph broadcast these */
     return node(d, n);
 }
 
@@ -111,7 +110,7 @@ static int matmul(AD *d, int x, int y)
     Node n = { .op = OP_MATMUL, .in = { x, y }, .dtype = DT_F32 };
     int why;
     if (!shape_matmul(shp(d, x), shp(d, y), &n.shape, &why))
-        d->oom = true;   /* cannot happen: shapes come from a checked matmul */
+        d->failed = true;   /* cannot happen: shapes come from a checked matmul */
     return node(d, n);
 }
 
@@ -243,7 +242,7 @@ static void grad_of(AD *d, int i, int g)
     /* made after this pass, or by it */
     case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
     case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
-        d->oom = true;
+        d->failed = true;
         return;
     }
 }
@@ -258,7 +257,7 @@ static int copy_graph(AD *d, const Graph *src, int output, int memory)
         if (n->op == OP_INPUT && n->attr.input.role == IN_TENSOR && memory >= 0)
             remap[i] = memory;
         else if (graph_copy_node(d->a, &d->g, n, remap) < 0)
-            d->oom = true;
+            d->failed = true;
         else
             remap[i] = d->g.n - 1;
     }
@@ -299,10 +298,9 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
     d.g.output = loss;
 
     /* which values depend on a weight */
-    int nfwd = d.g.n;
-    d.ncap = nfwd * 16 + 64;
-    d.needs = arena_alloc(a, sizeof(bool) * (size_t)d.ncap);
-    d.grad = arena_alloc(a, sizeof(int) * (size_t)d.ncap);
+    int nfwd = d.g.n;   /* gradients only ever go to these (give) */
+    d.needs = arena_alloc(a, sizeof(bool) * (size_t)nfwd);
+    d.grad = arena_alloc(a, sizeof(int) * (size_t)nfwd);
     for (int i = 0; i < nfwd; i++) {
         const Node *n = &d.g.nodes[i];
         d.grad[i] = -1;
@@ -316,13 +314,9 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
     xg.attr.eps = smoothing;
     if (d.needs[logits])
         d.grad[logits] = node(&d, xg);
-    for (int i = logits; i >= 0 && !d.oom; i--) {
+    for (int i = logits; i >= 0 && !d.failed; i--) {
         if (d.grad[i] < 0 || d.g.nodes[i].op == OP_PARAM)
             continue;
-        if (d.g.n + 64 > d.ncap) {   /* room for this node's gradient nodes */
-            snprintf(err, errlen, "the training graph of '%s' is too large", m->name);
-            return (Graph){ .name = "train", .output = -1 };
-        }
         grad_of(&d, i, d.grad[i]);
     }
     /* each weight's gradient (the sum over its uses) into its state */
@@ -336,7 +330,7 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
         int p = n->attr.param;
         pg[p] = pg[p] < 0 ? d.grad[i] : bin(&d, OP_ADD, pg[p], d.grad[i]);
     }
-    for (int p = 0; p < m->nparams && !d.oom; p++) {
+    for (int p = 0; p < m->nparams && !d.failed; p++) {
         if (pg[p] < 0)
             continue;
         Node st = { .op = OP_INPUT, .dtype = DT_F32, .shape = m->params[p].shape };
@@ -349,8 +343,8 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
         w.attr.store.axis = -1;
         node(&d, w);
     }
-    if (d.oom) {
-        snprintf(err, errlen, "out of memory deriving the training graph of '%s'", m->name);
+    if (d.failed) {
+        snprintf(err, errlen, "cannot derive the training graph of '%s': out of memory, or an internal error", m->name);
         return (Graph){ .name = "train", .output = -1 };
     }
     return d.g;
