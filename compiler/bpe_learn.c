@@ -543,7 +543,10 @@ static int learn(Learn *L, const char *const *lines, size_t n, int size, int min
         Item *it = &chars.item[c];
         it->id = VAMOS_BPE_UNK;
         bool marker = it->key.len == VAMOS_BPE_MARKER_LEN && !memcmp(it->key.s, VAMOS_BPE_MARKER, it->key.len);
-        if (it->valid && (it->count >= min_char_count || marker))
+        /* a control character (BEL, ESC, DEL: they occur in the data) would make a
+         * token the vocabulary loader rejects; like a rare one, it is <unk> */
+        bool control = it->key.len == 1 && ((unsigned char)it->key.s[0] < 0x20 || it->key.s[0] == 0x7f);
+        if (it->valid && !control && (it->count >= min_char_count || marker))
             alpha[nalpha++] = it->key;
     }
     if (size < 0 || (size_t)size < VAMOS_BPE_SPECIALS + nalpha) {

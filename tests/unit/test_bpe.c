@@ -176,6 +176,19 @@ Test(learn, merges_computed_by_hand)
     free(text);
 }
 
+/* Control characters (the corpus has BEL) stay out of the alphabet however
+ * often they occur, so the vocabulary learned always loads; they encode as
+ * <unk>. */
+Test(learn, control_characters_stay_out)
+{
+    const char *lines[] = { "a\ab a\ab a\ab \x1b\x1b\x7f" };
+    char *text = learn_ok(lines, 1, 100, 1);
+    cr_assert(!strchr(text, '\a') && !strchr(text, 0x1b) && !strchr(text, 0x7f), "%s", text);
+    vamos_bpe *b = parse_ok(text);
+    vamos_bpe_free(b);
+    free(text);
+}
+
 /* With min_char_count 2, c (seen once) is not in the alphabet: a 4, b 5,
  * ▁ 6; the same two merges give "ab" 7 and "▁ab" 8, and the pair (ab,c)
  * is never counted. */
