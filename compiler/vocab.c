@@ -2,7 +2,9 @@
  *
  * One byte-pair-encoding vocabulary per side of a TSV corpus (bpe_learn.c),
  * written as PREFIX.src.bpe and PREFIX.tgt.bpe, the files a model names
- * with `vocab src = file "PREFIX.src.bpe"`.
+ * with `vocab src = file "PREFIX.src.bpe"`; or, with --joint, one vocabulary
+ * learned from both sides (PREFIX.bpe), so a name, option or identifier that
+ * passes through untranslated is cut into the same subwords on both sides.
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -15,7 +17,7 @@
 #include "tsv.h"
 
 static const char *usage =
-    "usage: vamos vocab --data TRAIN.tsv -o PREFIX [--size N] [--src-size N] [--tgt-size N]\n\n"
+    "usage: vamos vocab --data TRAIN.tsv -o PREFIX [--size N] [--src-size N] [--tgt-size N] [--joint]\n\n"
     "Learn a byte-pair-encoding subword vocabulary for each side of a parallel\n"
     "corpus (lines source<TAB>target) and write PREFIX.src.bpe and PREFIX.tgt.bpe.\n"
     "A model uses them with  vocab src = file \"PREFIX.src.bpe\"  (and tgt).\n\n"
@@ -23,6 +25,8 @@ static const char *usage =
     "  -o PREFIX        where to write the two vocabularies\n"
     "  --size N         tokens per vocabulary (default 8000); --src-size and\n"
     "                   --tgt-size set one side\n"
+    "  --joint          one vocabulary learned from both sides, written as\n"
+    "                   PREFIX.bpe, for models whose source and target share it\n"
     "  --min-count N    characters seen fewer times become <unk> (default 2)\n";
 
 static int write_file(const char *path, const char *text, size_t len)
@@ -41,24 +45,31 @@ static int write_file(const char *path, const char *text, size_t len)
     return 0;
 }
 
-static int learn_side(const Tsv *t, bool src, int size, int min_count, const char *prefix)
+enum side { SIDE_SRC, SIDE_TGT, SIDE_JOINT };
+
+static int learn_side(const Tsv *t, enum side side, int size, int min_count, const char *prefix)
 {
-    const char **lines = malloc(sizeof(char *) * (size_t)(t->n + 1));
+    size_t n = 0;
+    const char **lines = malloc(sizeof(char *) * (2 * (size_t)t->n + 1));
     if (!lines) {
         fprintf(stderr, "vamos vocab: out of memory\n");
         return -1;
     }
-    for (int i = 0; i < t->n; i++)
-        lines[i] = src ? t->p[i].src : t->p[i].tgt;
+    for (int i = 0; i < t->n; i++) {
+        if (side != SIDE_TGT)
+            lines[n++] = t->p[i].src;
+        if (side != SIDE_SRC)
+            lines[n++] = t->p[i].tgt;
+    }
     char *out, err[256], path[4096];
     size_t len;
-    int rc = bpe_learn(lines, (size_t)t->n, size, min_count, &out, &len, err, sizeof err);
+    int rc = bpe_learn(lines, n, size, min_count, &out, &len, err, sizeof err);
     free(lines);
     if (rc) {
         fprintf(stderr, "vamos vocab: %s\n", err);
         return -1;
     }
-    snprintf(path, sizeof path, "%s.%s.bpe", prefix, src ? "src" : "tgt");
+    snprintf(path, sizeof path, "%s%s.bpe", prefix, side == SIDE_SRC ? ".src" : side == SIDE_TGT ? ".tgt" : "");
     rc = write_file(path, out, len);
     if (!rc) {
         int ntok = 0;
@@ -75,10 +86,11 @@ int cmd_vocab_main(int argc, char **argv)
         { "help", no_argument, 0, 'h' }, { "data", required_argument, 0, 'd' },
         { "output", required_argument, 0, 'o' }, { "size", required_argument, 0, 's' },
         { "src-size", required_argument, 0, 'S' }, { "tgt-size", required_argument, 0, 'T' },
-        { "min-count", required_argument, 0, 'm' }, { 0, 0, 0, 0 },
+        { "min-count", required_argument, 0, 'm' }, { "joint", no_argument, 0, 'j' }, { 0, 0, 0, 0 },
     };
     const char *data = NULL, *prefix = NULL;
     int ssize = 8000, tsize = 8000, min_count = 2, c;
+    bool joint = false;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         char *end;
@@ -99,6 +111,7 @@ int cmd_vocab_main(int argc, char **argv)
         case 'S': ssize = (int)v; break;
         case 'T': tsize = (int)v; break;
         case 'm': min_count = (int)v; break;
+        case 'j': joint = true; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -113,7 +126,8 @@ int cmd_vocab_main(int argc, char **argv)
         fprintf(stderr, "vamos vocab: %s\n", err);
         return 1;
     }
-    int rc = learn_side(&t, true, ssize, min_count, prefix) || learn_side(&t, false, tsize, min_count, prefix);
+    int rc = joint ? learn_side(&t, SIDE_JOINT, ssize, min_count, prefix)
+                   : learn_side(&t, SIDE_SRC, ssize, min_count, prefix) || learn_side(&t, SIDE_TGT, tsize, min_count, prefix);
     tsv_free(&t);
     return rc ? 1 : 0;
 }
