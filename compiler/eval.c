@@ -23,64 +23,74 @@
 #include "vamos/translate.h"
 
 static const char *usage =
-    "usage: vamos eval TRANSLATOR DATA.tsv [options]\n"
-    "       vamos eval MODEL.vam -w W.safetensors DATA.tsv [options]\n"
-    "       vamos eval --copy DATA.tsv\n\n"
-    "Translate the source side of DATA.tsv (lines source<TAB>reference) and\n"
+    "usage: vamos eval TRANSLATOR DATA.tsv... [options]\n"
+    "       vamos eval MODEL.vam -w W.safetensors DATA.tsv... [options]\n"
+    "       vamos eval --copy DATA.tsv...\n\n"
+    "Translate the source side of each DATA.tsv (lines source<TAB>reference) and\n"
     "print corpus BLEU (sacreBLEU's 13a tokenisation) and chrF (character\n"
-    "6-grams, beta 2) against the references.\n\n"
+    "6-grams, beta 2) against the references, one line per file. Give both dev\n"
+    "sets, in-domain and out-of-domain, to see whether a model generalises.\n\n"
     "  -w FILE        the model's weights (with MODEL.vam)\n"
     "  --beam N       beam search (default 1: greedy)\n"
-    "  --out FILE     also write the translations, one per line\n"
+    "  --out FILE     also write the translations, one per line (one DATA file)\n"
     "  --copy         score the sources as they are (a baseline)\n";
 
 #define BATCH 32
 
-/* Translations by a model compiled in process. */
-static int translate_model(const char *model, const char *weights, const char *data, const Tsv *t, int beam, char **hyp)
+/* A model compiled in process, once for every data file. */
+typedef struct InProcess {
+    Arena a;
+    Bound b;
+    Jit *j;
+    vamos_model rt;
+    Blob blob;
+    vamos_session *s;
+} InProcess;
+
+static void in_process_close(InProcess *p)
 {
-    Arena a = { 0 };
+    vamos_session_free(p->s);
+    if (p->j)
+        vamos_model_close(&p->rt);
+    free(p->blob.p);
+    jit_free(p->j);
+    bound_free(&p->b);
+    arena_free(&p->a);
+}
+
+static int in_process_open(InProcess *p, const char *model, const char *weights)
+{
     Diag d;
     diag_init(&d, stderr);
-    Model *m = compile_file(&a, &d, model, NULL);
-    Bound b = { 0 };
-    Jit *j = NULL;
-    vamos_model rt = { 0 };
-    Blob blob = { 0 };
-    vamos_session *s = NULL;
+    Model *m = compile_file(&p->a, &d, model, NULL);
     char err[1024];
-    int rc = -1;
-    if (!m || d.errors || bind_weights(m, weights, &b, stderr))
-        goto done;
-    if (!(j = jit_compile(m, err, sizeof err)) || jit_translator(j, m, &b, &blob, &rt, err, sizeof err)) {
+    if (!m || d.errors || bind_weights(m, weights, &p->b, stderr))
+        return -1;
+    if (!(p->j = jit_compile(m, err, sizeof err)) || jit_translator(p->j, m, &p->b, &p->blob, &p->rt, err, sizeof err)) {
         fprintf(stderr, "vamos eval: %s\n", err);
-        goto done;
+        return -1;
     }
-    if (!(s = vamos_session_new(&rt)))
-        goto done;
+    return (p->s = vamos_session_new(&p->rt)) ? 0 : -1;
+}
+
+/* Translations by a model compiled in process. */
+static int translate_model(InProcess *p, const char *data, const Tsv *t, int beam, char **hyp)
+{
+    char err[1024];
     vamos_opts o = { .beam = beam };
     for (int i = 0; i < t->n; i += BATCH) {
         int k = t->n - i < BATCH ? t->n - i : BATCH;
         const char *src[BATCH];
         for (int r = 0; r < k; r++)
             src[r] = t->p[i + r].src;
-        if (vamos_translate_batch(s, src, k, &o, NULL, hyp + i, err, sizeof err)) {
+        if (vamos_translate_batch(p->s, src, k, &o, NULL, hyp + i, err, sizeof err)) {
             fprintf(stderr, "vamos eval: %s: lines %d to %d: %s\n", data, t->p[i].line, t->p[i + k - 1].line, err);
-            goto done;
+            return -1;
         }
         fprintf(stderr, "\rtranslated %d of %d", i + k, t->n);
     }
     fputc('\n', stderr);
-    rc = 0;
-done:
-    vamos_session_free(s);
-    if (j)
-        vamos_model_close(&rt);
-    free(blob.p);
-    jit_free(j);
-    bound_free(&b);
-    arena_free(&a);
-    return rc;
+    return 0;
 }
 
 /* Translations by a built translator: the sources in a file, the
@@ -122,6 +132,54 @@ static int translate_binary(const char *bin, const Tsv *t, int beam, char **hyp)
     return 0;
 }
 
+/* Translate one data file (by ip, or the translator at bin, or not at all
+ * when both are NULL: --copy), score it and print the line. */
+static int eval_file(InProcess *ip, const char *bin, const char *data, int beam, const char *out)
+{
+    Tsv t;
+    char err[1024];
+    if (tsv_read(data, &t, stderr, 20, err, sizeof err)) {
+        fprintf(stderr, "vamos eval: %s\n", err);
+        return -1;
+    }
+    if (t.n == 0) {
+        fprintf(stderr, "vamos eval: %s: no pairs to score\n", data);
+        tsv_free(&t);
+        return -1;
+    }
+    bool copy = !ip && !bin;
+    char **hyp = calloc((size_t)t.n + 1, sizeof *hyp);
+    int rc = !hyp ? -1 : copy ? 0 : ip ? translate_model(ip, data, &t, beam, hyp) : translate_binary(bin, &t, beam, hyp);
+    vamos_metrics *mt = rc ? NULL : vamos_metrics_new();
+    FILE *of = !rc && out ? fopen(out, "w") : NULL;
+    if (!rc && out && !of) {
+        fprintf(stderr, "vamos eval: cannot write '%s'\n", out);
+        rc = -1;
+    }
+    for (int i = 0; !rc && i < t.n; i++) {
+        const char *h = copy ? t.p[i].src : hyp[i] ? hyp[i] : "";
+        if (!mt || vamos_metrics_add(mt, h, t.p[i].tgt)) {
+            fprintf(stderr, "vamos eval: out of memory\n");
+            rc = -1;
+        }
+        if (of)
+            fprintf(of, "%s\n", h);
+    }
+    if (of && fclose(of) && !rc) {
+        fprintf(stderr, "vamos eval: cannot write '%s'\n", out);
+        rc = -1;
+    }
+    if (!rc)
+        printf("BLEU %.1f  chrF %.1f  (%d segments of %s%s)\n", vamos_metrics_bleu(mt), vamos_metrics_chrf(mt), t.n, data,
+               t.skipped ? ", malformed lines skipped" : "");
+    vamos_metrics_free(mt);
+    for (int i = 0; hyp && i < t.n; i++)
+        free(hyp[i]);
+    free(hyp);
+    tsv_free(&t);
+    return rc;
+}
+
 int cmd_eval_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -153,50 +211,26 @@ int cmd_eval_main(int argc, char **argv)
         }
     }
     int want = copy ? 1 : 2;
-    if (argc - optind != want) {
+    if (argc - optind < want) {
         fprintf(stderr, "vamos eval: expected %s\n\n%s", copy ? "DATA.tsv" : "TRANSLATOR (or MODEL.vam) and DATA.tsv", usage);
         return 2;
     }
-    const char *what = copy ? NULL : argv[optind], *data = argv[argc - 1];
+    const char *what = copy ? NULL : argv[optind];
+    int first = copy ? optind : optind + 1;
+    if (out && argc - first > 1) {
+        fprintf(stderr, "vamos eval: --out takes the translations of one DATA file, not %d\n", argc - first);
+        return 2;
+    }
     size_t wl = what ? strlen(what) : 0;
     bool model = what && wl > 4 && !strcmp(what + wl - 4, ".vam");
     if (model && !weights) {
         fprintf(stderr, "vamos eval: a model needs its weights: -w W.safetensors\n");
         return 2;
     }
-    Tsv t;
-    char err[1024];
-    if (tsv_read(data, &t, stderr, 20, err, sizeof err)) {
-        fprintf(stderr, "vamos eval: %s\n", err);
-        return 1;
-    }
-    char **hyp = calloc((size_t)t.n + 1, sizeof *hyp);
-    int rc = !hyp ? -1 : copy ? 0 : model ? translate_model(what, weights, data, &t, beam, hyp)
-                                           : translate_binary(what, &t, beam, hyp);
-    vamos_metrics *mt = rc ? NULL : vamos_metrics_new();
-    FILE *of = !rc && out ? fopen(out, "w") : NULL;
-    if (!rc && out && !of) {
-        fprintf(stderr, "vamos eval: cannot write '%s'\n", out);
-        rc = -1;
-    }
-    for (int i = 0; !rc && i < t.n; i++) {
-        const char *h = copy ? t.p[i].src : hyp[i] ? hyp[i] : "";
-        if (!mt || vamos_metrics_add(mt, h, t.p[i].tgt)) {
-            fprintf(stderr, "vamos eval: out of memory\n");
-            rc = -1;
-        }
-        if (of)
-            fprintf(of, "%s\n", h);
-    }
-    if (of)
-        fclose(of);
-    if (!rc)
-        printf("BLEU %.1f  chrF %.1f  (%d segments of %s%s)\n", vamos_metrics_bleu(mt), vamos_metrics_chrf(mt), t.n, data,
-               t.skipped ? ", malformed lines skipped" : "");
-    vamos_metrics_free(mt);
-    for (int i = 0; hyp && i < t.n; i++)
-        free(hyp[i]);
-    free(hyp);
-    tsv_free(&t);
+    InProcess ip = { 0 };
+    int rc = model ? in_process_open(&ip, what, weights) : 0;
+    for (int f = first; !rc && f < argc; f++)
+        rc = eval_file(copy ? NULL : model ? &ip : NULL, what, argv[f], beam, out);
+    in_process_close(&ip);
     return rc ? 1 : 0;
 }
