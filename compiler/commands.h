@@ -7,5 +7,6 @@
 int cmd_vocab_main(int argc, char **argv);   /* vocab.c */
 int cmd_train_main(int argc, char **argv);   /* train.c */
 int cmd_eval_main(int argc, char **argv);    /* eval.c */
+int cmd_average_main(int argc, char **argv); /* average.c */
 
 #endif

@@ -61,8 +61,10 @@ static const char *usage_main =
     "                               learn subword vocabularies from a corpus\n"
     "  train MODEL.vam --data TRAIN.tsv --dev DEV.tsv -o W.safetensors\n"
     "                               train a model's weights\n"
-    "  eval  (TRANSLATOR | MODEL.vam -w W.safetensors) DATA.tsv\n"
+    "  eval  (TRANSLATOR | MODEL.vam -w W.safetensors) DATA.tsv...\n"
     "                               score translations (BLEU, chrF)\n"
+    "  average -o OUT.safetensors W1.safetensors W2.safetensors...\n"
+    "                               average weight files (checkpoint averaging)\n"
     "\n"
     "`vamos COMMAND --help` describes a command. `vamos --version` prints the version.\n";
 
@@ -581,6 +583,8 @@ int main(int argc, char **argv)
         return cmd_train_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval"))
         return cmd_eval_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "average"))
+        return cmd_average_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--version")) {
         printf("vamos %s\n", VAMOS_VERSION);
         return 0;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "vamos/weights.h"
 
 static int vamos(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int vamos(char **out, const char *fmt, ...)
@@ -64,8 +65,8 @@ Test(cli, usage_errors_exit_2)
 
 Test(cli, help_on_every_command)
 {
-    const char *cmds[] = { "check", "graph", "init", "run", "build", "tune", "vocab", "train", "eval" };
-    for (size_t i = 0; i < 9; i++) {
+    const char *cmds[] = { "check", "graph", "init", "run", "build", "tune", "vocab", "train", "eval", "average" };
+    for (size_t i = 0; i < 10; i++) {
         char *out;
         cr_assert_eq(vamos(&out, "%s --help", cmds[i]), 0);
         cr_assert(strstr(out, "usage: vamos"), "%s", out);
@@ -410,6 +411,96 @@ Test(cli, vocab_train_resume_eval, .timeout = 600)
     free(out);
     cr_assert_eq(vamos(&out, "train %s/tiny.vam --data %s/nope.tsv --dev %s/tiny.tsv -o %s/x", dir, dir, dir, dir), 1);
     cr_assert(strstr(out, "cannot open"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* A joint vocabulary (vamos vocab --joint) shared by both sides, the
+ * decoder's table tied to its output layer, as models/en-es.vam does. */
+static const char *tied_model =
+    "model tied {\n"
+    "  vocab words = file \"tied.bpe\"\n"
+    "  encoder(x: tokens<words>[b, n]) {\n"
+    "    h = embed(x, 16) + position(n, 16)\n"
+    "    return encoder_layer(h, heads: 2, hidden: 32) as enc\n"
+    "  }\n"
+    "  decoder(y: tokens<words>[b, m], memory: [b, n, 16]) {\n"
+    "    param table[len(words), 16]\n"
+    "    h = gather(table, y) + position(m, 16)\n"
+    "    h = decoder_layer(h, memory, heads: 2, hidden: 32) as dec\n"
+    "    return h @ transpose(table)\n"
+    "  }\n"
+    "}\n";
+
+/* Joint vocabulary, a tied model trained, checkpoint averaging, and eval
+ * of two data files in one run. */
+Test(cli, joint_vocab_average_eval, .timeout = 600)
+{
+    char dir[] = "/tmp/vamos-avg-XXXXXX", *out;
+    cr_assert(mkdtemp(dir));
+    char path[512], cmd[2048];
+    snprintf(path, sizeof path, "%s/tiny.tsv", dir);
+    write_text(path, tiny_data);
+    snprintf(path, sizeof path, "%s/tied.vam", dir);
+    write_text(path, tied_model);
+    cr_assert_eq(vamos(&out, "vocab --data %s/tiny.tsv -o %s/tied --size 80 --joint 2>/dev/null", dir, dir), 0, "%s", out);
+    cr_assert(strstr(out, "tied.bpe"), "%s", out);
+    free(out);
+    /* one vocabulary holds both languages' words */
+    snprintf(path, sizeof path, "%s/tied.bpe", dir);
+    char *bpe = read_all(path, NULL);
+    cr_assert(bpe && strstr(bpe, "\n▁file\n") && strstr(bpe, "\n▁archivo\n"), "%s", bpe ? bpe : "(none)");
+    free(bpe);
+    for (int seed = 1; seed <= 2; seed++) {
+        cr_assert_eq(vamos(&out, "train %s/tied.vam -o %s/w%d.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
+                                 "--batch-tokens 12 --warmup 4 --seed %d --epochs 2 2>&1",
+                           dir, dir, seed, dir, dir, seed),
+                     0, "%s", out);
+        free(out);
+    }
+    cr_assert_eq(vamos(&out, "average -o %s/avg.safetensors %s/w1.safetensors %s/w2.safetensors", dir, dir, dir), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "the mean of 2 weight files"), "%s", out);
+    free(out);
+    char err[256], p1[512], p2[512], pa[512];
+    snprintf(p1, sizeof p1, "%s/w1.safetensors", dir);
+    snprintf(p2, sizeof p2, "%s/w2.safetensors", dir);
+    snprintf(pa, sizeof pa, "%s/avg.safetensors", dir);
+    vamos_weights *w1 = vamos_weights_load(p1, 0, err, sizeof err), *w2 = vamos_weights_load(p2, 0, err, sizeof err);
+    vamos_weights *wa = vamos_weights_load(pa, 0, err, sizeof err);
+    cr_assert(w1 && w2 && wa, "%s", err);
+    cr_assert_eq(vamos_weights_count(wa), vamos_weights_count(w1));
+    for (int i = 0; i < vamos_weights_count(wa); i++) {
+        const vamos_tensor *a = vamos_weights_at(wa, i), *x = vamos_weights_find(w1, a->name),
+                           *y = vamos_weights_find(w2, a->name);
+        cr_assert(x && y && a->nbytes == x->nbytes, "%s", a->name);
+        const float *fa = a->data, *fx = x->data, *fy = y->data;
+        for (size_t e = 0; e < a->nbytes / 4; e++)
+            cr_assert_float_eq(fa[e], (float)(((double)fx[e] + fy[e]) / 2), 1e-7, "%s[%zu]", a->name, e);
+    }
+    cr_assert(vamos_weights_find(wa, "decoder.table") && !vamos_weights_find(wa, "decoder.out.w"));
+    vamos_weights_free(w1), vamos_weights_free(w2), vamos_weights_free(wa);
+    /* eval of two files: one line each, the same as one file at a time */
+    char *both, *one;
+    cr_assert_eq(vamos(&both, "eval %s/tied.vam -w %s %s/tiny.tsv %s/tiny.tsv 2>/dev/null", dir, pa, dir, dir), 0);
+    cr_assert_eq(vamos(&one, "eval %s/tied.vam -w %s %s/tiny.tsv 2>/dev/null", dir, pa, dir), 0);
+    size_t lo = strlen(one);
+    cr_assert(strlen(both) == 2 * lo && !strncmp(both, one, lo) && !strcmp(both + lo, one), "%s\n%s", both, one);
+    free(both), free(one);
+    /* mismatched files, a missing file, an empty data file */
+    cr_assert_eq(vamos(&out, "average -o %s/x.safetensors %s models/statquest.safetensors", dir, pa), 1);
+    cr_assert(strstr(out, "statquest.safetensors"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "average -o %s/x.safetensors %s %s/nope.safetensors", dir, pa, dir), 1);
+    cr_assert(strstr(out, "nope.safetensors"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "average %s", pa), 2);
+    free(out);
+    snprintf(path, sizeof path, "%s/empty.tsv", dir);
+    write_text(path, "");
+    cr_assert_eq(vamos(&out, "eval --copy %s", path), 1);
+    cr_assert(strstr(out, "no pairs"), "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
