@@ -539,7 +539,8 @@ static LLVMValueRef epilogue(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueR
 }
 
 /* A result x (f32 or a vector) for out at base[idx], plus what is there
- * when m->acc_in holds (matmul_tn's chunks of rows). */
+ * when m->acc_in holds (matmul_tn's chunks of rows, a k block after the
+ * first); the epilogue comes after, on the whole sum. */
 static LLVMValueRef with_old(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueRef base, LLVMValueRef idx)
 {
     if (!m->acc_in)
@@ -605,7 +606,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     for (int i = 0; i < rb; i++) {
         LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         for (int v = 0; v < MM_VECS; v++)
-            vstore(c, with_old(c, m, epilogue(c, m, acc[i][v], i64c(c, v * VEC)), m->out, add(c, o, i64c(c, v * VEC))),
+            vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * VEC))), i64c(c, v * VEC)),
                    m->out, add(c, o, i64c(c, v * VEC)));
     }
     LLVMBuildBr(c->b, done);
@@ -616,7 +617,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
             vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
         LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         Loop lj = loop_begin(c, left);
-        store_f(c, with_old(c, m, epilogue(c, m, load_f(c, tmp, lj.iv), lj.iv), m->out, add(c, o, lj.iv)), m->out,
+        store_f(c, epilogue(c, m, with_old(c, m, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv)), lj.iv), m->out,
                 add(c, o, lj.iv));
         loop_end(c, &lj);
     }
@@ -644,7 +645,7 @@ static void mm_edge(CG *c, const MMBlock *m, int rb)
         fast(sum);
         LLVMBuildStore(c->b, sum, acc);
         loop_end(c, &lk);
-        store_f(c, with_old(c, m, epilogue(c, m, LLVMBuildLoad2(c->b, c->f32, acc, ""), lj.iv), orow, lj.iv), orow, lj.iv);
+        store_f(c, epilogue(c, m, with_old(c, m, LLVMBuildLoad2(c->b, c->f32, acc, ""), orow, lj.iv), lj.iv), orow, lj.iv);
         loop_end(c, &lj);
     }
 }
@@ -715,6 +716,148 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
     m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
     m.bstride = packed ? i64c(c, PW) : s.N;
     mm_block(c, &m, s.M, packed);
+    loop_end(c, &lp);
+}
+
+/* A matmul whose b is not a packed weight: a computed value, or a weight
+ * read transposed (attr.mm.bt, fuse_transpose.c: b is y [.., N, K] and
+ * the product is a @ y^T). A parallel iteration owns one column tile and
+ * a chunk of PN_BLOCKS row blocks: it packs the tile's PW columns of b,
+ * PN_KB of their k at a time, into a [PN_KB, PW] panel on the stack (the
+ * layout pack.c gives weights, zeros past N) and runs the chunk's row
+ * blocks over it with the register tiles of emit_matmul, adding each k
+ * block's products to the last. So the panel is packed once for up to
+ * PN_BLOCKS * rb rows and stays in L1 while they read it, however long K
+ * is (the tied output layer's gradient has K = 8000: reading b's strip
+ * per row block streamed 1 MB from L2 each time), and b = y^T is never
+ * stored. A chunk of at most PN_FEW_ROWS rows (decoding: one row per
+ * sentence) is not worth a panel: b is read in place, once, by dot
+ * products of rows of a and y (bt), or by the register tiles (b's rows
+ * are contiguous strips). */
+#define PN_FEW_ROWS 4
+#define PN_KB 256
+#define PN_BLOCKS 16
+static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb * PN_BLOCKS); }
+
+static void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
+{
+    bool bt = n->attr.mm.bt;
+    int r = n->shape.rank;
+    MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
+    int nbat = s.flat ? 0 : r - 2;
+    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
+    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
+    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
+    bcast_strides(c, &ba, &bo, sa);
+    bcast_strides(c, &bb, &bo, sb);
+    for (int i = 0; i < nbat; i++)
+        dims[i] = dim_val(c, n->shape.d[i]);
+    LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N), kn = mul(c, s.K, s.N);
+    LLVMValueRef chunk = pn_chunk_rows(c), mchunks = udiv_up(c, s.M, chunk);
+    c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
+    LLVMSetAlignment(c->scratch, 32);
+    LLVMValueRef panel = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PN_KB * PW), "panel");
+    LLVMSetAlignment(panel, 64);
+    Loop lp = loop_par(c);
+    LLVMValueRef ch = LLVMBuildURem(c->b, lp.iv, mchunks, ""), q = LLVMBuildUDiv(c->b, lp.iv, mchunks, "");
+    LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
+    unflatten(c, bi, dims, nbat, idx);
+    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0);
+    for (int i = 0; i < nbat; i++) {
+        oa = add(c, oa, mul(c, idx[i], sa[i]));
+        ob = add(c, ob, mul(c, idx[i], sb[i]));
+    }
+    LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk)), obase = gep(c, c->f32, c->out, mul(c, bi, mn));
+    LLVMValueRef n0 = mul(c, tile, i64c(c, PW));
+    LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, s.N, n0, ""));
+    /* the tile's first element of b: row n0 of y (bt), or column n0 of b */
+    LLVMValueRef btile = gep(c, c->f32, bptr, add(c, mul(c, ob, kn), bt ? mul(c, n0, s.K) : n0));
+    bool relu = n->op == OP_LINEAR && n->attr.mm.relu;
+    LLVMValueRef row0 = mul(c, ch, chunk);
+    LLVMValueRef nrows = min_i(c, chunk, LLVMBuildSub(c->b, s.M, row0, ""));
+    LLVMValueRef nblocks = udiv_up(c, nrows, i64c(c, c->sched.rb));
+    LLVMBasicBlockRef few = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm_few_rows");
+    LLVMBasicBlockRef tiles = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm_panels");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm_done");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLE, nrows, i64c(c, PN_FEW_ROWS), ""), few, tiles);
+    LLVMPositionBuilderAtEnd(c->b, few);
+    if (bt) {   /* dot products */
+        LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
+        Loop dj = loop_begin(c, ncols);
+        LLVMValueRef yrow = gep(c, c->f32, btile, mul(c, dj.iv, s.K));
+        Loop dr = loop_begin(c, nrows);
+        LLVMValueRef arow = gep(c, c->f32, abase, mul(c, add(c, row0, dr.iv), s.K));
+        LLVMBuildStore(c->b, f32c(c, 0), acc);
+        Loop dk = loop_begin(c, s.K);
+        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, dk.iv), load_f(c, yrow, dk.iv), "");
+        fast(prod);
+        LLVMValueRef sum = LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, acc, ""), prod, "");
+        fast(sum);
+        LLVMBuildStore(c->b, sum, acc);
+        loop_end(c, &dk);
+        store_f(c, LLVMBuildLoad2(c->b, c->f32, acc, ""), obase,
+                add(c, mul(c, add(c, row0, dr.iv), s.N), add(c, n0, dj.iv)));
+        loop_end(c, &dr);
+        loop_end(c, &dj);
+    } else {    /* one block of rows, b's strip in place */
+        MMBlock m = { .a = abase, .astride = s.K, .bt = btile, .bstride = s.N, .out = obase, .ostride = s.N,
+                      .o0 = n0, .row0 = row0, .K = s.K, .N = s.N, .n0 = n0, .bias = bias, .relu = relu };
+        mm_block(c, &m, s.M, false);
+    }
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, tiles);
+    Loop lk = loop_begin(c, udiv_up(c, s.K, i64c(c, PN_KB)));
+    LLVMValueRef k0 = mul(c, lk.iv, i64c(c, PN_KB));
+    LLVMValueRef kb = min_i(c, i64c(c, PN_KB), LLVMBuildSub(c->b, s.K, k0, ""));
+    /* pack: panel[k, j] = b[k0 + k, n0 + j], zeros for j >= ncols */
+    if (bt) {   /* down y's rows */
+        Loop lj = loop_begin(c, ncols);
+        LLVMValueRef yrow = gep(c, c->f32, btile, add(c, mul(c, lj.iv, s.K), k0));
+        Loop lc = loop_begin(c, kb);
+        store_f(c, load_f(c, yrow, lc.iv), panel, add(c, mul(c, lc.iv, i64c(c, PW)), lj.iv));
+        loop_end(c, &lc);
+        loop_end(c, &lj);
+    } else {    /* along b's rows */
+        Loop lc = loop_begin(c, kb);
+        LLVMValueRef brow = gep(c, c->f32, btile, mul(c, add(c, k0, lc.iv), s.N));
+        LLVMValueRef prow = gep(c, c->f32, panel, mul(c, lc.iv, i64c(c, PW)));
+        Loop lj = loop_begin(c, ncols);
+        store_f(c, load_f(c, brow, lj.iv), prow, lj.iv);
+        loop_end(c, &lj);
+        loop_end(c, &lc);
+    }
+    Loop lz = loop_begin(c, LLVMBuildSub(c->b, i64c(c, PW), ncols, ""));
+    Loop lzk = loop_begin(c, kb);
+    store_f(c, f32c(c, 0), panel, add(c, mul(c, lzk.iv, i64c(c, PW)), add(c, ncols, lz.iv)));
+    loop_end(c, &lzk);
+    loop_end(c, &lz);
+    /* the chunk's row blocks over this k block; a linear's bias and relu
+     * with the last */
+    Loop lb = loop_begin(c, nblocks);
+    MMBlock m = { .a = gep(c, c->f32, abase, k0), .astride = s.K, .bt = panel, .bstride = i64c(c, PW), .out = obase,
+                  .ostride = s.N, .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = kb,
+                  .N = s.N, .n0 = n0 };
+    m.acc_in = LLVMBuildICmp(c->b, LLVMIntNE, k0, i64c(c, 0), "");
+    if (bias) {
+        LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm_last_k");
+        LLVMBasicBlockRef inner = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm_inner_k");
+        LLVMBasicBlockRef joined = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mm_k_done");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, add(c, k0, kb), s.K, ""), last, inner);
+        LLVMPositionBuilderAtEnd(c->b, inner);
+        mm_block(c, &m, s.M, true);
+        LLVMBuildBr(c->b, joined);
+        LLVMPositionBuilderAtEnd(c->b, last);
+        m.bias = bias, m.relu = relu;
+        mm_block(c, &m, s.M, true);
+        LLVMBuildBr(c->b, joined);
+        LLVMPositionBuilderAtEnd(c->b, joined);
+    } else {
+        mm_block(c, &m, s.M, true);
+    }
+    loop_end(c, &lb);
+    loop_end(c, &lk);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
     loop_end(c, &lp);
 }
 
@@ -1327,7 +1470,12 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         return;
     case OPK_SOURCE:
     case OPK_OTHER:
-        if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
+        if ((n->op == OP_MATMUL || n->op == OP_LINEAR) && !n->attr.mm.packed) {
+            MMShape m = mm_shape(c, n, na, nb, sched_of(n).rb);
+            LLVMValueRef chunks = udiv_up(c, m.M, i64c(c, (int64_t)sched_of(n).rb * PN_BLOCKS));
+            *len = mul(c, mul(c, m.batches, chunks), m.ntiles);
+            *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
+        } else if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
             MMShape m = mm_shape(c, n, na, nb, sched_of(n).rb);
             *len = mul(c, mul(c, m.batches, m.mblocks), m.ntiles);
             *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
@@ -1402,6 +1550,7 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
     if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
         k[at++] = n->attr.mm.packed;
         k[at++] = n->op == OP_LINEAR && n->attr.mm.relu;
+        k[at++] = n->op == OP_MATMUL && n->attr.mm.bt;
     }
     if (n->op == OP_LAYER_NORM || n->op == OP_XENT || n->op == OP_XENT_GRAD) {
         int32_t bits;
@@ -1473,8 +1622,12 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
         break;
     case OPK_SOURCE:
     case OPK_OTHER:
-        if (n->op == OP_MATMUL)
+        if (n->op == OP_MATMUL && !n->attr.mm.packed)
+            emit_matmul_panels(c, n, na, nb, c->bb, NULL);
+        else if (n->op == OP_MATMUL)
             emit_matmul(c, n, na, nb, c->bb, NULL);
+        else if (n->op == OP_LINEAR && !n->attr.mm.packed)
+            emit_matmul_panels(c, n, na, nb, input(c, 0), input(c, 1));
         else if (n->op == OP_LINEAR)
             emit_matmul(c, n, na, nb, input(c, 0), input(c, 1));
         else if (n->op == OP_LAYER_NORM)
@@ -1716,6 +1869,9 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
     LLVMErrorRef e = LLVMRunPasses(c.mod, "default<O3>", tm, opts);
     LLVMDisposePassBuilderOptions(opts);
+    const char *dump = getenv("VAMOS_DUMP_IR");   /* for developers: the optimised IR */
+    if (!e && dump && *dump)
+        LLVMPrintModuleToFile(c.mod, dump, NULL);
     if (e) {
         char *em = LLVMGetErrorMessage(e);
         snprintf(err, errlen, "internal error: optimisation failed: %s", em);

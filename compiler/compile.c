@@ -85,6 +85,7 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
             *graphs[i] = pass_fuse_linear(a, graphs[i]);
             *graphs[i] = pass_fuse_norm(a, graphs[i]);
             *graphs[i] = pass_fuse_map(a, graphs[i]);
+            *graphs[i] = pass_fuse_transpose(a, graphs[i]);
             *graphs[i] = pass_dce(a, graphs[i]);   /* constants only the fused groups read */
 #ifndef NDEBUG
             graph_check(m, graphs[i], "fuse");

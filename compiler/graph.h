@@ -81,7 +81,7 @@ typedef struct Node {
         int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
         /* MATMUL, LINEAR: b is a weight stored in panels (pack.c);
          * LINEAR: relu after the bias */
-        struct { bool packed, relu; } mm;
+        struct { bool packed, relu, bt; } mm;   /* bt: MATMUL b is [.., N, K], read transposed */
         float eps;      /* LAYER_NORM; XENT, XENT_GRAD: label smoothing */
         struct { float p; uint32_t salt; } drop;   /* DROPOUT */
         struct { const MapStep *code; int nstep, nin; } map;   /* MAP */

@@ -70,6 +70,8 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
     case OP_MATMUL: case OP_LINEAR:
         if (n->attr.mm.packed)
             fprintf(out, " packed");
+        if (n->op == OP_MATMUL && n->attr.mm.bt)
+            fprintf(out, " bt");
         if (n->op == OP_LINEAR && n->attr.mm.relu)
             fprintf(out, " relu");
         break;

@@ -91,6 +91,28 @@ static int exec_map(const Node *n, const Tensor *v, Tensor *o, char *err, size_t
     return rc;
 }
 
+/* A MATMUL reading b transposed (fuse_transpose.c): as it was written,
+ * the transpose stored, then the plain matmul. */
+static int matmul_bt(const Tensor *a, const Tensor *b, Tensor *o, char *err, size_t errlen)
+{
+    int r = b->shape.rank, perm[RT_MAX_RANK];
+    rt_shape ts = b->shape;
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[r - 2] = r - 1, perm[r - 1] = r - 2;
+    ts.dim[r - 2] = b->shape.dim[r - 1], ts.dim[r - 1] = b->shape.dim[r - 2];
+    int64_t numel = rt_numel(&ts);
+    float *t = malloc((size_t)(numel ? numel : 1) * 4);
+    if (!t) {
+        snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
+        return -1;
+    }
+    rt_transpose(b->data, &b->shape, perm, t);
+    rt_matmul(a->data, &a->shape, t, &ts, o->data, &o->shape);
+    free(t);
+    return 0;
+}
+
 /* Execute node i into v[i] (already allocated). Returns 0 or -1. */
 static int exec_node(const Model *m, const Graph *g, int i, float *const *params,
                      const InterpInputs *in, Tensor *v, char *err, size_t errlen)
@@ -156,6 +178,8 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         return -1;
     }
     case OP_MATMUL:
+        if (n->attr.mm.bt)
+            return matmul_bt(a, b, o, err, errlen);
         rt_matmul(a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;
     case OP_ATTENTION: {

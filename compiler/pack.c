@@ -47,7 +47,8 @@ int pass_pack(Model *m)
                 const Node *in = &graphs[g]->nodes[n->in[k]];
                 if (in->op != OP_PARAM)
                     continue;
-                bool as_b = (n->op == OP_MATMUL || n->op == OP_LINEAR) && k == 1 && in->shape.rank == 2;
+                bool as_b = (n->op == OP_MATMUL || n->op == OP_LINEAR) && k == 1 && in->shape.rank == 2 &&
+                            !(n->op == OP_MATMUL && n->attr.mm.bt);   /* read transposed: rows */
                 if (!as_b)
                     use[in->attr.param] = 2;
                 else if (use[in->attr.param] == 0)

@@ -43,6 +43,9 @@ StepOut pass_output_logits(Graph *g);
 Graph pass_fuse_norm(struct Arena *a, const Graph *g);
 /* Replace each chain of two or more elementwise ops by one MAP node. */
 Graph pass_fuse_map(struct Arena *a, const Graph *g);
+/* Fold a transpose of a matmul's b (last two axes) into the matmul
+ * (attr.mm.bt), and cancel double transposes. */
+Graph pass_fuse_transpose(struct Arena *a, const Graph *g);
 
 /* Mark the weights that are only ever the right operand of a matmul (or
  * the w of a linear) as packed (ParamInfo.packed) and those nodes as

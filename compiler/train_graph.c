@@ -54,6 +54,7 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
         t->g = pass_fold(a, &t->g);
         t->g = pass_fuse_linear(a, &t->g);
         t->g = pass_fuse_map(a, &t->g);
+        t->g = pass_fuse_transpose(a, &t->g);
         t->g = pass_dce(a, &t->g);
 #ifndef NDEBUG
         graph_check(m, &t->g, "training fusion");
@@ -264,4 +265,28 @@ void train_graph_profile(const TrainGraph *t, FILE *out)
                 1e3 * by_op[best] / t->runs, 100 * by_op[best] / total);
         by_op[best] = 0;
     }
+    if (strcmp(getenv("VAMOS_PROFILE"), "nodes"))
+        return;
+    /* VAMOS_PROFILE=nodes: the slowest nodes, with their operands' shapes */
+    double *left = malloc(sizeof(double) * (size_t)(t->g.n + 1));
+    Arena a = { 0 };
+    for (int i = 0; left && i < t->g.n; i++)
+        left[i] = t->node_s[i];
+    fprintf(out, "slowest nodes:\n");
+    for (int k = 0; left && k < 30; k++) {
+        int best = 0;
+        for (int i = 1; i < t->g.n; i++)
+            if (left[i] > left[best])
+                best = i;
+        if (left[best] <= 0)
+            break;
+        const Node *n = &t->g.nodes[best];
+        fprintf(out, "  %%%-5d %8.2f ms  %-11s", best, 1e3 * left[best] / t->runs, op_info[n->op].text);
+        for (int j = 0; j < op_info[n->op].arity; j++)
+            fprintf(out, " %s", shape_str(&a, t->m, &t->g.nodes[n->in[j]].shape));
+        fprintf(out, " -> %s\n", shape_str(&a, t->m, &n->shape));
+        left[best] = 0;
+    }
+    free(left);
+    arena_free(&a);
 }

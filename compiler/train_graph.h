@@ -40,7 +40,8 @@ int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, ui
                     double *loss, char *err, size_t errlen);
 
 /* With VAMOS_PROFILE set when the graph was made: time per op kind,
- * summed over the runs so far, to out. */
+ * summed over the runs so far, to out; VAMOS_PROFILE=nodes adds the slowest
+ * nodes with their operands' shapes. */
 void train_graph_profile(const TrainGraph *t, FILE *out);
 
 #endif

@@ -19,11 +19,32 @@
 #define N 3
 #define M 3
 
+static bool tied;   /* model_text: the decoder's table is also its output layer */
+
 /* A model whose decoder computes `expr` of h = embed(y, 4) (+ memory's
- * mean over the source for a path through the encoder), then the logits. */
+ * mean over the source for a path through the encoder), then the logits
+ * (a linear layer, or with `tied` the embedding table transposed). */
 static char *model_text(const char *expr)
 {
     static char text[4096];
+    if (tied) {
+        snprintf(text, sizeof text,
+                 "model t {\n"
+                 "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+                 "  vocab tgt = [\"<eos>\", \"x\", \"y\", \"z\", \"w\"]\n"
+                 "  encoder(x: tokens<src>[b, n]) {\n"
+                 "    return embed(x, 4) as emb\n"
+                 "  }\n"
+                 "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 4]) {\n"
+                 "    param table[len(tgt), 4]\n"
+                 "    h = gather(table, y) + mean(memory, axis: 1)\n"
+                 "    h = %s\n"
+                 "    return h @ transpose(table)\n"
+                 "  }\n"
+                 "}\n",
+                 expr);
+        return text;
+    }
     snprintf(text, sizeof text,
              "model t {\n"
              "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
@@ -208,6 +229,17 @@ Test(autodiff, compiled_matches_reference_on_a_large_batch)
     TrainBatch big = { R, L, L, s, sl, t, tl, lab };
     check_compiled_on("layer_norm(h + feed_forward(h, 8)) + (self_attention(h, heads: 2, causal: true) as sa)", 0.1f,
                       &big);
+}
+
+/* One weight read twice, by gather and (transposed, in a matmul that
+ * reads it so: fuse_transpose.c) as the output layer: its gradient is
+ * the sum of both uses'. */
+Test(autodiff, tied_embedding_and_output_layer)
+{
+    tied = true;
+    check_gradients("h + (self_attention(h, heads: 2, causal: true) as sa)");
+    check_compiled("layer_norm(h + feed_forward(h, 8)) + (cross_attention(h, memory, heads: 2) as ca)", 0.1f);
+    tied = false;
 }
 
 Test(autodiff, compiled_matches_reference)

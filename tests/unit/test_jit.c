@@ -306,6 +306,83 @@ Test(jit, matmul_tiles_match_the_interpreter, .timeout = 300)
     arena_free(&a);
 }
 
+/* A matmul reading its right operand transposed (fuse_transpose.c): a
+ * weight's transpose (a tied output layer; N = 300, not a whole number of
+ * tiles), K over several of the kernel's k blocks (600), a computed
+ * operand with batch dims (attention's q @ transpose(k)), and more rows
+ * than one parallel iteration's chunk; no transpose is left to store.
+ * Also an unpacked linear with relu over several k blocks (its bias and
+ * relu only on the whole sum). */
+Test(jit, transposed_matmul_matches_the_interpreter, .timeout = 300)
+{
+    static const char *text =
+        "model bt {\n"
+        "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+        "  vocab tgt = [\"<eos>\", \"x\"]\n"
+        "  encoder(x: tokens<src>[b, n]) {\n"
+        "    param t[300, 70]\n"
+        "    param u[45, 600]\n"
+        "    h = embed(x, 70)\n"
+        "    y = h @ transpose(t)\n"                                  /* [b, n, 300] */
+        "    z = (linear(h, 600) as l) @ transpose(u)\n"             /* K = 600 */
+        "    q = reshape(h, [b, n, 7, 10])\n"
+        "    s = q @ transpose(q)\n"                                  /* [b, n, 7, 7] */
+        "    param p[70, 300]\n"
+        "    param r[70, 45]\n"
+        "    param v[70, 49]\n"
+        "    param w2[600, 40]\n"
+        "    param b2[40]\n"
+        "    param v2[70, 40]\n"
+        "    f = maximum((linear(h, 600) as l2) @ w2 + b2, 0.0) + sum(sum(w2, axis: 0), axis: -1)\n"
+        "    return y @ transpose(p) + z @ transpose(r) + reshape(s, [b, n, 49]) @ transpose(v) + f @ transpose(v2) + h\n"
+        "  }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 70]) {\n"
+        "    param table[len(tgt), 70]\n"
+        "    h = gather(table, y) + sum(memory, axis: 1) * 0.0\n"
+        "    return h @ transpose(table)\n"
+        "  }\n"
+        "}\n";
+    Arena a = { 0 };
+    Model *m;
+    Jit *j = compile_for_steps(&a, "bt.vam", text, &m);
+    int bt = 0;
+    for (int i = 0; i < m->enc.n; i++) {
+        bt += m->enc.nodes[i].op == OP_MATMUL && m->enc.nodes[i].attr.mm.bt;
+        cr_assert_neq(m->enc.nodes[i].op, OP_TRANSPOSE, "a transpose is still stored (%%%d)", i);
+    }
+    cr_assert_eq(bt, 7, "%d transposed matmuls, not 7", bt);
+    /* w2 is read twice, so not packed: a linear (relu) over panels, K = 600 */
+    bool unpacked_linear = false;
+    for (int i = 0; i < m->enc.n; i++)
+        unpacked_linear |= m->enc.nodes[i].op == OP_LINEAR && m->enc.nodes[i].attr.mm.relu && !m->enc.nodes[i].attr.mm.packed;
+    cr_assert(unpacked_linear, "no unpacked linear with relu");
+    for (int i = 0; i < m->step.n; i++)
+        cr_assert_neq(m->step.nodes[i].op, OP_TRANSPOSE, "the step stores a transpose (%%%d)", i);
+    for (int i = 0; i < m->prep.n; i++)
+        cr_assert_neq(m->prep.nodes[i].op, OP_TRANSPOSE, "the tied output layer's transpose became a state (%%%d)", i);
+    cr_assert(m->step.n > 0 && !m->no_step);
+    float **params = random_params(m);
+    bool seen[OP_COUNT] = { 0 };
+    for (int B = 1; B <= 3; B += 2)
+        for (int N = 1; N <= 33; N += 16) {
+            int32_t src[128], sl[4];
+            for (int i = 0; i < B * N; i++)
+                src[i] = (int32_t)(rnd() % 4);
+            for (int i = 0; i < B; i++)
+                sl[i] = N;
+            InterpInputs in = { 0 };
+            int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN);
+            in.sym[sb] = B, in.sym[sn] = N;
+            in.tokens = src;
+            in.lengths[sn] = sl;
+            compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+        }
+    cr_assert(seen[OP_MATMUL]);
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
+}
+
 /* statquest and base: encoder and decoder outputs on a padded batch, and
  * statquest's translations. */
 static void end_to_end(const char *model, const char *weights, int B, int N, int M, int vocab_src, int vocab_tgt)

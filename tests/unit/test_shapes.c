@@ -7,7 +7,7 @@
 
 /* A model whose encoder body is `body` (d = 4, tokens [b, n]); the decoder
  * is a minimal valid one. */
-static Model *model_with(Arena *a, const char *body, char **diags, int *errors)
+static Model *model_with_after(Arena *a, const char *body, const char *after, char **diags, int *errors)
 {
     char text[4096];
     snprintf(text, sizeof text,
@@ -20,7 +20,12 @@ static Model *model_with(Arena *a, const char *body, char **diags, int *errors)
              "    return linear(embed(y, d), len(tgt))\n"
              "  }\n"
              "}\n", body);
-    return compile_capture(a, "t.vam", text, diags, errors);
+    return compile_capture_after(a, "t.vam", text, after, diags, errors);
+}
+
+static Model *model_with(Arena *a, const char *body, char **diags, int *errors)
+{
+    return model_with_after(a, body, NULL, diags, errors);
 }
 
 static const char *out_shape(Arena *a, Model *m)
@@ -64,9 +69,10 @@ Test(shapes, multi_head_split_and_merge)
     Arena a = { 0 };
     char *diags;
     int errors;
-    Model *m = model_with(&a,
+    /* as elaborated: fusion cancels merge_heads' transpose against split_heads' */
+    Model *m = model_with_after(&a,
         "h = split_heads(embed(x, d), 2)\n"
-        "return merge_heads(h)", &diags, &errors);
+        "return merge_heads(h)", "dce", &diags, &errors);
     cr_assert(m, "%s", diags);
     cr_assert_str_eq(out_shape(&a, m), "[b, n, 4]");
     /* the split itself is [b, 2, n, 2] */
