@@ -1345,6 +1345,28 @@ static void acc_add(CG *c, LLVMValueRef p, LLVMValueRef x, bool max)
     LLVMBuildStore(c->b, r, p);
 }
 
+/* The maximum (max_nan: NaN if any is) of row[0..V), in vectors of VEC:
+ * the loop vectoriser leaves a NaN-propagating max reduction scalar.
+ * vacc and acc: stack slots made before the kernel's loops. */
+static LLVMValueRef row_max(CG *c, LLVMValueRef row, LLVMValueRef V, LLVMValueRef vacc, LLVMValueRef acc)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
+    LLVMBuildStore(c->b, const_of(vt, -INFINITY), vacc);
+    LLVMValueRef nv = LLVMBuildUDiv(c->b, V, i64c(c, VEC), "");
+    Loop lv = loop_begin(c, nv);
+    LLVMValueRef x = vload(c, vt, row, mul(c, lv.iv, i64c(c, VEC)));
+    LLVMBuildStore(c->b, max_nan(c, LLVMBuildLoad2(c->b, vt, vacc, ""), x), vacc);
+    loop_end(c, &lv);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, vt, vacc, ""), m = f32c(c, -INFINITY);
+    for (int k = 0; k < VEC; k++)
+        m = max_nan(c, m, LLVMBuildExtractElement(c->b, v, i64c(c, k), ""));
+    LLVMBuildStore(c->b, m, acc);
+    Loop lt = loop_from(c, mul(c, nv, i64c(c, VEC)), V);
+    acc_add(c, acc, load_f(c, row, lt.iv), true);
+    loop_end(c, &lt);
+    return LLVMBuildLoad2(c->b, c->f32, acc, "");
+}
+
 /* xent, xent_grad (see rt_xent): the parallel loop runs over rows; per
  * row the maximum, then the sum of exp(x - max) (and of x, for xent). */
 static void emit_xent(CG *c, const Node *n, const Node *na)
@@ -1352,19 +1374,19 @@ static void emit_xent(CG *c, const Node *n, const Node *na)
     LLVMValueRef V = dim_val(c, na->shape.d[na->shape.rank - 1]);
     double eps = n->attr.eps;
     LLVMValueRef mxp = acc_new(c, -INFINITY), sp = acc_new(c, 0), xsp = acc_new(c, 0);
+    LLVMValueRef vmx = LLVMBuildAlloca(c->b, LLVMVectorType(c->f32, VEC), "vmax");
     Loop lr = loop_par(c);
     LLVMValueRef row = gep(c, c->f32, c->a, mul(c, lr.iv, V));
     LLVMValueRef y = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, lr.iv), ""), c->i64, "");
     LLVMValueRef valid = LLVMBuildICmp(c->b, LLVMIntULT, y, V, "");   /* 0 <= y < V */
-    LLVMBuildStore(c->b, f32c(c, -INFINITY), mxp);
     LLVMBuildStore(c->b, f32c(c, 0), sp);
     LLVMBuildStore(c->b, f32c(c, 0), xsp);
-    Loop l1 = loop_begin(c, V);
-    acc_add(c, mxp, load_f(c, row, l1.iv), true);
-    if (n->op == OP_XENT)
+    LLVMValueRef mx = row_max(c, row, V, vmx, mxp);
+    if (n->op == OP_XENT) {
+        Loop l1 = loop_begin(c, V);
         acc_add(c, xsp, load_f(c, row, l1.iv), false);
-    loop_end(c, &l1);
-    LLVMValueRef mx = LLVMBuildLoad2(c->b, c->f32, mxp, "");
+        loop_end(c, &l1);
+    }
     Loop l2 = loop_begin(c, V);
     acc_add(c, sp, exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l2.iv), mx, "")), false);
     loop_end(c, &l2);

@@ -20,6 +20,7 @@
 #define M 3
 
 static bool tied;   /* model_text: the decoder's table is also its output layer */
+static const char *tgt_vocab = "[\"<eos>\", \"x\", \"y\", \"z\", \"w\"]";   /* model_text's */
 
 /* A model whose decoder computes `expr` of h = embed(y, 4) (+ memory's
  * mean over the source for a path through the encoder), then the logits
@@ -31,7 +32,7 @@ static char *model_text(const char *expr)
         snprintf(text, sizeof text,
                  "model t {\n"
                  "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
-                 "  vocab tgt = [\"<eos>\", \"x\", \"y\", \"z\", \"w\"]\n"
+                 "  vocab tgt = %s\n"
                  "  encoder(x: tokens<src>[b, n]) {\n"
                  "    return embed(x, 4) as emb\n"
                  "  }\n"
@@ -42,13 +43,13 @@ static char *model_text(const char *expr)
                  "    return h @ transpose(table)\n"
                  "  }\n"
                  "}\n",
-                 expr);
+                 tgt_vocab, expr);
         return text;
     }
     snprintf(text, sizeof text,
              "model t {\n"
              "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
-             "  vocab tgt = [\"<eos>\", \"x\", \"y\", \"z\", \"w\"]\n"
+             "  vocab tgt = %s\n"
              "  encoder(x: tokens<src>[b, n]) {\n"
              "    return embed(x, 4) as emb\n"
              "  }\n"
@@ -58,7 +59,7 @@ static char *model_text(const char *expr)
              "    return linear(h, len(tgt)) as out\n"
              "  }\n"
              "}\n",
-             expr);
+             tgt_vocab, expr);
     return text;
 }
 
@@ -240,6 +241,15 @@ Test(autodiff, tied_embedding_and_output_layer)
     check_gradients("h + (self_attention(h, heads: 2, causal: true) as sa)");
     check_compiled("layer_norm(h + feed_forward(h, 8)) + (cross_attention(h, memory, heads: 2) as ca)", 0.1f);
     tied = false;
+}
+
+/* 29 logits a row: the loss's row maximum in vectors of 8 and a tail. */
+Test(autodiff, compiled_matches_reference_on_a_wider_vocabulary)
+{
+    tgt_vocab = "29";
+    check_compiled("h + (self_attention(h, heads: 2, causal: true) as sa)", 0.1f);
+    check_compiled("layer_norm(h + feed_forward(h, 8))", 0.0f);
+    tgt_vocab = "[\"<eos>\", \"x\", \"y\", \"z\", \"w\"]";
 }
 
 Test(autodiff, compiled_matches_reference)
