@@ -62,6 +62,8 @@ static const char *usage =
     "  --clip X            gradient norm clipping (default 1.0)\n"
     "  --max-len N         leave out pairs with more tokens on a side (default 64)\n"
     "  --seed N            initial weights, batch order, dropout (default 1)\n"
+    "  --keep N            also keep the weights of the last N epochs, as\n"
+    "                      W.safetensors.epochE, for vamos average (default 0)\n"
     "  --resume CKPT       continue from a checkpoint\n"
     "  -w FILE             start from these weights instead of random ones\n"
     "  --threads N         threads (default: every core)\n"
@@ -69,7 +71,7 @@ static const char *usage =
 
 typedef struct Args {
     const char *model, *data, *dev, *out, *resume, *init;
-    int epochs, batch_tokens, warmup, max_len, threads;
+    int epochs, batch_tokens, warmup, max_len, threads, keep;
     double lr, smoothing, clip, minutes;
     uint64_t seed;
     bool interp;
@@ -534,7 +536,8 @@ static int parse_args(int argc, char **argv, Args *a)
         { "clip", required_argument, 0, 'c' }, { "max-len", required_argument, 0, 'M' },
         { "seed", required_argument, 0, 's' }, { "resume", required_argument, 0, 'r' },
         { "weights", required_argument, 0, 'w' }, { "threads", required_argument, 0, 'j' },
-        { "time", required_argument, 0, 't' }, { "interp", no_argument, 0, 'I' }, { 0, 0, 0, 0 },
+        { "time", required_argument, 0, 't' }, { "interp", no_argument, 0, 'I' },
+        { "keep", required_argument, 0, 'k' }, { 0, 0, 0, 0 },
     };
     *a = (Args){ .epochs = 10, .batch_tokens = 4096, .warmup = 1000, .max_len = 64, .lr = 1e-3, .smoothing = 0.1,
                  .clip = 1.0, .seed = 1 };
@@ -543,15 +546,15 @@ static int parse_args(int argc, char **argv, Args *a)
     while ((c = getopt_long(argc, argv, "ho:w:", opts, NULL)) != -1) {
         char *end = NULL;
         double v = 0;
-        if (strchr("ebWMjlScts", c)) {
+        if (strchr("ebWMjlSctsk", c)) {
             errno = 0;
             v = strtod(optarg, &end);
             const char *name = NULL;
             for (int i = 0; opts[i].name; i++)
                 if (opts[i].val == c)
                     name = opts[i].name;
-            bool integer = strchr("ebWMjs", c) != NULL;
-            double lo = c == 'S' || c == 's' ? 0 : c == 'j' ? 0 : 1e-12, hi = c == 'S' ? 0.999 : 1e15;
+            bool integer = strchr("ebWMjsk", c) != NULL;
+            double lo = c == 'S' || c == 's' || c == 'j' || c == 'k' ? 0 : 1e-12, hi = c == 'S' ? 0.999 : 1e15;
             if (!*optarg || *end || errno || !(v >= lo && v <= hi) || (integer && v != floor(v))) {
                 fprintf(stderr, "vamos train: --%s wants %s, not '%s'\n", name,
                         c == 'S' ? "a number from 0 to 0.999" : integer ? "a positive whole number" : "a positive number",
@@ -569,6 +572,7 @@ static int parse_args(int argc, char **argv, Args *a)
         case 'W': a->warmup = (int)fmin(v, 1e9); break;
         case 'M': a->max_len = (int)fmin(v, 1024); break;
         case 'j': a->threads = (int)fmin(v, VAMOS_MAX_THREADS); break;
+        case 'k': a->keep = (int)fmin(v, 1000); break;
         case 'l': a->lr = v; break;
         case 'S': a->smoothing = v; break;
         case 'c': a->clip = v; break;
@@ -783,6 +787,14 @@ int cmd_train_main(int argc, char **argv)
         snprintf(path, sizeof path, "%s.ckpt", A.out);
         if (save(m, &S, &A, A.out, false) || save(m, &S, &A, path, true))
             goto done;
+        if (A.keep > 0) {   /* the last --keep epochs' weights, for checkpoint averaging */
+            snprintf(path, sizeof path, "%s.epoch%d", A.out, epoch + 1);
+            if (save(m, &S, &A, path, false))
+                goto done;
+            snprintf(path, sizeof path, "%s.epoch%d", A.out, epoch + 1 - A.keep);
+            if (epoch + 1 - A.keep >= 1 && remove(path) && errno != ENOENT)
+                fprintf(stderr, "vamos train: warning: cannot remove %s: %s\n", path, strerror(errno));
+        }
         snprintf(path, sizeof path, "%s.loss.svg", A.out);
         write_svg(&S, path);
     }

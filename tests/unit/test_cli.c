@@ -454,11 +454,16 @@ Test(cli, joint_vocab_average_eval, .timeout = 600)
     free(bpe);
     for (int seed = 1; seed <= 2; seed++) {
         cr_assert_eq(vamos(&out, "train %s/tied.vam -o %s/w%d.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
-                                 "--batch-tokens 12 --warmup 4 --seed %d --epochs 2 2>&1",
+                                 "--batch-tokens 12 --warmup 4 --seed %d --epochs 2 --keep 1 2>&1",
                            dir, dir, seed, dir, dir, seed),
                      0, "%s", out);
         free(out);
     }
+    /* --keep 1: the last epoch's weights beside the final ones, no older */
+    snprintf(path, sizeof path, "%s/w1.safetensors.epoch2", dir);
+    cr_assert_eq(access(path, R_OK), 0, "no %s", path);
+    snprintf(path, sizeof path, "%s/w1.safetensors.epoch1", dir);
+    cr_assert_neq(access(path, F_OK), 0, "%s was not removed", path);
     cr_assert_eq(vamos(&out, "average -o %s/avg.safetensors %s/w1.safetensors %s/w2.safetensors", dir, dir, dir), 0,
                  "%s", out);
     cr_assert(strstr(out, "the mean of 2 weight files"), "%s", out);
