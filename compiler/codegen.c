@@ -799,10 +799,13 @@ static void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node 
                 add(c, mul(c, add(c, row0, dr.iv), s.N), add(c, n0, dj.iv)));
         loop_end(c, &dr);
         loop_end(c, &dj);
-    } else {    /* one block of rows, b's strip in place */
+    } else {    /* the register tiles, b's strip in place */
+        Loop lb = loop_begin(c, nblocks);
         MMBlock m = { .a = abase, .astride = s.K, .bt = btile, .bstride = s.N, .out = obase, .ostride = s.N,
-                      .o0 = n0, .row0 = row0, .K = s.K, .N = s.N, .n0 = n0, .bias = bias, .relu = relu };
+                      .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = s.K, .N = s.N,
+                      .n0 = n0, .bias = bias, .relu = relu };
         mm_block(c, &m, s.M, false);
+        loop_end(c, &lb);
     }
     LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, tiles);

@@ -606,7 +606,11 @@ Test(jit, every_schedule_matches_the_interpreter, .timeout = 300)
         "  encoder(x: tokens<src>[b, n]) {\n"
         "    h = embed(x, 64)\n"
         "    h = self_attention(h, heads: 2, causal: true) as sa\n"
-        "    return linear(relu(linear(h, 96) as up), 64) as down\n"
+        "    q = reshape(h, [b, n, 2, 32])\n"
+        "    t = q @ reshape(linear(h, 96) as w3, [b, n, 32, 3])\n"   /* 2 rows, b computed */
+        "    u = q @ transpose(q)\n"                                  /* 2 rows, b read transposed */
+        "    e = sum(reshape(t, [b, n, 6]), axis: -1) + sum(reshape(u, [b, n, 4]), axis: -1)\n"
+        "    return linear(relu(linear(h, 96) as up), 64) as down + e\n"
         "  }\n"
         "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 64]) { return linear(embed(y, 4), 2) } }\n";
     for (size_t sc = 0; sc < sizeof scheds / sizeof *scheds; sc++) {
@@ -641,7 +645,7 @@ Test(jit, every_schedule_matches_the_interpreter, .timeout = 300)
             in.lengths[model_sym(m, SYM_SRC_LEN)] = sl;
             compare_graph(j, m, &m->enc, params, &in, seen, NULL);
         }
-        cr_expect(seen[OP_ATTENTION] && seen[OP_LINEAR]);
+        cr_expect(seen[OP_ATTENTION] && seen[OP_LINEAR] && seen[OP_MATMUL]);
         free_params(m, params);
         jit_free(j);
         arena_free(&a);
