@@ -13,6 +13,20 @@ const unsigned char sched_bk_values[] = { 32, 64, 128, 0 };
 const unsigned char sched_rb_values[] = { 1, 2, 3, 4, 5, 6, 0 };
 const unsigned char sched_th_values[] = { 1, 2, 0 };
 
+static int target_wide = -1;
+
+void sched_set_target(int wide) { target_wide = wide; }
+
+int sched_default_rb(void)
+{
+    int wide = target_wide;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (wide < 0)
+        wide = __builtin_cpu_supports("avx512f");
+#endif
+    return wide > 0 ? 4 : 3;
+}
+
 static bool one_of(const unsigned char *v, int x)
 {
     for (; *v; v++)
@@ -60,8 +74,9 @@ int sched_signature(const Model *m, const Graph *g, const Node *n, char *buf, si
     if ((size_t)at < len)
         at += put_shape(buf + at, len - (size_t)at, m, &n->shape);
     if ((size_t)at < len && (n->op == OP_MATMUL || n->op == OP_LINEAR))
-        at += snprintf(buf + at, len - (size_t)at, "%s%s", n->attr.mm.packed ? " packed" : "",
-                       n->op == OP_LINEAR && n->attr.mm.relu ? " relu" : "");
+        at += snprintf(buf + at, len - (size_t)at, "%s%s%s", n->attr.mm.packed ? " packed" : "",
+                       n->op == OP_LINEAR && n->attr.mm.relu ? " relu" : "",
+                       n->op == OP_MATMUL && n->attr.mm.bt ? " bt" : "");
     if ((size_t)at < len && n->op == OP_ATTENTION)
         at += snprintf(buf + at, len - (size_t)at, " scale=%s%a", n->attr.attn.div ? "1/" : "",
                        (double)n->attr.attn.scale);

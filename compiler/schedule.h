@@ -9,7 +9,6 @@
 
 #define SCHED_QB_DEFAULT 16
 #define SCHED_BK_DEFAULT 64
-#define SCHED_RB_DEFAULT 4
 #define SCHED_TH_DEFAULT 2
 #define SCHED_QB_MAX 32
 #define SCHED_BK_MAX 128
@@ -24,6 +23,16 @@ static inline bool sched_tunable(Op op)
     return op == OP_ATTENTION || op == OP_MATMUL || op == OP_LINEAR;
 }
 
+/* The register tile's default rows for the instruction set code is
+ * compiled for: 4 with AVX-512's 32 vector registers; 3 with AVX2's 16
+ * (4 rows of 4 vector accumulators, the broadcast and the b vectors would
+ * spill every k; 3 rows leave room once b's loads fold into the FMAs). It
+ * follows the target codegen was last asked for (sched_set_target), and
+ * before that the host CPU. */
+int sched_default_rb(void);
+/* wide: the target has AVX-512 (1), has not (0), or is the host (-1). */
+void sched_set_target(int wide);
+
 /* n's schedule with the defaults filled in. */
 static inline Sched sched_of(const Node *n)
 {
@@ -33,7 +42,7 @@ static inline Sched sched_of(const Node *n)
     if (!s.bk)
         s.bk = SCHED_BK_DEFAULT;
     if (!s.rb)
-        s.rb = SCHED_RB_DEFAULT;
+        s.rb = (unsigned char)sched_default_rb();
     if (!s.th)
         s.th = SCHED_TH_DEFAULT;
     return s;

@@ -185,9 +185,9 @@ Test(tunedb, concurrent_writers_lose_nothing)
 Test(schedule, neighbours_step_one_parameter)
 {
     Sched nb[8];
-    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, SCHED_RB_DEFAULT, SCHED_TH_DEFAULT };
+    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, (unsigned char)sched_default_rb(), SCHED_TH_DEFAULT };
     int n = tune_neighbours(OP_MATMUL, def, nb, 8);
-    cr_assert_eq(n, 3);   /* rb 3, one thread, rb 5 */
+    cr_assert_eq(n, 3);   /* rb one less, one thread, rb one more */
     cr_expect(nb[0].rb == 3 && nb[1].th == 1 && nb[1].rb == 4 && nb[2].rb == 5);
     n = tune_neighbours(OP_ATTENTION, def, nb, 8);
     cr_assert_eq(n, 7);
@@ -267,7 +267,7 @@ Test(tune, statquest_tunes_and_applies, .timeout = 120)
 
 static bool all_but_default(Sched s)
 {
-    return s.qb != SCHED_QB_DEFAULT || s.bk != SCHED_BK_DEFAULT || s.rb != SCHED_RB_DEFAULT ||
+    return s.qb != SCHED_QB_DEFAULT || s.bk != SCHED_BK_DEFAULT || s.rb != (unsigned char)sched_default_rb() ||
            s.th != SCHED_TH_DEFAULT;
 }
 
@@ -286,7 +286,7 @@ Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
     cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
     cr_assert_eq(n, 6);
     for (int i = 0; i < n; i++) {
-        Sched nb[8], def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, SCHED_RB_DEFAULT, SCHED_TH_DEFAULT };
+        Sched nb[8], def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, (unsigned char)sched_default_rb(), SCHED_TH_DEFAULT };
         Op op = !strncmp(r[i].sig, "attention", 9) ? OP_ATTENTION : OP_LINEAR;
         cr_expect_eq(r[i].tried, 1 + tune_neighbours(op, def, nb, 8), "%s", r[i].sig);
         cr_expect_eq(r[i].wrong, r[i].tried - 1, "%s", r[i].sig);
