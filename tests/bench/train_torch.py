@@ -1,15 +1,17 @@
 """train_torch.py - one training step of models/en-es.vam in Vamos and in
 PyTorch, on the same batch shapes, in the same run.
 
-    /usr/bin/python3 tests/bench/train_torch.py [--reps N]
+    /usr/bin/python3 tests/bench/train_torch.py [--reps N] [--rounds R] [--also OTHER/train_bench]
 
 The step is forward and backward (the summed label-smoothed cross entropy
 and every weight's gradient), no dropout, no optimiser: 64 rows x 32 source
 and 32 target tokens. PyTorch runs tests/golden/vamos_torch.py's model
 (the same post-norm transformer, written with F.linear, F.layer_norm,
 softmax attention) with OMP_WAIT_POLICY=PASSIVE, at 1 and 2 threads; its
-best counts. Vamos runs build/tests/bench/train_bench. Prints medians and
-the ratio, and writes tests/bench/results/train.txt.
+best counts. Vamos runs build/tests/bench/train_bench. The two are
+measured in turn, --rounds times, so a ratio holds while the machine's
+speed drifts; each line names the CPU and its instruction set. Prints
+medians and the ratios, and writes tests/bench/results/train.txt.
 """
 import argparse
 import os
@@ -30,9 +32,11 @@ ROWS, LEN = 64, 32
 
 
 def en_es_config():
-    return vt.Config("en_es", 6000, 6000, d=256, heads=4, layers=3, hidden=1024,
+    # models/en-es.vam: one joint vocabulary of 8000 subwords, the decoder's
+    # table tied to its output layer
+    return vt.Config("en_es", 8000, 8000, d=256, heads=4, layers=3, hidden=1024,
                      activation="relu", embed_scale=True, output="logits",
-                     style="postnorm", out_name="out", start=2, eos=1)
+                     style="postnorm", out_name="out", start=2, eos=1, tied=True)
 
 
 def torch_step_ms(threads, reps):
@@ -61,28 +65,74 @@ def torch_step_ms(threads, reps):
     return 1e3 * times[len(times) // 2]
 
 
+def cpu_name():
+    """The CPU model and its widest vector instruction set, from /proc/cpuinfo."""
+    model, flags, fam, mod = "unknown CPU", set(), "?", "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k.strip() == "model name" and model == "unknown CPU":
+                    model = v.strip()
+                if k.strip() == "flags" and not flags:
+                    flags = set(v.split())
+                if k.strip() == "cpu family" and fam == "?":
+                    fam = v.strip()
+                if k.strip() == "model" and mod == "?":
+                    mod = v.strip()
+    except OSError:
+        pass
+    isa = ("AVX-512" if "avx512f" in flags else "AVX2+FMA" if {"avx2", "fma"} <= flags
+           else "SSE only")
+    # AMD family 25 is Zen 3 (models 0-15, 32-47, ...) or Zen 4 (16-31, 96-...):
+    # the instruction set tells them apart here
+    return "%s (family %s model %s), %s, %d cores" % (model, fam, mod, isa, os.cpu_count() or 0)
+
+
+def vamos_step_ms(bench, reps):
+    out = subprocess.run([bench, "--reps", str(reps)], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit("%s failed: %s" % (bench, out.stderr))
+    return float(out.stdout.strip().split(":")[1].split("ms")[0])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="Vamos and PyTorch measured in turn this many times")
+    ap.add_argument("--also", metavar="TRAIN_BENCH",
+                    help="another build's train_bench (say, before a change), measured in turn too")
     args = ap.parse_args()
     bench = os.path.join(ROOT, "build", "tests", "bench", "train_bench")
-    out = subprocess.run([bench, "--reps", str(args.reps)], cwd=ROOT, capture_output=True, text=True)
-    if out.returncode:
-        sys.exit("train_bench failed: " + out.stderr)
-    line = out.stdout.strip()
-    vamos_ms = float(line.split(":")[1].split("ms")[0])
-    torch_ms = {t: torch_step_ms(t, args.reps) for t in (1, 2)}
-    best = min(torch_ms.values())
     tok = ROWS * LEN
+    cpu = cpu_name()
     lines = [
         "training step of models/en-es.vam (forward + backward, no dropout), %d x %d tokens, medians of %d"
         % (ROWS, LEN, args.reps),
-        "vamos:            %7.1f ms  %6.0f target tokens/s" % (vamos_ms, tok / vamos_ms * 1e3),
-        "pytorch 1 thread: %7.1f ms  %6.0f target tokens/s" % (torch_ms[1], tok / torch_ms[1] * 1e3),
-        "pytorch 2 threads:%7.1f ms  %6.0f target tokens/s" % (torch_ms[2], tok / torch_ms[2] * 1e3),
-        "vamos / best pytorch throughput: %.2fx  (torch %s)" % (best / vamos_ms, torch.__version__),
+        "cpu: " + cpu + "; torch " + torch.__version__ + " (OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads)",
     ]
-    print("\n".join(lines))
+    ratios, also_ratios = [], []
+    for r in range(args.rounds):
+        vamos_ms = vamos_step_ms(bench, args.reps)
+        also_ms = vamos_step_ms(args.also, args.reps) if args.also else None
+        torch_ms = {t: torch_step_ms(t, args.reps) for t in (1, 2)}
+        best = min(torch_ms.values())
+        ratios.append(best / vamos_ms)
+        line = ("round %d: vamos %7.1f ms (%5.0f tok/s), pytorch %7.1f ms at 1 thread, %7.1f at 2 "
+                "(%5.0f tok/s): vamos / best pytorch %.2fx"
+                % (r + 1, vamos_ms, tok / vamos_ms * 1e3, torch_ms[1], torch_ms[2], tok / best * 1e3,
+                   best / vamos_ms))
+        if also_ms:
+            also_ratios.append(also_ms / vamos_ms)
+            line += "; %s %7.1f ms (this build %.2fx it)" % (args.also, also_ms, also_ms / vamos_ms)
+        print(line, flush=True)
+        lines.append(line)
+    lines.append("vamos / best pytorch throughput: %.2f-%.2fx over %d rounds (%s)"
+                 % (min(ratios), max(ratios), len(ratios), cpu))
+    if also_ratios:
+        lines.append("this build / %s: %.2f-%.2fx" % (args.also, min(also_ratios), max(also_ratios)))
+    print(lines[-1])
     with open(os.path.join(HERE, "results", "train.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

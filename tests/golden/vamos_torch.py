@@ -110,6 +110,8 @@ class Config:
     output: str = "softmax"       # "softmax" | "log_softmax" | "logits"
     style: str = "postnorm"       # "postnorm" layers | "residual" (statquest)
     out_name: str = "out"         # name of the final linear layer
+    tied: bool = False            # decoder.table: the decoder's embedding and
+                                  # (transposed, no bias) its output layer
     start: int = 0                # decoder start token
     eos: int = 0
 
@@ -162,7 +164,7 @@ def param_shapes(cfg):
             p = "encoder.layers.%d" % i
             mha(p + ".self_attn"); norm(p + ".norm1")
             ff(p + ".ff"); norm(p + ".norm2")
-    s["decoder.embed.table"] = [cfg.tgt_vocab, d]
+    s[dec_table(cfg)] = [cfg.tgt_vocab, d]
     if cfg.style == "residual":
         mha("decoder.self_attn")
         mha("decoder.cross_attn")
@@ -172,8 +174,13 @@ def param_shapes(cfg):
             mha(p + ".self_attn"); norm(p + ".norm1")
             mha(p + ".cross_attn"); norm(p + ".norm2")
             ff(p + ".ff"); norm(p + ".norm3")
-    lin("decoder." + cfg.out_name, d, cfg.tgt_vocab)
+    if not cfg.tied:
+        lin("decoder." + cfg.out_name, d, cfg.tgt_vocab)
     return s
+
+
+def dec_table(cfg):
+    return "decoder.table" if cfg.tied else "decoder.embed.table"
 
 
 def padding_mask(lengths, n, dtype):
@@ -272,7 +279,7 @@ class Model:
 
     def decoder_logits(self, tgt, tgt_len, memory, src_len):
         cfg = self.cfg
-        x = self.embed(tgt, "decoder.embed.table")
+        x = self.embed(tgt, dec_table(cfg))
         m = x.shape[1]
         self_mask = padding_mask(tgt_len, m, x.dtype) + causal_mask(m, x.dtype)
         cross_mask = padding_mask(src_len, memory.shape[1], x.dtype)
@@ -287,7 +294,12 @@ class Model:
                 x = self.norm(x + self.mha(x, memory, p + ".cross_attn",
                                            cross_mask), p + ".norm2")
                 x = self.norm(x + self.ff(x, p + ".ff"), p + ".norm3")
-        return self.linear(x, "decoder." + cfg.out_name)
+        return self.output(x)
+
+    def output(self, x):
+        if self.cfg.tied:
+            return x @ self.p["decoder.table"].t()
+        return self.linear(x, "decoder." + self.cfg.out_name)
 
     def decoder(self, tgt, tgt_len, memory, src_len):
         z = self.decoder_logits(tgt, tgt_len, memory, src_len)
@@ -374,7 +386,7 @@ class Model:
         j = st["pos"]
         if j >= st["max_len"]:
             raise ValueError("decode_step: cache full (max_len %d)" % st["max_len"])
-        w = self.p["decoder.embed.table"]
+        w = self.p[dec_table(cfg)]
         x = F.embedding(torch.as_tensor(tokens, dtype=torch.long), w)[:, None, :]
         if cfg.embed_scale:
             x = x * math.sqrt(cfg.d)
@@ -395,7 +407,7 @@ class Model:
                                                st["cross_mask"]), p + ".norm2")
                 x = self.norm(x + self.ff(x, p + ".ff"), p + ".norm3")
         st["pos"] = j + 1
-        return self.linear(x[:, 0], "decoder." + cfg.out_name)
+        return self.output(x[:, 0])
 
     @torch.no_grad()
     def greedy_cached(self, src, src_len, max_len=16, stop_at_eos=False):
