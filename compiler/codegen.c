@@ -736,7 +736,7 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
  * are contiguous strips). */
 #define PN_FEW_ROWS 4
 #define PN_KB 256
-#define PN_BLOCKS 16
+#define PN_BLOCKS 64
 static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb * PN_BLOCKS); }
 
 static void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)

@@ -364,8 +364,8 @@ Test(jit, transposed_matmul_matches_the_interpreter, .timeout = 300)
     float **params = random_params(m);
     bool seen[OP_COUNT] = { 0 };
     for (int B = 1; B <= 3; B += 2)
-        for (int N = 1; N <= 33; N += 16) {
-            int32_t src[128], sl[4];
+        for (int N = 1; N <= 101; N += 50) {   /* 3 x 101 rows: more than one chunk of 64 row blocks */
+            int32_t src[512], sl[4];
             for (int i = 0; i < B * N; i++)
                 src[i] = (int32_t)(rnd() % 4);
             for (int i = 0; i < B; i++)
