@@ -238,10 +238,10 @@ static int ref_step(Derive *d, int x)
     const Node *n = &d->g->nodes[x];
     if (n->op == OP_PARAM || n->op == OP_CONST)   /* cheaper to repeat than to keep */
         return d->in_step[x] = add(d, &d->m->step, *n);
-    if (n->op == OP_TRANSPOSE && d->g->nodes[n->in[0]].op == OP_PARAM) {
-        /* a weight's transpose (a tied output layer): repeated too, since
-         * fuse_transpose.c folds it into the matmul that reads it; a state
-         * would copy the whole weight for every sentence */
+    if (n->op == OP_TRANSPOSE && d->g->nodes[n->in[0]].op == OP_PARAM && n->shape.rank == 2) {
+        /* a matrix weight's transpose (a tied output layer): repeated too,
+         * since fuse_transpose.c folds it into the matmul that reads it; a
+         * state would copy the whole weight for every sentence */
         Node t = *n;
         t.in[0] = ref_step(d, n->in[0]);
         return d->in_step[x] = add(d, &d->m->step, t);
