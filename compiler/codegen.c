@@ -680,21 +680,44 @@ static void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed)
     LLVMPositionBuilderAtEnd(c->b, done);
 }
 
+/* A matmul's batch dims (none when they fold into the rows): their sizes
+ * and a's and b's strides over them (broadcast dims: 0). */
+typedef struct MMBatch {
+    int n;
+    LLVMValueRef dims[MAX_RANK], sa[MAX_RANK], sb[MAX_RANK];
+} MMBatch;
+
+static MMBatch mm_batch(CG *c, const Node *n, const Node *na, const Node *nb, const MMShape *s)
+{
+    MMBatch bat = { .n = s->flat ? 0 : n->shape.rank - 2 };
+    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
+    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
+    bcast_strides(c, &ba, &bo, bat.sa);
+    bcast_strides(c, &bb, &bo, bat.sb);
+    for (int i = 0; i < bat.n; i++)
+        bat.dims[i] = dim_val(c, n->shape.d[i]);
+    return bat;
+}
+
+/* Batch entry bi's offsets in a's and b's batch strides. */
+static void mm_batch_at(CG *c, const MMBatch *bat, LLVMValueRef bi, LLVMValueRef *oa, LLVMValueRef *ob)
+{
+    LLVMValueRef idx[MAX_RANK];
+    unflatten(c, bi, bat->dims, bat->n, idx);
+    *oa = i64c(c, 0), *ob = i64c(c, 0);
+    for (int i = 0; i < bat->n; i++) {
+        *oa = add(c, *oa, mul(c, idx[i], bat->sa[i]));
+        *ob = add(c, *ob, mul(c, idx[i], bat->sb[i]));
+    }
+}
+
 /* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]. The
  * parallel loop runs over (batch entry, column tile, row block). b is at
  * bptr; a LINEAR adds bias (and relu) as it stores. */
 static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
-    int r = n->shape.rank;
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
-    int nbat = s.flat ? 0 : r - 2;
-    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
-    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
-    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
-    bcast_strides(c, &ba, &bo, sa);
-    bcast_strides(c, &bb, &bo, sb);
-    for (int i = 0; i < nbat; i++)
-        dims[i] = dim_val(c, n->shape.d[i]);
+    MMBatch bat = mm_batch(c, n, na, nb, &s);
     bool packed = n->attr.mm.packed;
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N);
     LLVMValueRef kn = packed ? mul(c, s.K, mul(c, s.ntiles, i64c(c, PW))) : mul(c, s.K, s.N);
@@ -703,12 +726,8 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
     Loop lp = loop_par(c);
     LLVMValueRef mb = LLVMBuildURem(c->b, lp.iv, s.mblocks, ""), q = LLVMBuildUDiv(c->b, lp.iv, s.mblocks, "");
     LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
-    unflatten(c, bi, dims, nbat, idx);
-    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0);
-    for (int i = 0; i < nbat; i++) {
-        oa = add(c, oa, mul(c, idx[i], sa[i]));
-        ob = add(c, ob, mul(c, idx[i], sb[i]));
-    }
+    LLVMValueRef oa, ob;
+    mm_batch_at(c, &bat, bi, &oa, &ob);
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
                   .row0 = mul(c, mb, i64c(c, c->sched.rb)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
     m.o0 = m.n0, m.ostride = s.N, m.astride = s.K, m.bias = bias, m.relu = n->attr.mm.relu;
@@ -742,16 +761,8 @@ static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb *
 static void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
     bool bt = n->attr.mm.bt;
-    int r = n->shape.rank;
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
-    int nbat = s.flat ? 0 : r - 2;
-    Shape ba = na->shape, bb = nb->shape, bo = n->shape;
-    ba.rank -= 2, bb.rank -= 2, bo.rank -= 2;
-    LLVMValueRef sa[MAX_RANK], sb[MAX_RANK], dims[MAX_RANK], idx[MAX_RANK];
-    bcast_strides(c, &ba, &bo, sa);
-    bcast_strides(c, &bb, &bo, sb);
-    for (int i = 0; i < nbat; i++)
-        dims[i] = dim_val(c, n->shape.d[i]);
+    MMBatch bat = mm_batch(c, n, na, nb, &s);
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N), kn = mul(c, s.K, s.N);
     LLVMValueRef chunk = pn_chunk_rows(c), mchunks = udiv_up(c, s.M, chunk);
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
@@ -761,12 +772,8 @@ static void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node 
     Loop lp = loop_par(c);
     LLVMValueRef ch = LLVMBuildURem(c->b, lp.iv, mchunks, ""), q = LLVMBuildUDiv(c->b, lp.iv, mchunks, "");
     LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
-    unflatten(c, bi, dims, nbat, idx);
-    LLVMValueRef oa = i64c(c, 0), ob = i64c(c, 0);
-    for (int i = 0; i < nbat; i++) {
-        oa = add(c, oa, mul(c, idx[i], sa[i]));
-        ob = add(c, ob, mul(c, idx[i], sb[i]));
-    }
+    LLVMValueRef oa, ob;
+    mm_batch_at(c, &bat, bi, &oa, &ob);
     LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk)), obase = gep(c, c->f32, c->out, mul(c, bi, mn));
     LLVMValueRef n0 = mul(c, tile, i64c(c, PW));
     LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, s.N, n0, ""));
