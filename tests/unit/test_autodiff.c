@@ -28,24 +28,6 @@ static const char *tgt_vocab = "[\"<eos>\", \"x\", \"y\", \"z\", \"w\"]";   /* m
 static char *model_text(const char *expr)
 {
     static char text[4096];
-    if (tied) {
-        snprintf(text, sizeof text,
-                 "model t {\n"
-                 "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
-                 "  vocab tgt = %s\n"
-                 "  encoder(x: tokens<src>[b, n]) {\n"
-                 "    return embed(x, 4) as emb\n"
-                 "  }\n"
-                 "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 4]) {\n"
-                 "    param table[len(tgt), 4]\n"
-                 "    h = gather(table, y) + mean(memory, axis: 1)\n"
-                 "    h = %s\n"
-                 "    return h @ transpose(table)\n"
-                 "  }\n"
-                 "}\n",
-                 tgt_vocab, expr);
-        return text;
-    }
     snprintf(text, sizeof text,
              "model t {\n"
              "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
@@ -54,12 +36,14 @@ static char *model_text(const char *expr)
              "    return embed(x, 4) as emb\n"
              "  }\n"
              "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 4]) {\n"
-             "    h = embed(y, 4) + mean(memory, axis: 1)\n"
+             "%s"
+             "    h = %s + mean(memory, axis: 1)\n"
              "    h = %s\n"
-             "    return linear(h, len(tgt)) as out\n"
+             "    return %s\n"
              "  }\n"
              "}\n",
-             tgt_vocab, expr);
+             tgt_vocab, tied ? "    param table[len(tgt), 4]\n" : "", tied ? "gather(table, y)" : "embed(y, 4)", expr,
+             tied ? "h @ transpose(table)" : "linear(h, len(tgt)) as out");
     return text;
 }
 

@@ -251,6 +251,24 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
     cr_expect(packed_seen > 0, "no matmul read a packed weight");
 }
 
+/* compare_graph on the encoder, for B sentences of N random words of a
+ * four-word source vocabulary (B <= 4, B * N <= 512). */
+static void compare_encoder(Jit *j, const Model *m, float **params, int B, int N, bool *seen)
+{
+    int32_t src[512], sl[4];
+    cr_assert(B <= 4 && B * N <= 512);
+    for (int i = 0; i < B * N; i++)
+        src[i] = (int32_t)(rnd() % 4);
+    for (int i = 0; i < B; i++)
+        sl[i] = N;
+    InterpInputs in = { 0 };
+    int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN);
+    in.sym[sb] = B, in.sym[sn] = N;
+    in.tokens = src;
+    in.lengths[sn] = sl;
+    compare_graph(j, m, &m->enc, params, &in, seen, NULL);
+}
+
 /* The matmul kernel's paths: one to four rows left in a block, whole and
  * partial column tiles, packed weights (with a padded last panel) and
  * computed right operands, batch dims folded into the rows or not. */
@@ -279,19 +297,8 @@ Test(jit, matmul_tiles_match_the_interpreter, .timeout = 300)
     bool seen[OP_COUNT] = { 0 };
     int before = packed_seen;
     for (int B = 1; B <= 3; B++)
-        for (int N = 1; N <= 9; N += 2) {
-            int32_t src[64], sl[4];
-            for (int i = 0; i < B * N; i++)
-                src[i] = (int32_t)(rnd() % 4);
-            for (int i = 0; i < B; i++)
-                sl[i] = N;
-            InterpInputs in = { 0 };
-            int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN);
-            in.sym[sb] = B, in.sym[sn] = N;
-            in.tokens = src;
-            in.lengths[sn] = sl;
-            compare_graph(j, m, &m->enc, params, &in, seen, NULL);
-        }
+        for (int N = 1; N <= 9; N += 2)
+            compare_encoder(j, m, params, B, N, seen);
     cr_assert_gt(packed_seen - before, 0, "no matmul read a packed weight");
     cr_assert(seen[OP_MATMUL] && seen[OP_LINEAR], "matmul and linear both checked");
     bool relu = false, packed_mm = false;
@@ -364,19 +371,8 @@ Test(jit, transposed_matmul_matches_the_interpreter, .timeout = 300)
     float **params = random_params(m);
     bool seen[OP_COUNT] = { 0 };
     for (int B = 1; B <= 3; B += 2)
-        for (int N = 1; N <= 101; N += 50) {   /* 3 x 101 rows: more than one chunk of 64 row blocks */
-            int32_t src[512], sl[4];
-            for (int i = 0; i < B * N; i++)
-                src[i] = (int32_t)(rnd() % 4);
-            for (int i = 0; i < B; i++)
-                sl[i] = N;
-            InterpInputs in = { 0 };
-            int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN);
-            in.sym[sb] = B, in.sym[sn] = N;
-            in.tokens = src;
-            in.lengths[sn] = sl;
-            compare_graph(j, m, &m->enc, params, &in, seen, NULL);
-        }
+        for (int N = 1; N <= 101; N += 50)   /* 3 x 101 rows: more than one chunk of 64 row blocks */
+            compare_encoder(j, m, params, B, N, seen);
     cr_assert(seen[OP_MATMUL]);
     free_params(m, params);
     jit_free(j);
