@@ -890,18 +890,33 @@ static void emit_matmul_tn(CG *c, const Node *n, const Node *na)
     nchunks = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nchunks, i64c(c, 0), ""), i64c(c, 1), nchunks, "");
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMSetAlignment(c->scratch, 32);
+    LLVMValueRef panel = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, TN_CHUNK * PW), "panel");
+    LLVMSetAlignment(panel, 64);
     Loop lp = loop_par(c);
     LLVMValueRef n0 = mul(c, lp.iv, i64c(c, PW));
     Loop lc = loop_begin(c, nchunks);
     LLVMValueRef r0 = mul(c, lc.iv, i64c(c, TN_CHUNK));
     LLVMValueRef rows = min_i(c, i64c(c, TN_CHUNK), LLVMBuildSub(c->b, R, r0, ""));
     LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, lc.iv, i64c(c, 0), "");
+    /* pack: panel[r, j] = g[r0 + r, n0 + j], zeros for j >= ncols */
+    LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, N, n0, ""));
+    LLVMValueRef gtile = gep(c, c->f32, c->bb, add(c, mul(c, r0, N), n0));
+    Loop lr = loop_begin(c, rows);
+    LLVMValueRef grow = gep(c, c->f32, gtile, mul(c, lr.iv, N));
+    LLVMValueRef prow = gep(c, c->f32, panel, mul(c, lr.iv, i64c(c, PW)));
+    Loop lj = loop_begin(c, ncols);
+    store_f(c, load_f(c, grow, lj.iv), prow, lj.iv);
+    loop_end(c, &lj);
+    Loop lz = loop_from(c, ncols, i64c(c, PW));
+    store_f(c, f32c(c, 0), prow, lz.iv);
+    loop_end(c, &lz);
+    loop_end(c, &lr);
     Loop lm = loop_begin(c, mblocks);
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, r0, M)), .astride = i64c(c, 1), .akstride = M, .out = c->out,
                   .ostride = N, .row0 = mul(c, lm.iv, i64c(c, c->sched.rb)), .K = rows, .N = N, .n0 = n0,
                   .acc_in = LLVMBuildNot(c->b, first, "") };
-    m.o0 = m.n0, m.bt = gep(c, c->f32, c->bb, add(c, mul(c, r0, N), n0)), m.bstride = N;
-    mm_block(c, &m, M, false);
+    m.o0 = m.n0, m.bt = panel, m.bstride = i64c(c, PW);
+    mm_block(c, &m, M, true);
     loop_end(c, &lm);
     loop_end(c, &lc);
     loop_end(c, &lp);

@@ -31,6 +31,7 @@ struct TrainGraph {
     int64_t *slot_cap;   /* floats allocated per slot */
     void **buf;          /* per node */
     double *node_s;      /* with VAMOS_PROFILE set: seconds per node, summed */
+    double *node_flop;   /* and its floating-point operations, summed (products only) */
     int runs;
 };
 
@@ -81,8 +82,11 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
         train_graph_free(t);
         return NULL;
     }
-    if (getenv("VAMOS_PROFILE"))
-        t->node_s = calloc((size_t)n + 1, sizeof *t->node_s);
+    if (getenv("VAMOS_PROFILE") && (!(t->node_s = calloc((size_t)n + 1, sizeof *t->node_s)) ||
+                                    !(t->node_flop = calloc((size_t)n + 1, sizeof *t->node_flop)))) {
+        free(t->node_s);
+        t->node_s = NULL;   /* no profile */
+    }
     if (!(t->kj = kjit_new(err, errlen)) || !(t->code = kjit_add(t->kj, m, &t->g, &t->fn, err, errlen))) {
         train_graph_free(t);
         return NULL;
@@ -104,6 +108,7 @@ void train_graph_free(TrainGraph *t)
     free(t->buf);
     free(t->has_grad);
     free(t->node_s);
+    free(t->node_flop);
     free(t);
 }
 
@@ -115,6 +120,19 @@ static int64_t numel_of(const Shape *s, const int64_t *sym)
     for (int i = 0; i < s->rank; i++)
         c *= s->d[i].sym >= 0 ? sym[s->d[i].sym] : s->d[i].n;
     return c;
+}
+
+/* The multiply-adds of a product node, times 2 (0 for any other op): the
+ * profile's GFLOP/s. */
+static double node_flop(const Graph *g, const Node *n, const int64_t *sym)
+{
+    const Shape *a = &g->nodes[n->in[0]].shape;
+    if (n->op == OP_MATMUL || n->op == OP_LINEAR)
+        return 2.0 * (double)numel_of(&n->shape, sym) * (double)numel_of(&(Shape){ 1, { a->d[a->rank - 1] } }, sym);
+    if (n->op == OP_MATMUL_TN)   /* a [.., M]: the sum runs over its leading positions */
+        return 2.0 * (double)numel_of(a, sym) * (double)numel_of(&n->shape, sym) /
+               (double)numel_of(&(Shape){ 1, { a->d[a->rank - 1] } }, sym);
+    return 0;
 }
 
 /* The symbols of a batch (and the seed). */
@@ -231,6 +249,7 @@ int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, ui
         if (t->node_s) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             t->node_s[i] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+            t->node_flop[i] += node_flop(g, &g->nodes[i], sym);
         }
         if (rc) {
             snprintf(err, errlen, "a token id at position %d of a batch is outside its embedding table", rc - 1);
@@ -246,10 +265,11 @@ void train_graph_profile(const TrainGraph *t, FILE *out)
 {
     if (!t->node_s || !t->runs)
         return;
-    double by_op[OP_COUNT] = { 0 }, total = 0;
+    double by_op[OP_COUNT] = { 0 }, flop[OP_COUNT] = { 0 }, total = 0;
     int count[OP_COUNT] = { 0 };
     for (int i = 0; i < t->g.n; i++) {
         by_op[t->g.nodes[i].op] += t->node_s[i];
+        flop[t->g.nodes[i].op] += t->node_flop[i];
         count[t->g.nodes[i].op]++;
         total += t->node_s[i];
     }
@@ -261,8 +281,11 @@ void train_graph_profile(const TrainGraph *t, FILE *out)
                 best = op;
         if (best < 0)
             break;
-        fprintf(out, "  %-12s %4d nodes %8.1f ms/step %5.1f%%\n", op_info[best].text, count[best],
+        fprintf(out, "  %-12s %4d nodes %8.1f ms/step %5.1f%%", op_info[best].text, count[best],
                 1e3 * by_op[best] / t->runs, 100 * by_op[best] / total);
+        if (flop[best] > 0)
+            fprintf(out, " %7.1f GFLOP/s", flop[best] / by_op[best] * 1e-9);
+        fputc('\n', out);
         by_op[best] = 0;
     }
     if (strcmp(getenv("VAMOS_PROFILE"), "nodes"))
@@ -284,7 +307,10 @@ void train_graph_profile(const TrainGraph *t, FILE *out)
         fprintf(out, "  %%%-5d %8.2f ms  %-11s", best, 1e3 * left[best] / t->runs, op_info[n->op].text);
         for (int j = 0; j < op_info[n->op].arity; j++)
             fprintf(out, " %s", shape_str(&a, t->m, &t->g.nodes[n->in[j]].shape));
-        fprintf(out, " -> %s\n", shape_str(&a, t->m, &n->shape));
+        fprintf(out, " -> %s", shape_str(&a, t->m, &n->shape));
+        if (t->node_flop[best] > 0)
+            fprintf(out, "  %.1f GFLOP/s", t->node_flop[best] / t->node_s[best] * 1e-9);
+        fputc('\n', out);
         left[best] = 0;
     }
     free(left);
