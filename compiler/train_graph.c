@@ -296,7 +296,7 @@ void train_graph_profile(const TrainGraph *t, FILE *out)
     for (int i = 0; left && i < t->g.n; i++)
         left[i] = t->node_s[i];
     fprintf(out, "slowest nodes:\n");
-    for (int k = 0; left && k < 30; k++) {
+    for (int k = 0; left && k < (getenv("VAMOS_PROFILE_N") ? atoi(getenv("VAMOS_PROFILE_N")) : 30); k++) {
         int best = 0;
         for (int i = 1; i < t->g.n; i++)
             if (left[i] > left[best])

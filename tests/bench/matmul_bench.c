@@ -1,6 +1,6 @@
 /* matmul_bench.c - Vamos's generated matmul kernel against OpenBLAS.
  *
- *     build/matmul_bench [--reps N] [--threads T]
+ *     build/matmul_bench [--reps N] [--threads T] [--train]
  *
  * For each (M, N, K) of the issue's list, a model computing x [M, K] @ w
  * [K, N] (w a weight, so packed as every model's weights are) is compiled
@@ -12,6 +12,11 @@
  * alternate sample by sample so that machine noise hits both alike.
  * Results are checked against each other before timing. Prints one line
  * per shape: GFLOP/s of each and the ratio Vamos / OpenBLAS.
+ *
+ * Then the products of the en-es training step (2048 tokens), with b
+ * unpacked as training has it (its weights change every step): b as
+ * stored and b^T (a transposed read, the tied output layer), the kernels
+ * of emit_matmul_panels. --train runs only these.
  */
 #include <cblas.h>
 #include <math.h>
@@ -68,7 +73,10 @@ static float *randoms(int64_t n)
     return p;
 }
 
-static int bench(int M, int N, int K, int reps)
+/* train: b is read as it is stored (the training kernels, weights change
+ * every step), bt: and transposed (y [N, K], a @ y^T: a tied output
+ * layer's forward product). */
+static int bench(int M, int N, int K, int reps, bool train, bool bt)
 {
     char text[1024];
     snprintf(text, sizeof text,
@@ -91,22 +99,36 @@ static int bench(int M, int N, int K, int reps)
     if (!m)
         return -1;
     char err[512];
+    Vam v = { .j = NULL, .m = m, .node = m->enc.output };
+    Node *mm = &m->enc.nodes[v.node];
+    if (mm->op != OP_MATMUL || !mm->attr.mm.packed) {
+        fprintf(stderr, "internal error: the benchmark's matmul is not a packed matmul\n");
+        return -1;
+    }
+    if (train) {   /* as the training graph has it */
+        mm->attr.mm.packed = false;
+        mm->attr.mm.bt = bt;
+        if (bt)
+            m->enc.nodes[mm->in[1]].shape = (Shape){ 2, { { .n = N, .sym = -1 }, { .n = K, .sym = -1 } } };
+    }
     Jit *j = jit_compile_steps(m, err, sizeof err);
     if (!j) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    Vam v = { .j = j, .m = m, .node = m->enc.output };
-    const Node *mm = &m->enc.nodes[v.node];
-    if (mm->op != OP_MATMUL || !mm->attr.mm.packed) {
-        fprintf(stderr, "internal error: the benchmark's matmul is not a packed matmul\n");
-        return -1;
-    }
+    v.j = j;
     float *x = randoms((int64_t)M * K), *w = randoms((int64_t)K * N);
     float *out = calloc((size_t)M * N, 4), *ref = calloc((size_t)M * N, 4);
     const ParamInfo *p = &m->params[m->enc.nodes[mm->in[1]].attr.param];
     float *wp = malloc((size_t)param_floats(p) * 4);
-    pack_param(p, w, wp);
+    if (!train)
+        pack_param(p, w, wp);
+    else if (bt)   /* wp = w^T */
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t c = 0; c < N; c++)
+                wp[c * K + k] = w[k * N + c];
+    else
+        memcpy(wp, w, (size_t)K * N * 4);
     v.buf = calloc((size_t)m->enc.n, sizeof *v.buf);
     v.buf[mm->in[0]] = x, v.buf[mm->in[1]] = wp, v.buf[v.node] = out;
     v.sym[model_sym(m, SYM_BATCH)] = 1;
@@ -136,7 +158,8 @@ static int bench(int M, int N, int K, int reps)
         sb = fmin(sb, sg);
     }
     double flop = 2.0 * M * N * K;
-    printf("%5d %6d %5d  %8.1f  %8.1f  %6.2f\n", M, N, K, flop / sv * 1e-9, flop / sb * 1e-9, sb / sv);
+    printf("%5d %6d %5d  %-7s %8.1f  %8.1f  %6.2f\n", M, N, K, train ? bt ? "b^T" : "b" : "packed",
+           flop / sv * 1e-9, flop / sb * 1e-9, sb / sv);
     fflush(stdout);
     free(x), free(w), free(wp), free(out), free(ref), free(v.buf);
     jit_free(j);
@@ -147,7 +170,8 @@ static int bench(int M, int N, int K, int reps)
 int main(int argc, char **argv)
 {
     int reps = 9, threads = 2;
-    if (bench_args(argc, argv, "matmul_bench", &reps, &threads))
+    bool train_only = argc > 1 && !strcmp(argv[argc - 1], "--train");   /* only the training shapes */
+    if (bench_args(argc - train_only, argv, "matmul_bench", &reps, &threads))
         return 2;
     vamos_set_threads(threads);
     openblas_set_num_threads(threads);
@@ -155,9 +179,17 @@ int main(int argc, char **argv)
                                      { 16, 512, 512 }, { 64, 512, 2048 }, { 64, 2048, 512 },
                                      { 256, 512, 512 }, { 512, 512, 512 } };
     printf("# matmul GFLOP/s, %d threads, medians of %d samples; ratio = vamos / openblas\n", threads, reps);
-    printf("#   M      N     K     vamos  openblas   ratio\n");
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        if (bench(shapes[s][0], shapes[s][1], shapes[s][2], reps))
+    printf("# b: a packed weight (translators), b as stored or b^T (training's kernels)\n");
+    printf("#   M      N     K  b          vamos  openblas   ratio\n");
+    for (size_t s = 0; !train_only && s < sizeof shapes / sizeof *shapes; s++)
+        if (bench(shapes[s][0], shapes[s][1], shapes[s][2], reps, false, false))
             return 1;
+    /* the en-es training step's products: 64 x 32 tokens */
+    static const int train[][3] = { { 2048, 256, 256 }, { 2048, 1024, 256 }, { 2048, 256, 1024 },
+                                    { 2048, 8000, 256 }, { 2048, 256, 8000 } };
+    for (size_t s = 0; s < sizeof train / sizeof *train; s++)
+        for (int bt = 0; bt < 2; bt++)
+            if (bench(train[s][0], train[s][1], train[s][2], reps, true, bt))
+                return 1;
     return 0;
 }
