@@ -118,11 +118,12 @@ int blob_make(const Model *m, const Bound *w, bool reuse, Blob *b)
         memcpy(b->p + weights_offset_at, &wo, 8);
     for (int i = 0; w && i < m->nparams; i++) {
         size_t bytes = (size_t)param_floats(&m->params[i]) * 4;
-        if (m->params[i].packed) {
+        if (m->params[i].packed || m->params[i].packed_t) {
             float *p = malloc(bytes);
-            if (!p)
+            if (!p || pack_param(&m->params[i], w->params[i], p)) {
+                free(p);
                 return -1;
-            pack_param(&m->params[i], w->params[i], p);
+            }
             put(b, p, bytes);
             free(p);
         } else {

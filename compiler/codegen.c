@@ -713,12 +713,17 @@ static void mm_batch_at(CG *c, const MMBatch *bat, LLVMValueRef bi, LLVMValueRef
 
 /* Batched matmul: out[.., m, :] = sum_k a[.., m, k] * b[.., k, :]. The
  * parallel loop runs over (batch entry, column tile, row block). b is at
- * bptr; a LINEAR adds bias (and relu) as it stores. */
+ * bptr; a LINEAR adds bias (and relu) as it stores. A packed b read
+ * transposed (bt) is a weight y [N, K] kept with y^T's panels after it
+ * (pack.c, param_t_offset). */
 static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     MMBatch bat = mm_batch(c, n, na, nb, &s);
     bool packed = n->attr.mm.packed;
+    if (packed && n->op == OP_MATMUL && n->attr.mm.bt)
+        bptr = gep(c, c->f32, bptr,   /* (y's numel + 15) & ~15; dims are slots here, not constants */
+                   LLVMBuildAnd(c->b, add(c, numel(c, &nb->shape), i64c(c, 15)), i64c(c, ~(int64_t)15), ""));
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N);
     LLVMValueRef kn = packed ? mul(c, s.K, mul(c, s.ntiles, i64c(c, PW))) : mul(c, s.K, s.N);
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");

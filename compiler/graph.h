@@ -111,6 +111,8 @@ typedef struct ParamInfo {
     SrcLoc loc;         /* the `param` statement */
     SrcLoc site;        /* the call that made it, for messages */
     bool packed;        /* compiled code reads it in panels (pack.c) */
+    bool packed_t;      /* it is kept as stored, followed by its transpose in
+                         * panels at param_t_offset (a tied output layer) */
 } ParamInfo;
 
 typedef struct Vocab {

@@ -60,7 +60,9 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
     case OP_MATMUL:
         CHECK(a->shape.rank >= 2 && b->shape.rank >= 2, "matmul of rank < 2");
         CHECK(dim_eq(a->shape.d[a->shape.rank - 1], b->shape.d[b->shape.rank - (nd->attr.mm.bt ? 1 : 2)]), "contraction");
-        CHECK(!nd->attr.mm.bt || !nd->attr.mm.packed, "a packed b read transposed");
+        CHECK(!nd->attr.mm.bt || !nd->attr.mm.packed ||
+                  (b->op == OP_PARAM && b->shape.rank == 2 && m->params[b->attr.param].packed_t),
+              "a packed b read transposed that is not a weight kept with its transpose");
         break;
     case OP_LINEAR: {
         const Shape *bias = &g->nodes[nd->in[2]].shape;

@@ -280,7 +280,7 @@ static int bind_params(Jit *j, const Model *m, float *const *params, char *err, 
 {
     for (int i = 0; i < j->rt.nparams; i++) {
         const ParamInfo *p = &m->params[i];
-        if (!p->packed) {
+        if (!p->packed && !p->packed_t) {
             j->rt.params[i] = params[i];
             continue;
         }
@@ -289,7 +289,10 @@ static int bind_params(Jit *j, const Model *m, float *const *params, char *err, 
                 snprintf(err, errlen, "out of memory packing weight '%s'", p->name);
                 return -1;
             }
-            pack_param(p, params[i], j->packed[i]);
+            if (pack_param(p, params[i], j->packed[i])) {
+                snprintf(err, errlen, "out of memory packing weight '%s'", p->name);
+                return -1;
+            }
             j->packed_from[i] = params[i];
         }
         j->rt.params[i] = j->packed[i];

@@ -330,7 +330,9 @@ static int cmd_graph(Arena *a, const Opts *o)
     printf("model %s\nweights:\n", m->name);
     for (int i = 0; i < m->nparams; i++)
         printf("  %s %s%s\n", m->params[i].name, shape_str(a, m, &m->params[i].shape),
-               m->params[i].packed ? " (packed)" : "");
+               m->params[i].packed     ? " (packed)"
+               : m->params[i].packed_t ? " (and its transpose, packed)"
+                                       : "");
     graph_dump_text(stdout, m, &m->enc, a);
     graph_dump_text(stdout, m, &m->dec, a);
     if (o->fused && m->step.n > 0) {

@@ -53,9 +53,11 @@ Graph pass_fuse_transpose(struct Arena *a, const Graph *g);
  * how many are packed. */
 int pass_pack(Model *m);
 /* The floats compiled code reads for a weight (padded when packed), and
- * the packing of its row-major values w into out (that many floats). */
+ * the packing of its row-major values w into out (that many floats; -1:
+ * out of memory). A packed_t weight's panels begin at param_t_offset. */
 int64_t param_floats(const ParamInfo *p);
-void pack_param(const ParamInfo *p, const float *w, float *out);
+int pack_param(const ParamInfo *p, const float *w, float *out);
+int64_t param_t_offset(const ParamInfo *p);
 
 /* Give each node a buffer number slot[i] (-1 for weights); values whose
  * lifetimes do not overlap share a buffer when `reuse`. Returns the

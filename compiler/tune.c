@@ -189,9 +189,10 @@ static int bench_init(Bench *b, const Model *m, const Graph *g, int i, KernelJit
             if (k == 1 && (n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed && w->op == OP_PARAM) {
                 const ParamInfo *p = &m->params[w->attr.param];
                 float *pk = malloc((size_t)param_floats(p) * 4);
-                if (!pk)
+                if (!pk || pack_param(p, x, pk)) {
+                    free(pk);
                     goto oom;
-                pack_param(p, x, pk);
+                }
                 b->buf[u][k] = pk;
             }
         }

@@ -108,7 +108,7 @@ static void compare_graph(Jit *j, const Model *m, const Graph *g, float **params
         buf[i] = ref[i].data;
         /* a weight compiled code reads packed, as the JIT binds it */
         const Node *n = &g->nodes[i];
-        if (n->op == OP_PARAM && m->params[n->attr.param].packed) {
+        if (n->op == OP_PARAM && (m->params[n->attr.param].packed || m->params[n->attr.param].packed_t)) {
             const ParamInfo *p = &m->params[n->attr.param];
             packed[i] = malloc((size_t)param_floats(p) * 4);
             pack_param(p, ref[i].data, packed[i]);
