@@ -407,6 +407,41 @@ static void dec_reorder(Dec *d, const int *parent)
     }
 }
 
+/* Rows finished: the decoder goes on with rows keep[0..n) (ascending) of
+ * its d->rows, as rows 0..n), so no step is spent on a finished sentence.
+ * Every state with a batch axis (key/value caches, the prepared
+ * cross-attention keys and values), the encoder's memory and the source
+ * lengths move down in place: a kept row never moves up, so a forward
+ * copy is safe. */
+static void dec_compact(Dec *d, const int *keep, int n)
+{
+    const vamos_model *m = d->s->m;
+    int sb = sym_of(m, VAMOS_SYM_BATCH);
+    for (int k = 0; m->has_step && k < m->nstates; k++) {
+        const vamos_state *st = &m->states[k];
+        if (st->batch_axis < 0)
+            continue;
+        size_t bytes = vamos_state_bytes(m, k, d->sym), outer = 1;
+        for (int i = 0; i < st->batch_axis; i++)
+            outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+        size_t block = bytes / outer / (size_t)d->rows;
+        unsigned char *p = d->states[k];
+        for (size_t o = 0; o < outer; o++)
+            for (int i = 0; i < n; i++)
+                memmove(p + (o * (size_t)n + (size_t)i) * block, p + (o * (size_t)d->rows + (size_t)keep[i]) * block,
+                        block);
+    }
+    float *mem = (float *)d->in[IN_MEMORY];
+    int32_t *slen = (int32_t *)d->in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)];
+    size_t per = (size_t)d->sym[sym_of(m, VAMOS_SYM_SRC_LEN)] * (size_t)m->enc.nodes[m->enc.output].dim[2];
+    for (int i = 0; i < n; i++) {
+        memmove(mem + (size_t)i * per, mem + (size_t)keep[i] * per, per * sizeof *mem);
+        slen[i] = slen[keep[i]];
+    }
+    d->rows = n;
+    d->sym[sb] = n;
+}
+
 /* Count one decoder step at position t that began at `since`. */
 static void time_step(vamos_stats *st, int t, double since)
 {
@@ -417,7 +452,8 @@ static void time_step(vamos_stats *st, int t, double since)
 }
 
 /* Greedy decoding of a batch: each step appends each unfinished row's
- * best word. */
+ * best word; a finished sentence leaves the batch (dec_compact). Row i of
+ * the decoder is sentence row[i]. */
 static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
@@ -429,43 +465,56 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     int longest = 0, rc = 0;
     for (int i = 0; i < b->B; i++)
         longest = b->max_len[i] > longest ? b->max_len[i] : longest;
-    bool *done = calloc((size_t)b->B, sizeof *done);
+    int *row = malloc(sizeof(int) * (size_t)b->B), *keep = malloc(sizeof(int) * (size_t)b->B);
+    int32_t **words = malloc(sizeof(int32_t *) * (size_t)b->B), *slen = malloc(sizeof(int32_t) * (size_t)b->B);
+    int *count = malloc(sizeof(int) * (size_t)b->B);
     double t0 = now_ms();
     Dec d;
-    if (!done || dec_begin(&d, s, sym, in, b->B, longest, err, errlen)) {
-        free(done);
-        return -1;
+    if (!row || !keep || !words || !slen || !count) {
+        snprintf(err, errlen, "out of memory for decoding");
+        rc = -1;
+        goto out;
     }
-    int left = b->B;
-    for (int t = 0; t < longest && left > 0; t++) {
+    memcpy(slen, b->slen, sizeof(int32_t) * (size_t)b->B);   /* compacted with the rows */
+    in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
+    if (dec_begin(&d, s, sym, in, b->B, longest, err, errlen)) {
+        rc = -1;
+        goto out;
+    }
+    for (int i = 0; i < b->B; i++)
+        row[i] = i;
+    for (int t = 0; t < longest && d.rows > 0; t++) {
         const float *scores;
         size_t stride;
+        for (int i = 0; i < d.rows; i++)
+            words[i] = b->out[row[i]], count[i] = b->count[row[i]];
         double ts = now_ms();
-        if (dec_scores(&d, t, b->out, b->count, &scores, &stride, err, errlen)) {
+        if (dec_scores(&d, t, words, count, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
         }
         time_step(st, t, ts);
-        for (int i = 0; i < b->B; i++) {
-            if (done[i])
-                continue;
+        int n = 0;
+        for (int i = 0; i < d.rows; i++) {
+            int r = row[i];
             int w = argmax(scores + (size_t)i * stride, d.V);
-            if (w == m->tgt.eos || b->count[i] >= b->max_len[i]) {
-                done[i] = true;
-                left--;
+            if (w == m->tgt.eos || b->count[r] >= b->max_len[r])
                 continue;
-            }
-            b->out[i][b->count[i]++] = w;
-            if (b->count[i] >= b->max_len[i]) {
-                done[i] = true;
-                left--;
-            }
+            b->out[r][b->count[r]++] = w;
+            if (b->count[r] < b->max_len[r])
+                keep[n++] = i;
+        }
+        if (n < d.rows) {
+            for (int i = 0; i < n; i++)
+                row[i] = row[keep[i]];
+            dec_compact(&d, keep, n);
         }
     }
     if (st)
         st->dec_ms += now_ms() - t0;
     dec_end(&d);
-    free(done);
+out:
+    free(row), free(keep), free(words), free(slen), free(count);
     return rc;
 }
 
@@ -623,49 +672,44 @@ static char *detokenize(const vamos_vocab *v, const int32_t *ids, int n)
     return line;
 }
 
-int vamos_translate_batch(vamos_session *s, const char *const *texts, int count, const vamos_opts *o,
-                          vamos_stats *st, char **outs, char *err, size_t errlen)
+/* Sentences i of lengths n[], by length (then input order): qsort_r-free
+ * insertion of an index array (a window is at most a few thousand). */
+static void by_length(int *idx, int count, const int *n)
 {
-    const vamos_model *m = s->m;
-    if (errlen)
-        err[0] = 0;
-    int max_src = o && o->max_src ? o->max_src : 1024, beam = o && o->beam > 1 ? o->beam : 1;
-    if (beam > VAMOS_MAX_BEAM)
-        beam = VAMOS_MAX_BEAM;
-    Batch b = { 0 };
-    int32_t **ids = calloc((size_t)count, sizeof *ids);
-    int *n = calloc((size_t)count, sizeof *n), rc = 0;
-    b.slen = calloc((size_t)count, sizeof *b.slen);
-    b.max_len = calloc((size_t)count, sizeof *b.max_len);
-    b.out = calloc((size_t)count, sizeof *b.out);
-    b.count = calloc((size_t)count, sizeof *b.count);
-    if (!ids || !n || !b.slen || !b.max_len || !b.out || !b.count)
-        rc = -1;
-    /* tokenise; sentences with no known word are translated as empty */
-    int *rows = calloc((size_t)count + 1, sizeof *rows), B = 0;
-    for (int i = 0; rc == 0 && i < count; i++) {
-        ids[i] = malloc(sizeof(int32_t) * (size_t)max_src);
-        n[i] = ids[i] ? vamos_tokenize(&m->src, texts[i], ids[i], max_src) : 0;
-        if (st) {
-            st->sentences++;
-            st->src_tokens += n[i];
-        }
-        if (n[i] > 0)
-            rows[B++] = i;
+    for (int i = 1; i < count; i++) {
+        int x = idx[i], j = i;
+        for (; j > 0 && n[idx[j - 1]] > n[x]; j--)
+            idx[j] = idx[j - 1];
+        idx[j] = x;
     }
+}
+
+/* Translate the sentences rows[0..B) (token ids ids[], lengths n[]) as
+ * one padded batch; their words go to out[]/count[]. */
+static int translate_rows(vamos_session *s, int32_t *const *ids, const int *n, const int *rows, int B,
+                          const vamos_opts *o, int beam, vamos_stats *st, int32_t **out, int *count, char *err,
+                          size_t errlen)
+{
+    Batch b = { .B = B };
+    int rc = 0;
+    b.slen = calloc((size_t)B, sizeof *b.slen);
+    b.max_len = calloc((size_t)B, sizeof *b.max_len);
+    b.out = calloc((size_t)B, sizeof *b.out);
+    b.count = calloc((size_t)B, sizeof *b.count);
+    if (!b.slen || !b.max_len || !b.out || !b.count)
+        rc = -1;
     for (int r = 0; rc == 0 && r < B; r++) {
         int i = rows[r];
         b.N = n[i] > b.N ? n[i] : b.N;
         b.max_len[r] = o && o->max_len ? o->max_len : 2 * n[i] + 10;
-        b.out[r] = malloc(sizeof(int32_t) * (size_t)(b.max_len[r] + 1));
+        b.out[r] = out[i] = malloc(sizeof(int32_t) * (size_t)(b.max_len[r] + 1));
         b.slen[r] = n[i];
         if (!b.out[r])
             rc = -1;
     }
-    b.B = B;
-    if (rc == 0 && B > 0) {
+    if (rc == 0) {
         b.src = calloc((size_t)B * (size_t)b.N, sizeof *b.src);
-        int pad = m->src.pad >= 0 ? m->src.pad : 0;
+        int pad = s->m->src.pad >= 0 ? s->m->src.pad : 0;
         for (int r = 0; b.src && r < B; r++)
             for (int k = 0; k < b.N; k++)
                 b.src[(size_t)r * (size_t)b.N + (size_t)k] = k < n[rows[r]] ? ids[rows[r]][k] : pad;
@@ -678,20 +722,58 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
             rc = beam_search(s, &one, beam, o->alpha > 0 ? o->alpha : 0.6, st, err, errlen);
         }
     }
-    for (int i = 0, r = 0; i < count; i++) {
-        bool has = r < B && rows[r] == i;
-        outs[i] = rc == 0 ? detokenize(&m->tgt, has ? b.out[r] : NULL, has ? b.count[r] : 0) : NULL;
-        if (st && has && rc == 0)
-            st->tgt_tokens += b.count[r];
-        r += has;
+    for (int r = 0; b.count && r < B; r++)
+        count[rows[r]] = b.count[r];
+    free(b.src), free(b.slen), free(b.max_len), free(b.out), free(b.count);
+    return rc;
+}
+
+int vamos_translate_batch(vamos_session *s, const char *const *texts, int count, const vamos_opts *o,
+                          vamos_stats *st, char **outs, char *err, size_t errlen)
+{
+    const vamos_model *m = s->m;
+    if (errlen)
+        err[0] = 0;
+    int max_src = o && o->max_src ? o->max_src : 1024, beam = o && o->beam > 1 ? o->beam : 1;
+    if (beam > VAMOS_MAX_BEAM)
+        beam = VAMOS_MAX_BEAM;
+    int32_t **ids = calloc((size_t)count, sizeof *ids), **out = calloc((size_t)count, sizeof *out);
+    int *n = calloc((size_t)count, sizeof *n), *words = calloc((size_t)count, sizeof *words), rc = 0;
+    int *rows = calloc((size_t)count + 1, sizeof *rows), B = 0;
+    if (!ids || !out || !n || !words || !rows)
+        rc = -1;
+    /* tokenise; sentences with no known word are translated as empty */
+    for (int i = 0; rc == 0 && i < count; i++) {
+        ids[i] = malloc(sizeof(int32_t) * (size_t)max_src);
+        n[i] = ids[i] ? vamos_tokenize(&m->src, texts[i], ids[i], max_src) : 0;
+        if (st) {
+            st->sentences++;
+            st->src_tokens += n[i];
+        }
+        if (n[i] > 0)
+            rows[B++] = i;
+    }
+    /* batches of similar lengths: less padding, and a batch's sentences
+     * end at about the same step */
+    by_length(rows, B, n);
+    int max_rows = o && o->batch_rows > 0 ? o->batch_rows : B, max_tokens = o ? o->batch_tokens : 0;
+    for (int first = 0; rc == 0 && first < B;) {
+        int k = 1;   /* sorted: the last row is the longest, so a batch holds k * its length tokens */
+        while (first + k < B && k < max_rows && (max_tokens <= 0 || (long)(k + 1) * n[rows[first + k]] <= max_tokens))
+            k++;
+        rc = translate_rows(s, ids, n, rows + first, k, o, beam, st, out, words, err, errlen);
+        first += k;
+    }
+    for (int i = 0; i < count; i++) {
+        outs[i] = rc == 0 ? detokenize(&m->tgt, out[i], words[i]) : NULL;
+        if (st && rc == 0)
+            st->tgt_tokens += words[i];
         if (rc == 0 && !outs[i])
             rc = -1;
     }
     for (int i = 0; ids && i < count; i++)
-        free(ids[i]);
-    for (int r = 0; b.out && r < B; r++)
-        free(b.out[r]);
-    free(ids), free(n), free(rows), free(b.src), free(b.slen), free(b.max_len), free(b.out), free(b.count);
+        free(ids[i]), free(out[i]);
+    free(ids), free(out), free(n), free(words), free(rows);
     if (rc && !err[0])
         snprintf(err, errlen, "out of memory");
     return rc;

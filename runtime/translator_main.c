@@ -4,11 +4,13 @@
  * the generated vamos_encoder / vamos_decoder. Depends on libc and libm.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vamos/parallel.h"
 #include "vamos/translate.h"
@@ -22,7 +24,9 @@ __attribute__((weak)) int32_t vamos_prep(void *const *buf, const int64_t *sym);
 __attribute__((weak)) int32_t vamos_step(void *const *buf, const int64_t *sym);
 
 #define MAX_LINE (1L << 20)
-#define MAX_BATCH 1024
+#define MAX_BATCH 1024   /* sentences in a batch, lines in a window */
+#define DEF_BATCH 32
+#define DEF_WINDOW 256
 #define MAX_SRC 1024     /* source words translated (vamos_opts.max_src's default) */
 
 static void usage(FILE *f, const vamos_model *m)
@@ -31,13 +35,18 @@ static void usage(FILE *f, const vamos_model *m)
             "usage: translator [options] [\"SENTENCE\"]\n\n"
             "Translates with the built-in model '%s' (%s -> %s vocabularies of %d and %d words).\n"
             "With a sentence, prints its translation. Without, reads one sentence per line from\n"
-            "standard input and writes one translation per line, flushed per line.\n\n"
+            "standard input and writes one translation per line, in order. Lines already\n"
+            "waiting are read ahead (up to --window), sorted by length and translated in\n"
+            "batches; the output is flushed whenever the input has nothing more waiting, so\n"
+            "a line typed alone is translated at once.\n\n"
             "options:\n"
-            "  --max-len N   at most N target words (default: 2 * source words + 10)\n"
-            "  --beam N      beam search with N hypotheses (default 1: greedy)\n"
-            "  --batch N     translate N input lines at a time as one padded batch (default 1;\n"
-            "                output then comes batch by batch)\n"
-            "  --threads N   run kernels on N threads (default: one per CPU, here %d)\n"
+            "  --max-len N       at most N target words (default: 2 * source words + 10)\n"
+            "  --beam N          beam search with N hypotheses (default 1: greedy)\n"
+            "  --batch N         at most N sentences decoded together (default %d)\n"
+            "  --batch-tokens N  at most N source tokens in a batch, padding included\n"
+            "                    (default: no bound)\n"
+            "  --window N        at most N waiting lines read ahead (default %d)\n"
+            "  --threads N       run kernels on N threads (default: one per CPU, here %d)\n"
             "  --stats       print sentences, tokens, encoder/decoder ms, ms per target token,\n"
             "                sentences/s and the ms of a decoder step at positions 1, 8, 64,\n"
             "                256 and 1024 (where reached) to standard error at the end\n"
@@ -47,18 +56,55 @@ static void usage(FILE *f, const vamos_model *m)
             "keep their first 1024 (both with a warning naming the line). Words not in the\n"
             "source vocabulary become <unk>, or are skipped when the model has no <unk>.\n"
             "Every input line gets one output line.\n",
-            m->name, "source", "target", m->src.n, m->tgt.n, vamos_threads());
+            m->name, "source", "target", m->src.n, m->tgt.n, DEF_BATCH, DEF_WINDOW, vamos_threads());
+}
+
+/* Standard input, read by this program rather than stdio so that it can
+ * tell whether more input is waiting (in its buffer, or poll()). */
+typedef struct Reader {
+    int fd, err;   /* err: errno of a failed read */
+    bool eof;
+    size_t at, end;
+    char buf[1 << 16];
+} Reader;
+
+static int rd_getc(Reader *r)
+{
+    if (r->at == r->end) {
+        if (r->eof)
+            return EOF;
+        ssize_t k;
+        do
+            k = read(r->fd, r->buf, sizeof r->buf);
+        while (k < 0 && errno == EINTR);
+        if (k <= 0) {
+            r->eof = true;
+            r->err = k < 0 ? errno : 0;
+            return EOF;
+        }
+        r->at = 0, r->end = (size_t)k;
+    }
+    return (unsigned char)r->buf[r->at++];
+}
+
+/* Is a line (or the end) waiting, so that reading it does not block? */
+static bool rd_waiting(Reader *r)
+{
+    if (r->at < r->end || r->eof)
+        return r->at < r->end;
+    struct pollfd p = { r->fd, POLLIN, 0 };
+    return poll(&p, 1, 0) > 0;
 }
 
 /* Read one line of any length (cut at MAX_LINE: *cut); NULL at end of
  * input. */
-static char *read_line(FILE *in, char **buf, size_t *cap, bool *cut)
+static char *read_line(Reader *in, char **buf, size_t *cap, bool *cut)
 {
     size_t n = 0;
     *cut = false;
     int c;
     bool any = false;
-    while ((c = fgetc(in)) != EOF) {
+    while ((c = rd_getc(in)) != EOF) {
         any = true;
         if (c == '\n')
             break;
@@ -125,7 +171,10 @@ static int translate_lines(vamos_session *s, const char *const *texts, int n, co
         printf("%s\n", rc ? "" : outs[i]);   /* one output line per input line */
         free(outs[i]);
     }
-    fflush(stdout);
+    if (fflush(stdout) || ferror(stdout)) {
+        fprintf(stderr, "translator: cannot write the translations: %s\n", strerror(errno));
+        exit(1);
+    }
     return rc ? 1 : 0;
 }
 
@@ -142,11 +191,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "translator: %s\n", err);
         return 1;
     }
-    vamos_opts o = { .max_src = MAX_SRC };
-    bool stats = false;
-    int batch = 1;
+    vamos_opts o = { .max_src = MAX_SRC, .batch_rows = DEF_BATCH };
+    bool stats = false, dashes = false;
+    int window = DEF_WINDOW;
     const char *sentence = NULL;
     for (int i = 1; i < argc; i++) {
+        if (!dashes && !strcmp(argv[i], "--")) {   /* what follows is the sentence */
+            dashes = true;
+            continue;
+        }
+        if (dashes) {
+            if (sentence) {
+                fprintf(stderr, "translator: one sentence per call; quote it (see --help)\n");
+                return 2;
+            }
+            sentence = argv[i];
+            continue;
+        }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout, &m);
             return 0;
@@ -155,19 +216,26 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--stats")) {
             stats = true;
-        } else if ((!strcmp(argv[i], "--beam") || !strcmp(argv[i], "--batch")) && i + 1 < argc) {
+        } else if ((!strcmp(argv[i], "--beam") || !strcmp(argv[i], "--batch") || !strcmp(argv[i], "--window") ||
+                    !strcmp(argv[i], "--batch-tokens")) &&
+                   i + 1 < argc) {
             char *end;
-            bool beam = !strcmp(argv[i], "--beam");
+            const char *opt = argv[i];
+            long most = !strcmp(opt, "--beam") ? VAMOS_MAX_BEAM : !strcmp(opt, "--batch-tokens") ? 1L << 30 : MAX_BATCH;
+            errno = 0;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > (beam ? VAMOS_MAX_BEAM : MAX_BATCH)) {
-                fprintf(stderr, "translator: %s needs an integer in 1..%d, not '%s'\n", argv[i - 1],
-                        beam ? VAMOS_MAX_BEAM : MAX_BATCH, argv[i]);
+            if (*end || end == argv[i] || errno || v < 1 || v > most) {
+                fprintf(stderr, "translator: %s needs an integer in 1..%ld, not '%s'\n", opt, most, argv[i]);
                 return 2;
             }
-            if (beam)
+            if (!strcmp(opt, "--beam"))
                 o.beam = (int)v;
+            else if (!strcmp(opt, "--batch"))
+                o.batch_rows = (int)v;
+            else if (!strcmp(opt, "--window"))
+                window = (int)v;
             else
-                batch = (int)v;
+                o.batch_tokens = (int)v;
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -186,7 +254,8 @@ int main(int argc, char **argv)
             }
             o.max_len = (int)v;
         } else if (i + 1 == argc && (!strcmp(argv[i], "--beam") || !strcmp(argv[i], "--batch") ||
-                                     !strcmp(argv[i], "--threads") || !strcmp(argv[i], "--max-len"))) {
+                                     !strcmp(argv[i], "--threads") || !strcmp(argv[i], "--max-len") ||
+                                     !strcmp(argv[i], "--window") || !strcmp(argv[i], "--batch-tokens"))) {
             fprintf(stderr, "translator: %s needs a value (see --help)\n", argv[i]);
             return 2;
         } else if (argv[i][0] == '-' && argv[i][1] && !sentence) {
@@ -208,21 +277,28 @@ int main(int argc, char **argv)
         warn_long(0, sentence, false, MAX_SRC);
         rc = translate_lines(s, &sentence, 1, &o, &st);
     } else {
-        char *bufs[MAX_BATCH] = { 0 };
-        size_t caps[MAX_BATCH] = { 0 };
+        static char *bufs[MAX_BATCH];
+        static size_t caps[MAX_BATCH];
+        static Reader r = { .fd = 0 };
         long line = 0;
         for (bool more = true; more;) {
             int n = 0;
             bool cut;
-            while (n < batch && (more = read_line(stdin, &bufs[n], &caps[n], &cut) != NULL)) {
+            /* the first line as it comes; then only what is already waiting */
+            while (n < window && (n == 0 || rd_waiting(&r)) &&
+                   (more = read_line(&r, &bufs[n], &caps[n], &cut) != NULL)) {
                 warn_long(++line, bufs[n], cut, MAX_SRC);
                 n++;
             }
             if (n)
                 rc |= translate_lines(s, (const char *const *)bufs, n, &o, &st);
         }
-        for (int i = 0; i < batch; i++)
+        for (int i = 0; i < window; i++)
             free(bufs[i]);
+        if (r.err) {
+            fprintf(stderr, "translator: cannot read standard input: %s\n", strerror(r.err));
+            rc = 1;
+        }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (stats) {

@@ -182,7 +182,7 @@ Test(aot, base_matches_the_interpreter, .timeout = 900)
         fprintf(f, "%s\n", sentences[i]);
     fclose(f);
     char *one, *batched;
-    cr_assert_eq(sh(&one, "/tmp/vamos-aot-base --max-len 4 < /tmp/vamos-aot-base-in"), 0);
+    cr_assert_eq(sh(&one, "/tmp/vamos-aot-base --max-len 4 --batch 1 --window 1 < /tmp/vamos-aot-base-in"), 0);
     cr_assert_eq(sh(&batched, "/tmp/vamos-aot-base --max-len 4 --batch 3 < /tmp/vamos-aot-base-in"), 0);
     cr_assert_str_eq(one, batched);
     /* threads split rows, never a sum: the same words on 1 and 3 threads */
@@ -196,4 +196,46 @@ Test(aot, base_matches_the_interpreter, .timeout = 900)
     free(batched);
     remove("/tmp/vamos-aot-base");
     remove("/tmp/vamos-aot-base.safetensors");
+}
+
+/* The shipped en-es translator on lines of many lengths: sorted into
+ * batches, bounded by sentences or tokens, finished sentences leaving
+ * the batch, on 1 or 2 threads, it writes what it writes one sentence at
+ * a time, word for word and in input order. */
+Test(aot, batched_decoding_equals_one_at_a_time, .timeout = 600)
+{
+    char *out;
+    cr_assert_eq(sh(&out, "%s build models/en-es.vam -w models/en-es.safetensors -o /tmp/vamos-aot-enes", vamos_bin()),
+                 0, "%s", out);
+    free(out);
+    static const char *words[] = { "open", "the", "file", "cannot", "save", "settings", "show", "hidden", "files",
+                                   "print", "this", "page", "error", "while", "reading", "from", "disk", "new",
+                                   "window", "close", "all", "tabs", "--verbose", "42" };
+    FILE *f = fopen("/tmp/vamos-aot-enes-in", "w");
+    cr_assert(f);
+    unsigned x = 7;
+    for (int i = 0; i < 70; i++) {
+        int n = i % 9 == 8 ? 0 : 1 + (int)((x = x * 1103515245u + 12345u) >> 16) % 14;   /* some empty lines */
+        for (int k = 0; k < n; k++)
+            fprintf(f, "%s%s", k ? " " : "", words[((x = x * 1103515245u + 12345u) >> 16) % 24]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    char *one;
+    cr_assert_eq(sh(&one, "/tmp/vamos-aot-enes --batch 1 --window 1 < /tmp/vamos-aot-enes-in"), 0);
+    int lines = 0;
+    for (const char *p = one; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 70, "one output line per input line, not %d", lines);
+    static const char *how[] = { "", "--batch 7", "--batch-tokens 40", "--batch 64 --window 16 --threads 1",
+                                 "--batch 3 --threads 2" };
+    for (size_t i = 0; i < sizeof how / sizeof *how; i++) {
+        char *b;
+        cr_assert_eq(sh(&b, "/tmp/vamos-aot-enes %s < /tmp/vamos-aot-enes-in", how[i]), 0);
+        cr_assert_str_eq(b, one, "'%s' differs from one sentence at a time", how[i]);
+        free(b);
+    }
+    free(one);
+    remove("/tmp/vamos-aot-enes");
+    remove("/tmp/vamos-aot-enes-in");
 }
