@@ -523,16 +523,23 @@ typedef struct MMBlock {
     LLVMValueRef acc_in;     /* i1: add the results to what out holds (NULL: never) */
     LLVMValueRef bias;   /* LINEAR: + bias[n0 + j] before the store, else NULL */
     bool relu;           /* LINEAR: then max_nan(x, 0) */
+    /* q8: bt points at int8 panels (bstride and indices in elements, so
+     * bytes), each column's sum times scale[n0 + j] before the bias */
+    bool q8;
+    LLVMValueRef scale;
 } MMBlock;
 
 /* A result (f32 or a vector) of columns n0 + j.. on its way out: the
  * LINEAR epilogue, or nothing. */
 static LLVMValueRef epilogue(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueRef j)
 {
-    if (!m->bias)
-        return x;
     LLVMTypeRef t = LLVMTypeOf(x);
     LLVMValueRef at = add(c, m->n0, j);
+    if (m->q8)
+        x = LLVMBuildFMul(c->b, x, LLVMGetTypeKind(t) == LLVMVectorTypeKind ? vload(c, t, m->scale, at)
+                                                                            : load_f(c, m->scale, at), "");
+    if (!m->bias)
+        return x;
     x = LLVMBuildFAdd(c->b, x, LLVMGetTypeKind(t) == LLVMVectorTypeKind ? vload(c, t, m->bias, at)
                                                                          : load_f(c, m->bias, at), "");
     return m->relu ? max_nan(c, x, const_of(t, 0.0)) : x;
@@ -577,7 +584,14 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     LLVMPositionBuilderAtEnd(c->b, body);
     LLVMValueRef brow = mul(c, k, m->bstride), bv[MM_VECS];
     for (int v = 0; v < MM_VECS; v++)
-        bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
+        if (m->q8) {   /* 8 int8 weights, widened exactly to f32: no integer sums, nothing saturates */
+            LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), v8 = LLVMVectorType(i8, VEC);
+            LLVMValueRef l = LLVMBuildLoad2(c->b, v8, gep(c, i8, m->bt, add(c, brow, i64c(c, v * VEC))), "");
+            LLVMSetAlignment(l, 1);
+            bv[v] = LLVMBuildSIToFP(c->b, l, vt, "");
+        } else {
+            bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
+        }
     LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
     LLVMValueRef nacc[MM_RB_MAX][MM_VECS];
     unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
@@ -720,12 +734,17 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
 {
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     MMBatch bat = mm_batch(c, n, na, nb, &s);
-    bool packed = n->attr.mm.packed;
+    bool packed = n->attr.mm.packed, q8 = packed && n->attr.mm.q8;
     if (packed && n->op == OP_MATMUL && n->attr.mm.bt)
         bptr = gep(c, c->f32, bptr,   /* (y's numel + 15) & ~15; dims are slots here, not constants */
                    LLVMBuildAnd(c->b, add(c, numel(c, &nb->shape), i64c(c, 15)), i64c(c, ~(int64_t)15), ""));
+    LLVMValueRef scale = NULL, cols = mul(c, s.ntiles, i64c(c, PW));
+    if (q8) {   /* the columns' scales, then int8 panels (pack.c) */
+        scale = bptr;
+        bptr = gep(c, c->f32, bptr, cols);
+    }
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N);
-    LLVMValueRef kn = packed ? mul(c, s.K, mul(c, s.ntiles, i64c(c, PW))) : mul(c, s.K, s.N);
+    LLVMValueRef kn = packed ? mul(c, s.K, cols) : mul(c, s.K, s.N);
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMSetAlignment(c->scratch, 32);
     Loop lp = loop_par(c);
@@ -736,8 +755,10 @@ static void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LL
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
                   .row0 = mul(c, mb, i64c(c, c->sched.rb)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
     m.o0 = m.n0, m.ostride = s.N, m.astride = s.K, m.bias = bias, m.relu = n->attr.mm.relu;
-    LLVMValueRef bbase = gep(c, c->f32, bptr, mul(c, ob, kn));
-    m.bt = packed ? gep(c, c->f32, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
+    m.q8 = q8, m.scale = scale;
+    LLVMTypeRef et = q8 ? LLVMInt8TypeInContext(c->ctx) : c->f32;   /* b's element */
+    LLVMValueRef bbase = gep(c, et, bptr, mul(c, ob, kn));
+    m.bt = packed ? gep(c, et, bbase, mul(c, tile, mul(c, s.K, i64c(c, PW)))) : gep(c, c->f32, bbase, m.n0);
     m.bstride = packed ? i64c(c, PW) : s.N;
     mm_block(c, &m, s.M, packed);
     loop_end(c, &lp);
@@ -1603,6 +1624,7 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
         k[at++] = n->attr.mm.packed;
         k[at++] = n->op == OP_LINEAR && n->attr.mm.relu;
         k[at++] = n->op == OP_MATMUL && n->attr.mm.bt;
+        k[at++] = n->attr.mm.q8;
     }
     if (n->op == OP_LAYER_NORM || n->op == OP_XENT || n->op == OP_XENT_GRAD) {
         int32_t bits;

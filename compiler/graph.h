@@ -81,7 +81,9 @@ typedef struct Node {
         int perm[MAX_RANK]; /* TRANSPOSE: out.d[i] = in.d[perm[i]] */
         /* MATMUL, LINEAR: b is a weight stored in panels (pack.c);
          * LINEAR: relu after the bias */
-        struct { bool packed, relu, bt; } mm;   /* bt: MATMUL b is [.., N, K], read transposed */
+        /* bt: MATMUL b is [.., N, K], read transposed; q8: b is a packed
+         * weight stored as int8 with one scale per column (pack.c) */
+        struct { bool packed, relu, bt, q8; } mm;
         float eps;      /* LAYER_NORM; XENT, XENT_GRAD: label smoothing */
         struct { float p; uint32_t salt; } drop;   /* DROPOUT */
         struct { const MapStep *code; int nstep, nin; } map;   /* MAP */
@@ -113,6 +115,7 @@ typedef struct ParamInfo {
     bool packed;        /* compiled code reads it in panels (pack.c) */
     bool packed_t;      /* it is kept as stored, followed by its transpose in
                          * panels at param_t_offset (a tied output layer) */
+    bool q8;            /* its panels are int8, a scale per column (pass_quantize) */
 } ParamInfo;
 
 typedef struct Vocab {

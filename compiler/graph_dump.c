@@ -72,6 +72,8 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
             fprintf(out, " packed");
         if (n->op == OP_MATMUL && n->attr.mm.bt)
             fprintf(out, " bt");
+        if (n->attr.mm.q8)
+            fprintf(out, " int8");
         if (n->op == OP_LINEAR && n->attr.mm.relu)
             fprintf(out, " relu");
         break;

@@ -21,6 +21,7 @@
 #include "compile.h"
 #include "aot.h"
 #include "jit.h"
+#include "passes.h"
 #include "schedule.h"
 #include "tune.h"
 #include "tunedb.h"
@@ -32,6 +33,7 @@
 typedef struct Opts {
     const char *model, *weights, *out, *dump, *target, *after;
     const char *cpu;    /* build --cpu: "native" or an x86-64 level */
+    const char *quantize;   /* run, build --quantize: NULL, "int8" */
     const char *sentence;
     unsigned long long seed;
     int max_len, threads;
@@ -102,7 +104,9 @@ static const char *usage_run =
     "  --target \"WORDS\"     with --dump: feed these target words to the decoder\n"
     "                       instead of the greedy translation\n"
     "  --db FILE            the tuning database (default: see vamos tune --help)\n"
-    "  --no-tune            ignore the tuning database: default schedules\n";
+    "  --no-tune            ignore the tuning database: default schedules\n"
+    "  --quantize int8      run the matmul and linear weights as int8, one scale per\n"
+    "                       output column (as vamos build --quantize int8 does)\n";
 
 static const char *usage_build =
     "usage: vamos build MODEL.vam -w W.safetensors -o TRANSLATOR\n\n"
@@ -114,6 +118,10 @@ static const char *usage_build =
     "options:\n"
     "  --db FILE            the tuning database (default: see vamos tune --help)\n"
     "  --no-tune            ignore the tuning database: default schedules\n"
+    "  --quantize int8      store the matmul and linear weights (the output layer's\n"
+    "                       too) as int8 with one scale per output column: a quarter\n"
+    "                       of the bytes; embeddings, norms and biases stay f32. The\n"
+    "                       kernels widen int8 to f32 and add in f32: nothing saturates\n"
     "  --cpu CPU            the CPUs the translator runs on: native (default: this\n"
     "                       machine's, every feature it has), or an x86-64 level,\n"
     "                       x86-64-v3 (AVX2 and FMA: most machines since 2015),\n"
@@ -162,7 +170,8 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         { "threads", required_argument, 0, 'j' }, { "fused", no_argument, 0, 'F' },
         { "db", required_argument, 0, 'B' }, { "budget", required_argument, 0, 'b' },
         { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' },
-        { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' }, { 0, 0, 0, 0 },
+        { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' },
+        { "quantize", required_argument, 0, 'q' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -185,6 +194,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
         case 'N': o->no_tune = true; break;
         case 'X': o->exhaustive = true; break;
         case 'C': o->cpu = optarg; break;
+        case 'q': o->quantize = optarg; break;
         case 'b':
             errno = 0;
             o->budget = strtod(optarg, &end);
@@ -270,6 +280,8 @@ static Model *load_with_weights(Arena *a, const Opts *o, Bound *b)
 {
     Diag d;
     Model *m = front_end(a, &d, o);
+    if (m && o->quantize)
+        pass_quantize(m);
     return m && bind_weights(m, o->weights, b, stderr) == 0 ? m : NULL;
 }
 
@@ -410,6 +422,10 @@ static int cmd_run(Arena *a, const Opts *o)
         return usage_error(usage_run, "%s", "missing the sentence to translate");
     if (o->target && !o->dump)
         return usage_error(usage_run, "%s", "--target needs --dump");
+    if (o->quantize && strcmp(o->quantize, "int8"))
+        return usage_error(usage_run, "--quantize takes int8, not '%s'", o->quantize);
+    if (o->quantize && o->interp)
+        return usage_error(usage_run, "%s", "--quantize int8 runs compiled kernels; the interpreter has none");
     Bound b;
     Model *m = load_with_weights(a, o, &b);
     if (!m)
@@ -473,6 +489,8 @@ static int cmd_build(Arena *a, const Opts *o)
     if (!cpu_ok)
         return usage_error(usage_build, "--cpu takes native, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4, not '%s'",
                            o->cpu);
+    if (o->quantize && strcmp(o->quantize, "int8"))
+        return usage_error(usage_build, "--quantize takes int8, not '%s'", o->quantize);
     double t0 = now_s();
     Bound b;
     Model *m = load_with_weights(a, o, &b);

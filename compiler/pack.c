@@ -16,7 +16,17 @@
  * (the kernel that reads b^T unpacked re-packs it on every call: at 32
  * rows a step that cost as much as the product). The interpreter ignores
  * the marks; it always reads weights as they are in the file.
+ *
+ * With --quantize int8 (pass_quantize), every packed weight's panels are
+ * int8, each column with one f32 scale (its largest magnitude / 127): a
+ * quarter of the bytes, which is what one-row decoding is bound by. The
+ * kernels (codegen.c, mm_tile) widen the int8 values to f32 and multiply
+ * and add in f32, then scale each column's sum; no product or sum is ever
+ * an 8- or 16-bit integer, so nothing saturates, whatever the weights and
+ * activations (tests/unit/test_jit.c tries all-+-127 weights against
+ * activations of 1e4).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,17 +38,85 @@ int64_t param_t_offset(const ParamInfo *p)
     return (shape_numel_const(&p->shape) + 15) & ~(int64_t)15;   /* 64-byte aligned */
 }
 
+/* The floats of b [K, N] in panels: f32, or int8 (pass_quantize): the
+ * columns' scales (N rounded up to whole panels), then the int8 panels
+ * in the same order as f32's, 4 to a float. */
+static int64_t panels_floats(int64_t K, int64_t N, bool q8)
+{
+    int64_t cols = (N + VAMOS_PANEL - 1) / VAMOS_PANEL * VAMOS_PANEL;
+    return q8 ? cols + (K * cols + 3) / 4 : K * cols;
+}
+
 int64_t param_floats(const ParamInfo *p)
 {
     if (p->packed_t)   /* w [N, K], then w^T [K, N] in panels */
-        return param_t_offset(p) + rt_packed_numel(p->shape.d[1].n, p->shape.d[0].n);
-    return p->packed ? rt_packed_numel(p->shape.d[0].n, p->shape.d[1].n) : shape_numel_const(&p->shape);
+        return param_t_offset(p) + panels_floats(p->shape.d[1].n, p->shape.d[0].n, p->q8);
+    return p->packed ? panels_floats(p->shape.d[0].n, p->shape.d[1].n, p->q8) : shape_numel_const(&p->shape);
+}
+
+/* Column j's scale: its largest magnitude / 127, so that w = scale * q
+ * with q in -127..127 (round to nearest). A column holding a NaN or an
+ * infinity gets a NaN scale: its products are NaN, as in f32, rather than
+ * a finite wrong number. */
+static float column_scale(const float *b, int64_t K, int64_t N, int64_t j)
+{
+    float most = 0;
+    for (int64_t k = 0; k < K; k++) {
+        float x = b[k * N + j];
+        if (!isfinite(x))
+            return NAN;
+        most = fmaxf(most, fabsf(x));
+    }
+    return most / 127.0f;
+}
+
+static signed char quantized(float x, float scale)
+{
+    if (!(scale > 0))   /* a zero column, or a NaN scale */
+        return 0;
+    long q = lrintf(x / scale);
+    return (signed char)(q > 127 ? 127 : q < -127 ? -127 : q);
+}
+
+/* b [K, N] row-major into panels at out: f32, or int8 as panels_floats says. */
+static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, float *out)
+{
+    if (!q8) {
+        rt_pack_panels(b, K, N, out);
+        return;
+    }
+    int64_t cols = (N + VAMOS_PANEL - 1) / VAMOS_PANEL * VAMOS_PANEL;
+    for (int64_t j = 0; j < cols; j++)
+        out[j] = j < N ? column_scale(b, K, N, j) : 0.0f;
+    signed char *q = (signed char *)(out + cols);
+    for (int64_t t = 0; t * VAMOS_PANEL < N; t++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t jj = 0; jj < VAMOS_PANEL; jj++) {
+                int64_t j = t * VAMOS_PANEL + jj;
+                *q++ = j < N ? quantized(b[k * N + j], out[j]) : 0;
+            }
+    for (int64_t pad = (K * cols) % 4; pad && pad < 4; pad++)
+        *q++ = 0;
+}
+
+void param_dequantized(const ParamInfo *p, const float *w, float *out)
+{
+    int64_t n = shape_numel_const(&p->shape);
+    memcpy(out, w, (size_t)n * 4);
+    if (!p->q8 || p->packed_t)   /* packed_t: the table stays f32 where it is gathered */
+        return;
+    int64_t K = p->shape.d[0].n, N = p->shape.d[1].n;
+    for (int64_t j = 0; j < N; j++) {
+        float s = column_scale(w, K, N, j);
+        for (int64_t k = 0; k < K; k++)
+            out[k * N + j] = s * (float)quantized(w[k * N + j], s);
+    }
 }
 
 int pack_param(const ParamInfo *p, const float *w, float *out)
 {
     if (p->packed) {
-        rt_pack_panels(w, p->shape.d[0].n, p->shape.d[1].n, out);
+        pack_panels(w, p->shape.d[0].n, p->shape.d[1].n, p->q8, out);
         return 0;
     }
     int64_t n = shape_numel_const(&p->shape);
@@ -53,7 +131,7 @@ int pack_param(const ParamInfo *p, const float *w, float *out)
         for (int64_t k = 0; k < K; k++)
             t[k * N + i] = w[i * K + k];
     memset(out + n, 0, (size_t)(off - n) * 4);
-    rt_pack_panels(t, K, N, out + off);
+    pack_panels(t, K, N, p->q8, out + off);
     free(t);
     return 0;
 }
@@ -104,5 +182,23 @@ int pass_pack(Model *m)
             }
         }
     free(use), free(bt);
+    return count;
+}
+
+int pass_quantize(Model *m)
+{
+    int count = 0;
+    for (int p = 0; p < m->nparams; p++) {
+        ParamInfo *pi = &m->params[p];
+        pi->q8 = (pi->packed || pi->packed_t) && pi->shape.rank == 2;
+        count += pi->q8;
+    }
+    Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    for (int g = 0; g < 4; g++)
+        for (int i = 0; i < graphs[g]->n; i++) {
+            Node *n = &graphs[g]->nodes[i];
+            if ((n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed)
+                n->attr.mm.q8 = m->params[graphs[g]->nodes[n->in[1]].attr.param].q8;
+        }
     return count;
 }

@@ -58,6 +58,14 @@ int pass_pack(Model *m);
 int64_t param_floats(const ParamInfo *p);
 int pack_param(const ParamInfo *p, const float *w, float *out);
 int64_t param_t_offset(const ParamInfo *p);
+/* After pass_pack: every packed weight (and a transposed table's panels)
+ * becomes int8 with one scale per output column (ParamInfo.q8, and
+ * attr.mm.q8 on the products that read it); embeddings, norms and biases
+ * stay f32. Returns how many weights. */
+int pass_quantize(Model *m);
+/* w as the int8 kernels see it: each column's values rounded to its
+ * scale's grid (w itself for a weight that is not q8), row-major. */
+void param_dequantized(const ParamInfo *p, const float *w, float *out);
 
 /* Give each node a buffer number slot[i] (-1 for weights); values whose
  * lifetimes do not overlap share a buffer when `reuse`. Returns the

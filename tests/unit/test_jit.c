@@ -379,15 +379,36 @@ Test(jit, transposed_matmul_matches_the_interpreter, .timeout = 300)
     arena_free(&a);
 }
 
+/* The largest |got - want| over the rms of want: how far int8's outputs
+ * are from f32's. */
+static double rms_error(const Tensor *got, const Tensor *want)
+{
+    int64_t n = rt_numel(&want->shape);
+    const float *g = got->data, *w = want->data;
+    double ss = 0, worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)w[i] * w[i];
+    double rms = sqrt(ss / (double)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)g[i] - w[i]) / (rms + 1e-30));
+    return worst;
+}
+
 /* statquest and base: encoder and decoder outputs on a padded batch, and
- * statquest's translations. */
-static void end_to_end(const char *model, const char *weights, int B, int N, int M, int vocab_src, int vocab_tgt)
+ * statquest's translations. With q8 > 0, the compiled side runs int8
+ * weights (pass_quantize) against the interpreter's f32, and its outputs
+ * must be within q8 of f32's (largest error over the rms), which is
+ * reported. */
+static void end_to_end_q(const char *model, const char *weights, int B, int N, int M, int vocab_src, int vocab_tgt,
+                         double q8)
 {
     Arena a = { 0 };
     Diag d;
     diag_init(&d, stderr);
     Model *m = compile_file(&a, &d, model, NULL);
     cr_assert(m);
+    if (q8 > 0)
+        cr_assert_gt(pass_quantize(m), 0, "no weight quantized");
     char err[512];
     if (!weights) {
         cr_assert_eq(init_weights(m, "/tmp/vamos-jit-base.safetensors", 3, err, sizeof err), 0, "%s", err);
@@ -407,12 +428,98 @@ static void end_to_end(const char *model, const char *weights, int B, int N, int
     Tensor re = { 0 }, rd = { 0 }, ne = { 0 }, nd = { 0 };
     cr_assert_eq(run_batch(NULL, m, b.params, B, src, sl, N, tgt, tl, M, &re, &rd, err, sizeof err), 0, "%s", err);
     cr_assert_eq(run_batch(&eng, m, b.params, B, src, sl, N, tgt, tl, M, &ne, &nd, err, sizeof err), 0, "%s", err);
-    double we = compare("encoder.output", 0, &ne, &re), wd = compare("decoder.output", 0, &nd, &rd);
-    cr_log_info("%s: worst relative error encoder %.3g, decoder %.3g", model, we, wd);
+    if (q8 > 0) {
+        double we = rms_error(&ne, &re), wd = rms_error(&nd, &rd);
+        cr_log_info("%s, int8 against f32: largest error over the rms: encoder output %.3g, decoder output %.3g",
+                    model, we, wd);
+        printf("%s, int8 against f32: largest error over the rms: encoder output %.3g, decoder output %.3g\n", model,
+               we, wd);
+        cr_assert(we <= q8 && wd <= q8, "int8 is %.3g / %.3g from f32, more than %.3g", we, wd, q8);
+    } else {
+        double we = compare("encoder.output", 0, &ne, &re), wd = compare("decoder.output", 0, &nd, &rd);
+        cr_log_info("%s: worst relative error encoder %.3g, decoder %.3g", model, we, wd);
+    }
     tensor_free(&re), tensor_free(&rd), tensor_free(&ne), tensor_free(&nd);
     free(src), free(tgt);
     jit_free(eng.jit);
     bound_free(&b);
+    arena_free(&a);
+}
+
+static void end_to_end(const char *model, const char *weights, int B, int N, int M, int vocab_src, int vocab_tgt)
+{
+    end_to_end_q(model, weights, B, N, M, vocab_src, vocab_tgt, 0);
+}
+
+/* int8 weights against f32 end to end: the shipped en-es (its tied output
+ * layer too; its decoder output is the logits) and base with random
+ * weights. The largest error over the rms is printed; en-es measured
+ * 0.026 (encoder) and 0.055 (logits). The bound, 0.1, is above that and
+ * far below what a kernel that saturates gives (about 0.4 of the logits,
+ * issue #17); the translations, not this bound, are the quality check
+ * (vamos eval: dev-ood BLEU 32.8 with int8 and f32). */
+Test(jit, int8_outputs_near_f32, .timeout = 600)
+{
+    end_to_end_q("models/en-es.vam", "models/en-es.safetensors", 2, 6, 5, 8000, 8000, 0.1);
+    end_to_end_q("models/base.vam", NULL, 2, 5, 4, 32000, 32000, 0.1);
+}
+
+/* The int8 kernels against their reference: the interpreter on the
+ * weights int8 stands for (each column rounded to its scale's grid), node
+ * by node, within the f32 tolerance. Random weights, then the inputs that
+ * break a kernel that sums in int8 or int16: every weight +-127 (+-1 with
+ * scale 1/127) and activations of 1e4. */
+Test(jit, int8_kernels_match_their_reference, .timeout = 300)
+{
+    static const char *text =
+        "model q {\n"
+        "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+        "  vocab tgt = [\"<eos>\", \"x\"]\n"
+        "  encoder(x: tokens<src>[b, n]) {\n"
+        "    param w[300, 37]\n"
+        "    param w2[70, 37]\n"
+        "    h = embed(x, 300)\n"
+        "    return relu(linear(h, 70) as t) @ w2 + h @ w + linear(h, 37) as v\n"
+        "  }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 37]) {\n"
+        "    return linear(embed(y, 37) + sum(memory, axis: 1) * 0.0, len(tgt)) as out\n"
+        "  }\n"
+        "}\n";
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = compile_capture(&a, "q.vam", text, &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    cr_assert_gt(pass_quantize(m), 2, "the linears' and the matmul's weights are int8");
+    int q8 = 0;
+    for (int i = 0; i < m->enc.n; i++)
+        q8 += (m->enc.nodes[i].op == OP_MATMUL || m->enc.nodes[i].op == OP_LINEAR) && m->enc.nodes[i].attr.mm.q8;
+    cr_assert_geq(q8, 4, "%d int8 products", q8);
+    for (int adversarial = 0; adversarial < 2; adversarial++) {
+        char err[512];
+        Jit *j = jit_compile_steps(m, err, sizeof err);   /* a JIT packs a weight array once, by its address */
+        cr_assert(j, "%s", err);
+        float **params = random_params(m);
+        for (int i = 0; i < m->nparams; i++) {
+            const ParamInfo *p = &m->params[i];
+            int64_t n = shape_numel_const(&p->shape);
+            for (int64_t k = 0; adversarial && k < n; k++)
+                params[i][k] = p->q8 ? (rnd() & 1 ? 1.0f : -1.0f) : 1e4f * rndf();
+            if (p->q8) {   /* the reference reads what int8 stands for */
+                float *dq = malloc((size_t)n * 4);
+                param_dequantized(p, params[i], dq);
+                free(params[i]);
+                params[i] = dq;
+            }
+        }
+        bool seen[OP_COUNT] = { 0 };
+        for (int B = 1; B <= 3; B += 2)
+            for (int N = 1; N <= 9; N += 4)
+                compare_encoder(j, m, params, B, N, seen);
+        free_params(m, params);
+        jit_free(j);
+    }
     arena_free(&a);
 }
 
