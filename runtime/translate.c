@@ -231,9 +231,17 @@ static int sym_of(const vamos_model *m, int role)
     return 0;
 }
 
-/* The decoder's scores at one position as log-probabilities: log of a
- * distribution (a softmax output), else log_softmax of logits. */
-static void log_probs(const float *x, int n, float *out)
+/* A decoder row's log-probabilities, computed only where asked: the row
+ * is logits (log-softmax: x - max - log sum exp(x - max), the sum once per
+ * row), or already a distribution (log x). Either way the order of the
+ * words is the order of x. */
+typedef struct LogProbs {
+    const float *x;
+    double shift;   /* max + log(sum), for logits */
+    bool dist;
+} LogProbs;
+
+static LogProbs log_probs(const float *x, int n)
 {
     double sum = 0, mx = -INFINITY;
     bool dist = true;
@@ -242,16 +250,19 @@ static void log_probs(const float *x, int n, float *out)
         sum += x[i];
         mx = x[i] > mx ? x[i] : mx;
     }
-    if (dist && fabs(sum - 1) < 1e-3) {
-        for (int i = 0; i < n; i++)
-            out[i] = x[i] > 0 ? logf(x[i]) : -INFINITY;
-        return;
-    }
+    if (dist && fabs(sum - 1) < 1e-3)
+        return (LogProbs){ x, 0, true };
     double z = 0;
     for (int i = 0; i < n; i++)
         z += exp(x[i] - mx);
-    for (int i = 0; i < n; i++)
-        out[i] = (float)(x[i] - mx - log(z));
+    return (LogProbs){ x, mx + log(z), false };
+}
+
+static float log_prob(const LogProbs *l, int w)
+{
+    if (l->dist)
+        return l->x[w] > 0 ? logf(l->x[w]) : -INFINITY;
+    return (float)(l->x[w] - l->shift);
 }
 
 static int argmax(const float *x, int n)
@@ -386,10 +397,14 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
 }
 
 /* Beam search moved hypotheses: row i continues row parent[i]. The caches
- * follow (the full decoder needs nothing: prefixes are rebuilt). */
-static void dec_reorder(Dec *d, const int *parent)
+ * follow (the full decoder needs nothing: prefixes are rebuilt); of a
+ * cache's target-length axis only the first `filled` positions hold
+ * anything yet, and only they are copied (the caches are sized for the
+ * longest sentence allowed, often three times what is decoded). */
+static void dec_reorder(Dec *d, const int *parent, int filled)
 {
     const vamos_model *m = d->s->m;
+    int st_len = sym_of(m, VAMOS_SYM_TGT_LEN);
     for (int k = 0; m->has_step && k < m->nstates; k++) {
         const vamos_state *st = &m->states[k];
         if (!st->cache || st->batch_axis < 0)
@@ -398,12 +413,35 @@ static void dec_reorder(Dec *d, const int *parent)
         for (int i = 0; i < st->batch_axis; i++)
             outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
         size_t block = bytes / outer / (size_t)d->rows;      /* one row's bytes per outer index */
+        /* within a row's block: `mid` runs of `len` positions of `inner` bytes */
+        size_t mid = 1, inner = 4, len = 1, used = 1;
+        int la = -1;
+        for (int i = st->batch_axis + 1; i < st->rank; i++)
+            if (st->dsym[i] == st_len && la < 0)
+                la = i;
+        for (int i = st->batch_axis + 1; i < st->rank; i++) {
+            size_t n = (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+            if (la < 0 || i < la)
+                mid *= n;
+            else if (i == la)
+                len = n, used = filled > 0 && (size_t)filled < n ? (size_t)filled : n;
+            else
+                inner *= n;
+        }
+        if (la < 0)   /* no length axis: the whole row */
+            mid = 1, inner = block, len = used = 1;
         unsigned char *old = d->scratch, *p = d->states[k];
-        memcpy(old, p, bytes);
-        for (size_t o = 0; o < outer; o++)
-            for (int i = 0; i < d->rows; i++)
-                memcpy(p + (o * (size_t)d->rows + (size_t)i) * block,
-                       old + (o * (size_t)d->rows + (size_t)parent[i]) * block, block);
+        for (int pass = 0; pass < 2; pass++)   /* the used positions to scratch, then the moved rows back */
+            for (size_t o = 0; o < outer; o++)
+                for (int i = 0; i < d->rows; i++) {
+                    if (pass && parent[i] == i)
+                        continue;
+                    size_t at = (o * (size_t)d->rows + (size_t)i) * block;
+                    size_t from = pass ? (o * (size_t)d->rows + (size_t)parent[i]) * block : at;
+                    for (size_t j = 0; j < mid; j++)
+                        memcpy((pass ? p : old) + at + j * len * inner, (pass ? old : p) + from + j * len * inner,
+                               used * inner);
+                }
     }
 }
 
@@ -547,10 +585,55 @@ static void offer(Hyp *next, int *nn, int beam, const Hyp *hyp, int from, int w,
     next[pos] = (Hyp){ spare, cand.len, sc, done, from };
 }
 
-/* Beam search for one sentence (b->B == 1): the decoder runs on `beam`
- * rows sharing one encoder output (rows past the live ones are idle). */
-static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos_stats *st,
-                       char *err, size_t errlen)
+/* Hypothesis k's candidates into sentence list next[0..*nn): <eos> (it
+ * ends k at its own length) and the `beam` best other words. Every word
+ * but <eos> extends k to the same length, so the same length penalty:
+ * only the `beam` best of them can make the list, and the list is the one
+ * offering all V words gives, for beam + 1 offers instead of V. */
+static void offer_words(Hyp *next, int *nn, int beam, const Hyp *hyp, int k, const LogProbs *lp, int V, int eos,
+                        int L, double alpha)
+{
+    const float *x = lp->x;   /* the words' order is x's */
+    int top[VAMOS_MAX_BEAM], ntop = 0;
+    for (int w = 0; w < V; w++) {
+        if (w == eos || !(ntop < beam || x[w] > x[top[ntop - 1]]))
+            continue;
+        int at = ntop < beam ? ntop++ : beam - 1;   /* sorted, best first; ties keep the lower id */
+        while (at > 0 && x[top[at - 1]] < x[w]) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = w;
+    }
+    if (eos >= 0 && eos < V && isfinite(hyp[k].score + log_prob(lp, eos)))
+        offer(next, nn, beam, hyp, k, -1, hyp[k].score + log_prob(lp, eos), true, alpha);
+    for (int i = 0; i < ntop; i++) {
+        double sc = hyp[k].score + log_prob(lp, top[i]);
+        if (isfinite(sc))
+            offer(next, nn, beam, hyp, k, top[i], sc, hyp[k].len + 1 >= L, alpha);
+    }
+}
+
+/* Sentence i's best hypothesis (of its `live`) into b's output. */
+static void beam_best(Batch *b, int i, const Hyp *h, int live, double alpha)
+{
+    if (live <= 0)
+        return;
+    int best = 0;
+    for (int k = 1; k < live; k++)
+        if (normalised(&h[k], alpha) > normalised(&h[best], alpha))
+            best = k;
+    b->count[i] = h[best].len < b->max_len[i] ? h[best].len : b->max_len[i];
+    memcpy(b->out[i], h[best].words, sizeof(int32_t) * (size_t)b->count[i]);
+}
+
+/* Beam search for the b->B sentences of b together: sentence i's `beam`
+ * hypotheses are rows of one decoder batch (its block; rows past its live
+ * hypotheses are idle), every block's encoder output is the sentence's,
+ * computed once. After each step the caches follow their hypotheses
+ * (dec_reorder), and a sentence whose hypotheses have all ended leaves the
+ * batch with its block (dec_compact). */
+static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_stats *st, char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
     int64_t sym[VAMOS_MAX_SYMS] = { 0 };
@@ -558,46 +641,48 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
     float *mem1;
     if (run_encoder(s, b, sym, in, &mem1, st, err, errlen))
         return -1;
-    int sb = sym_of(m, VAMOS_SYM_BATCH), V = m->tgt.n, L = b->max_len[0];
+    int B = b->B, R = B * beam, V = m->tgt.n, L = 0, rc = 0;
+    for (int i = 0; i < B; i++)
+        L = b->max_len[i] > L ? b->max_len[i] : L;
     size_t memsz = (size_t)b->N * (size_t)(m->enc.nodes[m->enc.output].dim[2]);
-    float *mem = malloc(memsz * (size_t)beam * sizeof(float));
-    int32_t *slen = malloc(sizeof(int32_t) * (size_t)beam);
-    Hyp *hyp = calloc((size_t)beam, sizeof *hyp), *next = calloc((size_t)beam, sizeof *next);
-    float *lp = malloc(sizeof(float) * (size_t)V);
-    int32_t *rows_words[VAMOS_MAX_BEAM];
-    int rows_len[VAMOS_MAX_BEAM], parent[VAMOS_MAX_BEAM];
-    int rc = 0, live = 1;
+    float *mem = malloc(memsz * (size_t)R * sizeof(float));
+    int32_t *slen = malloc(sizeof(int32_t) * (size_t)R), **rows_words = malloc(sizeof(int32_t *) * (size_t)R);
+    Hyp *hyp = calloc((size_t)R, sizeof *hyp), *next = calloc((size_t)R, sizeof *next);
+    int *rows_len = malloc(sizeof(int) * (size_t)R), *parent = malloc(sizeof(int) * (size_t)R);
+    int *keep = malloc(sizeof(int) * (size_t)R), *live = malloc(sizeof(int) * (size_t)B);
+    int *sent = malloc(sizeof(int) * (size_t)B);   /* block p holds sentence sent[p] */
     bool began = false;
     Dec d;
-    if (!mem || !slen || !hyp || !next || !lp) {
+    if (!mem || !slen || !rows_words || !hyp || !next || !rows_len || !parent || !keep || !live || !sent) {
         rc = -1;
         goto out;
     }
-    for (int k = 0; k < beam; k++) {
-        memcpy(mem + (size_t)k * memsz, mem1, memsz * sizeof(float));
-        slen[k] = b->slen[0];
-        hyp[k].words = calloc((size_t)L + 1, sizeof(int32_t));
-        next[k].words = calloc((size_t)L + 1, sizeof(int32_t));
-        if (!hyp[k].words || !next[k].words)
+    for (int r = 0; r < R; r++) {
+        memcpy(mem + (size_t)r * memsz, mem1 + (size_t)(r / beam) * memsz, memsz * sizeof(float));
+        slen[r] = b->slen[r / beam];
+        hyp[r].words = calloc((size_t)L + 1, sizeof(int32_t));
+        next[r].words = calloc((size_t)L + 1, sizeof(int32_t));
+        if (!hyp[r].words || !next[r].words)
             rc = -1;
     }
+    for (int i = 0; i < B; i++)
+        live[i] = 1, sent[i] = i;
     in[IN_MEMORY] = mem;
     in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
-    sym[sb] = beam;
+    sym[sym_of(m, VAMOS_SYM_BATCH)] = R;
     double t0 = now_ms();
-    if (rc == 0 && dec_begin(&d, s, sym, in, beam, L, err, errlen) == 0)
+    if (rc == 0 && dec_begin(&d, s, sym, in, R, L, err, errlen) == 0)
         began = true;
     else
         rc = -1;
-    for (int t = 0; rc == 0 && t < L; t++) {
-        bool any_open = false;
-        for (int k = 0; k < live; k++)
-            any_open |= !hyp[k].done;
-        if (!any_open)
-            break;
-        for (int k = 0; k < beam; k++) {
-            rows_words[k] = hyp[k < live ? k : 0].words;
-            rows_len[k] = hyp[k < live ? k : 0].len;
+    int blocks = B;
+    for (int t = 0; rc == 0 && t < L && blocks > 0; t++) {
+        for (int p = 0; p < blocks; p++) {
+            Hyp *h = hyp + (size_t)sent[p] * (size_t)beam;
+            for (int k = 0; k < beam; k++) {
+                rows_words[p * beam + k] = h[k < live[sent[p]] ? k : 0].words;
+                rows_len[p * beam + k] = h[k < live[sent[p]] ? k : 0].len;
+            }
         }
         const float *scores;
         size_t stride;
@@ -607,46 +692,55 @@ static int beam_search(vamos_session *s, Batch *b, int beam, double alpha, vamos
             break;
         }
         time_step(st, t, ts);
-        /* candidates: finished hypotheses carry over; open ones extend */
-        int nn = 0;
-        for (int k = 0; k < live; k++) {
-            if (hyp[k].done) {
-                offer(next, &nn, beam, hyp, k, -1, hyp[k].score, true, alpha);
-                continue;
+        int kept = 0;
+        for (int p = 0; p < blocks; p++) {
+            int i = sent[p], nn = 0;
+            Hyp *h = hyp + (size_t)i * (size_t)beam, *nx = next + (size_t)i * (size_t)beam;
+            for (int k = 0; k < live[i]; k++) {
+                if (h[k].done) {   /* a finished hypothesis carries over */
+                    offer(nx, &nn, beam, h, k, -1, h[k].score, true, alpha);
+                    continue;
+                }
+                LogProbs lp = log_probs(scores + (size_t)(p * beam + k) * stride, V);
+                offer_words(nx, &nn, beam, h, k, &lp, V, m->tgt.eos, b->max_len[i], alpha);
             }
-            log_probs(scores + (size_t)k * stride, V, lp);
-            for (int w = 0; w < V; w++) {
-                double sc = hyp[k].score + lp[w];
-                if (isfinite(sc))
-                    offer(next, &nn, beam, hyp, k, w == m->tgt.eos ? -1 : w, sc,
-                          w == m->tgt.eos || hyp[k].len + 1 >= L, alpha);
+            for (int k = 0; k < beam; k++) {
+                parent[p * beam + k] = p * beam + (k < nn ? nx[k].parent : 0);
+                Hyp tmp = h[k];   /* the new list becomes the sentence's; the old is the spare */
+                h[k] = nx[k], nx[k] = tmp;
+            }
+            live[i] = nn;
+            bool open = false;
+            for (int k = 0; k < nn; k++)
+                open |= !h[k].done;
+            if (open) {
+                for (int k = 0; k < beam; k++)
+                    keep[kept * beam + k] = p * beam + k;
+                sent[kept++] = i;
+            } else {
+                beam_best(b, i, h, nn, alpha);
             }
         }
-        for (int k = 0; k < beam; k++)
-            parent[k] = k < nn ? next[k].parent : 0;
-        dec_reorder(&d, parent);
-        Hyp *tmp = hyp;
-        hyp = next, next = tmp;
-        live = nn;
+        dec_reorder(&d, parent, t + 1);
+        if (kept < blocks)
+            dec_compact(&d, keep, kept * beam);
+        blocks = kept;
     }
+    for (int p = 0; rc == 0 && p < blocks; p++)   /* still open at the longest length */
+        beam_best(b, sent[p], hyp + (size_t)sent[p] * (size_t)beam, live[sent[p]], alpha);
     if (st)
         st->dec_ms += now_ms() - t0;
-    if (rc == 0 && live > 0) {
-        int best = 0;
-        for (int k = 1; k < live; k++)
-            if (normalised(&hyp[k], alpha) > normalised(&hyp[best], alpha))
-                best = k;
-        b->count[0] = hyp[best].len < b->max_len[0] ? hyp[best].len : b->max_len[0];
-        memcpy(b->out[0], hyp[best].words, sizeof(int32_t) * (size_t)b->count[0]);
-    }
 out:
     if (began)
         dec_end(&d);
-    for (int k = 0; hyp && next && k < beam; k++) {
-        free(hyp[k].words);
-        free(next[k].words);
+    for (int r = 0; hyp && next && r < R; r++) {
+        free(hyp[r].words);
+        free(next[r].words);
     }
-    free(hyp), free(next), free(mem), free(slen), free(lp);
+    free(mem), free(slen), free(rows_words), free(hyp), free(next), free(rows_len), free(parent);
+    free(keep), free(live), free(sent);
+    if (rc && err[0] == 0)
+        snprintf(err, errlen, "out of memory for beam search");
     return rc;
 }
 
@@ -717,10 +811,8 @@ static int translate_rows(vamos_session *s, int32_t *const *ids, const int *n, c
             rc = -1;
         else if (beam == 1)
             rc = greedy_batch(s, &b, st, err, errlen);
-        for (int r = 0; rc == 0 && beam > 1 && r < B; r++) {
-            Batch one = { 1, n[rows[r]], b.src + (size_t)r * (size_t)b.N, &b.slen[r], &b.max_len[r], &b.out[r], &b.count[r] };
-            rc = beam_search(s, &one, beam, o->alpha > 0 ? o->alpha : 0.6, st, err, errlen);
-        }
+        else
+            rc = beam_batch(s, &b, beam, o->alpha > 0 ? o->alpha : 0.6, st, err, errlen);
     }
     for (int r = 0; b.count && r < B; r++)
         count[rows[r]] = b.count[r];

@@ -1,11 +1,17 @@
-/* bandwidth.c - how fast this machine streams memory into the cores: the
- * denominator of the decoding floor (weight bytes per token / bandwidth).
+/* bandwidth.c - the machine's two floors: how fast it streams memory into
+ * the cores (the floor of one-row decoding: weight bytes per token /
+ * bandwidth) and how many f32 multiply-adds it can do (the floor of
+ * many-row products: flops / peak).
  *
  *     build/tests/bench/bandwidth [--mb 1024] [--reps 9]
  *
  * Sums a buffer far larger than the caches with 1 and 2 threads (each
  * thread its own half), the way a one-row matmul streams weights. Prints
- * the median GB/s of --reps passes for each thread count.
+ * the median GB/s of --reps passes for each thread count. Then runs 12
+ * independent chains of 8-wide fused multiply-adds per thread (enough to
+ * hide the FMA latency on AVX2 and AVX-512 cores; 256-bit vectors, which
+ * Zen 3 and Zen 4 execute at the same flops as 512-bit ones) and prints
+ * GFLOP/s for 1 and 2 threads.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +21,30 @@
 #include "bench.h"
 
 typedef struct Part { const float *p; size_t n; float sum; } Part;
+
+typedef float v8 __attribute__((vector_size(32)));
+#define FMA_ITERS 50000000L
+
+static void *fma_chains(void *arg)
+{
+    float *sum = arg;
+    v8 x = { 1e-6f, 1e-6f, 1e-6f, 1e-6f, 1e-6f, 1e-6f, 1e-6f, 1e-6f }, y = x + 0.9999f, a[12];
+    for (int k = 0; k < 12; k++)
+        a[k] = x * (float)k;
+    v8 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
+    v8 a6 = a[6], a7 = a[7], a8 = a[8], a9 = a[9], a10 = a[10], a11 = a[11];
+    for (long i = 0; i < FMA_ITERS; i++) {
+        a0 = a0 * y + x, a1 = a1 * y + x, a2 = a2 * y + x, a3 = a3 * y + x;
+        a4 = a4 * y + x, a5 = a5 * y + x, a6 = a6 * y + x, a7 = a7 * y + x;
+        a8 = a8 * y + x, a9 = a9 * y + x, a10 = a10 * y + x, a11 = a11 * y + x;
+        /* keeps the 12 chains in registers and apart */
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));
+        __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+    v8 t = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+    *sum = t[0];
+    return NULL;
+}
 
 static void *sum_part(void *arg)
 {
@@ -73,6 +103,22 @@ int main(int argc, char **argv)
         }
         printf("%d thread%s: %.1f GB/s (median of %d passes over %zu MB)\n", threads, threads > 1 ? "s" : "",
                bench_median(gbs, reps), reps, mb);
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        for (int r = 0; r < 3; r++) {
+            pthread_t tid[2];
+            float sums[2];
+            double t0 = bench_now();
+            for (int k = 0; k < threads; k++)
+                pthread_create(&tid[k], NULL, fma_chains, &sums[k]);
+            for (int k = 0; k < threads; k++) {
+                pthread_join(tid[k], NULL);
+                check += sums[k];
+            }
+            gbs[r] = (double)threads * FMA_ITERS * 12 * 8 * 2 / (bench_now() - t0) * 1e-9;
+        }
+        printf("%d thread%s: %.1f GFLOP/s f32 fused multiply-add peak (median of 3)\n", threads,
+               threads > 1 ? "s" : "", bench_median(gbs, 3));
     }
     free(gbs);
     free(buf);

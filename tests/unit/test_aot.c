@@ -236,6 +236,16 @@ Test(aot, batched_decoding_equals_one_at_a_time, .timeout = 600)
         free(b);
     }
     free(one);
+    /* beam search: sentences' beams batched as rows of one decoder batch */
+    cr_assert_eq(sh(&one, "/tmp/vamos-aot-enes --beam 4 --batch 1 --window 1 < /tmp/vamos-aot-enes-in"), 0);
+    static const char *beams[] = { "--beam 4", "--beam 4 --batch 5 --threads 1", "--beam 4 --batch-tokens 30" };
+    for (size_t i = 0; i < sizeof beams / sizeof *beams; i++) {
+        char *b;
+        cr_assert_eq(sh(&b, "/tmp/vamos-aot-enes %s < /tmp/vamos-aot-enes-in", beams[i]), 0);
+        cr_assert_str_eq(b, one, "'%s' differs from beam search one sentence at a time", beams[i]);
+        free(b);
+    }
+    free(one);
     remove("/tmp/vamos-aot-enes");
     remove("/tmp/vamos-aot-enes-in");
 }
