@@ -21,7 +21,8 @@ the floor this machine's own measurements set.
     OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads) on the same
     sentences and weights; it must give f32 Vamos's words.
 - en-es (the shipped model) on the 1,254 sources of dev-ood.tsv, f32 and
-  int8, the translator's default batching: sentences/s.
+  int8, the translator's default batching: sentences/s; and beam 4 against
+  greedy, one sentence at a time and batched.
 
 Figures are medians of --runs. Writes tests/bench/results/decode.txt and
 docs/decode.svg (ms per word and sentences/s as fractions of the floor).
@@ -156,6 +157,11 @@ def main():
                                        for _ in range(a.runs)])
                 rows.append("en-es %-4s %d thread%s: %.0f sentences/s on dev-ood (%d lines, default batching)"
                             % (q, threads, "s" if threads > 1 else " ", s, len(src)))
+        for how, args in (("one sentence at a time", ["--batch", "1", "--window", "1"]), ("default batching", [])):
+            g = statistics.median([run(bins["en-es", "f32"], args, src)[0] for _ in range(a.runs)])
+            b4 = statistics.median([run(bins["en-es", "f32"], args + ["--beam", "4"], src)[0] for _ in range(a.runs)])
+            rows.append("en-es f32 2 threads, %s: greedy %.0f sentences/s, beam 4 %.0f: beam 4 costs %.2fx greedy"
+                        % (how, len(src) / g, len(src) / b4, b4 / g))
     if not a.no_torch:
         sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
         sys.path.insert(0, HERE)
