@@ -339,8 +339,9 @@ static int run(Jit *j, const Model *m, const Graph *g, float *const *params,
     if (rc)
         return -1;
     if (all) {
-        for (int i = 0; i < g->n; i++)
-            all[i] = copy_out(&g->nodes[i], a->buf[i], in->sym);
+        for (int i = 0; i < g->n; i++)   /* a weight as given, not as packed (int8 panels are smaller) */
+            all[i] = copy_out(&g->nodes[i], g->nodes[i].op == OP_PARAM ? params[g->nodes[i].attr.param] : a->buf[i],
+                              in->sym);
     } else {
         *out = copy_out(&g->nodes[g->output], o, in->sym);
     }

@@ -766,16 +766,28 @@ static char *detokenize(const vamos_vocab *v, const int32_t *ids, int n)
     return line;
 }
 
-/* Sentences i of lengths n[], by length (then input order): qsort_r-free
- * insertion of an index array (a window is at most a few thousand). */
-static void by_length(int *idx, int count, const int *n)
+/* Sentence indices idx[0..count) (lengths n[]) by length, then input
+ * order. */
+typedef struct LenIdx { int len, idx; } LenIdx;
+
+static int by_len_then_idx(const void *a, const void *b)
 {
-    for (int i = 1; i < count; i++) {
-        int x = idx[i], j = i;
-        for (; j > 0 && n[idx[j - 1]] > n[x]; j--)
-            idx[j] = idx[j - 1];
-        idx[j] = x;
-    }
+    const LenIdx *x = a, *y = b;
+    return x->len != y->len ? (x->len > y->len) - (x->len < y->len) : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int by_length(int *idx, int count, const int *n)
+{
+    LenIdx *t = malloc(sizeof *t * (size_t)(count ? count : 1));
+    if (!t)
+        return -1;
+    for (int i = 0; i < count; i++)
+        t[i] = (LenIdx){ n[idx[i]], idx[i] };
+    qsort(t, (size_t)count, sizeof *t, by_len_then_idx);
+    for (int i = 0; i < count; i++)
+        idx[i] = t[i].idx;
+    free(t);
+    return 0;
 }
 
 /* Translate the sentences rows[0..B) (token ids ids[], lengths n[]) as
@@ -847,8 +859,9 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
     }
     /* batches of similar lengths: less padding, and a batch's sentences
      * end at about the same step */
-    by_length(rows, B, n);
-    int max_rows = o && o->batch_rows > 0 ? o->batch_rows : B, max_tokens = o ? o->batch_tokens : 0;
+    if (rc == 0 && by_length(rows, B, n))
+        rc = -1;
+    int max_rows = o && o->batch_rows > 0 ? o->batch_rows : 32, max_tokens = o ? o->batch_tokens : 0;
     for (int first = 0; rc == 0 && first < B;) {
         int k = 1;   /* sorted: the last row is the longest, so a batch holds k * its length tokens */
         while (first + k < B && k < max_rows && (max_tokens <= 0 || (long)(k + 1) * n[rows[first + k]] <= max_tokens))

@@ -22,7 +22,7 @@ typedef struct vamos_opts {
     int beam;             /* beam size; 0 or 1: greedy; at most VAMOS_MAX_BEAM */
     double alpha;         /* length penalty ((5 + len) / 6)^alpha; 0: 0.6 */
     /* vamos_translate_batch sorts its sentences by length and decodes them
-     * in batches of at most batch_rows sentences (0: no bound) and at most
+     * in batches of at most batch_rows sentences (0: 32) and at most
      * batch_tokens source tokens, padding included (0: no bound) */
     int batch_rows, batch_tokens;
 } vamos_opts;
