@@ -146,6 +146,8 @@ static const char *usage_tune =
     "  --show               list the records of the database and exit\n"
     "  --exhaustive         try every schedule of every kernel, ignoring the budget\n"
     "                       (slow: for measuring how close the search comes)\n"
+    "  --quantize int8      tune the kernels of the int8 build (vamos build --quantize\n"
+    "                       int8): its own records\n"
     "A record is keyed by the kernel and by this machine's CPU model and features,\n"
     "the LLVM version and the Vamos version: another machine or compiler never\n"
     "reuses it.\n";
@@ -546,9 +548,13 @@ static int cmd_tune(Arena *a, const Opts *o)
         return show_db(o);
     Diag d;
     Bound b;
+    if (o->quantize && strcmp(o->quantize, "int8"))
+        return usage_error(usage_tune, "--quantize takes int8, not '%s'", o->quantize);
     Model *m = o->weights ? load_with_weights(a, o, &b) : front_end(a, &d, o);
     if (!m)
         return 1;
+    if (!o->weights && o->quantize)
+        pass_quantize(m);
     if (o->weights)
         bound_free(&b);
     char buf[4096], err[512];

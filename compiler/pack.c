@@ -102,15 +102,23 @@ static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, float *ou
 void param_dequantized(const ParamInfo *p, const float *w, float *out)
 {
     int64_t n = shape_numel_const(&p->shape);
-    memcpy(out, w, (size_t)n * 4);
-    if (!p->q8 || p->packed_t)   /* packed_t: the table stays f32 where it is gathered */
+    if (out != w)
+        memcpy(out, w, (size_t)n * 4);
+    if (!p->q8)
         return;
-    int64_t K = p->shape.d[0].n, N = p->shape.d[1].n;
-    for (int64_t j = 0; j < N; j++) {
-        float s = column_scale(w, K, N, j);
+    /* b [K, N] with N columns; a packed_t weight y [N, K] is read as y^T,
+     * so its columns are y's rows */
+    int64_t K = p->packed_t ? p->shape.d[1].n : p->shape.d[0].n, N = p->packed_t ? p->shape.d[0].n : p->shape.d[1].n;
+    int64_t sk = p->packed_t ? 1 : N, sn = p->packed_t ? K : 1;   /* strides of b's k and n in w */
+    float *col = malloc((size_t)(K ? K : 1) * 4);
+    for (int64_t j = 0; col && j < N; j++) {
         for (int64_t k = 0; k < K; k++)
-            out[k * N + j] = s * (float)quantized(w[k * N + j], s);
+            col[k] = out[k * sk + j * sn];
+        float s = column_scale(col, K, 1, 0);
+        for (int64_t k = 0; k < K; k++)
+            out[k * sk + j * sn] = s * (float)quantized(col[k], s);
     }
+    free(col);
 }
 
 int pack_param(const ParamInfo *p, const float *w, float *out)

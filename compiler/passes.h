@@ -63,8 +63,10 @@ int64_t param_t_offset(const ParamInfo *p);
  * attr.mm.q8 on the products that read it); embeddings, norms and biases
  * stay f32. Returns how many weights. */
 int pass_quantize(Model *m);
-/* w as the int8 kernels see it: each column's values rounded to its
- * scale's grid (w itself for a weight that is not q8), row-major. */
+/* w as the int8 products see it: each column's values rounded to its
+ * scale's grid (a packed_t table's rows: the output layer reads it
+ * transposed; w itself for a weight that is not q8), row-major. out may
+ * be w. */
 void param_dequantized(const ParamInfo *p, const float *w, float *out);
 
 /* Give each node a buffer number slot[i] (-1 for weights); values whose

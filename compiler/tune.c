@@ -188,6 +188,8 @@ static int bench_init(Bench *b, const Model *m, const Graph *g, int i, KernelJit
             const Node *w = &g->nodes[n->in[k]];
             if (k == 1 && (n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed && w->op == OP_PARAM) {
                 const ParamInfo *p = &m->params[w->attr.param];
+                if (p->q8)   /* the reference reads what int8 stands for */
+                    param_dequantized(p, x, x);
                 float *pk = malloc((size_t)param_floats(p) * 4);
                 if (!pk || pack_param(p, x, pk)) {
                     free(pk);

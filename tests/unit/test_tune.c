@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "helpers.h"
+#include "passes.h"
 #include "schedule.h"
 #include "tune.h"
 #include "tunedb.h"
@@ -206,18 +207,20 @@ Test(schedule, neighbours_step_one_parameter)
 
 /* models/statquest.vam, compiled into a (its text kept there too: the
  * model may point into it). */
-static Model *statquest(Arena *a)
+static Model *model_at(Arena *a, const char *path)
 {
-    char *file = read_all("models/statquest.vam", NULL), *diags;
+    char *file = read_all(path, NULL), *diags;
     cr_assert(file);
     char *text = arena_strdup(a, file);
     free(file);
     int errors;
-    Model *m = compile_capture(a, "models/statquest.vam", text, &diags, &errors);
+    Model *m = compile_capture(a, path, text, &diags, &errors);
     cr_assert(m, "%s", diags);
     free(diags);
     return m;
 }
+
+static Model *statquest(Arena *a) { return model_at(a, "models/statquest.vam"); }
 
 /* A tiny tuning run on statquest: every kernel measured, none slower
  * than its default, the records applied by sched_apply, and none from
@@ -292,6 +295,35 @@ Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
         cr_expect_eq(r[i].wrong, r[i].tried - 1, "%s", r[i].sig);
         cr_expect(!all_but_default(r[i].best), "%s: a wrong schedule was chosen", r[i].sig);
     }
+    free(r);
+    arena_free(&a);
+}
+
+/* The int8 build's kernels tune too (vamos tune --quantize int8): en-es
+ * with int8 weights, its tied output layer read transposed as well; every
+ * product is measured, its candidates checked against the reference on
+ * the weights int8 stands for (none is wrong), and its records are its
+ * own ("int8" in the signature). */
+Test(tune, int8_kernels_tune, .timeout = 300)
+{
+    Arena a = { 0 };
+    Model *m = model_at(&a, "models/en-es.vam");
+    cr_assert_gt(pass_quantize(m), 0);
+    TuneOptions o = { .budget = 10 };
+    TuneResult *r;
+    int n, int8 = 0;
+    char err[512];
+    cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
+    for (int i = 0; i < n; i++) {
+        cr_expect(r[i].done, "%s was not measured", r[i].sig);
+        cr_expect_eq(r[i].wrong, 0, "%s: a candidate gave wrong results", r[i].sig);
+        int8 += strstr(r[i].sig, " int8") != NULL;
+    }
+    cr_expect_geq(int8, 6, "%d int8 kernels", int8);
+    bool bt = false;
+    for (int i = 0; i < n; i++)
+        bt |= strstr(r[i].sig, "bt int8") != NULL;
+    cr_expect(bt, "the tied output layer's int8 product was tuned");
     free(r);
     arena_free(&a);
 }
