@@ -160,8 +160,12 @@ static int usage_error(const char *usage, const char *fmt, const char *arg)
     return 2;
 }
 
-/* Parse the options shared by all commands; returns -1 (usage) or 0. */
-static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *help)
+/* Parse a command's options; returns -1 (usage) or 0. */
+/* takes: the option letters (as in longs below) the command accepts; any
+ * other is a usage error, not an option silently ignored. sentence: the
+ * command takes a second argument (run's sentence). */
+static int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool sentence, Opts *o,
+                      int *help)
 {
     static const struct option longs[] = {
         { "help", no_argument, 0, 'h' }, { "dot", no_argument, 0, 'd' },
@@ -181,6 +185,13 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
     int c;
     while ((c = getopt_long(argc, argv, ":hw:o:", longs, NULL)) != -1) {
         char *end;
+        if (c != ':' && c != '?' && c != 'h' && !strchr(takes, c)) {
+            const char *name = "?";
+            for (int k = 0; longs[k].name; k++)
+                if (longs[k].val == c)
+                    name = longs[k].name;
+            return usage_error(usage, "this command does not take --%s", name), -1;
+        }
         switch (c) {
         case 'h': *help = 1; return 0;
         case 'd': o->dot = true; break;
@@ -205,21 +216,27 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
             break;
         case 's':
             errno = 0;
-            o->seed = strtoull(optarg, &end, 10);
-            if (errno || *end || !*optarg)
+            o->seed = strtoull(optarg, &end, 10);   /* strtoull takes "-1" as 2^64 - 1: refuse a sign */
+            if (errno || *end || !*optarg || optarg[0] == '-' || optarg[0] == '+')
                 return usage_error(usage, "--seed needs a non-negative integer, not '%s'", optarg), -1;
             break;
-        case 'M':
-            o->max_len = (int)strtol(optarg, &end, 10);
-            if (*end || o->max_len < 1 || o->max_len > 100000)
+        case 'M': {   /* range-checked as a long: 4294967297 is not 1 */
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > 100000)
                 return usage_error(usage, "--max-len needs an integer in 1..100000, not '%s'", optarg), -1;
+            o->max_len = (int)v;
             break;
-        case 'j':
-            o->threads = (int)strtol(optarg, &end, 10);
-            if (*end || o->threads < 1 || o->threads > VAMOS_MAX_THREADS)
+        }
+        case 'j': {
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > VAMOS_MAX_THREADS)
                 return usage_error(usage, "--threads needs an integer in 1..64, not '%s'", optarg), -1;
+            o->threads = (int)v;
             vamos_set_threads(o->threads);
             break;
+        }
         case ':':
             return usage_error(usage, "option '%s' needs a value", argv[optind - 1]), -1;
         default:
@@ -228,7 +245,7 @@ static int parse_opts(int argc, char **argv, const char *usage, Opts *o, int *he
     }
     if (optind < argc)
         o->model = argv[optind++];
-    if (optind < argc)
+    if (optind < argc && sentence)
         o->sentence = argv[optind++];
     if (optind < argc)
         return usage_error(usage, "unexpected argument '%s'", argv[optind]), -1;
@@ -592,44 +609,65 @@ static int cmd_tune(Arena *a, const Opts *o)
     return 0;
 }
 
+/* A command's exit status, once what it printed has reached standard
+ * output: a full disk or a closed pipe is an error, not exit 0. */
+static int written(int rc)
+{
+    if (fflush(stdout) || ferror(stdout)) {
+        fprintf(stderr, "vamos: error: cannot write to standard output: %s\n", strerror(errno));
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct { const char *name; int (*fn)(Arena *, const Opts *); const char **usage; } cmds[] = {
-        { "check", cmd_check, &usage_check }, { "graph", cmd_graph, &usage_graph },
-        { "init", cmd_init, &usage_init }, { "run", cmd_run, &usage_run },
-        { "build", cmd_build, &usage_build }, { "tune", cmd_tune, &usage_tune },
+    /* each command's options, as parse_opts's letters */
+    static const struct {
+        const char *name;
+        int (*fn)(Arena *, const Opts *);
+        const char **usage;
+        const char *takes;
+        bool sentence;
+    } cmds[] = {
+        { "check", cmd_check, &usage_check, "", false },
+        { "graph", cmd_graph, &usage_graph, "dAF", false },
+        { "init", cmd_init, &usage_init, "os", false },
+        { "run", cmd_run, &usage_run, "wIMjDTBNq", true },
+        { "build", cmd_build, &usage_build, "woBNCq", false },
+        { "tune", cmd_tune, &usage_tune, "wbBSNXqj", false },
     };
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "vocab"))
-        return cmd_vocab_main(argc - 1, argv + 1);
+        return written(cmd_vocab_main(argc - 1, argv + 1));
     if (!strcmp(argv[1], "train"))
-        return cmd_train_main(argc - 1, argv + 1);
+        return written(cmd_train_main(argc - 1, argv + 1));
     if (!strcmp(argv[1], "eval"))
-        return cmd_eval_main(argc - 1, argv + 1);
+        return written(cmd_eval_main(argc - 1, argv + 1));
     if (!strcmp(argv[1], "average"))
-        return cmd_average_main(argc - 1, argv + 1);
+        return written(cmd_average_main(argc - 1, argv + 1));
     if (!strcmp(argv[1], "--version")) {
         printf("vamos %s\n", VAMOS_VERSION);
-        return 0;
+        return written(0);
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[1], cmds[i].name))
             continue;
         Opts o = { .seed = 1 };
         int help;
-        if (parse_opts(argc - 1, argv + 1, *cmds[i].usage, &o, &help))
+        if (parse_opts(argc - 1, argv + 1, *cmds[i].usage, cmds[i].takes, cmds[i].sentence, &o, &help))
             return 2;
         if (help) {
             fputs(*cmds[i].usage, stdout);
-            return 0;
+            return written(0);
         }
         Arena a = { 0 };
         int rc = cmds[i].fn(&a, &o);
         arena_free(&a);
-        return rc;
+        return written(rc);
     }
     fprintf(stderr, "vamos: unknown command '%s'\n\n%s", argv[1], usage_main);
     return 2;

@@ -12,6 +12,7 @@ char *read_file(Arena *a, const char *path, long limit, long *len)
     /* grow by doubling: works for pipes and files that change under us */
     size_t cap = 4096, n = 0;
     char *buf = arena_alloc(a, cap + 1);
+    errno = 0;
     for (;;) {
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap || (long)n > limit)
@@ -19,10 +20,10 @@ char *read_file(Arena *a, const char *path, long limit, long *len)
         buf = arena_grow(a, buf, n, cap * 2 + 1);
         cap *= 2;
     }
-    int bad = ferror(f);
+    int bad = ferror(f), why = errno;   /* a directory: EISDIR, kept for the message */
     fclose(f);
     if (bad) {
-        errno = EIO;
+        errno = why ? why : EIO;
         return NULL;
     }
     if ((long)n > limit) {

@@ -53,6 +53,15 @@ Test(aot, statquest_translator)
     free(out);
     cr_assert_eq(sh(&out, SQ_BIN " --bogus"), 2);
     free(out);
+    /* a sentence that begins with '-' after --; writes and reads checked */
+    cr_assert_eq(sh(&out, SQ_BIN " -- \"-x go\""), 0, "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "echo go | " SQ_BIN " > /dev/full"), 1);
+    cr_assert(strstr(out, "cannot write"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, SQ_BIN " < /tmp"), 1);
+    cr_assert(strstr(out, "Is a directory"), "%s", out);
+    free(out);
 }
 
 /* Input past the limits is translated in part, and the translator says

@@ -63,6 +63,38 @@ Test(cli, usage_errors_exit_2)
     free(out);
 }
 
+/* A command's options are its own; numbers are range-checked before they
+ * are narrowed; what cannot be written, or read, is an error. */
+Test(cli, options_numbers_and_io_are_checked)
+{
+    char *out;
+    cr_assert_eq(vamos(&out, "check models/statquest.vam -o x -w y --seed 3 --interp"), 2);
+    cr_assert(strstr(out, "does not take --output"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "check models/statquest.vam models/base.vam"), 2);
+    cr_assert(strstr(out, "unexpected argument 'models/base.vam'"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " --max-len 4294967297 go"), 2);
+    cr_assert(strstr(out, "--max-len needs an integer"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " --threads 4294967298 go"), 2);
+    cr_assert(strstr(out, "--threads needs an integer"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "init models/statquest.vam -o /tmp/vamos-cli-seed.safetensors --seed -1"), 2);
+    cr_assert(strstr(out, "non-negative"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " --quantize int4 go"), 2);
+    free(out);
+    cr_assert_eq(vamos(&out, "graph models/statquest.vam > /dev/full"), 1);
+    cr_assert(strstr(out, "cannot write to standard output"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " \"Let's go\" > /dev/full"), 1);
+    free(out);
+    cr_assert_eq(vamos(&out, "check /tmp"), 1);
+    cr_assert(strstr(out, "Is a directory"), "%s", out);
+    free(out);
+}
+
 Test(cli, help_on_every_command)
 {
     const char *cmds[] = { "check", "graph", "init", "run", "build", "tune", "vocab", "train", "eval", "average" };
