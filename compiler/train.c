@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -592,6 +593,21 @@ static int parse_args(int argc, char **argv, Args *a)
                 usage);
         return 2;
     }
+    /* the output path, checked now rather than after the whole run */
+    struct stat st;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", a->out);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir] = 0;   /* "/x" -> "/" */
+    if (stat(a->out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "vamos train: -o %s: is a directory; give the weights' file name\n", a->out);
+        return -1;
+    }
+    if (access(slash ? dir : ".", W_OK)) {
+        fprintf(stderr, "vamos train: -o %s: cannot write in %s: %s\n", a->out, slash ? dir : ".", strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -615,7 +631,7 @@ int cmd_train_main(int argc, char **argv)
     Args A;
     int rc = parse_args(argc, argv, &A);
     if (rc)
-        return rc == 1 ? 0 : rc;
+        return rc == 1 ? 0 : rc < 0 ? 1 : rc;   /* 1: --help; -1: a bad output path */
     if (A.threads)
         vamos_set_threads(A.threads);
     Arena ar = { 0 };
@@ -645,8 +661,8 @@ int cmd_train_main(int argc, char **argv)
     if (load_set(A.data, &sc, &tc, A.max_len, false, &train, &ttsv) ||
         load_set(A.dev, &sc, &tc, A.max_len, true, &dev, &dtsv))
         goto done;
-    if (train.n == 0) {
-        fprintf(stderr, "vamos train: %s has no usable pairs\n", A.data);
+    if (train.n == 0 || dev.n == 0) {   /* an empty dev set gives a dev loss of nan every epoch */
+        fprintf(stderr, "vamos train: %s has no usable pairs\n", train.n == 0 ? A.data : A.dev);
         goto done;
     }
     fprintf(stderr, "train: %d pairs (%d malformed, %d longer than %d tokens, left out); dev: %d pairs\n", train.n,

@@ -126,6 +126,11 @@ int cmd_vocab_main(int argc, char **argv)
         fprintf(stderr, "vamos vocab: %s\n", err);
         return 1;
     }
+    if (t.n == 0) {   /* a vocabulary of the 5 control tokens alone is no vocabulary */
+        fprintf(stderr, "vamos vocab: %s: no source<TAB>target pairs to learn from\n", data);
+        tsv_free(&t);
+        return 1;
+    }
     int rc = joint ? learn_side(&t, SIDE_JOINT, ssize, min_count, prefix)
                    : learn_side(&t, SIDE_SRC, ssize, min_count, prefix) || learn_side(&t, SIDE_TGT, tsize, min_count, prefix);
     tsv_free(&t);

@@ -384,6 +384,20 @@ Test(cli, vocab_train_resume_eval, .timeout = 600)
     cr_assert(strstr(out, "tiny.tsv:3: warning: no tab"), "%s", out);
     cr_assert(strstr(out, "tiny.tsv:5: warning: an empty source side"), "%s", out);
     free(out);
+    /* nothing to learn from, nowhere to write: said before any work */
+    snprintf(path, sizeof path, "%s/empty.tsv", dir);
+    write_text(path, "");
+    cr_assert_eq(vamos(&out, "vocab --data %s/empty.tsv -o %s/e", dir, dir), 1, "%s", out);
+    cr_assert(strstr(out, "empty.tsv: no source<TAB>target pairs"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/e.safetensors --data %s/tiny.tsv --dev %s/empty.tsv", dir, dir,
+                       dir, dir), 1, "%s", out);
+    cr_assert(strstr(out, "empty.tsv has no usable pairs"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s --data %s/tiny.tsv --dev %s/tiny.tsv", dir, dir, dir, dir), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "is a directory"), "%s", out);
+    free(out);
     char cmd[2048];
     cr_assert_eq(vamos(&out, "train %s/tiny.vam -o %s/a.safetensors --data %s/tiny.tsv --dev %s/tiny.tsv "
                              "--batch-tokens 12 --warmup 4 --seed 3 --epochs 2", dir, dir, dir, dir),
