@@ -46,7 +46,7 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
         ast_decls_push(a, &all, std.items[i]);
     for (int i = 0; i < main.n; i++)
         ast_decls_push(a, &all, main.items[i]);
-    if (resolve_program(a, d, &all))
+    if (resolve_program(a, d, &all, file))
         return NULL;
     Model *m = elab_program(a, d, &all, dir);
     if (d->errors)

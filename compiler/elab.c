@@ -454,6 +454,10 @@ Value el_eval(Elab *e, Expr *x)
     case E_CALL: return eval_call(e, x);
     case E_BINARY: {
         Value a = el_eval(e, x->bin.l);
+        /* `and` and `or` short-circuit: `heads > 0 and d % heads == 0`
+         * must not divide by zero when heads is 0 */
+        if ((x->bin.op == B_AND || x->bin.op == B_OR) && a.k == V_BOOL && a.b == (x->bin.op == B_OR))
+            return v_bool(a.b, x->loc);
         Value b = el_eval(e, x->bin.r);
         return binary(e, x->bin.op, a, b, x->loc);
     }

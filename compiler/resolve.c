@@ -314,7 +314,7 @@ static void check_model(Resolver *r, Decl *m)
     }
 }
 
-int resolve_program(Arena *a, Diag *d, DeclList *decls)
+int resolve_program(Arena *a, Diag *d, DeclList *decls, int main_file)
 {
     int before = d->errors;
     Resolver r = { .a = a, .d = d };
@@ -347,7 +347,8 @@ int resolve_program(Arena *a, Diag *d, DeclList *decls)
         }
     }
     if (!model && d->errors == before)
-        diag_plain(d, "no model in the program: write `model NAME { ... }` with an encoder and a decoder");
+        diag_error(d, (SrcLoc){ main_file, 1, 1, 1 },   /* the user's file, not the library's */
+                   "no model in the program: write `model NAME { ... }` with an encoder and a decoder");
     if (model)
         check_model(&r, model);
     for (int i = 0; i < r.ndefs; i++)

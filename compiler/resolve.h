@@ -11,6 +11,6 @@
 
 #include "diag.h"
 
-int resolve_program(Arena *a, Diag *d, DeclList *decls);
+int resolve_program(Arena *a, Diag *d, DeclList *decls, int main_file);
 
 #endif
