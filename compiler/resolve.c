@@ -83,6 +83,23 @@ static const char *suggest_fn(Resolver *r, const char *name)
     return best;
 }
 
+/* The closest name of a value in scope (locals, then globals), or NULL. */
+static const char *suggest_value(const Resolver *r, const Names *locals, const char *name)
+{
+    const char *best = NULL;
+    int bestd = strlen(name) > 3 ? 3 : 2;
+    const Names *scopes[] = { locals, &r->globals };
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < scopes[k]->n; i++) {
+            int dd = distance(name, scopes[k]->s[i]);
+            if (dd < bestd) {
+                bestd = dd;
+                best = scopes[k]->s[i];
+            }
+        }
+    return best;
+}
+
 /* ------------------------------------------------------- names in bodies */
 
 static void collect_assigned(Resolver *r, const StmtList *b, Names *out)
@@ -132,8 +149,15 @@ static void check_expr(Resolver *r, const Names *locals, Expr *x)
         return;
     case E_NAME:
         if (!names_has(locals, x->s) && !names_has(&r->globals, x->s)) {
+            const char *s = suggest_value(r, locals, x->s);
             if (find_def(r, x->s) >= 0 || builtin_find(x->s))
                 diag_error(r->d, x->loc, "'%s' is a function; call it with (...)", x->s);
+            else if (!strcmp(x->s, "True") || !strcmp(x->s, "False"))   /* Python's spelling */
+                diag_error(r->d, x->loc, "'%s' is not defined; the booleans are 'true' and 'false'", x->s);
+            else if (!strcmp(x->s, "None"))
+                diag_error(r->d, x->loc, "'None' is not defined; write 'none'");
+            else if (s)
+                diag_error(r->d, x->loc, "'%s' is not defined; did you mean '%s'?", x->s, s);
             else
                 diag_error(r->d, x->loc, "'%s' is not defined", x->s);
         }
