@@ -21,6 +21,7 @@ int vamlex(VAMSTYPE *lval, VAMLTYPE *lloc, void *scanner);
 }
 
 %code {
+#include <ctype.h>
 #include <string.h>
 static void vamerror(VAMLTYPE *l, void *scanner, ParseCtx *ctx, const char *msg);
 #define A (ctx->arena)
@@ -354,6 +355,57 @@ static TypeAnn *type_tensor(ParseCtx *ctx, VAMLTYPE l, TypeKind k, const char *v
     return t;
 }
 
+/* The source text at loc (a line's characters from its column), or "". */
+static const char *source_at(const ParseCtx *ctx, SrcLoc loc)
+{
+    const DiagFile *f = ctx->file >= 0 && ctx->file < ctx->diag->nfiles ? &ctx->diag->files[ctx->file] : NULL;
+    if (!f || !f->text || loc.line < 1 || loc.col < 1)
+        return "";
+    const char *p = f->text, *end = f->text + f->len;
+    for (int line = 1; line < loc.line && p < end; p++)
+        line += *p == '\n';
+    for (int c = 1; c < loc.col && p < end && *p != '\n'; c++)
+        p++;
+    return p;
+}
+
+static bool starts_word(const char *p, const char *w)
+{
+    size_t n = strlen(w);
+    return !strncmp(p, w, n) && !(isalnum((unsigned char)p[n]) || p[n] == '_');
+}
+
+/* A syntax error that is a habit from another language gets a fix-it. */
+static const char *fix_it(const ParseCtx *ctx, SrcLoc *where, yysymbol_kind_t got, const yysymbol_kind_t *expected,
+                          int n)
+{
+    SrcLoc loc = *where;
+    const char *at = source_at(ctx, loc);
+    if (got == YYSYMBOL_IDENT && (starts_word(at, "elif") || starts_word(at, "elsif")))
+        return "Vamos has no 'elif': write 'else if'";
+    /* `} elif x > 0 {`: elif parses as a name, the error comes after it */
+    const char *w = at;
+    for (int c = loc.col; c > 1 && (w[-1] == ' ' || w[-1] == '\t'); c--)
+        w--;
+    if (w - at <= 0 && w >= at - 40 && w - 4 >= at - loc.col + 1 && !strncmp(w - 4, "elif", 4) &&
+        (w - 4 == at - loc.col + 1 || !(isalnum((unsigned char)w[-5]) || w[-5] == '_'))) {
+        where->col = loc.col - (int)(at - (w - 4)), where->end_col = where->col + 3;   /* at the elif */
+        return "Vamos has no 'elif': write 'else if'";
+    }
+    if (at[0] == '*' && loc.col > 1 && at[-1] == '*')
+        return "'**' is not an operator: write pow(x, y)";
+    if (at[0] == '=' && at[1] != '=') {   /* in an if's condition: `if x = 2 {` */
+        const char *line = at - (loc.col - 1);
+        for (const char *q = line; q < at; q++)
+            if (starts_word(q, "if") && (q == line || !(isalnum((unsigned char)q[-1]) || q[-1] == '_')))
+                return "'=' assigns; to compare, write '=='";
+        (void)expected, (void)n;
+    }
+    if (got == YYSYMBOL_IDENT && (starts_word(at, "True") || starts_word(at, "False")))
+        return "the booleans are 'true' and 'false'";
+    return NULL;
+}
+
 /* Syntax errors: "expected X or Y, found Z" with human token names. */
 static int yyreport_syntax_error(const yypcontext_t *pc, void *scanner, ParseCtx *ctx)
 {
@@ -363,6 +415,12 @@ static int yyreport_syntax_error(const yypcontext_t *pc, void *scanner, ParseCtx
     int n = yypcontext_expected_tokens(pc, expected, MAX);
     yysymbol_kind_t got = yypcontext_token(pc);
     char msg[512];
+    SrcLoc where = L(*yypcontext_location(pc));
+    const char *fix = fix_it(ctx, &where, got, expected, n);
+    if (fix) {
+        diag_error(ctx->diag, where, "syntax error: %s", fix);
+        return 0;
+    }
     int len = snprintf(msg, sizeof msg, "syntax error: unexpected %s", yysymbol_name(got));
     if (n > 0 && n < MAX) {
         for (int i = 0; i < n && len < (int)sizeof msg; i++)
