@@ -17,6 +17,11 @@ typedef struct ParseCtx {
     DeclList decls;
     int depth;          /* nesting depth, bounded against stack overflow */
     bool too_deep;
+    /* brackets the lexer has seen opened and not closed, innermost last
+     * (the first 64): a syntax error inside one gets a note at it */
+    int nopen;
+    char open_ch[64];
+    SrcLoc open_at[64];
 } ParseCtx;
 
 /* Parse one registered file; returns the number of errors it reported. */

@@ -406,6 +406,21 @@ static const char *fix_it(const ParseCtx *ctx, SrcLoc *where, yysymbol_kind_t go
     return NULL;
 }
 
+/* After a syntax error at `where`: a note at the innermost bracket still
+ * open, when it is a ( or [ opened on an earlier line (a call or list
+ * that was never closed), or any bracket at the end of the file. */
+static void open_note(ParseCtx *ctx, SrcLoc where, yysymbol_kind_t got)
+{
+    if (ctx->nopen <= 0 || ctx->nopen > 64)
+        return;
+    int k = ctx->nopen - 1;
+    char ch = ctx->open_ch[k];
+    SrcLoc at = ctx->open_at[k];
+    bool eof = got == YYSYMBOL_YYEOF;
+    if (eof || ((ch == '(' || ch == '[') && at.line < where.line))
+        diag_note(ctx->diag, at, "the '%c' opened here is not closed", ch);
+}
+
 /* Syntax errors: "expected X or Y, found Z" with human token names. */
 static int yyreport_syntax_error(const yypcontext_t *pc, void *scanner, ParseCtx *ctx)
 {
@@ -419,6 +434,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, void *scanner, ParseCtx
     const char *fix = fix_it(ctx, &where, got, expected, n);
     if (fix) {
         diag_error(ctx->diag, where, "syntax error: %s", fix);
+        open_note(ctx, where, got);
         return 0;
     }
     int len = snprintf(msg, sizeof msg, "syntax error: unexpected %s", yysymbol_name(got));
@@ -429,6 +445,7 @@ static int yyreport_syntax_error(const yypcontext_t *pc, void *scanner, ParseCtx
                             yysymbol_name(expected[i]));
     }
     diag_error(ctx->diag, L(*yypcontext_location(pc)), "%s", msg);
+    open_note(ctx, where, got);
     return 0;
 }
 
