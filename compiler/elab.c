@@ -18,6 +18,7 @@
 
 #include "builtins.h"
 #include "elab_internal.h"
+#include "resolve.h"
 #include "shape.h"
 
 /* ---------------------------------------------------------------- values */
@@ -556,7 +557,9 @@ static bool eval_args(Elab *e, Expr *x, Value *vals)
     return ok;
 }
 
-/* Match call arguments to the function's parameters by position and name. */
+/* Match call arguments to the function's parameters by position and name;
+ * a name that is no parameter gets the closest one, an argument given
+ * twice the place it was first given. */
 static bool bind_args(Elab *e, Expr *x, Decl *fn, Value *vals, Value *bound, bool *given, SrcLoc *locs)
 {
     int np = fn->fn.nparams;
@@ -582,7 +585,16 @@ static bool bind_args(Elab *e, Expr *x, Decl *fn, Value *vals, Value *bound, boo
                 if (!strcmp(fn->fn.params[k].name, a->name))
                     slot = k;
             if (slot < 0) {
-                el_error(e, a->loc, "'%s' has no parameter named '%s'", fn->name, a->name);
+                const char *near = NULL;
+                for (int k = 0, best = 3; k < np; k++) {
+                    int dd = edit_distance(a->name, fn->fn.params[k].name);
+                    if (dd < best)
+                        best = dd, near = fn->fn.params[k].name;
+                }
+                if (near)
+                    el_error(e, a->loc, "'%s' has no parameter named '%s'; did you mean '%s'?", fn->name, a->name, near);
+                else
+                    el_error(e, a->loc, "'%s' has no parameter named '%s'", fn->name, a->name);
                 diag_note(e->d, fn->name_loc, "'%s' is defined here", fn->name);
                 ok = false;
                 continue;
@@ -590,6 +602,13 @@ static bool bind_args(Elab *e, Expr *x, Decl *fn, Value *vals, Value *bound, boo
         }
         if (given[slot]) {
             el_error(e, a->loc, "argument '%s' of '%s' is given twice", fn->fn.params[slot].name, fn->name);
+            if (a->name && slot < i && !x->call.args[slot].name) {   /* the first time, it was by position */
+                const char *list = "";
+                for (int k = 0; k < np; k++)
+                    list = arena_printf(e->a, "%s%s%s", list, k ? ", " : "", fn->fn.params[k].name);
+                diag_note(e->d, locs[slot], "argument %d, given without a name, is '%s' already ('%s' takes %s)",
+                          slot + 1, fn->fn.params[slot].name, fn->name, list);
+            }
             ok = false;
             continue;
         }

@@ -44,7 +44,7 @@ static int find_def(Resolver *r, const char *name)
 }
 
 /* Edit distance, for "did you mean" (small strings only). */
-static int distance(const char *a, const char *b)
+int edit_distance(const char *a, const char *b)
 {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 30 || lb > 30)
@@ -74,7 +74,7 @@ static const char *suggest_fn(Resolver *r, const char *name)
     const Builtin *bt = builtin_table(&nb);
     for (int i = 0; i < r->ndefs + nb; i++) {
         const char *c = i < r->ndefs ? r->defs[i]->name : bt[i - r->ndefs].name;
-        int dd = distance(name, c);
+        int dd = edit_distance(name, c);
         if (dd < bestd) {
             bestd = dd;
             best = c;
@@ -91,7 +91,7 @@ static const char *suggest_value(const Resolver *r, const Names *locals, const c
     const Names *scopes[] = { locals, &r->globals };
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < scopes[k]->n; i++) {
-            int dd = distance(name, scopes[k]->s[i]);
+            int dd = edit_distance(name, scopes[k]->s[i]);
             if (dd < bestd) {
                 bestd = dd;
                 best = scopes[k]->s[i];
