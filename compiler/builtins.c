@@ -353,10 +353,36 @@ static Value b_error(Elab *e, const Builtin *b, Value *a, SrcLoc loc)
         el_error(e, a[0].loc, "'error' needs a string, got %s", v_kind_name(a[0].k));
         return v_err();
     }
+    /* {name} is the value of name where error() is called: an int, a
+     * number, a boolean, a string or a dimension (anything else, and an
+     * unknown name, stays as written) */
     char msg[512];
     size_t k = 0;
-    for (const char *p = a[0].s; *p && k < sizeof msg - 1; p++)
+    for (const char *p = a[0].s; *p && k < sizeof msg - 1; p++) {
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        if (close && close - p > 1 && close - p < 64) {
+            char name[64];
+            memcpy(name, p + 1, (size_t)(close - p - 1));
+            name[close - p - 1] = 0;
+            Binding *bd = el_lookup(e, name);
+            char val[64] = "";
+            if (bd && (bd->v.k == V_INT || bd->v.k == V_DIM))
+                snprintf(val, sizeof val, "%lld", (long long)bd->v.i);
+            else if (bd && bd->v.k == V_FLOAT)
+                snprintf(val, sizeof val, "%g", bd->v.f);
+            else if (bd && bd->v.k == V_BOOL)
+                snprintf(val, sizeof val, "%s", bd->v.b ? "true" : "false");
+            else if (bd && bd->v.k == V_STR)
+                snprintf(val, sizeof val, "%.60s", bd->v.s);
+            if (val[0]) {
+                for (const char *v = val; *v && k < sizeof msg - 1; v++)
+                    msg[k++] = *v;
+                p = close;
+                continue;
+            }
+        }
         msg[k++] = (unsigned char)*p < ' ' ? ' ' : *p;   /* one line */
+    }
     msg[k] = 0;
     el_error(e, loc, "%s", k ? msg : "error() was called (with an empty message)");
     return v_err();

@@ -47,6 +47,13 @@ const char *v_kind_name(VKind k)
     return "?";
 }
 
+/* Is loc in the standard library (not the user's files)? */
+static bool in_library(const Diag *d, SrcLoc loc)
+{
+    return loc.file >= 0 && loc.file < d->nfiles && d->files[loc.file].path &&
+           !strncmp(d->files[loc.file].path, "<std>", 5);
+}
+
 /* Report an error at loc, then the inlining stack as notes. */
 void el_error(Elab *e, SrcLoc loc, const char *fmt, ...)
 {
@@ -60,8 +67,25 @@ void el_error(Elab *e, SrcLoc loc, const char *fmt, ...)
         if (!memcmp(&e->recent[i], &loc, sizeof loc))
             return;
     e->recent[e->nrecent++ % EL_RECENT] = loc;
-    diag_error(e->d, loc, "%s", msg);
-    for (int i = e->depth - 1, shown = 0; i >= 0 && shown < 6; i--, shown++)
+    /* An error inside the library was caused by the user's arguments: it
+     * is reported at the user's call (the innermost call written in the
+     * user's file), and the library's line becomes a note. */
+    int user = -1;
+    for (int i = e->depth - 1; in_library(e->d, loc) && i >= 0 && user < 0; i--)
+        if (!in_library(e->d, e->frames[i].call_loc))
+            user = i;
+    if (user < 0) {
+        diag_error(e->d, loc, "%s", msg);
+        for (int i = e->depth - 1, shown = 0; i >= 0 && shown < 6; i--, shown++)
+            diag_note(e->d, e->frames[i].call_loc, "in '%s', called from here", e->frames[i].fn);
+        return;
+    }
+    diag_error(e->d, e->frames[user].call_loc, "%s", msg);
+    diag_note(e->d, loc, "raised here, in the library's '%s'", e->frames[e->depth - 1].fn);
+    int shown = 0;
+    for (int i = e->depth - 1; i > user && shown < 6; i--, shown++)   /* the library's own calls */
+        diag_note(e->d, e->frames[i].call_loc, "in '%s', called from here", e->frames[i].fn);
+    for (int i = user - 1; i >= 0 && shown < 6; i--, shown++)         /* and the user's, outside that call */
         diag_note(e->d, e->frames[i].call_loc, "in '%s', called from here", e->frames[i].fn);
 }
 
