@@ -239,8 +239,13 @@ static int parse_opts(int argc, char **argv, const char *usage, const char *take
         }
         case ':':
             return usage_error(usage, "option '%s' needs a value", argv[optind - 1]), -1;
-        default:
-            return usage_error(usage, "unknown option '%s'", argv[optind - 1]), -1;
+        default: {   /* an unknown short option (optopt) may sit in a cluster: name it, not its neighbour */
+            char opt[3] = { '-', (char)optopt, 0 };
+            const char *what = optopt ? opt : argv[optind - 1];
+            fprintf(stderr, "vamos: unknown option '%s'%s\n\n%s", what,
+                    optopt ? " (a sentence that begins with '-' goes after --)" : "", usage);
+            return -1;
+        }
         }
     }
     if (optind < argc)

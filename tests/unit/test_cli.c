@@ -93,6 +93,13 @@ Test(cli, options_numbers_and_io_are_checked)
     cr_assert_eq(vamos(&out, "check /tmp"), 1);
     cr_assert(strstr(out, "Is a directory"), "%s", out);
     free(out);
+    /* a sentence that begins with '-': named as an option, and -- takes it */
+    cr_assert_eq(vamos(&out, "run " SQ " -go"), 2);
+    cr_assert(strstr(out, "unknown option '-g'") && strstr(out, "after --"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " -- \"-go\""), 1);   /* a word not in statquest's vocabulary */
+    cr_assert(strstr(out, "'-go' is not in vocabulary"), "%s", out);
+    free(out);
 }
 
 Test(cli, help_on_every_command)
