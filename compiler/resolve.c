@@ -43,29 +43,6 @@ static int find_def(Resolver *r, const char *name)
     return -1;
 }
 
-/* Edit distance, for "did you mean" (small strings only). */
-int edit_distance(const char *a, const char *b)
-{
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 30 || lb > 30)
-        return 99;
-    int row[32];
-    for (int j = 0; j <= lb; j++)
-        row[j] = j;
-    for (int i = 1; i <= la; i++) {
-        int prev = row[0];
-        row[0] = i;
-        for (int j = 1; j <= lb; j++) {
-            int cur = row[j];
-            int sub = prev + (a[i - 1] != b[j - 1]);
-            int del = row[j] + 1, ins = row[j - 1] + 1;
-            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 /* The closest function name, or NULL. */
 static const char *suggest_fn(Resolver *r, const char *name)
 {

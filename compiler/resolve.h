@@ -12,8 +12,6 @@
 #include "diag.h"
 
 int resolve_program(Arena *a, Diag *d, DeclList *decls, int main_file);
-/* Levenshtein distance of two short names (99 past 30 characters): how
- * close a misspelling is, for "did you mean". */
-int edit_distance(const char *a, const char *b);
+#include "spell.h"   /* edit_distance, for "did you mean" */
 
 #endif

@@ -14,6 +14,7 @@
 %code requires {
 #include "ast.h"
 #include "parse.h"
+#include "spell.h"
 }
 
 %code provides {
@@ -375,7 +376,35 @@ static bool starts_word(const char *p, const char *w)
     return !strncmp(p, w, n) && !(isalnum((unsigned char)p[n]) || p[n] == '_');
 }
 
-/* A syntax error that is a habit from another language gets a fix-it. */
+/* The keyword a word of 4 or more letters is 1 or 2 edits from (a typo:
+ * enocder, retrun), or NULL. */
+static const char *near_keyword(const char *word, int len)
+{
+    static const char *kw[] = { "model", "encoder", "decoder", "param", "const", "vocab",
+                                "return", "tokens", "false", "true", "none", "else" };
+    char w[32];
+    if (len < 4 || len > 30)
+        return NULL;
+    memcpy(w, word, (size_t)len);
+    w[len] = 0;
+    for (size_t i = 0; i < sizeof kw / sizeof *kw; i++) {
+        int d = edit_distance(w, kw[i]);
+        if (d > 0 && d <= (len > 5 ? 2 : 1))
+            return kw[i];
+    }
+    return NULL;
+}
+
+static int word_len(const char *p)
+{
+    int n = 0;
+    while (isalnum((unsigned char)p[n]) || p[n] == '_')
+        n++;
+    return n;
+}
+
+/* A syntax error that is a habit from another language, or a misspelt
+ * keyword, gets a fix-it. */
 static const char *fix_it(const ParseCtx *ctx, SrcLoc *where, yysymbol_kind_t got, const yysymbol_kind_t *expected,
                           int n)
 {
@@ -403,6 +432,24 @@ static const char *fix_it(const ParseCtx *ctx, SrcLoc *where, yysymbol_kind_t go
     }
     if (got == YYSYMBOL_IDENT && (starts_word(at, "True") || starts_word(at, "False")))
         return "the booleans are 'true' and 'false'";
+    static char said[96];
+    const char *kw;
+    if (got == YYSYMBOL_IDENT && (kw = near_keyword(at, word_len(at)))) {   /* `enocder(x: ...) {` */
+        snprintf(said, sizeof said, "unexpected '%.*s'; did you mean '%s'?", word_len(at), at, kw);
+        return said;
+    }
+    /* `retrun h`: the typo parsed as a name, the error comes after it */
+    const char *line = at - (loc.col - 1), *q = at;
+    while (q > line && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    const char *p = q;
+    while (p > line && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+        p--;
+    if (p < q && q < at && (kw = near_keyword(p, (int)(q - p)))) {
+        where->col = loc.col - (int)(at - p), where->end_col = where->col + (int)(q - p) - 1;
+        snprintf(said, sizeof said, "unexpected '%.*s'; did you mean '%s'?", (int)(q - p), p, kw);
+        return said;
+    }
     return NULL;
 }
 
