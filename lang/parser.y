@@ -356,18 +356,36 @@ static TypeAnn *type_tensor(ParseCtx *ctx, VAMLTYPE l, TypeKind k, const char *v
     return t;
 }
 
-/* The source text at loc (a line's characters from its column), or "". */
-static const char *source_at(const ParseCtx *ctx, SrcLoc loc)
+/* The source text at loc (its line from loc's column on: columns count
+ * UTF-8 characters, as the lexer does), and in *line0 where that line
+ * begins: text before it is not the line's, so backward scans stop there.
+ * "" (and *line0 the same) when there is no text. */
+static const char *source_at(const ParseCtx *ctx, SrcLoc loc, const char **line0)
 {
+    static const char none[] = "";
     const DiagFile *f = ctx->file >= 0 && ctx->file < ctx->diag->nfiles ? &ctx->diag->files[ctx->file] : NULL;
+    *line0 = none;
     if (!f || !f->text || loc.line < 1 || loc.col < 1)
-        return "";
+        return none;
     const char *p = f->text, *end = f->text + f->len;
     for (int line = 1; line < loc.line && p < end; p++)
         line += *p == '\n';
-    for (int c = 1; c < loc.col && p < end && *p != '\n'; c++)
+    *line0 = p;
+    for (int c = 1; c < loc.col && p < end && *p != '\n'; c++) {
         p++;
+        while (p < end && ((unsigned char)*p & 0xC0) == 0x80)
+            p++;
+    }
     return p;
+}
+
+/* Columns from line0 to p (UTF-8 characters). */
+static int columns(const char *line0, const char *p)
+{
+    int c = 0;
+    for (const char *q = line0; q < p; q++)
+        c += ((unsigned char)*q & 0xC0) != 0x80;
+    return c;
 }
 
 static bool starts_word(const char *p, const char *w)
@@ -408,27 +426,16 @@ static int word_len(const char *p)
 static const char *fix_it(const ParseCtx *ctx, SrcLoc *where, yysymbol_kind_t got, const yysymbol_kind_t *expected,
                           int n)
 {
-    SrcLoc loc = *where;
-    const char *at = source_at(ctx, loc);
+    const char *line0, *at = source_at(ctx, *where, &line0);
+    (void)expected, (void)n;
     if (got == YYSYMBOL_IDENT && (starts_word(at, "elif") || starts_word(at, "elsif")))
         return "Vamos has no 'elif': write 'else if'";
-    /* `} elif x > 0 {`: elif parses as a name, the error comes after it */
-    const char *w = at;
-    for (int c = loc.col; c > 1 && (w[-1] == ' ' || w[-1] == '\t'); c--)
-        w--;
-    if (w - at <= 0 && w >= at - 40 && w - 4 >= at - loc.col + 1 && !strncmp(w - 4, "elif", 4) &&
-        (w - 4 == at - loc.col + 1 || !(isalnum((unsigned char)w[-5]) || w[-5] == '_'))) {
-        where->col = loc.col - (int)(at - (w - 4)), where->end_col = where->col + 3;   /* at the elif */
-        return "Vamos has no 'elif': write 'else if'";
-    }
-    if (at[0] == '*' && loc.col > 1 && at[-1] == '*')
+    if (at[0] == '*' && at > line0 && at[-1] == '*')
         return "'**' is not an operator: write pow(x, y)";
     if (at[0] == '=' && at[1] != '=') {   /* in an if's condition: `if x = 2 {` */
-        const char *line = at - (loc.col - 1);
-        for (const char *q = line; q < at; q++)
-            if (starts_word(q, "if") && (q == line || !(isalnum((unsigned char)q[-1]) || q[-1] == '_')))
+        for (const char *q = line0; q < at; q++)
+            if (starts_word(q, "if") && (q == line0 || !(isalnum((unsigned char)q[-1]) || q[-1] == '_')))
                 return "'=' assigns; to compare, write '=='";
-        (void)expected, (void)n;
     }
     if (got == YYSYMBOL_IDENT && (starts_word(at, "True") || starts_word(at, "False")))
         return "the booleans are 'true' and 'false'";
@@ -438,19 +445,24 @@ static const char *fix_it(const ParseCtx *ctx, SrcLoc *where, yysymbol_kind_t go
         snprintf(said, sizeof said, "unexpected '%.*s'; did you mean '%s'?", word_len(at), at, kw);
         return said;
     }
-    /* `retrun h`: the typo parsed as a name, the error comes after it */
-    const char *line = at - (loc.col - 1), *q = at;
-    while (q > line && (q[-1] == ' ' || q[-1] == '\t'))
+    /* `} elif x > 0 {`, `retrun h`: the word parsed as a name and the
+     * error comes after it; the fix-it goes at the word */
+    const char *q = at;
+    while (q > line0 && (q[-1] == ' ' || q[-1] == '\t'))
         q--;
     const char *p = q;
-    while (p > line && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+    while (p > line0 && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
         p--;
-    if (p < q && q < at && (kw = near_keyword(p, (int)(q - p)))) {
-        where->col = loc.col - (int)(at - p), where->end_col = where->col + (int)(q - p) - 1;
-        snprintf(said, sizeof said, "unexpected '%.*s'; did you mean '%s'?", (int)(q - p), p, kw);
-        return said;
-    }
-    return NULL;
+    if (p == q || q == at)
+        return NULL;
+    bool elif = q - p == 4 && !strncmp(p, "elif", 4);
+    if (!elif && !(kw = near_keyword(p, (int)(q - p))))
+        return NULL;
+    where->col = 1 + columns(line0, p), where->end_col = where->col + (int)(q - p) - 1;
+    if (elif)
+        return "Vamos has no 'elif': write 'else if'";
+    snprintf(said, sizeof said, "unexpected '%.*s'; did you mean '%s'?", (int)(q - p), p, kw);
+    return said;
 }
 
 /* After a syntax error at `where`: a note at the innermost bracket still
