@@ -87,13 +87,37 @@ static int rd_getc(Reader *r)
     return (unsigned char)r->buf[r->at++];
 }
 
-/* Is a line (or the end) waiting, so that reading it does not block? */
+/* Is a whole line (or the end) waiting, so that reading it does not
+ * block? A part of a line is not: its writer may finish it much later,
+ * and the lines before it are translated first. What poll() says is
+ * waiting is read into the buffer (one read, which does not block). */
 static bool rd_waiting(Reader *r)
 {
-    if (r->at < r->end || r->eof)
-        return r->at < r->end;
-    struct pollfd p = { r->fd, POLLIN, 0 };
-    return poll(&p, 1, 0) > 0;
+    for (;;) {
+        if (memchr(r->buf + r->at, '\n', r->end - r->at))
+            return true;
+        if (r->eof)
+            return r->at < r->end;
+        if (r->at > 0) {   /* room at the end for more */
+            memmove(r->buf, r->buf + r->at, r->end - r->at);
+            r->end -= r->at, r->at = 0;
+        }
+        if (r->end == sizeof r->buf)   /* a line longer than the buffer: read_line takes it */
+            return true;
+        struct pollfd p = { r->fd, POLLIN, 0 };
+        if (poll(&p, 1, 0) <= 0)
+            return false;
+        ssize_t k;
+        do
+            k = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
+        while (k < 0 && errno == EINTR);
+        if (k <= 0) {
+            r->eof = true;
+            r->err = k < 0 ? errno : 0;
+        } else {
+            r->end += (size_t)k;
+        }
+    }
 }
 
 /* Read one line of any length (cut at MAX_LINE: *cut); NULL at end of

@@ -62,6 +62,13 @@ Test(aot, statquest_translator)
     cr_assert_eq(sh(&out, SQ_BIN " < /tmp"), 1);
     cr_assert(strstr(out, "Is a directory"), "%s", out);
     free(out);
+    /* a whole line is translated while the next is still being written
+     * (2 s of margin for a translation of milliseconds) */
+    cr_assert_eq(sh(&out, "rm -f /tmp/vamos-aot-prompt; ( printf \"Let's go\\nto\"; sleep 4; printf \" go\\n\" ) | "
+                          SQ_BIN " > /tmp/vamos-aot-prompt & sleep 2; cat /tmp/vamos-aot-prompt; wait"), 0);
+    cr_assert_str_eq(out, "vamos\n", "the first line waited for the second");
+    free(out);
+    remove("/tmp/vamos-aot-prompt");
 }
 
 /* Input past the limits is translated in part, and the translator says
