@@ -35,25 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.join(ROOT, "build")
 VAMOS = os.path.join(BUILD, "vamos")
 WORDS = 32
-
-
-def cpu_name():
-    model, flags, fam, mod = "unknown CPU", set(), "?", "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            k = k.strip()
-            if k == "model name" and model == "unknown CPU":
-                model = v.strip()
-            elif k == "flags" and not flags:
-                flags = set(v.split())
-            elif k == "cpu family" and fam == "?":
-                fam = v.strip()
-            elif k == "model" and mod == "?":
-                mod = v.strip()
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-    vnni = ", VNNI" if "avx512_vnni" in flags or "avx_vnni" in flags else ""
-    return "%s (family %s model %s), %s%s, %d cores" % (model, fam, mod, isa, vnni, os.cpu_count())
+sys.path.insert(0, HERE)
+from machine import cpu_name  # noqa: E402
 
 
 def floors():

@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
 import vamos_torch as vt  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 ROWS, LEN = 64, 32
 
@@ -63,30 +64,6 @@ def torch_step_ms(threads, reps):
             times.append(time.perf_counter() - t0)
     times.sort()
     return 1e3 * times[len(times) // 2]
-
-
-def cpu_name():
-    """The CPU model and its widest vector instruction set, from /proc/cpuinfo."""
-    model, flags, fam, mod = "unknown CPU", set(), "?", "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k.strip() == "model name" and model == "unknown CPU":
-                    model = v.strip()
-                if k.strip() == "flags" and not flags:
-                    flags = set(v.split())
-                if k.strip() == "cpu family" and fam == "?":
-                    fam = v.strip()
-                if k.strip() == "model" and mod == "?":
-                    mod = v.strip()
-    except OSError:
-        pass
-    isa = ("AVX-512" if "avx512f" in flags else "AVX2+FMA" if {"avx2", "fma"} <= flags
-           else "SSE only")
-    # AMD family 25 is Zen 3 (models 0-15, 32-47, ...) or Zen 4 (16-31, 96-...):
-    # the instruction set tells them apart here
-    return "%s (family %s model %s), %s, %d cores" % (model, fam, mod, isa, os.cpu_count() or 0)
 
 
 def vamos_step_ms(bench, reps):
