@@ -396,6 +396,18 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
     return 0;
 }
 
+/* State k (with a batch axis) as `outer` runs of d->rows row blocks:
+ * returns a row's bytes per outer index. */
+static size_t row_block(const Dec *d, int k, size_t *outer)
+{
+    const vamos_model *m = d->s->m;
+    const vamos_state *st = &m->states[k];
+    *outer = 1;
+    for (int i = 0; i < st->batch_axis; i++)
+        *outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+    return vamos_state_bytes(m, k, d->sym) / *outer / (size_t)d->rows;
+}
+
 /* Beam search moved hypotheses: row i continues row parent[i]. The caches
  * follow (the full decoder needs nothing: prefixes are rebuilt); of a
  * cache's target-length axis only the first `filled` positions hold
@@ -409,10 +421,7 @@ static void dec_reorder(Dec *d, const int *parent, int filled)
         const vamos_state *st = &m->states[k];
         if (!st->cache || st->batch_axis < 0)
             continue;
-        size_t bytes = vamos_state_bytes(m, k, d->sym), outer = 1;
-        for (int i = 0; i < st->batch_axis; i++)
-            outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
-        size_t block = bytes / outer / (size_t)d->rows;      /* one row's bytes per outer index */
+        size_t outer, block = row_block(d, k, &outer);
         /* within a row's block: `mid` runs of `len` positions of `inner` bytes */
         size_t mid = 1, inner = 4, len = 1, used = 1;
         int la = -1;
@@ -459,10 +468,7 @@ static void dec_compact(Dec *d, const int *keep, int n)
         const vamos_state *st = &m->states[k];
         if (st->batch_axis < 0)
             continue;
-        size_t bytes = vamos_state_bytes(m, k, d->sym), outer = 1;
-        for (int i = 0; i < st->batch_axis; i++)
-            outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
-        size_t block = bytes / outer / (size_t)d->rows;
+        size_t outer, block = row_block(d, k, &outer);
         unsigned char *p = d->states[k];
         for (size_t o = 0; o < outer; o++)
             for (int i = 0; i < n; i++)
@@ -861,7 +867,7 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
      * end at about the same step */
     if (rc == 0 && by_length(rows, B, n))
         rc = -1;
-    int max_rows = o && o->batch_rows > 0 ? o->batch_rows : 32, max_tokens = o ? o->batch_tokens : 0;
+    int max_rows = o && o->batch_rows > 0 ? o->batch_rows : VAMOS_DEFAULT_BATCH, max_tokens = o ? o->batch_tokens : 0;
     for (int first = 0; rc == 0 && first < B;) {
         int k = 1;   /* sorted: the last row is the longest, so a batch holds k * its length tokens */
         while (first + k < B && k < max_rows && (max_tokens <= 0 || (long)(k + 1) * n[rows[first + k]] <= max_tokens))

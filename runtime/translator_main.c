@@ -25,7 +25,6 @@ __attribute__((weak)) int32_t vamos_step(void *const *buf, const int64_t *sym);
 
 #define MAX_LINE (1L << 20)
 #define MAX_BATCH 1024   /* sentences in a batch, lines in a window */
-#define DEF_BATCH 16   /* en-es on dev-ood: 0.94x the time of 32 (farm-bench, 7 pairs, Zen 4) */
 #define DEF_WINDOW 256
 #define MAX_SRC 1024     /* source words translated (vamos_opts.max_src's default) */
 
@@ -56,7 +55,7 @@ static void usage(FILE *f, const vamos_model *m)
             "keep their first 1024 (both with a warning naming the line). Words not in the\n"
             "source vocabulary become <unk>, or are skipped when the model has no <unk>.\n"
             "Every input line gets one output line.\n",
-            m->name, "source", "target", m->src.n, m->tgt.n, DEF_BATCH, DEF_WINDOW, vamos_threads());
+            m->name, "source", "target", m->src.n, m->tgt.n, VAMOS_DEFAULT_BATCH, DEF_WINDOW, vamos_threads());
 }
 
 /* Standard input, read by this program rather than stdio so that it can
@@ -215,7 +214,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "translator: %s\n", err);
         return 1;
     }
-    vamos_opts o = { .max_src = MAX_SRC, .batch_rows = DEF_BATCH };
+    vamos_opts o = { .max_src = MAX_SRC, .batch_rows = VAMOS_DEFAULT_BATCH };
     bool stats = false, dashes = false;
     int window = DEF_WINDOW;
     const char *sentence = NULL;
