@@ -237,31 +237,29 @@ Test(aot, batched_decoding_equals_one_at_a_time, .timeout = 600)
         fprintf(f, "\n");
     }
     fclose(f);
-    char *one;
-    cr_assert_eq(sh(&one, "/tmp/vamos-aot-enes --batch 1 --window 1 < /tmp/vamos-aot-enes-in"), 0);
-    int lines = 0;
-    for (const char *p = one; *p; p++)
-        lines += *p == '\n';
-    cr_assert_eq(lines, 70, "one output line per input line, not %d", lines);
-    static const char *how[] = { "", "--batch 7", "--batch-tokens 40", "--batch 64 --window 16 --threads 1",
-                                 "--batch 3 --threads 2" };
-    for (size_t i = 0; i < sizeof how / sizeof *how; i++) {
-        char *b;
-        cr_assert_eq(sh(&b, "/tmp/vamos-aot-enes %s < /tmp/vamos-aot-enes-in", how[i]), 0);
-        cr_assert_str_eq(b, one, "'%s' differs from one sentence at a time", how[i]);
-        free(b);
+    /* each group: first the one-sentence-at-a-time run, then the settings
+     * that must give its output */
+    static const char *groups[][6] = {
+        { "--batch 1 --window 1", "", "--batch 7", "--batch-tokens 40", "--batch 64 --window 16 --threads 1",
+          "--batch 3 --threads 2" },
+        /* beam search: sentences' beams batched as rows of one decoder batch */
+        { "--beam 4 --batch 1 --window 1", "--beam 4", "--beam 4 --batch 5 --threads 1", "--beam 4 --batch-tokens 30" },
+    };
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        char *one;
+        cr_assert_eq(sh(&one, "/tmp/vamos-aot-enes %s < /tmp/vamos-aot-enes-in", groups[g][0]), 0);
+        int lines = 0;
+        for (const char *p = one; *p; p++)
+            lines += *p == '\n';
+        cr_assert_eq(lines, 70, "one output line per input line, not %d", lines);
+        for (int i = 1; i < 6 && groups[g][i]; i++) {
+            char *b;
+            cr_assert_eq(sh(&b, "/tmp/vamos-aot-enes %s < /tmp/vamos-aot-enes-in", groups[g][i]), 0);
+            cr_assert_str_eq(b, one, "'%s' differs from '%s'", groups[g][i], groups[g][0]);
+            free(b);
+        }
+        free(one);
     }
-    free(one);
-    /* beam search: sentences' beams batched as rows of one decoder batch */
-    cr_assert_eq(sh(&one, "/tmp/vamos-aot-enes --beam 4 --batch 1 --window 1 < /tmp/vamos-aot-enes-in"), 0);
-    static const char *beams[] = { "--beam 4", "--beam 4 --batch 5 --threads 1", "--beam 4 --batch-tokens 30" };
-    for (size_t i = 0; i < sizeof beams / sizeof *beams; i++) {
-        char *b;
-        cr_assert_eq(sh(&b, "/tmp/vamos-aot-enes %s < /tmp/vamos-aot-enes-in", beams[i]), 0);
-        cr_assert_str_eq(b, one, "'%s' differs from beam search one sentence at a time", beams[i]);
-        free(b);
-    }
-    free(one);
     remove("/tmp/vamos-aot-enes");
     remove("/tmp/vamos-aot-enes-in");
 }
