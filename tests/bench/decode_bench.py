@@ -134,12 +134,16 @@ def main():
     if os.path.exists(ood):
         with open(ood, encoding="utf-8") as f:
             src = [l.split("\t")[0] for l in f if l.strip()]
+        said = {}
         for threads in (1, 2):
             for q in ("f32", "int8"):
-                s = statistics.median([len(src) / run(bins["en-es", q], ["--threads", str(threads)], src)[0]
-                                       for _ in range(a.runs)])
+                r = [run(bins["en-es", q], ["--threads", str(threads)], src) for _ in range(a.runs)]
+                said[q] = r[0][1]
+                s = statistics.median([len(src) / x[0] for x in r])
                 rows.append("en-es %-4s %d thread%s: %.0f sentences/s on dev-ood (%d lines, default batching)"
                             % (q, threads, "s" if threads > 1 else " ", s, len(src)))
+        same = sum(x == y for x, y in zip(said["f32"], said["int8"]))
+        rows.append("en-es int8 against f32 on dev-ood: %d of %d lines the same words" % (same, len(src)))
         for how, args in (("one sentence at a time", ["--batch", "1", "--window", "1"]), ("default batching", [])):
             g = statistics.median([run(bins["en-es", "f32"], args, src)[0] for _ in range(a.runs)])
             b4 = statistics.median([run(bins["en-es", "f32"], args + ["--beam", "4"], src)[0] for _ in range(a.runs)])
