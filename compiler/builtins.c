@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "op_scalar.h"
 #include "shape.h"
 
 /* A number or a tensor; anything else is an error naming the builtin. */
@@ -25,31 +26,6 @@ static bool tensor_arg(Elab *e, const Builtin *b, Value v, const char *param)
     return false;
 }
 
-static double fold_unary(Op op, double x)
-{
-    switch (op) {
-    case OP_NEG: return -x;
-    case OP_EXP: return exp(x);
-    case OP_LOG: return log(x);
-    case OP_SQRT: return sqrt(x);
-    case OP_RSQRT: return 1.0 / sqrt(x);
-    case OP_TANH: return tanh(x);
-    case OP_ERF: return erf(x);
-    case OP_SIN: return sin(x);
-    case OP_COS: return cos(x);
-    case OP_FLOOR: return floor(x);
-    case OP_ABS: return fabs(x);
-    case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
-    case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM:
-    case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
-    case OP_GE: case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
-        break;
-    }
-    return NAN;
-}
-
 /* exp(x), sqrt(x), ...: fold numbers, make a node for tensors. */
 static Value b_unary(Elab *e, const Builtin *b, Value *a, SrcLoc loc)
 {
@@ -58,7 +34,7 @@ static Value b_unary(Elab *e, const Builtin *b, Value *a, SrcLoc loc)
     if (a[0].k == V_TENSOR)
         return el_unary_node(e, b->op, a[0], loc);
     double x = a[0].k == V_INT ? (double)a[0].i : a[0].f;
-    return v_float(fold_unary(b->op, x), loc);
+    return v_float(op_scalar_f64(b->op, x, 0), loc);
 }
 
 static Value b_binary(Elab *e, const Builtin *b, Value *a, SrcLoc loc)

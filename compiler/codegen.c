@@ -226,31 +226,6 @@ static void fast(LLVMValueRef inst)
 
 /* -------------------------------------------------------- elementwise */
 
-static LLVMValueRef unary(CG *c, Op op, LLVMValueRef x)
-{
-    switch (op) {
-    case OP_NEG: return LLVMBuildFNeg(c->b, x, "");
-    case OP_EXP: return exp_poly(c, x);
-    case OP_LOG: return intrinsic(c, "llvm.log", &x, 1);
-    case OP_SQRT: return intrinsic(c, "llvm.sqrt", &x, 1);
-    case OP_RSQRT: return LLVMBuildFDiv(c->b, f32c(c, 1.0), intrinsic(c, "llvm.sqrt", &x, 1), "");
-    case OP_TANH: return tanh_poly(c, x);
-    case OP_ERF: return libm1(c, "erff", x);
-    case OP_SIN: return intrinsic(c, "llvm.sin", &x, 1);
-    case OP_COS: return intrinsic(c, "llvm.cos", &x, 1);
-    case OP_FLOOR: return intrinsic(c, "llvm.floor", &x, 1);
-    case OP_ABS: return intrinsic(c, "llvm.fabs", &x, 1);
-    case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
-    case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_GE:
-    case OP_POW: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
-    case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
-        break;
-    }
-    return x;
-}
-
 /* max with NaN propagation, as the reference's max_nan */
 static LLVMValueRef max_nan(CG *c, LLVMValueRef x, LLVMValueRef y)
 {
@@ -260,26 +235,59 @@ static LLVMValueRef max_nan(CG *c, LLVMValueRef x, LLVMValueRef y)
     return LLVMBuildSelect(c->b, xn, x, LLVMBuildSelect(c->b, yn, y, m, ""), "");
 }
 
-static LLVMValueRef binary(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
+/* The formula column of VAMOS_OPS (ops.h) in LLVM IR: each primitive
+ * F_* as instructions, exp and tanh as the polynomials above (what the
+ * reference's expf and tanhf round to within the tested tolerance), erf
+ * as libm's erff. x and y are floats; y is NULL for unary ops. Other ops return x. */
+static LLVMValueRef scalar(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
 {
+#define F_ADD(p, q) LLVMBuildFAdd(c->b, p, q, "")
+#define F_SUB(p, q) LLVMBuildFSub(c->b, p, q, "")
+#define F_MUL(p, q) LLVMBuildFMul(c->b, p, q, "")
+#define F_DIV(p, q) LLVMBuildFDiv(c->b, p, q, "")
+#define F_MAX_NAN(p, q) max_nan(c, p, q)
+#define F_POW(p, q) intrinsic(c, "llvm.pow", (LLVMValueRef[]){ p, q }, 2)
+#define F_GE(p, q) LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGE, p, q, ""), f32c(c, 1.0), f32c(c, 0.0), "")
+#define F_NEG(p) LLVMBuildFNeg(c->b, p, "")
+#define F_ONE f32c(c, 1.0)
+#define F_EXP(p) exp_poly(c, p)
+#define F_LOG(p) intrinsic(c, "llvm.log", (LLVMValueRef[]){ p }, 1)
+#define F_SQRT(p) intrinsic(c, "llvm.sqrt", (LLVMValueRef[]){ p }, 1)
+#define F_TANH(p) tanh_poly(c, p)
+#define F_ERF(p) libm1(c, "erff", p)
+#define F_SIN(p) intrinsic(c, "llvm.sin", (LLVMValueRef[]){ p }, 1)
+#define F_COS(p) intrinsic(c, "llvm.cos", (LLVMValueRef[]){ p }, 1)
+#define F_FLOOR(p) intrinsic(c, "llvm.floor", (LLVMValueRef[]){ p }, 1)
+#define F_ABS(p) intrinsic(c, "llvm.fabs", (LLVMValueRef[]){ p }, 1)
+#define NONE x
     switch (op) {
-    case OP_ADD: return LLVMBuildFAdd(c->b, x, y, "");
-    case OP_SUB: return LLVMBuildFSub(c->b, x, y, "");
-    case OP_MUL: return LLVMBuildFMul(c->b, x, y, "");
-    case OP_DIV: return LLVMBuildFDiv(c->b, x, y, "");
-    case OP_MAXIMUM: return max_nan(c, x, y);
-    case OP_POW: return intrinsic(c, "llvm.pow", (LLVMValueRef[]){ x, y }, 2);
-    case OP_GE: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGE, x, y, ""), f32c(c, 1.0), f32c(c, 0.0), "");
-    case OP_INPUT: case OP_PARAM: case OP_CONST: case OP_ARANGE:
-    case OP_CAUSAL_MASK: case OP_PAD_MASK: case OP_GATHER: case OP_MATMUL:
-    case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
-    case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR:
-    case OP_ABS: case OP_SUM: case OP_MAX: case OP_MEAN: case OP_RESHAPE:
-    case OP_TRANSPOSE: case OP_STORE: case OP_ATTENTION: case OP_LINEAR: case OP_LAYER_NORM: case OP_MAP:
-    case OP_DROPOUT: case OP_XENT: case OP_XENT_GRAD: case OP_SCATTER_ADD: case OP_MATMUL_TN: case OP_COUNT:
+#define X(id, text, arity, kind, attr, by, formula) case OP_##id: return formula;
+        VAMOS_OPS(X)
+#undef X
+    case OP_COUNT:
         break;
     }
+    (void)y;
     return x;
+#undef F_ADD
+#undef F_SUB
+#undef F_MUL
+#undef F_DIV
+#undef F_MAX_NAN
+#undef F_POW
+#undef F_GE
+#undef F_NEG
+#undef F_ONE
+#undef F_EXP
+#undef F_LOG
+#undef F_SQRT
+#undef F_TANH
+#undef F_ERF
+#undef F_SIN
+#undef F_COS
+#undef F_FLOOR
+#undef F_ABS
+#undef NONE
 }
 
 /* Row-major strides of s, as values; broadcast dims of `in` against `out`
@@ -358,7 +366,7 @@ static void emit_rows(CG *c, const Node *n, const Shape *const *ins, const LLVMV
 
 static LLVMValueRef binary_body(CG *c, const Node *n, const LLVMValueRef *x)
 {
-    return binary(c, n->op, x[0], x[1]);
+    return scalar(c, n->op, x[0], x[1]);
 }
 
 /* out = a (op) b, broadcasting. */
@@ -378,8 +386,7 @@ static LLVMValueRef map_body(CG *c, const Node *n, const LLVMValueRef *x)
     for (int s = 0; s < n->attr.map.nstep; s++) {
         const MapStep *st = &n->attr.map.code[s];
         reg[4 + s] = st->op == OP_CONST ? f32c(c, st->value)
-                   : op_info[st->op].kind == OPK_UNARY ? unary(c, st->op, reg[st->a])
-                   : binary(c, st->op, reg[st->a], reg[st->b]);
+                   : scalar(c, st->op, reg[st->a], op_info[st->op].kind == OPK_BINARY ? reg[st->b] : NULL);
     }
     return reg[4 + n->attr.map.nstep - 1];
 }
@@ -400,7 +407,7 @@ static void emit_map(CG *c, const Graph *g, const Node *n)
 static void emit_unary(CG *c, const Node *n)
 {
     Loop l = loop_par(c);
-    store_f(c, unary(c, n->op, load_f(c, c->a, l.iv)), c->out, l.iv);
+    store_f(c, scalar(c, n->op, load_f(c, c->a, l.iv), NULL), c->out, l.iv);
     loop_end(c, &l);
 }
 
@@ -1597,6 +1604,67 @@ static int key_shape(int64_t *k, int at, const Shape *s)
     return at;
 }
 
+/* The bits of a float, as a key word. */
+static int64_t fbits(float f)
+{
+    int32_t bits;
+    memcpy(&bits, &f, 4);
+    return bits;
+}
+
+/* Append what the op's attribute (its table column, ops.h) makes its
+ * kernel differ by. Fields the graph function passes at run time (a
+ * store's state and position, an offset's symbol, dropout's salt) are
+ * keyed only by whether they exist. */
+static int key_attr(int64_t *k, int at, const Node *n)
+{
+    switch (op_info[n->op].attr) {
+    case AT_NONE:
+    case AT_INPUT:   /* buffers, no kernel */
+    case AT_PARAM:
+        break;
+    case AT_VALUE:
+        memcpy(&k[at++], &n->attr.value, sizeof n->attr.value);
+        break;
+    case AT_OFFSET:
+        k[at++] = n->attr.offset != 0;
+        break;
+    case AT_AXIS:
+        k[at++] = n->attr.axis;
+        break;
+    case AT_PERM:
+        for (int i = 0; i < n->shape.rank; i++)
+            k[at++] = n->attr.perm[i];
+        break;
+    case AT_MM:
+        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3;
+        break;
+    case AT_STORE:
+        k[at++] = n->attr.store.axis;
+        break;
+    case AT_ATTN:
+        k[at++] = fbits(n->attr.attn.scale);
+        k[at++] = n->attr.attn.div;
+        break;
+    case AT_EPS:
+        k[at++] = fbits(n->attr.eps);
+        break;
+    case AT_MAP:
+        k[at++] = n->attr.map.nin;
+        for (int s = 0; s < n->attr.map.nstep; s++) {
+            const MapStep *st = &n->attr.map.code[s];
+            k[at++] = st->op;
+            k[at++] = st->a | st->b << 8;
+            k[at++] = st->op == OP_CONST ? fbits(st->value) : 0;
+        }
+        break;
+    case AT_DROP:
+        k[at++] = fbits(n->attr.drop.p);
+        break;
+    }
+    return at;
+}
+
 /* The kernel's identity: op, shapes of node and inputs, attributes (field
  * by field: struct padding must not split equal kernels). */
 static uint64_t kernel_key(const Graph *g, const Node *n)
@@ -1607,56 +1675,10 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
     at = key_shape(k, at, &n->shape);
     for (int i = 0; i < op_info[n->op].arity; i++)
         at = key_shape(k, at, &g->nodes[n->in[i]].shape);
-    if (n->op == OP_CONST) {
-        double v = n->attr.value;
-        memcpy(&k[at++], &v, sizeof v);
-    }
-    if (op_info[n->op].kind == OPK_REDUCE)
-        k[at++] = n->attr.axis;
-    if (n->op == OP_TRANSPOSE)
-        for (int i = 0; i < n->shape.rank; i++)
-            k[at++] = n->attr.perm[i];
-    if (n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK)
-        k[at++] = n->attr.offset != 0;
-    if (n->op == OP_STORE)
-        k[at++] = n->attr.store.axis;
-    if (n->op == OP_MATMUL || n->op == OP_LINEAR) {
-        k[at++] = n->attr.mm.packed;
-        k[at++] = n->op == OP_LINEAR && n->attr.mm.relu;
-        k[at++] = n->op == OP_MATMUL && n->attr.mm.bt;
-        k[at++] = n->attr.mm.q8;
-    }
-    if (n->op == OP_LAYER_NORM || n->op == OP_XENT || n->op == OP_XENT_GRAD) {
-        int32_t bits;
-        memcpy(&bits, &n->attr.eps, 4);
-        k[at++] = bits;
-    }
-    if (n->op == OP_DROPOUT) {
-        int32_t bits;
-        memcpy(&bits, &n->attr.drop.p, 4);
-        k[at++] = bits;
-    }
-    if (n->op == OP_MAP)
-        k[at++] = n->attr.map.nin;
-    if (n->op == OP_MAP)
-        for (int s = 0; s < n->attr.map.nstep; s++) {
-            const MapStep *st = &n->attr.map.code[s];
-            int32_t bits;
-            memcpy(&bits, &st->value, 4);
-            k[at++] = st->op;
-            k[at++] = st->a | st->b << 8;
-            k[at++] = st->op == OP_CONST ? bits : 0;
-        }
+    at = key_attr(k, at, n);
     if (sched_tunable(n->op)) {
         Sched sc = sched_of(n);
         k[at++] = sc.qb | sc.bk << 8 | sc.rb << 16;
-    }
-    if (n->op == OP_ATTENTION) {
-        float sc = n->attr.attn.scale;
-        int32_t bits;
-        memcpy(&bits, &sc, 4);
-        k[at++] = bits;
-        k[at++] = n->attr.attn.div;
     }
     return XXH3_64bits(k, sizeof(int64_t) * (size_t)at);
 }

@@ -20,41 +20,6 @@ static rt_shape concrete(const Shape *s, const int64_t *sym)
     return r;
 }
 
-static rt_binop binop(Op op)
-{
-    switch (op) {
-    case OP_ADD: return RT_ADD;
-    case OP_SUB: return RT_SUB;
-    case OP_MUL: return RT_MUL;
-    case OP_DIV: return RT_DIV;
-    case OP_MAXIMUM: return RT_MAXIMUM;
-    case OP_GE: return RT_GE;
-    default: return RT_POW;   /* OP_POW; callers pass binary ops only */
-    }
-}
-
-static rt_unop unop(Op op)
-{
-    switch (op) {
-    case OP_NEG: return RT_NEG;
-    case OP_EXP: return RT_EXP;
-    case OP_LOG: return RT_LOG;
-    case OP_SQRT: return RT_SQRT;
-    case OP_RSQRT: return RT_RSQRT;
-    case OP_TANH: return RT_TANH;
-    case OP_ERF: return RT_ERF;
-    case OP_SIN: return RT_SIN;
-    case OP_COS: return RT_COS;
-    case OP_FLOOR: return RT_FLOOR;
-    default: return RT_ABS;   /* OP_ABS; callers pass unary ops only */
-    }
-}
-
-static rt_redop redop(Op op)
-{
-    return op == OP_SUM ? RT_SUM : op == OP_MAX ? RT_MAX : RT_MEAN;
-}
-
 /* A MAP node, step by step as its unfused ops would run: each input
  * broadcast to the output's shape, then one reference kernel per step
  * into a register of that shape. */
@@ -80,9 +45,9 @@ static int exec_map(const Node *n, const Tensor *v, Tensor *o, char *err, size_t
             for (int64_t k = 0; k < numel; k++)
                 r[k] = st->value;
         else if (op_info[st->op].kind == OPK_UNARY)
-            rt_unary(unop(st->op), reg[st->a], numel, r);
+            rt_unary(st->op, reg[st->a], numel, r);
         else
-            rt_binary(binop(st->op), reg[st->a], &o->shape, reg[st->b], &o->shape, r, &o->shape);
+            rt_binary(st->op, reg[st->a], &o->shape, reg[st->b], &o->shape, r, &o->shape);
     }
     if (rc == 0)
         memcpy(o->data, reg[nreg - 1], (size_t)numel * 4);
@@ -221,14 +186,14 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         rt_scatter_add(a->data, b->data, rt_numel(&b->shape), o->shape.dim[0], o->shape.dim[1], o->data);
         return 0;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAXIMUM: case OP_POW: case OP_GE:
-        rt_binary(binop(n->op), a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
+        rt_binary(n->op, a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
         return 0;
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
     case OP_TANH: case OP_ERF: case OP_SIN: case OP_COS: case OP_FLOOR: case OP_ABS:
-        rt_unary(unop(n->op), a->data, numel, o->data);
+        rt_unary(n->op, a->data, numel, o->data);
         return 0;
     case OP_SUM: case OP_MAX: case OP_MEAN:
-        rt_reduce(redop(n->op), a->data, &a->shape, n->attr.axis, o->data);
+        rt_reduce(n->op, a->data, &a->shape, n->attr.axis, o->data);
         return 0;
     case OP_RESHAPE:
         memcpy(o->data, a->data, (size_t)numel * 4);

@@ -1,23 +1,41 @@
 /* ops.h - the one table of primitive operations.
  *
- * Every pass, the shape rules, the interpreter and (later) every backend
- * switch over `Op` with no `default:` so that -Wswitch names the op a new
- * entry forgot. Columns: enum name, text (in dumps and messages), number of
- * inputs, kind.
+ * Everything an op is, that can be said without code, is a column of
+ * VAMOS_OPS; the rest is one case per op in an exhaustive switch (no
+ * `default:`, so -Wswitch names each place a new entry must be handled).
+ * Columns:
  *
- *   kind  OPK_SOURCE   no tensor inputs (inputs, weights, constants, masks)
- *         OPK_UNARY    elementwise f(x)
- *         OPK_BINARY   elementwise f(x, y), numpy broadcasting
- *         OPK_REDUCE   along one axis, the axis kept with size 1
- *         OPK_LAYOUT   moves data: reshape, transpose
- *         OPK_OTHER    gather, matmul, padding mask, store, attention
+ *   id       the enum name, OP_<id>
+ *   text     its name in dumps and messages (and the language's builtin
+ *            where there is one: builtins.c)
+ *   arity    number of tensor inputs
+ *   kind     OPK_SOURCE   no tensor inputs (inputs, weights, constants, masks)
+ *            OPK_UNARY    elementwise f(x)
+ *            OPK_BINARY   elementwise f(x, y), numpy broadcasting
+ *            OPK_REDUCE   along one axis, the axis kept with size 1
+ *            OPK_LAYOUT   moves data: reshape, transpose
+ *            OPK_OTHER    gather, matmul, padding mask, store, attention...
+ *   attr     the member of Node.attr it reads (AT_*): what besides the
+ *            shapes makes two kernels of the op differ. kernel_key
+ *            (codegen_kernel.c) hashes it; graph_dump prints it.
+ *   made by  the stage that makes it (BY_*): the program (elaboration),
+ *            incremental decoding, fusion, or training (autodiff). A pass
+ *            that runs before a stage never sees its ops.
+ *   formula  elementwise ops: the scalar function of x (and y), written
+ *            with the primitives F_* (F_ADD, F_SQRT, F_ONE...); NONE for
+ *            the rest. op_scalar.h instantiates it for float and double
+ *            (the reference kernels, constant folding, the language's
+ *            numbers) and codegen_elementwise.c for LLVM IR, so an op's
+ *            meaning is written once.
+ *
+ * The ops other than the elementwise ones, in words:
  *
  * store(state, x) exists only in derived decoder steps (incremental.c): the
  * state with x written into it (see Node.attr.store).
  *
  * The fused ops exist only after fusion, each one kernel:
  *   attention(q, kt, v, mask)    softmax(q @ kt (scaled) + mask) @ v
- *                                (fuse.c; Node.attr.attn)
+ *                                (fuse_attention.c; Node.attr.attn)
  *   linear(x, w, bias)           x @ w + bias, then relu if attr.mm.relu
  *                                (fuse_linear.c)
  *   layer_norm(x, r, gain, bias) the standard library's layer_norm of
@@ -28,15 +46,14 @@
  *                                It reads attr.map.nin inputs; the
  *                                unused input slots repeat input 0.
  *
+ * dropout(x) (the language's builtin): x * keep / (1 - p), keep = 0 with
+ * probability attr.drop.p, drawn from a hash of (the run's seed
+ * sym[SYM_SEED], attr.drop.salt, the element's index); its own gradient
+ * rule (the same mask). Removed from inference graphs (dropout.c).
+ *
  * Training (autodiff.c) adds:
  *   ge(x, y)                     1 where x >= y, else 0 (the gradients of
  *                                max, maximum and abs select with it)
- *   dropout(x)                   x * keep / (1 - p), keep = 0 with
- *                                probability attr.drop.p, drawn from a hash
- *                                of (the run's seed sym[SYM_SEED], attr.drop.salt,
- *                                the element's index); its own gradient rule
- *                                (the same mask). Removed from inference
- *                                graphs (dropout.c).
  *   xent(logits, labels)         per position, the label-smoothed cross
  *                                entropy -sum_j q_j log softmax(logits)_j with
  *                                q = (1 - eps) onehot(label) + eps / V
@@ -52,51 +69,51 @@
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
 
-#define VAMOS_OPS(X)                                   \
-    X(INPUT,       "input",       0, OPK_SOURCE)       \
-    X(PARAM,       "param",       0, OPK_SOURCE)       \
-    X(CONST,       "const",       0, OPK_SOURCE)       \
-    X(ARANGE,      "arange",      0, OPK_SOURCE)       \
-    X(CAUSAL_MASK, "causal_mask", 0, OPK_SOURCE)       \
-    X(PAD_MASK,    "pad_mask",    1, OPK_OTHER)        \
-    X(GATHER,      "gather",      2, OPK_OTHER)        \
-    X(MATMUL,      "matmul",      2, OPK_OTHER)        \
-    X(ADD,         "add",         2, OPK_BINARY)       \
-    X(SUB,         "sub",         2, OPK_BINARY)       \
-    X(MUL,         "mul",         2, OPK_BINARY)       \
-    X(DIV,         "div",         2, OPK_BINARY)       \
-    X(MAXIMUM,     "maximum",     2, OPK_BINARY)       \
-    X(POW,         "pow",         2, OPK_BINARY)       \
-    X(GE,          "ge",          2, OPK_BINARY)       \
-    X(NEG,         "neg",         1, OPK_UNARY)        \
-    X(EXP,         "exp",         1, OPK_UNARY)        \
-    X(LOG,         "log",         1, OPK_UNARY)        \
-    X(SQRT,        "sqrt",        1, OPK_UNARY)        \
-    X(RSQRT,       "rsqrt",       1, OPK_UNARY)        \
-    X(TANH,        "tanh",        1, OPK_UNARY)        \
-    X(ERF,         "erf",         1, OPK_UNARY)        \
-    X(SIN,         "sin",         1, OPK_UNARY)        \
-    X(COS,         "cos",         1, OPK_UNARY)        \
-    X(FLOOR,       "floor",       1, OPK_UNARY)        \
-    X(ABS,         "abs",         1, OPK_UNARY)        \
-    X(SUM,         "sum",         1, OPK_REDUCE)       \
-    X(MAX,         "max",         1, OPK_REDUCE)       \
-    X(MEAN,        "mean",        1, OPK_REDUCE)       \
-    X(RESHAPE,     "reshape",     1, OPK_LAYOUT)       \
-    X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT)       \
-    X(STORE,       "store",       2, OPK_OTHER)        \
-    X(ATTENTION,   "attention",   4, OPK_OTHER)        \
-    X(LINEAR,      "linear",      3, OPK_OTHER)        \
-    X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER)        \
-    X(MAP,         "map",         4, OPK_OTHER)        \
-    X(DROPOUT,     "dropout",     1, OPK_OTHER)        \
-    X(XENT,        "xent",        2, OPK_OTHER)        \
-    X(XENT_GRAD,   "xent_grad",   2, OPK_OTHER)        \
-    X(SCATTER_ADD, "scatter_add", 2, OPK_OTHER)        \
-    X(MATMUL_TN,   "matmul_tn",   2, OPK_OTHER)
+#define VAMOS_OPS(X)   /* id, text, arity, kind, attr, made by, scalar formula */                        \
+    X(INPUT,       "input",       0, OPK_SOURCE, AT_INPUT,  BY_ELAB,        NONE)                        \
+    X(PARAM,       "param",       0, OPK_SOURCE, AT_PARAM,  BY_ELAB,        NONE)                        \
+    X(CONST,       "const",       0, OPK_SOURCE, AT_VALUE,  BY_ELAB,        NONE)                        \
+    X(ARANGE,      "arange",      0, OPK_SOURCE, AT_OFFSET, BY_ELAB,        NONE)                        \
+    X(CAUSAL_MASK, "causal_mask", 0, OPK_SOURCE, AT_OFFSET, BY_ELAB,        NONE)                        \
+    X(PAD_MASK,    "pad_mask",    1, OPK_OTHER,  AT_NONE,   BY_ELAB,        NONE)                        \
+    X(GATHER,      "gather",      2, OPK_OTHER,  AT_NONE,   BY_ELAB,        NONE)                        \
+    X(MATMUL,      "matmul",      2, OPK_OTHER,  AT_MM,     BY_ELAB,        NONE)                        \
+    X(ADD,         "add",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_ADD(x, y))                 \
+    X(SUB,         "sub",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_SUB(x, y))                 \
+    X(MUL,         "mul",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_MUL(x, y))                 \
+    X(DIV,         "div",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_DIV(x, y))                 \
+    X(MAXIMUM,     "maximum",     2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_MAX_NAN(x, y))             \
+    X(POW,         "pow",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_POW(x, y))                 \
+    X(GE,          "ge",          2, OPK_BINARY, AT_NONE,   BY_TRAIN,       F_GE(x, y))                  \
+    X(NEG,         "neg",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_NEG(x))                    \
+    X(EXP,         "exp",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_EXP(x))                    \
+    X(LOG,         "log",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_LOG(x))                    \
+    X(SQRT,        "sqrt",        1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_SQRT(x))                   \
+    X(RSQRT,       "rsqrt",       1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_DIV(F_ONE, F_SQRT(x)))     \
+    X(TANH,        "tanh",        1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_TANH(x))                   \
+    X(ERF,         "erf",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_ERF(x))                    \
+    X(SIN,         "sin",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_SIN(x))                    \
+    X(COS,         "cos",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_COS(x))                    \
+    X(FLOOR,       "floor",       1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_FLOOR(x))                  \
+    X(ABS,         "abs",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_ABS(x))                    \
+    X(SUM,         "sum",         1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                        \
+    X(MAX,         "max",         1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                        \
+    X(MEAN,        "mean",        1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                        \
+    X(RESHAPE,     "reshape",     1, OPK_LAYOUT, AT_NONE,   BY_ELAB,        NONE)                        \
+    X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT, AT_PERM,   BY_ELAB,        NONE)                        \
+    X(STORE,       "store",       2, OPK_OTHER,  AT_STORE,  BY_INCREMENTAL, NONE)                        \
+    X(ATTENTION,   "attention",   4, OPK_OTHER,  AT_ATTN,   BY_FUSE,        NONE)                        \
+    X(LINEAR,      "linear",      3, OPK_OTHER,  AT_MM,     BY_FUSE,        NONE)                        \
+    X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER,  AT_EPS,    BY_FUSE,        NONE)                        \
+    X(MAP,         "map",         4, OPK_OTHER,  AT_MAP,    BY_FUSE,        NONE)                        \
+    X(DROPOUT,     "dropout",     1, OPK_OTHER,  AT_DROP,   BY_ELAB,        NONE)                        \
+    X(XENT,        "xent",        2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                        \
+    X(XENT_GRAD,   "xent_grad",   2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                        \
+    X(SCATTER_ADD, "scatter_add", 2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)                        \
+    X(MATMUL_TN,   "matmul_tn",   2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)
 
 typedef enum Op {
-#define X(id, text, arity, kind) OP_##id,
+#define X(id, text, arity, kind, attr, by, formula) OP_##id,
     VAMOS_OPS(X)
 #undef X
     OP_COUNT
@@ -106,10 +123,21 @@ typedef enum OpKind {
     OPK_SOURCE, OPK_UNARY, OPK_BINARY, OPK_REDUCE, OPK_LAYOUT, OPK_OTHER
 } OpKind;
 
+/* The member of Node.attr an op reads (graph.h says what each holds). */
+typedef enum AttrKind {
+    AT_NONE, AT_INPUT, AT_PARAM, AT_VALUE, AT_OFFSET, AT_AXIS, AT_PERM,
+    AT_MM, AT_STORE, AT_ATTN, AT_EPS, AT_MAP, AT_DROP
+} AttrKind;
+
+/* The stage that makes an op, in pipeline order. */
+typedef enum MadeBy { BY_ELAB, BY_INCREMENTAL, BY_FUSE, BY_TRAIN } MadeBy;
+
 typedef struct OpInfo {
     const char *text;
     int arity;
     OpKind kind;
+    AttrKind attr;
+    MadeBy by;
 } OpInfo;
 
 extern const OpInfo op_info[OP_COUNT];

@@ -44,7 +44,7 @@ Test(binary, add_same_shape)
     float a[] = { 1, 2, 3, 4 }, b[] = { 10, 20, 30, 40 }, out[4];
     rt_shape s = { 2, { 2, 2 } };
     float want[] = { 11, 22, 33, 44 };
-    rt_binary(RT_ADD, a, &s, b, &s, out, &s);
+    rt_binary(OP_ADD, a, &s, b, &s, out, &s);
     expect_arr(out, want, 4, 0);
 }
 
@@ -54,7 +54,7 @@ Test(binary, add_broadcast_213_plus_3)
     float a[] = { 1, 2, 3, 4, 5, 6 }, b[] = { 10, 20, 30 }, out[6];
     rt_shape as = { 3, { 2, 1, 3 } }, bs = { 1, { 3 } };
     float want[] = { 11, 22, 33, 14, 25, 36 };
-    rt_binary(RT_ADD, a, &as, b, &bs, out, &as);
+    rt_binary(OP_ADD, a, &as, b, &bs, out, &as);
     expect_arr(out, want, 6, 0);
 }
 
@@ -66,7 +66,7 @@ Test(binary, add_broadcast_both_stretch)
     rt_shape os = { 3, { 2, 2, 3 } };
     float want[] = { 101, 102, 103, 201, 202, 203,
                      104, 105, 106, 204, 205, 206 };
-    rt_binary(RT_ADD, a, &as, b, &bs, out, &os);
+    rt_binary(OP_ADD, a, &as, b, &bs, out, &os);
     expect_arr(out, want, 12, 0);
 }
 
@@ -75,7 +75,7 @@ Test(binary, mul_by_scalar_rank0)
     float a[] = { 1, -2, 3, 0.5f }, b[] = { 3 }, out[4];
     rt_shape as = { 2, { 2, 2 } }, bs = { 0, { 0 } };
     float want[] = { 3, -6, 9, 1.5f };
-    rt_binary(RT_MUL, a, &as, b, &bs, out, &as);
+    rt_binary(OP_MUL, a, &as, b, &bs, out, &as);
     expect_arr(out, want, 4, 0);
 }
 
@@ -85,7 +85,7 @@ Test(binary, sub_operand_order_with_broadcast)
     float a[] = { 1, 2, 3 }, b[] = { 10, 20 }, out[6];
     rt_shape as = { 2, { 1, 3 } }, bs = { 2, { 2, 1 } }, os = { 2, { 2, 3 } };
     float want[] = { -9, -8, -7, -19, -18, -17 };
-    rt_binary(RT_SUB, a, &as, b, &bs, out, &os);
+    rt_binary(OP_SUB, a, &as, b, &bs, out, &os);
     expect_arr(out, want, 6, 0);
 }
 
@@ -94,7 +94,7 @@ Test(binary, div)
     float a[] = { 1, 3, 1, -6 }, b[] = { 2, -4, 0, 3 }, out[4];
     rt_shape s = { 1, { 4 } };
     float want[] = { 0.5f, -0.75f, INFINITY, -2 };
-    rt_binary(RT_DIV, a, &s, b, &s, out, &s);
+    rt_binary(OP_DIV, a, &s, b, &s, out, &s);
     expect_arr(out, want, 4, 0);
 }
 
@@ -104,7 +104,7 @@ Test(binary, maximum_propagates_nan)
     float out[5];
     rt_shape s = { 1, { 5 } };
     float want[] = { 2, NAN, NAN, -INFINITY, 5 };
-    rt_binary(RT_MAXIMUM, a, &s, b, &s, out, &s);
+    rt_binary(OP_MAXIMUM, a, &s, b, &s, out, &s);
     expect_arr(out, want, 5, 0);
 }
 
@@ -113,14 +113,14 @@ Test(binary, pow)
     float a[] = { 2, 4, 9, 2 }, b[] = { 3, 0.5f, 0, -1 }, out[4];
     rt_shape s = { 1, { 4 } };
     float want[] = { 8, 2, 1, 0.5f };
-    rt_binary(RT_POW, a, &s, b, &s, out, &s);
+    rt_binary(OP_POW, a, &s, b, &s, out, &s);
     expect_arr(out, want, 4, TOL_LIBM);
 }
 
 /* ---- rt_unary ---- */
 
 /* Run one unary op on in[] and compare with want[]. */
-static void check_unary(rt_unop op, const float *in, const float *want, int n,
+static void check_unary(Op op, const float *in, const float *want, int n,
                         float tol)
 {
     float out[8];
@@ -133,17 +133,17 @@ Test(unary, exact_ops)
 {
     float x[] = { 2, -0.5f, 0 };
     float neg[] = { -2, 0.5f, -0.0f };
-    check_unary(RT_NEG, x, neg, 3, 0);
+    check_unary(OP_NEG, x, neg, 3, 0);
     float f[] = { -1.5f, 2.7f, 3, -0.2f };
     float fl[] = { -2, 2, 3, -1 };
-    check_unary(RT_FLOOR, f, fl, 4, 0);
+    check_unary(OP_FLOOR, f, fl, 4, 0);
     float ab[] = { 1.5f, 2.7f, 3, 0.2f };
-    check_unary(RT_ABS, f, ab, 4, 0);
+    check_unary(OP_ABS, f, ab, 4, 0);
     float s[] = { 4, 0.25f, 0, -1 };
     float sq[] = { 2, 0.5f, 0, NAN };
-    check_unary(RT_SQRT, s, sq, 4, 0);
+    check_unary(OP_SQRT, s, sq, 4, 0);
     float rs[] = { 0.5f, 2, INFINITY, NAN };
-    check_unary(RT_RSQRT, s, rs, 4, 0);
+    check_unary(OP_RSQRT, s, rs, 4, 0);
 }
 
 Test(unary, exp_log)
@@ -151,11 +151,11 @@ Test(unary, exp_log)
     /* exp(0)=1, exp(1)=2.718281828, exp(-1)=0.3678794412, exp(-inf)=0 */
     float x[] = { 0, 1, -1, -INFINITY };
     float e[] = { 1, 2.7182818f, 0.36787944f, 0 };
-    check_unary(RT_EXP, x, e, 4, TOL_LIBM);
+    check_unary(OP_EXP, x, e, 4, TOL_LIBM);
     /* log(1)=0, log(2)=0.6931471806, log(0)=-inf, log(-1)=nan */
     float l[] = { 1, 2, 0, -1 };
     float le[] = { 0, 0.69314718f, -INFINITY, NAN };
-    check_unary(RT_LOG, l, le, 4, TOL_LIBM);
+    check_unary(OP_LOG, l, le, 4, TOL_LIBM);
 }
 
 Test(unary, tanh_erf)
@@ -163,11 +163,11 @@ Test(unary, tanh_erf)
     /* tanh(0.5)=0.4621171573, tanh(1)=0.7615941560, tanh(-1) = -tanh(1) */
     float x[] = { 0, 0.5f, 1, -1 };
     float t[] = { 0, 0.46211716f, 0.76159416f, -0.76159416f };
-    check_unary(RT_TANH, x, t, 4, TOL_LIBM);
+    check_unary(OP_TANH, x, t, 4, TOL_LIBM);
     /* erf(0.5)=0.5204998778, erf(1)=0.8427007929, erf(2)=0.9953222650 */
     float ex[] = { 0, 0.5f, 1, -1, 2 };
     float er[] = { 0, 0.52049988f, 0.84270079f, -0.84270079f, 0.99532227f };
-    check_unary(RT_ERF, ex, er, 5, TOL_LIBM);
+    check_unary(OP_ERF, ex, er, 5, TOL_LIBM);
 }
 
 Test(unary, sin_cos)
@@ -176,8 +176,8 @@ Test(unary, sin_cos)
     float x[] = { 0, 1, 1.57079633f, 3.14159265f };
     float s[] = { 0, 0.84147098f, 1, 0 };
     float c[] = { 1, 0.54030231f, 0, -1 };
-    check_unary(RT_SIN, x, s, 4, TOL_LIBM);
-    check_unary(RT_COS, x, c, 4, TOL_LIBM);
+    check_unary(OP_SIN, x, s, 4, TOL_LIBM);
+    check_unary(OP_COS, x, c, 4, TOL_LIBM);
 }
 
 /* ---- rt_reduce ---- */
@@ -194,11 +194,11 @@ Test(reduce, sum_each_axis)
     float ax0[] = { 6, 8, 10, 12, 14, 16 };   /* (1,3,2) */
     float ax1[] = { 6, 9, 24, 27 };           /* (2,1,2): 0+2+4, 1+3+5, ... */
     float ax2[] = { 1, 5, 9, 13, 17, 21 };    /* (2,3,1) */
-    rt_reduce(RT_SUM, seq232, &s, 0, out);
+    rt_reduce(OP_SUM, seq232, &s, 0, out);
     expect_arr(out, ax0, 6, 0);
-    rt_reduce(RT_SUM, seq232, &s, 1, out);
+    rt_reduce(OP_SUM, seq232, &s, 1, out);
     expect_arr(out, ax1, 4, 0);
-    rt_reduce(RT_SUM, seq232, &s, 2, out);
+    rt_reduce(OP_SUM, seq232, &s, 2, out);
     expect_arr(out, ax2, 6, 0);
 }
 
@@ -209,11 +209,11 @@ Test(reduce, max_each_axis)
     float ax0[] = { 1, -1, 5, 8, 3, 4 };
     float ax1[] = { 5, 4, 2, 8 };
     float ax2[] = { 1, 5, 4, -1, 8, 2 };
-    rt_reduce(RT_MAX, mix232, &s, 0, out);
+    rt_reduce(OP_MAX, mix232, &s, 0, out);
     expect_arr(out, ax0, 6, 0);
-    rt_reduce(RT_MAX, mix232, &s, 1, out);
+    rt_reduce(OP_MAX, mix232, &s, 1, out);
     expect_arr(out, ax1, 4, 0);
-    rt_reduce(RT_MAX, mix232, &s, 2, out);
+    rt_reduce(OP_MAX, mix232, &s, 2, out);
     expect_arr(out, ax2, 6, 0);
 }
 
@@ -224,11 +224,11 @@ Test(reduce, mean_each_axis)
     float ax0[] = { 0, -1.5f, 1, 4, 2.5f, -1.5f };
     float ax1[] = { 3, 2.0f / 3, -2.0f / 3, 0 };  /* (1+5+3)/3, (-2+0+4)/3, ... */
     float ax2[] = { -0.5f, 2.5f, 3.5f, -1, 2.5f, -2.5f };
-    rt_reduce(RT_MEAN, mix232, &s, 0, out);
+    rt_reduce(OP_MEAN, mix232, &s, 0, out);
     expect_arr(out, ax0, 6, 0);
-    rt_reduce(RT_MEAN, mix232, &s, 1, out);
+    rt_reduce(OP_MEAN, mix232, &s, 1, out);
     expect_arr(out, ax1, 4, TOL_LIBM);
-    rt_reduce(RT_MEAN, mix232, &s, 2, out);
+    rt_reduce(OP_MEAN, mix232, &s, 2, out);
     expect_arr(out, ax2, 6, 0);
 }
 
@@ -240,7 +240,7 @@ Test(reduce, max_nan_and_neg_inf)
     rt_shape s = { 2, { 4, 3 } };
     float out[4];
     float want[] = { NAN, NAN, NAN, -INFINITY };
-    rt_reduce(RT_MAX, a, &s, 1, out);
+    rt_reduce(OP_MAX, a, &s, 1, out);
     expect_arr(out, want, 4, 0);
 }
 
@@ -250,7 +250,7 @@ Test(reduce, sum_is_float_in_index_order)
     float a[] = { 1e8f, 1, -1e8f };
     rt_shape s = { 1, { 3 } };
     float out[1];
-    rt_reduce(RT_SUM, a, &s, 0, out);
+    rt_reduce(OP_SUM, a, &s, 0, out);
     cr_assert(out[0] == 0.0f, "got %g, want 0", (double)out[0]);
 }
 

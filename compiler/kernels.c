@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "op_scalar.h"
+
 /* Product of dims; 1 for rank 0. */
 int64_t rt_numel(const rt_shape *s)
 {
@@ -91,39 +93,21 @@ void rt_matmul(const float *a /* (..., M, K) */, const rt_shape *as,
     }
 }
 
-/* Elementwise maximum; NaN in either operand gives NaN. */
+/* Elementwise maximum; NaN in either operand gives NaN (the formula of
+ * OP_MAXIMUM, for the fused kernels' references). */
 static float max_nan(float x, float y)
 {
-    if (isnan(x))
-        return x;
-    if (isnan(y))
-        return y;
-    return fmaxf(x, y);
-}
-
-/* Apply one binary op to two scalars. */
-static float binop1(rt_binop op, float x, float y)
-{
-    switch (op) {
-    case RT_ADD: return x + y;
-    case RT_SUB: return x - y;
-    case RT_MUL: return x * y;
-    case RT_DIV: return x / y;
-    case RT_MAXIMUM: return max_nan(x, y);
-    case RT_POW: return powf(x, y);
-    case RT_GE: return x >= y ? 1.0f : 0.0f;
-    }
-    return NAN;
+    return op_scalar_f32(OP_MAXIMUM, x, y);
 }
 
 /* out = a (op) b, both broadcast to os. */
-void rt_binary(rt_binop op, const float *a, const rt_shape *as,
+void rt_binary(Op op, const float *a, const rt_shape *as,
                const float *b, const rt_shape *bs, float *out,
                const rt_shape *os)
 {
     int64_t n = rt_numel(os);
     for (int64_t i = 0; i < n; i++)
-        out[i] = binop1(op, a[bcast_index(i, as, os)], b[bcast_index(i, bs, os)]);
+        out[i] = op_scalar_f32(op, a[bcast_index(i, as, os)], b[bcast_index(i, bs, os)]);
 }
 
 void rt_broadcast(const float *a, const rt_shape *as, float *out, const rt_shape *os)
@@ -133,49 +117,30 @@ void rt_broadcast(const float *a, const rt_shape *as, float *out, const rt_shape
         out[i] = a[bcast_index(i, as, os)];
 }
 
-/* Apply one unary op to a scalar. */
-static float unop1(rt_unop op, float x)
-{
-    switch (op) {
-    case RT_NEG: return -x;
-    case RT_EXP: return expf(x);
-    case RT_LOG: return logf(x);
-    case RT_SQRT: return sqrtf(x);
-    case RT_RSQRT: return 1.0f / sqrtf(x);
-    case RT_TANH: return tanhf(x);
-    case RT_ERF: return erff(x);
-    case RT_SIN: return sinf(x);
-    case RT_COS: return cosf(x);
-    case RT_FLOOR: return floorf(x);
-    case RT_ABS: return fabsf(x);
-    }
-    return NAN;
-}
-
 /* out[i] = op(a[i]). */
-void rt_unary(rt_unop op, const float *a /* (n) */, int64_t n,
+void rt_unary(Op op, const float *a /* (n) */, int64_t n,
               float *out /* (n) */)
 {
     for (int64_t i = 0; i < n; i++)
-        out[i] = unop1(op, a[i]);
+        out[i] = op_scalar_f32(op, a[i], 0);
 }
 
 /* Reduce len values spaced by stride; float accumulation in index order. */
-static float reduce1(rt_redop op, const float *a, int64_t len, int64_t stride)
+static float reduce1(Op op, const float *a, int64_t len, int64_t stride)
 {
-    float acc = (op == RT_MAX) ? -INFINITY : 0.0f;
+    float acc = (op == OP_MAX) ? -INFINITY : 0.0f;
     for (int64_t k = 0; k < len; k++) {
         float x = a[k * stride];
-        if (op == RT_MAX)
+        if (op == OP_MAX)
             acc = (isnan(x) || x > acc) ? x : acc;
         else
             acc += x;
     }
-    return (op == RT_MEAN) ? acc / (float)len : acc;
+    return (op == OP_MEAN) ? acc / (float)len : acc;
 }
 
 /* Reduce along axis, keeping it with size 1. */
-void rt_reduce(rt_redop op, const float *a /* as */, const rt_shape *as,
+void rt_reduce(Op op, const float *a /* as */, const rt_shape *as,
                int axis, float *out /* as with dim[axis] = 1 */)
 {
     int64_t outer = 1, inner = 1, len = as->dim[axis];

@@ -7,13 +7,15 @@
  * Conventions: a shape is (rank, dim[]) with dim[0] outermost. Binary ops
  * broadcast numpy-style (shapes aligned on the right, a dim of 1 stretches).
  * Output buffers are allocated by the caller with the output shape that the
- * compiler inferred; kernels never allocate except rt_matmul's none.
+ * compiler inferred; kernels never allocate.
  */
-#ifndef VAMOS_RUNTIME_KERNELS_H
-#define VAMOS_RUNTIME_KERNELS_H
+#ifndef VAMOS_KERNELS_H
+#define VAMOS_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ops.h"
 
 #define RT_MAX_RANK 8
 
@@ -24,12 +26,6 @@ typedef struct rt_shape {
 
 int64_t rt_numel(const rt_shape *s);
 
-typedef enum rt_binop { RT_ADD, RT_SUB, RT_MUL, RT_DIV, RT_MAXIMUM, RT_POW, RT_GE } rt_binop;
-typedef enum rt_unop {
-    RT_NEG, RT_EXP, RT_LOG, RT_SQRT, RT_RSQRT, RT_TANH, RT_ERF,
-    RT_SIN, RT_COS, RT_FLOOR, RT_ABS
-} rt_unop;
-typedef enum rt_redop { RT_SUM, RT_MAX, RT_MEAN } rt_redop;
 
 /* out(..., D) = table[idx(...), :]; table (V, D), idx (n) flattened.
  * Returns -1 (and fills nothing further) if an index is outside [0, V),
@@ -62,19 +58,21 @@ void rt_matmul_tn(const float *a, const float *g, int64_t R, int64_t K, int64_t 
 void rt_matmul(const float *a, const rt_shape *as, const float *b,
                const rt_shape *bs, float *out, const rt_shape *os);
 
-/* out = a (op) b with broadcasting to os. */
-void rt_binary(rt_binop op, const float *a, const rt_shape *as,
+/* out = a (op) b with broadcasting to os; op of kind OPK_BINARY, its
+ * formula (ops.h) per element. */
+void rt_binary(Op op, const float *a, const rt_shape *as,
                const float *b, const rt_shape *bs, float *out,
                const rt_shape *os);
 
 /* out = a broadcast to os (a copy when the shapes are equal). */
 void rt_broadcast(const float *a, const rt_shape *as, float *out, const rt_shape *os);
 
-/* out[i] = op(a[i]) for i < n. */
-void rt_unary(rt_unop op, const float *a, int64_t n, float *out);
+/* out[i] = op(a[i]) for i < n; op of kind OPK_UNARY. */
+void rt_unary(Op op, const float *a, int64_t n, float *out);
 
-/* Reduce along axis (0 <= axis < rank), keeping it with size 1. */
-void rt_reduce(rt_redop op, const float *a, const rt_shape *as, int axis,
+/* Reduce along axis (0 <= axis < rank), keeping it with size 1: OP_SUM,
+ * OP_MAX (NaN wins) or OP_MEAN. */
+void rt_reduce(Op op, const float *a, const rt_shape *as, int axis,
                float *out);
 
 /* out = a permuted: out.dim[i] = a.dim[perm[i]]. */
