@@ -81,7 +81,7 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
         m->step_out = pass_output_logits(&m->step);
         Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
         for (int i = 0; i < 4; i++) {
-            *graphs[i] = pass_fuse(a, graphs[i]);
+            *graphs[i] = pass_fuse_attention(a, graphs[i]);
             *graphs[i] = pass_fuse_linear(a, graphs[i]);
             *graphs[i] = pass_fuse_norm(a, graphs[i]);
             *graphs[i] = pass_fuse_map(a, graphs[i]);

@@ -11,7 +11,7 @@
  * with perms that cancel is x (autodiff makes these: the gradient of
  * a @ transpose(y) with respect to a is g @ transpose(transpose(y))).
  *
- * Run after the other fusions: attention (fuse.c) and linear
+ * Run after the other fusions: attention (fuse_attention.c) and linear
  * (fuse_linear.c) match plain matmuls. A transpose read by nothing else
  * is left for dce. The reference is rt_matmul of the stored transpose.
  */

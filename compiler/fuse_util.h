@@ -1,4 +1,4 @@
-/* fuse_util.h - what the fusion passes (fuse.c, fuse_linear.c,
+/* fuse_util.h - what the fusion passes (fuse_attention.c, fuse_linear.c,
  * fuse_norm.c) share: matching a node by op and readers, and the driver
  * that finds the groups and rebuilds the graph with each replaced.
  */

@@ -3,7 +3,7 @@
  * double (the language's numbers, builtins.c).
  *
  * Each F_* primitive is one C operation; a formula composes them
- * (rsqrt is F_DIV(F_ONE, F_SQRT(x))). codegen_elementwise.c defines the
+ * (rsqrt is F_DIV(F_ONE, F_SQRT(x))). codegen/cg_elementwise.c defines the
  * same primitives as LLVM instructions, so every backend computes the
  * one formula. */
 #ifndef VAMOS_OP_SCALAR_H

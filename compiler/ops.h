@@ -17,7 +17,7 @@
  *            OPK_OTHER    gather, matmul, padding mask, store, attention...
  *   attr     the member of Node.attr it reads (AT_*): what besides the
  *            shapes makes two kernels of the op differ. kernel_key
- *            (codegen_kernel.c) hashes it; graph_dump prints it.
+ *            (codegen/cg_graph.c) hashes it; graph_dump prints it.
  *   made by  the stage that makes it (BY_*): the program (elaboration),
  *            incremental decoding, fusion, or training (autodiff). A pass
  *            that runs before a stage never sees its ops.
@@ -25,7 +25,7 @@
  *            with the primitives F_* (F_ADD, F_SQRT, F_ONE...); NONE for
  *            the rest. op_scalar.h instantiates it for float and double
  *            (the reference kernels, constant folding, the language's
- *            numbers) and codegen_elementwise.c for LLVM IR, so an op's
+ *            numbers) and codegen/cg_elementwise.c for LLVM IR, so an op's
  *            meaning is written once.
  *
  * The ops other than the elementwise ones, in words:

@@ -6,7 +6,7 @@
  *   fold.c  constant folding of elementwise ops on scalar constants
  *   dce.c   dead node elimination (nodes the output does not need)
  *   incremental.c  the one-token decoder step derived from the decoder
- *   fuse.c  scaled dot-product attention fused into one ATTENTION node
+ *   fuse_attention.c  scaled dot-product attention fused into one ATTENTION node
  *   fuse_linear.c  matmul + bias (+ relu) fused into one LINEAR node
  *   fuse_norm.c    (residual add +) layer norm fused into one LAYER_NORM
  *   fuse_map.c     chains of elementwise ops fused into one MAP node
@@ -33,7 +33,7 @@ bool derive_step(struct Arena *a, Model *m);
 
 /* Replace each attention pattern (matmul, scale, mask, softmax, matmul)
  * by one ATTENTION node. */
-Graph pass_fuse(struct Arena *a, const Graph *g);
+Graph pass_fuse_attention(struct Arena *a, const Graph *g);
 /* Replace each x @ w + bias (then maximum(., 0)) by one LINEAR node. */
 Graph pass_fuse_linear(struct Arena *a, const Graph *g);
 /* When g's output is softmax(x) or log_softmax(x) along the last axis,

@@ -1,4 +1,4 @@
-/* fuse.c - recognise scaled dot-product attention and fuse it into one op.
+/* fuse_attention.c - recognise scaled dot-product attention and fuse it into one op.
  *
  * The standard library defines attention in primitive ops
  * (lang/std/nn.vam):
@@ -96,7 +96,7 @@ static int emit(Arena *a, Graph *out, const Graph *g, int end, const void *match
     return graph_add(a, out, f);
 }
 
-Graph pass_fuse(Arena *a, const Graph *g)
+Graph pass_fuse_attention(Arena *a, const Graph *g)
 {
     return fuse_run(a, g, sizeof(Match), match, emit);
 }

@@ -1,0 +1,145 @@
+/* cg_training.c - kernels that only training graphs hold (autodiff.c):
+ * dropout, label-smoothed cross entropy and its gradient, scatter_add. */
+#include "cg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* dropout: the extra dims slot holds seed * K_SEED + salt * K_SALT (see
+ * dims_arg), so dropouts of one shape and p share a kernel. */
+void emit_dropout(CG *c, const Graph *g, const Node *n)
+{
+    LLVMValueRef base = offset_val(c, g, n);
+    float p = n->attr.drop.p, scale = 1.0f / (1.0f - p);
+    Loop l = loop_par(c);
+    LLVMValueRef z = add(c, base, l.iv);
+    z = mul(c, LLVMBuildXor(c->b, z, LLVMBuildLShr(c->b, z, i64c(c, 30), ""), ""), u64c(c, 0xBF58476D1CE4E5B9ull));
+    z = mul(c, LLVMBuildXor(c->b, z, LLVMBuildLShr(c->b, z, i64c(c, 27), ""), ""), u64c(c, 0x94D049BB133111EBull));
+    z = LLVMBuildXor(c->b, z, LLVMBuildLShr(c->b, z, i64c(c, 31), ""), "");
+    LLVMValueRef u = LLVMBuildFMul(c->b, LLVMBuildUIToFP(c->b, LLVMBuildLShr(c->b, z, i64c(c, 40), ""), c->f32, ""),
+                                   f32c(c, 1.0 / 16777216.0), "");
+    LLVMValueRef x = LLVMBuildFMul(c->b, load_f(c, c->a, l.iv), f32c(c, scale), "");
+    LLVMValueRef keep = LLVMBuildFCmp(c->b, LLVMRealOGE, u, f32c(c, p), "");
+    store_f(c, LLVMBuildSelect(c->b, keep, x, f32c(c, 0.0), ""), c->out, l.iv);
+    loop_end(c, &l);
+}
+
+/* A running float in a stack slot (promoted to a register by O3). */
+static LLVMValueRef acc_new(CG *c, double init)
+{
+    LLVMValueRef p = LLVMBuildAlloca(c->b, c->f32, "acc");
+    LLVMBuildStore(c->b, f32c(c, init), p);
+    return p;
+}
+
+static void acc_add(CG *c, LLVMValueRef p, LLVMValueRef x, bool max)
+{
+    LLVMValueRef old = LLVMBuildLoad2(c->b, c->f32, p, "");
+    LLVMValueRef r = max ? max_nan(c, old, x) : LLVMBuildFAdd(c->b, old, x, "");
+    if (!max)
+        fast(r);
+    LLVMBuildStore(c->b, r, p);
+}
+
+/* The maximum (max_nan: NaN if any is) of row[0..V), in vectors of VEC:
+ * the loop vectoriser leaves a NaN-propagating max reduction scalar.
+ * vacc and acc: stack slots made before the kernel's loops. */
+static LLVMValueRef row_max(CG *c, LLVMValueRef row, LLVMValueRef V, LLVMValueRef vacc, LLVMValueRef acc)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
+    LLVMBuildStore(c->b, const_of(vt, -INFINITY), vacc);
+    LLVMValueRef nv = LLVMBuildUDiv(c->b, V, i64c(c, VEC), "");
+    Loop lv = loop_begin(c, nv);
+    LLVMValueRef x = vload(c, vt, row, mul(c, lv.iv, i64c(c, VEC)));
+    LLVMBuildStore(c->b, max_nan(c, LLVMBuildLoad2(c->b, vt, vacc, ""), x), vacc);
+    loop_end(c, &lv);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, vt, vacc, ""), m = f32c(c, -INFINITY);
+    for (int k = 0; k < VEC; k++)
+        m = max_nan(c, m, LLVMBuildExtractElement(c->b, v, i64c(c, k), ""));
+    LLVMBuildStore(c->b, m, acc);
+    Loop lt = loop_from(c, mul(c, nv, i64c(c, VEC)), V);
+    acc_add(c, acc, load_f(c, row, lt.iv), true);
+    loop_end(c, &lt);
+    return LLVMBuildLoad2(c->b, c->f32, acc, "");
+}
+
+/* xent, xent_grad (see rt_xent): the parallel loop runs over rows; per
+ * row the maximum, then the sum of exp(x - max) (and of x, for xent). */
+void emit_xent(CG *c, const Node *n, const Node *na)
+{
+    LLVMValueRef V = dim_val(c, na->shape.d[na->shape.rank - 1]);
+    double eps = n->attr.eps;
+    LLVMValueRef mxp = acc_new(c, -INFINITY), sp = acc_new(c, 0), xsp = acc_new(c, 0);
+    LLVMValueRef vmx = LLVMBuildAlloca(c->b, LLVMVectorType(c->f32, VEC), "vmax");
+    Loop lr = loop_par(c);
+    LLVMValueRef row = gep(c, c->f32, c->a, mul(c, lr.iv, V));
+    LLVMValueRef y = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, lr.iv), ""), c->i64, "");
+    LLVMValueRef valid = LLVMBuildICmp(c->b, LLVMIntULT, y, V, "");   /* 0 <= y < V */
+    LLVMBuildStore(c->b, f32c(c, 0), sp);
+    LLVMBuildStore(c->b, f32c(c, 0), xsp);
+    LLVMValueRef mx = row_max(c, row, V, vmx, mxp);
+    if (n->op == OP_XENT) {
+        Loop l1 = loop_begin(c, V);
+        acc_add(c, xsp, load_f(c, row, l1.iv), false);
+        loop_end(c, &l1);
+    }
+    Loop l2 = loop_begin(c, V);
+    acc_add(c, sp, exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l2.iv), mx, "")), false);
+    loop_end(c, &l2);
+    LLVMValueRef lse = intrinsic(c, "llvm.log", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, c->f32, sp, "") }, 1);
+    LLVMValueRef shift = LLVMBuildFAdd(c->b, mx, lse, "");   /* log p_j = x_j - shift */
+    if (n->op == OP_XENT) {
+        LLVMValueRef Vf = LLVMBuildSIToFP(c->b, V, c->f32, "");
+        LLVMValueRef safe_y = LLVMBuildSelect(c->b, valid, y, i64c(c, 0), "");
+        LLVMValueRef lpy = LLVMBuildFSub(c->b, load_f(c, row, safe_y), shift, "");
+        LLVMValueRef slp = LLVMBuildFSub(c->b, LLVMBuildLoad2(c->b, c->f32, xsp, ""), LLVMBuildFMul(c->b, Vf, shift, ""), "");
+        LLVMValueRef loss = LLVMBuildFNeg(c->b, LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, f32c(c, 1.0 - eps), lpy, ""),
+                                                              LLVMBuildFMul(c->b, LLVMBuildFDiv(c->b, f32c(c, eps), Vf, ""), slp, ""), ""), "");
+        store_f(c, LLVMBuildSelect(c->b, valid, loss, f32c(c, 0), ""), c->out, lr.iv);
+    } else {
+        LLVMValueRef orow = gep(c, c->f32, c->out, mul(c, lr.iv, V));
+        LLVMValueRef floor_q = LLVMBuildFDiv(c->b, f32c(c, eps), LLVMBuildSIToFP(c->b, V, c->f32, ""), "");
+        Loop l3 = loop_begin(c, V);
+        LLVMValueRef p = exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l3.iv), shift, ""));
+        LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, l3.iv, y, "");
+        LLVMValueRef q = LLVMBuildFAdd(c->b, floor_q, LLVMBuildSelect(c->b, hit, f32c(c, 1.0 - eps), f32c(c, 0), ""), "");
+        LLVMValueRef gv = LLVMBuildFSub(c->b, p, q, "");
+        store_f(c, LLVMBuildSelect(c->b, valid, gv, f32c(c, 0), ""), orow, l3.iv);
+        loop_end(c, &l3);
+    }
+    loop_end(c, &lr);
+}
+
+/* scatter_add: iteration j owns columns [16 j, 16 j + 16) of every row
+ * of out, so no two threads add into the same place. */
+void emit_scatter_add(CG *c, const Node *n, const Node *nb)
+{
+    LLVMValueRef V = dim_val(c, n->shape.d[0]), D = dim_val(c, n->shape.d[1]);
+    LLVMValueRef rows = numel(c, &nb->shape);
+    Loop lp = loop_par(c);
+    LLVMValueRef c0 = mul(c, lp.iv, i64c(c, SCATTER_COLS));
+    LLVMValueRef w = min_i(c, i64c(c, SCATTER_COLS), LLVMBuildSub(c->b, D, c0, ""));
+    Loop lv = loop_begin(c, V);
+    LLVMValueRef orow = gep(c, c->f32, c->out, add(c, mul(c, lv.iv, D), c0));
+    Loop lz = loop_begin(c, w);
+    store_f(c, f32c(c, 0), orow, lz.iv);
+    loop_end(c, &lz);
+    loop_end(c, &lv);
+    Loop li = loop_begin(c, rows);
+    LLVMValueRef id = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, li.iv), ""), c->i64, "");
+    LLVMBasicBlockRef hit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "in_range");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "next_row");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, id, V, ""), hit, next);
+    LLVMPositionBuilderAtEnd(c->b, hit);
+    LLVMValueRef dst = gep(c, c->f32, c->out, add(c, mul(c, id, D), c0));
+    LLVMValueRef src = gep(c, c->f32, c->a, add(c, mul(c, li.iv, D), c0));
+    Loop lk = loop_begin(c, w);
+    store_f(c, LLVMBuildFAdd(c->b, load_f(c, dst, lk.iv), load_f(c, src, lk.iv), ""), dst, lk.iv);
+    loop_end(c, &lk);
+    LLVMBuildBr(c->b, next);
+    LLVMPositionBuilderAtEnd(c->b, next);
+    loop_end(c, &li);
+    loop_end(c, &lp);
+}
