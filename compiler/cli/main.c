@@ -28,7 +28,7 @@
 #include "vamos/parallel.h"
 #include <time.h>
 
-#include "version.h"
+#include "vamos/version.h"
 
 typedef struct Opts {
     const char *model, *weights, *out, *dump, *target, *after;

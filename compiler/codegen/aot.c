@@ -13,7 +13,8 @@
 #include "blob.h"
 #include "codegen.h"
 
-/* Directory of the running vamos binary (where libvamosrt.a is built). */
+/* Directory of the running vamos binary (where libvamosrt.a and
+ * libvamosmain.a are built). */
 static int self_dir(char *out, size_t len)
 {
     ssize_t n = readlink("/proc/self/exe", out, len - 1);
@@ -27,10 +28,11 @@ static int self_dir(char *out, size_t len)
     return 0;
 }
 
-/* cc -o output obj libvamosrt.a -lm -lpthread */
+/* cc -o output obj libvamosmain.a libvamosrt.a -lm -lpthread: the
+ * translator's main, then the runtime, from the runtime's folder */
 static int link_exe(const char *obj, const char *output, char *err, size_t errlen)
 {
-    char dir[4096], lib[4200];
+    char dir[4096], lib[4200], mainlib[4300];
     const char *env = getenv("VAMOS_RUNTIME_LIB");
     if (env)
         snprintf(lib, sizeof lib, "%s", env);
@@ -42,6 +44,12 @@ static int link_exe(const char *obj, const char *output, char *err, size_t errle
         snprintf(err, errlen, "cannot find the runtime library %s (set VAMOS_RUNTIME_LIB)", lib);
         return -1;
     }
+    const char *slash = strrchr(lib, '/');
+    snprintf(mainlib, sizeof mainlib, "%.*slibvamosmain.a", slash ? (int)(slash - lib + 1) : 0, lib);
+    if (access(mainlib, R_OK)) {
+        snprintf(err, errlen, "cannot find the translator's main %s (beside the runtime library)", mainlib);
+        return -1;
+    }
     const char *cc = getenv("CC") ? getenv("CC") : "cc";
     pid_t pid = fork();
     if (pid < 0) {
@@ -49,7 +57,7 @@ static int link_exe(const char *obj, const char *output, char *err, size_t errle
         return -1;
     }
     if (pid == 0) {
-        execlp(cc, cc, "-o", output, obj, lib, "-lm", "-lpthread", (char *)NULL);
+        execlp(cc, cc, "-o", output, obj, mainlib, lib, "-lm", "-lpthread", (char *)NULL);
         _exit(127);
     }
     int st;

@@ -13,7 +13,7 @@
 #include <xxhash.h>
 
 #include "schedule.h"
-#include "version.h"
+#include "vamos/version.h"
 
 const char *tune_machine(void)
 {
