@@ -21,7 +21,7 @@
  *
  * The vocabulary: the specials <pad> 0, <eos> 1, <bos> 2, <unk> 3; then the
  * alphabet (single characters, sorted by bytes); then one token per merge,
- * in merge order. The file (UTF-8 text, written by compiler/bpe_learn.c):
+ * in merge order. The file (UTF-8 text, written by compiler/train/bpe_learn.c):
  *
  *     #vamos-bpe v1
  *     N M                       tokens, merges

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "blob.h"
-#include "commands.h"
+#include "cli.h"
 #include "compile.h"
 #include "jit.h"
 #include "metrics.h"

@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "bpe.h"
-#include "commands.h"
+#include "cli.h"
 #include "compile.h"
 #include "jit.h"
 #include "metrics.h"
@@ -92,12 +92,6 @@ typedef struct Set {
 
 typedef struct Range { int from, to, src_len, tgt_len; } Range;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* splitmix64: every random choice of training. */
 static uint64_t mix(uint64_t z)

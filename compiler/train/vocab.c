@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "bpe_learn.h"
-#include "commands.h"
+#include "cli.h"
 #include "tsv.h"
 
 static const char *usage =

@@ -29,7 +29,7 @@
  *
  * A node's slot is the buffer its value lives in (-1 for weights and
  * states, whose `param` is then the weight's or state's index): the
- * compiler's memory plan (compiler/plan.c) lets values whose lifetimes do
+ * compiler's memory plan (compiler/passes/plan.c) lets values whose lifetimes do
  * not overlap share a buffer. The runtime sizes the buffers for the
  * current batch and lengths and lays them out in one 64-byte aligned block.
  */

@@ -1,4 +1,4 @@
-/* test_autodiff.c - the training graph (compiler/autodiff.c).
+/* test_autodiff.c - the training graph (compiler/passes/autodiff.c).
  *
  * Gradient checks: for every differentiable primitive op, a small model
  * whose decoder runs the op on values that depend on weights; every

@@ -797,7 +797,7 @@ static void check_unary_kernel(const char *op, float (*libm)(float), float *x, i
     arena_free(&a);
 }
 
-/* The exp kernel (an inline polynomial, compiler/codegen.c exp_poly)
+/* The exp kernel (an inline polynomial, compiler/codegen/cg_util.c exp_poly)
  * against libm's expf over the whole float range: within 4 ulp, exact
  * at the edges (0 below the subnormals, inf above FLT_MAX, NaN kept). */
 Test(jit, exp_matches_libm_over_the_float_range)
@@ -872,7 +872,7 @@ Test(jit, matmul_uses_avx2_fma)
     arena_free(&a);
 }
 
-/* ---- derived incremental decoding (compiler/incremental.c) ---- */
+/* ---- derived incremental decoding (compiler/passes/incremental.c) ---- */
 
 /* Zeroed tensors for m's states, shaped for the symbols in sym. */
 static Tensor **make_states(const Model *m, const int64_t *sym)

@@ -1,4 +1,4 @@
-/* test_metrics.c - corpus BLEU / chrF and the 13a tokenizer (runtime/metrics.c).
+/* test_metrics.c - corpus BLEU / chrF and the 13a tokenizer (compiler/train/metrics.c).
  *
  * Every expected score below is worked out by hand in the comment next to it
  * from sacreBLEU 2.x's definitions (bleu.py compute_bleu, chrf.py

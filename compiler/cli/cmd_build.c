@@ -1,0 +1,70 @@
+/* cmd_build.c - `vamos build`: compile a model and link a standalone translator. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "aot.h"
+#include "passes.h"
+
+static const char usage[] =
+    "usage: vamos build MODEL.vam -w W.safetensors -o TRANSLATOR\n\n"
+    "Compile the model to native code and link it, with its weights and vocabularies,\n"
+    "into one executable that needs only libc and libm: `TRANSLATOR \"Let's go\"`, or\n"
+    "one sentence per line on standard input (TRANSLATOR --help). Uses the system C\n"
+    "compiler (cc, or $CC) to link. The kernels get the schedules `vamos tune` stored\n"
+    "for this machine, and the translator carries them.\n"
+    "options:\n"
+    "  --db FILE            the tuning database (default: see vamos tune --help)\n"
+    "  --no-tune            ignore the tuning database: default schedules\n"
+    "  --quantize int8      store the matmul and linear weights (the output layer's\n"
+    "                       too) as int8 with one scale per output column: a quarter\n"
+    "                       of the bytes; embeddings, norms and biases stay f32. The\n"
+    "                       kernels widen int8 to f32 and add in f32: nothing saturates\n"
+    "  --cpu CPU            the CPUs the translator runs on: native (default: this\n"
+    "                       machine's, every feature it has), or an x86-64 level,\n"
+    "                       x86-64-v3 (AVX2 and FMA: most machines since 2015),\n"
+    "                       x86-64-v2 or x86-64 (any); slower the lower it is. A\n"
+    "                       translator started on a CPU it cannot run on says so\n";
+
+
+static int build_cmd(Arena *a, const Opts *o)
+{
+    if (!o->weights)
+        return usage_error(usage, "%s", "missing -w W.safetensors");
+    if (!o->out)
+        return usage_error(usage, "%s", "missing -o TRANSLATOR");
+    bool cpu_ok = !o->cpu || !strcmp(o->cpu, "native");
+    for (int k = 0; cg_cpu_levels[k] && !cpu_ok; k++)
+        cpu_ok = !strcmp(o->cpu, cg_cpu_levels[k]);
+    if (!cpu_ok)
+        return usage_error(usage, "--cpu takes native, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4, not '%s'",
+                           o->cpu);
+    if (o->quantize && strcmp(o->quantize, "int8"))
+        return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
+    double t0 = now_s();
+    Bound b;
+    Model *m = load_with_weights(a, o, &b);
+    if (!m)
+        return 1;
+    if (apply_tuning(m, o)) {
+        bound_free(&b);
+        return 1;
+    }
+    char err[512];
+    int rc = aot_build(m, &b, o->out, o->cpu, err, sizeof err);
+    bound_free(&b);
+    if (rc) {
+        fprintf(stderr, "vamos: error: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "built %s from model '%s' in %.2f s\n", o->out, m->name, now_s() - t0);
+    return 0;
+}
+
+int cmd_build_main(int argc, char **argv)
+{
+    return cli_run(argc, argv, usage, "woBNCq", false, build_cmd);
+}
