@@ -1,7 +1,8 @@
 /* translator_main.c - main() of a translator built by `vamos build`.
  *
- * The model (kernels, weights, vocabularies) is linked in: vamos_blob and
- * the generated vamos_encoder / vamos_decoder. Depends on libc and libm.
+ * The model (kernels, weights, vocabularies) is linked in: the descriptor
+ * vamos_linked (include/vamos/vamos.h) of vamos build's object, which
+ * points at its blob and graphs. Depends on libc, libm and pthreads.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,14 +15,10 @@
 
 #include "vamos/parallel.h"
 #include "vamos/translate.h"
+#include "vamos/vamos.h"
 
-extern const unsigned char vamos_blob[];
-extern const char vamos_cpu[];   /* what the code needs (cpu.c) */
-int32_t vamos_encoder(void *const *buf, const int64_t *sym);
-int32_t vamos_decoder(void *const *buf, const int64_t *sym);
-/* present when the compiler derived a one-word step */
-__attribute__((weak)) int32_t vamos_prep(void *const *buf, const int64_t *sym);
-__attribute__((weak)) int32_t vamos_step(void *const *buf, const int64_t *sym);
+/* the model, linked in as the descriptor of include/vamos/vamos.h */
+VAMOS_DECLARE_MODEL(vamos);
 
 #define MAX_LINE (1L << 20)
 #define MAX_BATCH 1024   /* sentences in a batch, lines in a window */
@@ -205,12 +202,12 @@ int main(int argc, char **argv)
 {
     vamos_model m;
     char err[512];
-    if (vamos_cpu_check(vamos_cpu, err, sizeof err)) {
+    if (vamos_cpu_check(vamos_linked.cpu, err, sizeof err)) {
         fprintf(stderr, "translator: %s\n", err);
         return 1;
     }
-    const vamos_kernel_fn fns[4] = { vamos_encoder, vamos_decoder, vamos_prep, vamos_step };
-    if (vamos_model_open(&m, vamos_blob, 0, fns, err, sizeof err)) {
+    const vamos_kernel_fn fns[4] = { vamos_linked.encoder, vamos_linked.decoder, vamos_linked.prep, vamos_linked.step };
+    if (vamos_model_open(&m, vamos_linked.blob, 0, fns, err, sizeof err)) {
         fprintf(stderr, "translator: %s\n", err);
         return 1;
     }

@@ -2,10 +2,10 @@
 # setup.sh - install what building and testing Vamos needs (Debian 12).
 # Installs only the packages that are missing; uses sudo when not root.
 # --test: also what only the test suite needs (valgrind, which runs a
-# built translator).
+# built translator; pkgconf, for the install test).
 set -euo pipefail
 packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev)
-[ "${1:-}" = --test ] && packages+=(valgrind)
+[ "${1:-}" = --test ] && packages+=(valgrind pkgconf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

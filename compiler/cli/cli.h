@@ -20,6 +20,8 @@
 typedef struct Opts {
     const char *model, *weights, *out, *dump, *target, *after;
     const char *cpu;    /* build --cpu: "native" or an x86-64 level */
+    const char *prefix; /* build --prefix: of a library's symbols */
+    bool lib;           /* build --lib */
     const char *quantize;   /* run, build --quantize: NULL, "int8" */
     const char *sentence;
     unsigned long long seed;

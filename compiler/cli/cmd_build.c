@@ -10,7 +10,8 @@
 #include "passes.h"
 
 static const char usage[] =
-    "usage: vamos build MODEL.vam -w W.safetensors -o TRANSLATOR\n\n"
+    "usage: vamos build MODEL.vam -w W.safetensors -o TRANSLATOR\n"
+    "       vamos build MODEL.vam -w W.safetensors --lib -o LIB.{o,a,so} [--prefix NAME]\n\n"
     "Compile the model to native code and link it, with its weights and vocabularies,\n"
     "into one executable that needs only libc and libm: `TRANSLATOR \"Let's go\"`, or\n"
     "one sentence per line on standard input (TRANSLATOR --help). Uses the system C\n"
@@ -27,7 +28,14 @@ static const char usage[] =
     "                       machine's, every feature it has), or an x86-64 level,\n"
     "                       x86-64-v3 (AVX2 and FMA: most machines since 2015),\n"
     "                       x86-64-v2 or x86-64 (any); slower the lower it is. A\n"
-    "                       translator started on a CPU it cannot run on says so\n";
+    "                       translator started on a CPU it cannot run on says so\n"
+    "  --lib                the model for your own program instead of a translator\n"
+    "                       (include/vamos/vamos.h): -o NAME.o an object file,\n"
+    "                       NAME.a a static library (link the runtime too:\n"
+    "                       pkg-config --libs vamos), NAME.so a shared library that\n"
+    "                       holds the runtime. It defines NAME_linked for vamos_open()\n"
+    "  --prefix NAME        with --lib: the prefix of every symbol it defines (default:\n"
+    "                       the model's name), so one program can link several models\n";
 
 
 static int build_cmd(Arena *a, const Opts *o)
@@ -42,6 +50,18 @@ static int build_cmd(Arena *a, const Opts *o)
     if (!cpu_ok)
         return usage_error(usage, "--cpu takes native, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4, not '%s'",
                            o->cpu);
+    AotOptions ao = { .output = o->out, .cpu_level = o->cpu, .prefix = o->prefix, .kind = AOT_EXE };
+    if (o->prefix && !o->lib)
+        return usage_error(usage, "%s", "--prefix names a library's symbols: it goes with --lib");
+    if (o->prefix && !aot_prefix_ok(o->prefix))
+        return usage_error(usage, "--prefix needs a C identifier (letters, digits, _; at most 64), not '%s'", o->prefix);
+    if (o->lib) {
+        const char *dot = strrchr(o->out, '.');
+        ao.kind = !dot ? AOT_EXE : !strcmp(dot, ".o") ? AOT_OBJECT : !strcmp(dot, ".a") ? AOT_STATIC
+                : !strcmp(dot, ".so") ? AOT_SHARED : AOT_EXE;
+        if (ao.kind == AOT_EXE)
+            return usage_error(usage, "--lib writes NAME.o, NAME.a or NAME.so; '%s' is none of them", o->out);
+    }
     if (o->quantize && strcmp(o->quantize, "int8"))
         return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
     double t0 = now_s();
@@ -54,17 +74,23 @@ static int build_cmd(Arena *a, const Opts *o)
         return 1;
     }
     char err[512];
-    int rc = aot_build(m, &b, o->out, o->cpu, err, sizeof err);
+    if (o->lib && !o->prefix)   /* the model's name; `model en_es` is an identifier */
+        ao.prefix = m->name;
+    int rc = aot_build(m, &b, &ao, err, sizeof err);
     bound_free(&b);
     if (rc) {
         fprintf(stderr, "vamos: error: %s\n", err);
         return 1;
     }
-    fprintf(stderr, "built %s from model '%s' in %.2f s\n", o->out, m->name, now_s() - t0);
+    if (o->lib)
+        fprintf(stderr, "built %s from model '%s' in %.2f s: vamos_open(&%s_linked, ...) (include/vamos/vamos.h)\n",
+                o->out, m->name, now_s() - t0, ao.prefix);
+    else
+        fprintf(stderr, "built %s from model '%s' in %.2f s\n", o->out, m->name, now_s() - t0);
     return 0;
 }
 
 int cmd_build_main(int argc, char **argv)
 {
-    return cli_run(argc, argv, usage, "woBNCq", false, build_cmd);
+    return cli_run(argc, argv, usage, "woBNCqLP", false, build_cmd);
 }

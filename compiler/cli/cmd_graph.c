@@ -7,22 +7,25 @@
 
 #include "cli.h"
 #include "passes.h"
+#include "pipeline.h"
 
 static const char usage[] =
-    "usage: vamos graph MODEL.vam [--dot] [--after PASS | --fused]\n\n"
-    "Print the encoder and decoder graphs, one node a line (%%id = op inputs : type),\n"
+    "usage: vamos graph MODEL.vam [--dot] [--after STAGE | --fused]\n\n"
+    "Print the encoder and decoder graphs, one node a line (%id = op inputs : type),\n"
     "or with --dot as Graphviz (render: vamos graph m.vam --dot | dot -Tsvg > m.svg).\n"
-    "By default the graphs are shown as written, after dead code elimination;\n"
-    "--after elab|fold|dce shows them after an earlier pass. --fused shows what is\n"
-    "compiled: every pass, fused attention, packed weights, and the derived\n"
-    "per-sentence and one-word decoder graphs; --dot draws fused groups as boxes.\n";
+    "By default the graphs are shown as written, after dead code elimination.\n"
+    "--after STAGE shows them after that stage of the pipeline (elab, fold, dce,\n"
+    "incremental, fuse, pack, plan: docs/DESIGN.md); from incremental on, with the\n"
+    "derived per-sentence and one-word decoder graphs. --fused shows what is\n"
+    "compiled: every stage; --dot draws fused groups as boxes.\n";
 
 
 static int graph_cmd(Arena *a, const Opts *o)
 {
     Diag d;
-    if (o->after && strcmp(o->after, "elab") && strcmp(o->after, "fold") && strcmp(o->after, "dce"))
-        return usage_error(usage, "--after takes elab, fold or dce, not '%s'", o->after);
+    if (o->after && stage_by_name(o->after) < 0)
+        return usage_error(usage, "--after takes a stage (elab, fold, dce, incremental, fuse, pack, plan), not '%s'",
+                           o->after);
     if (o->after && o->fused)
         return usage_error(usage, "%s", "--after and --fused do not go together");
     Opts shown = *o;
@@ -43,7 +46,7 @@ static int graph_cmd(Arena *a, const Opts *o)
                                        : "");
     graph_dump_text(stdout, m, &m->enc, a);
     graph_dump_text(stdout, m, &m->dec, a);
-    if (o->fused && m->step.n > 0) {
+    if (m->step.n > 0) {
         graph_dump_text(stdout, m, &m->prep, a);
         graph_dump_text(stdout, m, &m->step, a);
     }

@@ -35,7 +35,8 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         { "db", required_argument, 0, 'B' }, { "budget", required_argument, 0, 'b' },
         { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' },
         { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' },
-        { "quantize", required_argument, 0, 'q' }, { 0, 0, 0, 0 },
+        { "quantize", required_argument, 0, 'q' }, { "lib", no_argument, 0, 'L' },
+        { "prefix", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -66,6 +67,8 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         case 'X': o->exhaustive = true; break;
         case 'C': o->cpu = optarg; break;
         case 'q': o->quantize = optarg; break;
+        case 'L': o->lib = true; break;
+        case 'P': o->prefix = optarg; break;
         case 'b':
             errno = 0;
             o->budget = strtod(optarg, &end);

@@ -1,7 +1,10 @@
 /* aot.c - `vamos build`: one object file (kernels, the model blob with its
- * weights and vocabularies), linked with libvamosrt.a by the system C
- * compiler into a standalone translator. The blob format is in
- * include/vamos/model.h. */
+ * weights and vocabularies), linked with libvamosmain.a and libvamosrt.a
+ * by the system C compiler into a standalone translator, or (--lib) kept
+ * as an object, archived as a static library or linked with the runtime
+ * into a shared one. Its symbols are PREFIX_encoder, PREFIX_blob, ... and
+ * the descriptor PREFIX_linked (include/vamos/vamos.h); a translator's
+ * prefix is "vamos". The blob format is in include/vamos/model.h. */
 #include "aot.h"
 
 #include <errno.h>
@@ -28,16 +31,43 @@ static int self_dir(char *out, size_t len)
     return 0;
 }
 
-/* cc -o output obj libvamosmain.a libvamosrt.a -lm -lpthread: the
- * translator's main, then the runtime, from the runtime's folder */
-static int link_exe(const char *obj, const char *output, char *err, size_t errlen)
+/* Run argv (argv[0] on the PATH) and wait; -1 with a message unless it
+ * exits 0. */
+static int run_tool(char *const *argv, char *err, size_t errlen)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot start %s: %s", argv[0], strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        snprintf(err, errlen, "%s %s failed (exit %d)%s", argv[0], argv[1], code,
+                 code == 127 ? ": is it installed?" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* The output from obj: an executable (cc obj libvamosmain.a libvamosrt.a:
+ * the translator's main, then the runtime), a static library (ar) or a
+ * shared library (cc -shared obj and all of libvamosrt.a). */
+static int link_output(const char *obj, const char *output, AotKind kind, char *err, size_t errlen)
 {
     char dir[4096], lib[4200], mainlib[4300];
     const char *env = getenv("VAMOS_RUNTIME_LIB");
     if (env)
         snprintf(lib, sizeof lib, "%s", env);
-    else if (self_dir(dir, sizeof dir) == 0)
+    else if (self_dir(dir, sizeof dir) == 0) {   /* the build tree, else an installed ../lib */
         snprintf(lib, sizeof lib, "%s/libvamosrt.a", dir);
+        if (access(lib, R_OK))
+            snprintf(lib, sizeof lib, "%s/../lib/libvamosrt.a", dir);
+    }
     else
         snprintf(lib, sizeof lib, "libvamosrt.a");
     if (access(lib, R_OK)) {
@@ -46,26 +76,21 @@ static int link_exe(const char *obj, const char *output, char *err, size_t errle
     }
     const char *slash = strrchr(lib, '/');
     snprintf(mainlib, sizeof mainlib, "%.*slibvamosmain.a", slash ? (int)(slash - lib + 1) : 0, lib);
-    if (access(mainlib, R_OK)) {
+    if (kind == AOT_EXE && access(mainlib, R_OK)) {
         snprintf(err, errlen, "cannot find the translator's main %s (beside the runtime library)", mainlib);
         return -1;
     }
-    const char *cc = getenv("CC") ? getenv("CC") : "cc";
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "cannot start %s: %s", cc, strerror(errno));
-        return -1;
+    char *cc = getenv("CC") ? getenv("CC") : "cc", *ar = getenv("AR") ? getenv("AR") : "ar";
+    if (kind == AOT_STATIC) {
+        unlink(output);   /* ar adds to an existing archive */
+        return run_tool((char *[]){ ar, "rcs", (char *)output, (char *)obj, NULL }, err, errlen);
     }
-    if (pid == 0) {
-        execlp(cc, cc, "-o", output, obj, mainlib, lib, "-lm", "-lpthread", (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-        snprintf(err, errlen, "linking with %s failed (exit %d)", cc, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        return -1;
-    }
-    return 0;
+    if (kind == AOT_SHARED)
+        return run_tool((char *[]){ cc, "-shared", "-o", (char *)output, (char *)obj, "-Wl,--whole-archive", lib,
+                                    "-Wl,--no-whole-archive", "-lm", "-lpthread", NULL },
+                        err, errlen);   /* the whole runtime: the program calls vamos_open, the model does not */
+    return run_tool((char *[]){ cc, "-o", (char *)output, (char *)obj, mainlib, lib, "-lm", "-lpthread", NULL },
+                    err, errlen);
 }
 
 /* vamos_cpu: what the translator's code needs (runtime/cpu.c). */
@@ -86,8 +111,44 @@ static void add_cpu_spec(LLVMContextRef ctx, LLVMModuleRef mod, const char *cpu_
     LLVMDisposeMessage(features);
 }
 
-int aot_build(const Model *m, const Bound *w, const char *output, const char *cpu_level, char *err, size_t errlen)
+/* Name the module's exported symbols PREFIX_* and add the descriptor
+ * PREFIX_linked (vamos_linked_model) pointing at them. */
+static void add_linked(LLVMContextRef ctx, LLVMModuleRef mod, const char *prefix)
 {
+    static const char *const parts[] = { "blob", "cpu", "encoder", "decoder", "prep", "step" };
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
+    LLVMValueRef fields[6];
+    char name[256];
+    for (int k = 0; k < 6; k++) {
+        char old[64];
+        snprintf(old, sizeof old, "vamos_%s", parts[k]);
+        snprintf(name, sizeof name, "%s_%s", prefix, parts[k]);
+        LLVMValueRef v = k < 2 ? LLVMGetNamedGlobal(mod, old) : LLVMGetNamedFunction(mod, old);
+        if (v)
+            LLVMSetValueName2(v, name, strlen(name));
+        fields[k] = v ? v : LLVMConstNull(ptr);
+    }
+    LLVMValueRef init = LLVMConstStructInContext(ctx, fields, 6, 0);
+    snprintf(name, sizeof name, "%s_linked", prefix);
+    LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(g, init);
+    LLVMSetGlobalConstant(g, 1);
+}
+
+bool aot_prefix_ok(const char *p)
+{
+    if (!p || !*p || strlen(p) > 64 || !(p[0] == '_' || ((p[0] | 32) >= 'a' && (p[0] | 32) <= 'z')))
+        return false;
+    for (const char *c = p; *c; c++)
+        if (!(*c == '_' || (*c >= '0' && *c <= '9') || ((*c | 32) >= 'a' && (*c | 32) <= 'z')))
+            return false;
+    return true;
+}
+
+int aot_build(const Model *m, const Bound *w, const AotOptions *ao, char *err, size_t errlen)
+{
+    const char *output = ao->output, *cpu_level = ao->cpu_level;
+    const char *prefix = ao->prefix ? ao->prefix : "vamos";
     LLVMTargetMachineRef tm = cg_target_machine(cpu_level, err, errlen);
     if (!tm)
         return -1;
@@ -97,7 +158,10 @@ int aot_build(const Model *m, const Bound *w, const char *output, const char *cp
     Blob blob = { 0 };
     int rc = -1;
     char obj[4200];
-    snprintf(obj, sizeof obj, "%s.o", output);
+    if (ao->kind == AOT_OBJECT)
+        snprintf(obj, sizeof obj, "%s", output);
+    else
+        snprintf(obj, sizeof obj, "%s.o", output);
     if (!mod)
         goto out;
     if (blob_make(m, w, true, &blob)) {
@@ -111,14 +175,19 @@ int aot_build(const Model *m, const Bound *w, const char *output, const char *cp
     LLVMSetAlignment(g, 64);
     LLVMSetSection(g, ".lrodata.vamos");
     add_cpu_spec(ctx, mod, cpu_level);
+    add_linked(ctx, mod, prefix);
     char *msg = NULL;
     if (LLVMTargetMachineEmitToFile(tm, mod, obj, LLVMObjectFile, &msg)) {
         snprintf(err, errlen, "cannot write %s: %s", obj, msg);
         LLVMDisposeMessage(msg);
         goto out;
     }
-    rc = link_exe(obj, output, err, errlen);
-    unlink(obj);
+    if (ao->kind == AOT_OBJECT) {
+        rc = 0;
+    } else {
+        rc = link_output(obj, output, ao->kind, err, errlen);
+        unlink(obj);
+    }
 out:
     free(blob.p);
     if (mod)

@@ -43,12 +43,16 @@ static void vocab(Blob *b, const Vocab *v)
     str_n(b, v->bpe ? v->bpe : "", v->bpe ? v->bpe_len : 0);
 }
 
+/* The graph's memory plan: the plan stage's (reuse), else one buffer
+ * per value (the JIT's node-by-node tests read every value). */
 static void graph(Blob *b, const Graph *g, bool reuse)
 {
-    int *slot = malloc(sizeof(int) * (size_t)(g->n + 1));
-    int nslots = slot ? plan_memory(g, reuse, slot) : -1;
+    bool own = !reuse || !g->slot;
+    int *slot = own ? malloc(sizeof(int) * (size_t)(g->n + 1)) : g->slot;
+    int nslots = !own ? g->nslots : slot ? plan_memory(g, reuse, slot) : -1;
     if (nslots < 0) {
-        free(slot);
+        if (own)
+            free(slot);
         b->oom = true;
         return;
     }
@@ -71,7 +75,8 @@ static void graph(Blob *b, const Graph *g, bool reuse)
             i32(b, n->shape.d[k].sym);
         }
     }
-    free(slot);
+    if (own)
+        free(slot);
 }
 
 int blob_make(const Model *m, const Bound *w, bool reuse, Blob *b)

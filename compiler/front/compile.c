@@ -8,6 +8,7 @@
 #include "elab.h"
 #include "parse.h"
 #include "passes.h"
+#include "pipeline.h"
 #include "readfile.h"
 #include "resolve.h"
 
@@ -21,17 +22,6 @@ static const char *dir_of(Arena *a, const char *path)
 {
     const char *slash = strrchr(path, '/');
     return slash ? arena_strndup(a, path, (size_t)(slash - path + (slash == path))) : ".";
-}
-
-/* Verify a graph after a pass (debug builds only, like every verifier). */
-static void check(const Model *m, const char *pass)
-{
-#ifndef NDEBUG
-    graph_check(m, &m->enc, pass);
-    graph_check(m, &m->dec, pass);
-#else
-    (void)m, (void)pass;
-#endif
 }
 
 static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char *after)
@@ -51,48 +41,12 @@ static Model *pipeline(Arena *a, Diag *d, int file, const char *dir, const char 
     Model *m = elab_program(a, d, &all, dir);
     if (d->errors)
         return NULL;
-    check(m, "elab");
-    bool train = after && !strcmp(after, "train");
-    if (!train) {
-        m->enc = pass_strip_dropout(a, &m->enc);
-        m->dec = pass_strip_dropout(a, &m->dec);
-    }
-    if (after && !strcmp(after, "elab"))
-        return m;
-    m->enc = pass_fold(a, &m->enc);
-    m->dec = pass_fold(a, &m->dec);
-    check(m, "fold");
-    if (after && !strcmp(after, "fold"))
-        return m;
-    m->enc = pass_dce(a, &m->enc);
-    m->dec = pass_dce(a, &m->dec);
-    check(m, "dce");
-    if (train)
-        return m;   /* unfused, dropout kept: for derive_training */
-    if (after && strcmp(after, "incremental"))
-        return m;
-    if (derive_step(a, m)) {
-#ifndef NDEBUG
-        graph_check(m, &m->prep, "incremental");
-        graph_check(m, &m->step, "incremental");
-#endif
-    }
-    if (!after) {
-        m->step_out = pass_output_logits(&m->step);
-        Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
-        for (int i = 0; i < 4; i++) {
-            *graphs[i] = pass_fuse_attention(a, graphs[i]);
-            *graphs[i] = pass_fuse_linear(a, graphs[i]);
-            *graphs[i] = pass_fuse_norm(a, graphs[i]);
-            *graphs[i] = pass_fuse_map(a, graphs[i]);
-            *graphs[i] = pass_fuse_transpose(a, graphs[i]);
-            *graphs[i] = pass_dce(a, graphs[i]);   /* constants only the fused groups read */
-#ifndef NDEBUG
-            graph_check(m, graphs[i], "fuse");
-#endif
-        }
-    }
-    pass_pack(m);
+    Pipeline p = { .last = STAGE_COUNT - 1 };
+    if (after && !strcmp(after, "train"))
+        p = (Pipeline){ .last = STAGE_DCE, .training = true };
+    else if (after && stage_by_name(after) >= 0)
+        p.last = (Stage)stage_by_name(after);
+    pipeline_run(a, m, STAGE_ELAB, &p);
     return m;
 }
 

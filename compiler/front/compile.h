@@ -1,6 +1,7 @@
-/* compile.h - the front half of the pipeline, as one call:
+/* compile.h - the pipeline, as one call:
  *
- *   file.vam + lang/std -> parse -> resolve -> elaborate -> fold -> dce
+ *   file.vam + lang/std -> parse -> resolve -> elaborate -> the stages of
+ *   passes/pipeline.h (fold, dce, incremental, fuse, pack, plan)
  *
  * and the model-level services the driver needs: binding a weights file to
  * the model's parameters, initialising weights, tokenising, greedy decoding.
@@ -15,11 +16,12 @@
 #include "interp.h"
 #include "vamos/weights.h"
 
-/* Compile a model file. NULL (with diagnostics) on any error. If
- * `after` is non-NULL, stop after that pass ("elab", "fold", "dce", or
- * "incremental": the derived step but no fusion; "train": like "dce"
- * but dropout kept, the graphs derive_training differentiates).
- * Otherwise dropout is gone (inference). */
+/* Compile a model file: the front end, then the stages of
+ * passes/pipeline.h. NULL (with diagnostics) on any error. If `after` is
+ * non-NULL, stop after the stage of that name ("elab", "fold", "dce",
+ * "incremental": the derived step but no fusion, ...), or with "train"
+ * after dce with dropout kept: the graphs derive_training differentiates.
+ * Otherwise every stage runs, and dropout is gone (inference). */
 Model *compile_file(Arena *a, Diag *d, const char *path, const char *after);
 /* The same from text in memory (tests, fuzzing). */
 Model *compile_text(Arena *a, Diag *d, const char *name, const char *text, long len, const char *after);

@@ -102,6 +102,10 @@ typedef struct Graph {
     Node *nodes;
     int n, cap;
     int output;         /* node id of the returned tensor, -1 if none */
+    /* the memory plan (plan stage, plan.c): slot[i] the buffer of node
+     * i's value (-1: a weight), nslots buffers; NULL before it */
+    int *slot;
+    int nslots;
 } Graph;
 
 typedef enum ParamInit { INIT_XAVIER, INIT_ZEROS, INIT_ONES, INIT_NORMAL } ParamInit;

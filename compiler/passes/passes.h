@@ -13,6 +13,8 @@
  *   fuse_output.c  the decoder step returns logits, not their softmax
  *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
+ *
+ * pipeline.h runs them in order, as a table of stages.
  */
 #ifndef VAMOS_PASSES_H
 #define VAMOS_PASSES_H
@@ -73,6 +75,8 @@ void param_dequantized(const ParamInfo *p, const float *w, float *out);
  * lifetimes do not overlap share a buffer when `reuse`. Returns the
  * number of buffers, or -1 when out of memory. */
 int plan_memory(const Graph *g, bool reuse, int *slot);
+/* The plan stage: g->slot and g->nslots from plan_memory with reuse. */
+void pass_plan(struct Arena *a, Graph *g);
 /* A state input or a store into a state: its buffer is the state's. */
 bool is_state(const Node *n);
 

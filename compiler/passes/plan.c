@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "passes.h"
 
 /* A buffer's size as constant x product of symbols (sorted). */
@@ -101,4 +102,12 @@ int plan_memory(const Graph *g, bool reuse, int *slot)
     }
     free(last), free(sizes), free(free_);
     return nslots;
+}
+
+void pass_plan(struct Arena *a, Graph *g)
+{
+    int *slot = arena_alloc(a, sizeof(int) * (size_t)(g->n + 1));
+    int n = plan_memory(g, true, slot);
+    g->slot = n >= 0 ? slot : NULL;   /* out of memory: users plan again, and say so */
+    g->nslots = n;
 }

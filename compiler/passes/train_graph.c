@@ -17,6 +17,7 @@
 #include "interp.h"
 #include "jit.h"
 #include "passes.h"
+#include "pipeline.h"
 
 struct TrainGraph {
     const Model *m;
@@ -53,10 +54,7 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
 #endif
     if (jit) {
         t->g = pass_fold(a, &t->g);
-        t->g = pass_fuse_linear(a, &t->g);
-        t->g = pass_fuse_map(a, &t->g);
-        t->g = pass_fuse_transpose(a, &t->g);
-        t->g = pass_dce(a, &t->g);
+        t->g = pipeline_fuse(a, &t->g, true);   /* the fusions marked for training */
 #ifndef NDEBUG
         graph_check(m, &t->g, "training fusion");
 #endif

@@ -38,6 +38,7 @@
 
 #include "bpe.h"
 #include "cli.h"
+#include "pipeline.h"
 #include "compile.h"
 #include "jit.h"
 #include "metrics.h"
@@ -629,9 +630,16 @@ int cmd_train_main(int argc, char **argv)
     if (A.threads)
         vamos_set_threads(A.threads);
     Arena ar = { 0 };
-    Model *m = compile_model(&ar, A.model, "train");
-    Model *mev = m ? compile_model(&ar, A.model, "dce") : NULL;
-    Model *inf = mev ? compile_model(&ar, A.model, NULL) : NULL;
+    /* compiled once: the training graphs (dropout kept), then forks of
+     * them that go on through the stages: without dropout for the dev
+     * loss, and all the way for translating */
+    Model *m = compile_model(&ar, A.model, "train"), *mev = NULL, *inf = NULL;
+    if (m) {
+        mev = model_fork(&ar, m);
+        pipeline_run(&ar, mev, STAGE_ELAB, &(Pipeline){ .last = STAGE_DCE });
+        inf = model_fork(&ar, mev);
+        pipeline_run(&ar, inf, STAGE_INCREMENTAL, &(Pipeline){ .last = STAGE_COUNT - 1 });
+    }
     if (!inf) {
         arena_free(&ar);
         return 1;

@@ -1,12 +1,14 @@
 /* model.h - a compiled model as a built translator carries it.
  *
- * `vamos build` emits one object file that defines
+ * `vamos build` emits one object file that defines, with PREFIX "vamos"
+ * in a translator (--prefix with --lib),
  *
- *     const unsigned char vamos_blob[];            (64-byte aligned)
- *     const char vamos_cpu[];                      (vamos_cpu_check)
- *     int32_t vamos_encoder(void *const *buf, const int64_t *sym);
- *     int32_t vamos_decoder(void *const *buf, const int64_t *sym);
- *     int32_t vamos_prep(...), vamos_step(...);    (with a derived step)
+ *     const unsigned char PREFIX_blob[];            (64-byte aligned)
+ *     const char PREFIX_cpu[];                      (vamos_cpu_check)
+ *     int32_t PREFIX_encoder(void *const *buf, const int64_t *sym);
+ *     int32_t PREFIX_decoder(void *const *buf, const int64_t *sym);
+ *     int32_t PREFIX_prep(...), PREFIX_step(...);   (with a derived step)
+ *     const vamos_linked_model PREFIX_linked;       (vamos/vamos.h: all of them)
  *
  * The blob holds the model's name, symbols, vocabularies, the node tables
  * of both graphs (what each buffer is and its symbolic shape) and the
@@ -39,6 +41,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define VAMOS_BLOB_VERSION 4
 #define VAMOS_MAX_SYMS 8
@@ -106,5 +112,9 @@ void vamos_model_close(vamos_model *m);
  * is missing. _with takes the test of one feature (tests). */
 int vamos_cpu_check(const char *spec, char *err, size_t errlen);
 int vamos_cpu_check_with(const char *spec, bool (*has)(const char *feature), char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

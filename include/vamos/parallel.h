@@ -14,6 +14,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef int32_t (*vamos_range_fn)(void *out, const void *a, const void *b, const int64_t *dims,
                                    int64_t lo, int64_t hi);
 
@@ -27,5 +31,9 @@ int32_t vamos_parallel(vamos_range_fn fn, void *out, const void *a, const void *
 #define VAMOS_MAX_THREADS 64
 void vamos_set_threads(int n);
 int vamos_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 
 #include "vamos/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define VAMOS_MAX_BEAM 64
 
 typedef struct vamos_opts {
@@ -93,5 +97,9 @@ int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn 
 
 /* Bytes of state k for the symbols in sym. */
 size_t vamos_state_bytes(const vamos_model *m, int k, const int64_t *sym);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

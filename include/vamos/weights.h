@@ -50,6 +50,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define VAMOS_MAX_RANK 8
 
 /* Element types Vamos stores; both are 4 bytes wide. */
@@ -117,5 +121,9 @@ void vamos_weights_free(vamos_weights *w);
 int vamos_weights_save(const char *path, const vamos_tensor *t, int n,
                        const char *const *meta_kv, int n_meta, char *err,
                        size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

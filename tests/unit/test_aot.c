@@ -263,3 +263,67 @@ Test(aot, batched_decoding_equals_one_at_a_time, .timeout = 600)
     remove("/tmp/vamos-aot-enes");
     remove("/tmp/vamos-aot-enes-in");
 }
+
+/* `vamos build --lib`: two models in one program, each under its own
+ * prefix, as a static library and an object file, then as two shared
+ * libraries; every line equals the model's own translator's. */
+Test(aot, two_models_link_into_one_program, .timeout = 600)
+{
+    char *out, *want = NULL;
+    const char *libdir = "/tmp/vamos-aot-lib";
+    char rt[4200];
+    snprintf(rt, sizeof rt, "%s", vamos_bin());
+    char *slash = strrchr(rt, '/');
+    snprintf(slash ? slash + 1 : rt, sizeof rt - (size_t)(slash ? slash + 1 - rt : 0), "libvamosrt.a");
+    cr_assert_eq(sh(&out, "rm -rf %s && mkdir -p %s", libdir, libdir), 0);
+    free(out);
+    cr_assert_eq(sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --lib --prefix sq -o %s/sq.o",
+                    vamos_bin(), libdir), 0, "%s", out);
+    cr_assert(strstr(out, "sq_linked"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s build models/en-es.vam -w models/en-es.safetensors --lib -o %s/libenes.a", vamos_bin(),
+                    libdir), 0, "%s", out);
+    cr_assert(strstr(out, "en_es_linked"), "the default prefix is the model's name: %s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "cc -Wall -Werror -Iinclude tests/unit/two_models.c %s/sq.o %s/libenes.a %s -lm -lpthread -o %s/two",
+                    libdir, libdir, rt, libdir), 0, "%s", out);
+    free(out);
+    /* what each model's own translator says */
+    cr_assert_eq(sh(&out, "%s build models/en-es.vam -w models/en-es.safetensors -o %s/enes", vamos_bin(), libdir), 0);
+    free(out);
+    build_statquest();
+    const char *lines = "'Let'\"'\"'s go' 'to go' 'Open file' 'Show hidden files'";
+    cr_assert_eq(sh(&want, "for s in %s; do printf 'statquest\\t'; " SQ_BIN " -- \"$s\"; done; "
+                           "for s in %s; do printf 'en_es\\t'; %s/enes -- \"$s\"; done", lines, lines, libdir), 0);
+    cr_assert(strstr(want, "statquest\tvamos\n") && strstr(want, "en_es\tAbrir archivo\n"), "%s", want);
+    cr_assert_eq(sh(&out, "%s/two %s 2>/dev/null", libdir, lines), 0, "%s", out);
+    cr_assert_str_eq(out, want);
+    free(out);
+    cr_assert_eq(sh(&out, "%s/two x 2>&1 >/dev/null", libdir), 0);
+    cr_assert(strstr(out, "vamos_settings.beam is 65"), "%s", out);
+    free(out);
+    /* the same as shared libraries, each holding the runtime */
+    cr_assert_eq(sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --lib --prefix sq -o %s/libsq.so"
+                          " && %s build models/en-es.vam -w models/en-es.safetensors --lib -o %s/libenes.so"
+                          " && cc -Iinclude tests/unit/two_models.c -L%s -lsq -lenes -Wl,-rpath,%s -o %s/two_so",
+                    vamos_bin(), libdir, vamos_bin(), libdir, libdir, libdir, libdir), 0, "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s/two_so %s 2>/dev/null", libdir, lines), 0, "%s", out);
+    cr_assert_str_eq(out, want);
+    free(out);
+    free(want);
+    /* usage errors: exit 2, nothing written */
+    cr_assert_eq(sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --lib -o %s/x.txt 2>&1",
+                    vamos_bin(), libdir), 2);
+    cr_assert(strstr(out, "NAME.o, NAME.a or NAME.so"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --lib --prefix 9x -o %s/x.o 2>&1",
+                    vamos_bin(), libdir), 2);
+    cr_assert(strstr(out, "C identifier"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s build models/statquest.vam -w models/statquest.safetensors --prefix sq -o %s/x 2>&1",
+                    vamos_bin(), libdir), 2);
+    free(out);
+    cr_assert_eq(sh(&out, "ls %s/x.txt %s/x.o %s/x 2>&1", libdir, libdir, libdir), 2);
+    free(out);
+}

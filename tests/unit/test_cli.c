@@ -114,6 +114,8 @@ Test(cli, help_on_every_command)
     char *out;
     cr_assert_eq(vamos(&out, "--help"), 0);
     cr_assert(strstr(out, "commands:"));
+    for (size_t i = 0; i < 10; i++)   /* the dispatch table lists each */
+        cr_assert(strstr(out, cmds[i]), "%s missing from:\n%s", cmds[i], out);
     free(out);
 }
 
@@ -133,6 +135,22 @@ Test(cli, check_and_graph)
     free(out);
     cr_assert_eq(vamos(&out, "check /nonexistent.vam"), 1);
     cr_assert(strstr(out, "cannot open '/nonexistent.vam'"));
+    free(out);
+    /* --after names a stage of the pipeline's table */
+    cr_assert_eq(vamos(&out, "graph models/statquest.vam --after dce"), 0);
+    cr_assert(!strstr(out, "\nstep: ") && !strstr(out, "= attention"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "graph models/statquest.vam --after incremental"), 0);
+    cr_assert(strstr(out, "\nstep: ") && !strstr(out, "= attention"), "the step is derived, unfused: %s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "graph models/statquest.vam --after fuse"), 0);
+    cr_assert(strstr(out, "= attention") && !strstr(out, "(packed)"), "fused, not packed: %s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "graph models/statquest.vam --after plan"), 0);
+    cr_assert(strstr(out, "(packed)"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "graph models/statquest.vam --after bogus 2>&1"), 2);
+    cr_assert(strstr(out, "--after takes a stage (elab, fold, dce, incremental, fuse, pack, plan)"), "%s", out);
     free(out);
 }
 

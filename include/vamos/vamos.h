@@ -1,0 +1,82 @@
+/* vamos/vamos.h - translation models linked into your own program.
+ *
+ * `vamos build --lib` compiles a model, with its weights and vocabularies,
+ * into an object file or library whose symbols all begin with a prefix
+ * (--prefix, default the model's name), so one program can hold several
+ * models. The library defines one descriptor, PREFIX_linked:
+ *
+ *     vamos build en-es.vam -w en-es.safetensors --lib -o libenes.a --prefix en_es
+ *     cc app.c libenes.a $(pkg-config --cflags --libs vamos)
+ *
+ *     #include <vamos/vamos.h>
+ *     VAMOS_DECLARE_MODEL(en_es);
+ *
+ *     char err[512];
+ *     vamos_translator *t = vamos_open(&en_es_linked, NULL, err, sizeof err);
+ *     if (!t) { fprintf(stderr, "%s\n", err); return 1; }
+ *     char *out = vamos_translate_text(t, "Open file", err, sizeof err);
+ *     puts(out);                 // "Abrir archivo"
+ *     free(out);
+ *     vamos_close(t);
+ *
+ * A translator is not thread-safe: use one per thread (models' weights are
+ * read-only and shared). Kernels run on the runtime's thread pool
+ * (vamos/parallel.h: vamos_set_threads). Errors are returned as a message
+ * in err, never printed; nothing here exits the program.
+ */
+#ifndef VAMOS_VAMOS_H
+#define VAMOS_VAMOS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What `vamos build --lib` defines as PREFIX_linked. prep and step are
+ * NULL for a model without derived one-word decoding. */
+typedef struct vamos_linked_model {
+    const unsigned char *blob;   /* the model: name, vocabularies, graphs, weights */
+    const char *cpu;             /* the CPU features its code needs */
+    int32_t (*encoder)(void *const *buf, const int64_t *sym);
+    int32_t (*decoder)(void *const *buf, const int64_t *sym);
+    int32_t (*prep)(void *const *buf, const int64_t *sym);
+    int32_t (*step)(void *const *buf, const int64_t *sym);
+} vamos_linked_model;
+
+#define VAMOS_DECLARE_MODEL(prefix) extern const vamos_linked_model prefix##_linked
+
+/* How to translate; a zero field takes the default. */
+typedef struct vamos_settings {
+    int beam;      /* beam size, 1..64 (default 1: greedy) */
+    int max_len;   /* target words at most (default: 2 * source words + 10) */
+    int batch;     /* sentences decoded together (default 16) */
+} vamos_settings;
+
+typedef struct vamos_translator vamos_translator;
+
+/* Open a linked model: checks that this CPU can run its code and that the
+ * blob is whole. settings may be NULL. Returns NULL with a message in err. */
+vamos_translator *vamos_open(const vamos_linked_model *model, const vamos_settings *settings,
+                             char *err, size_t errlen);
+
+/* The model's name (as in its `model NAME {`). */
+const char *vamos_name(const vamos_translator *t);
+
+/* Translate one sentence (any bytes). Returns a malloc'd line, or NULL
+ * with a message in err. */
+char *vamos_translate_text(vamos_translator *t, const char *text, char *err, size_t errlen);
+
+/* Translate count sentences, batched. outs[i] gets a malloc'd line.
+ * Returns 0, or -1 with a message (no outs set). */
+int vamos_translate_lines(vamos_translator *t, const char *const *texts, int count, char **outs,
+                          char *err, size_t errlen);
+
+void vamos_close(vamos_translator *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
