@@ -42,7 +42,7 @@ static LLVMValueRef scalar(CG *c, Op op, LLVMValueRef x, LLVMValueRef y)
 #define F_ABS(p) intrinsic(c, "llvm.fabs", (LLVMValueRef[]){ p }, 1)
 #define NONE x
     switch (op) {
-#define X(id, text, arity, kind, attr, by, formula) case OP_##id: return formula;
+#define X(id, text, oper, arity, kind, attr, by, formula) case OP_##id: return formula;
         VAMOS_OPS(X)
 #undef X
     case OP_COUNT:

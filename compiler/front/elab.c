@@ -214,14 +214,7 @@ bool el_need_graph(Elab *e, SrcLoc loc, const char *what)
 /* How the user wrote an op: '+' rather than 'add'. */
 static const char *op_spelling(Op op)
 {
-    switch (op) {
-    case OP_ADD: return "+";
-    case OP_SUB: return "-";
-    case OP_MUL: return "*";
-    case OP_DIV: return "/";
-    case OP_NEG: return "unary -";
-    default: return op_info[op].text;
-    }
+    return op_info[op].oper ? op_info[op].oper : op_info[op].text;
 }
 
 /* Elementwise binary op with broadcasting; loc is the operator's place. */

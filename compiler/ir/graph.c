@@ -6,7 +6,7 @@
 #include "arena.h"
 
 const OpInfo op_info[OP_COUNT] = {
-#define X(id, text, arity, kind, attr, by, formula) [OP_##id] = { text, arity, kind, attr, by },
+#define X(id, text, oper, arity, kind, attr, by, formula) [OP_##id] = { text, oper, arity, kind, attr, by },
     VAMOS_OPS(X)
 #undef X
 };

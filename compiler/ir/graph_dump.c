@@ -40,56 +40,48 @@ static void map_expr(FILE *out, const Node *n, int r)
     }
 }
 
-/* The op's attribute, for dumps: the weight name, the constant, the axis. */
+/* The op's attribute (its AttrKind, ops.h), for dumps: the weight name,
+ * the constant, the axis... */
 static void node_attr(FILE *out, const Model *m, const Node *n)
 {
-    switch (n->op) {
-    case OP_INPUT: fprintf(out, " %s", n->attr.input.name); break;
-    case OP_PARAM: fprintf(out, " %s", m->params[n->attr.param].name); break;
-    case OP_CONST: fprintf(out, " %g", n->attr.value); break;
-    case OP_SUM: case OP_MAX: case OP_MEAN: fprintf(out, " axis=%d", n->attr.axis); break;
-    case OP_TRANSPOSE:
+    switch (op_info[n->op].attr) {
+    case AT_NONE: break;
+    case AT_INPUT: fprintf(out, " %s", n->attr.input.name); break;
+    case AT_PARAM: fprintf(out, " %s", m->params[n->attr.param].name); break;
+    case AT_VALUE: fprintf(out, " %g", n->attr.value); break;
+    case AT_AXIS: fprintf(out, " axis=%d", n->attr.axis); break;
+    case AT_PERM:
         fprintf(out, " perm=");
         for (int k = 0; k < n->shape.rank; k++)
             fprintf(out, "%s%d", k ? "," : "", n->attr.perm[k]);
         break;
-    case OP_ARANGE: case OP_CAUSAL_MASK:
+    case AT_OFFSET:
         if (n->attr.offset)
             fprintf(out, " from=%s", m->syms[n->attr.offset - 1].name);
         break;
-    case OP_STORE:
+    case AT_STORE:
         if (n->attr.store.axis >= 0)
             fprintf(out, " state=%d axis=%d at=%s", n->attr.store.state, n->attr.store.axis,
                     m->syms[n->attr.store.pos].name);
         else
             fprintf(out, " state=%d", n->attr.store.state);
         break;
-    case OP_ATTENTION:
-        fprintf(out, " scale=%s%g", n->attr.attn.div ? "1/" : "", n->attr.attn.scale);
-        break;
-    case OP_MATMUL: case OP_LINEAR:
+    case AT_ATTN: fprintf(out, " scale=%s%g", n->attr.attn.div ? "1/" : "", n->attr.attn.scale); break;
+    case AT_MM:
         if (n->attr.mm.packed)
             fprintf(out, " packed");
-        if (n->op == OP_MATMUL && n->attr.mm.bt)
+        if (n->attr.mm.bt)
             fprintf(out, " bt");
         if (n->attr.mm.q8)
             fprintf(out, " int8");
-        if (n->op == OP_LINEAR && n->attr.mm.relu)
+        if (n->attr.mm.relu)
             fprintf(out, " relu");
         break;
-    case OP_LAYER_NORM: fprintf(out, " eps=%g", n->attr.eps); break;
-    case OP_XENT: case OP_XENT_GRAD: fprintf(out, " smoothing=%g", n->attr.eps); break;
-    case OP_DROPOUT: fprintf(out, " p=%g salt=%u", n->attr.drop.p, (unsigned)n->attr.drop.salt); break;
-    case OP_MAP:
+    case AT_EPS: fprintf(out, " %s=%g", n->op == OP_LAYER_NORM ? "eps" : "smoothing", n->attr.eps); break;
+    case AT_DROP: fprintf(out, " p=%g salt=%u", n->attr.drop.p, (unsigned)n->attr.drop.salt); break;
+    case AT_MAP:
         fputc(' ', out);
         map_expr(out, n, 4 + n->attr.map.nstep - 1);
-        break;
-    case OP_PAD_MASK: case OP_GATHER:
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
-    case OP_MAXIMUM: case OP_POW: case OP_NEG: case OP_EXP: case OP_LOG:
-    case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_ERF: case OP_SIN:
-    case OP_COS: case OP_FLOOR: case OP_ABS: case OP_RESHAPE: case OP_COUNT:
-    case OP_GE: case OP_SCATTER_ADD: case OP_MATMUL_TN:
         break;
     }
 }

@@ -40,7 +40,7 @@ static inline float op_scalar_f32(Op op, float x, float y)
 #define F_ABS(a) fabsf(a)
 #define NONE x
     switch (op) {
-#define X(id, text, arity, kind, attr, by, formula) case OP_##id: return (float)(formula);
+#define X(id, text, oper, arity, kind, attr, by, formula) case OP_##id: return (float)(formula);
         VAMOS_OPS(X)
 #undef X
     case OP_COUNT:
@@ -75,7 +75,7 @@ static inline double op_scalar_f64(Op op, double x, double y)
 #define F_ABS(a) fabs(a)
 #define NONE x
     switch (op) {
-#define X(id, text, arity, kind, attr, by, formula) case OP_##id: return (double)(formula);
+#define X(id, text, oper, arity, kind, attr, by, formula) case OP_##id: return (double)(formula);
         VAMOS_OPS(X)
 #undef X
     case OP_COUNT:

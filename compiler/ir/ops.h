@@ -8,6 +8,7 @@
  *   id       the enum name, OP_<id>
  *   text     its name in dumps and messages (and the language's builtin
  *            where there is one: builtins.c)
+ *   operator how the language writes it as an operator ("+"), or NULL
  *   arity    number of tensor inputs
  *   kind     OPK_SOURCE   no tensor inputs (inputs, weights, constants, masks)
  *            OPK_UNARY    elementwise f(x)
@@ -69,51 +70,51 @@
 #ifndef VAMOS_OPS_H
 #define VAMOS_OPS_H
 
-#define VAMOS_OPS(X)   /* id, text, arity, kind, attr, made by, scalar formula */                        \
-    X(INPUT,       "input",       0, OPK_SOURCE, AT_INPUT,  BY_ELAB,        NONE)                        \
-    X(PARAM,       "param",       0, OPK_SOURCE, AT_PARAM,  BY_ELAB,        NONE)                        \
-    X(CONST,       "const",       0, OPK_SOURCE, AT_VALUE,  BY_ELAB,        NONE)                        \
-    X(ARANGE,      "arange",      0, OPK_SOURCE, AT_OFFSET, BY_ELAB,        NONE)                        \
-    X(CAUSAL_MASK, "causal_mask", 0, OPK_SOURCE, AT_OFFSET, BY_ELAB,        NONE)                        \
-    X(PAD_MASK,    "pad_mask",    1, OPK_OTHER,  AT_NONE,   BY_ELAB,        NONE)                        \
-    X(GATHER,      "gather",      2, OPK_OTHER,  AT_NONE,   BY_ELAB,        NONE)                        \
-    X(MATMUL,      "matmul",      2, OPK_OTHER,  AT_MM,     BY_ELAB,        NONE)                        \
-    X(ADD,         "add",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_ADD(x, y))                 \
-    X(SUB,         "sub",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_SUB(x, y))                 \
-    X(MUL,         "mul",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_MUL(x, y))                 \
-    X(DIV,         "div",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_DIV(x, y))                 \
-    X(MAXIMUM,     "maximum",     2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_MAX_NAN(x, y))             \
-    X(POW,         "pow",         2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_POW(x, y))                 \
-    X(GE,          "ge",          2, OPK_BINARY, AT_NONE,   BY_TRAIN,       F_GE(x, y))                  \
-    X(NEG,         "neg",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_NEG(x))                    \
-    X(EXP,         "exp",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_EXP(x))                    \
-    X(LOG,         "log",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_LOG(x))                    \
-    X(SQRT,        "sqrt",        1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_SQRT(x))                   \
-    X(RSQRT,       "rsqrt",       1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_DIV(F_ONE, F_SQRT(x)))     \
-    X(TANH,        "tanh",        1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_TANH(x))                   \
-    X(ERF,         "erf",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_ERF(x))                    \
-    X(SIN,         "sin",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_SIN(x))                    \
-    X(COS,         "cos",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_COS(x))                    \
-    X(FLOOR,       "floor",       1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_FLOOR(x))                  \
-    X(ABS,         "abs",         1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_ABS(x))                    \
-    X(SUM,         "sum",         1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                        \
-    X(MAX,         "max",         1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                        \
-    X(MEAN,        "mean",        1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                        \
-    X(RESHAPE,     "reshape",     1, OPK_LAYOUT, AT_NONE,   BY_ELAB,        NONE)                        \
-    X(TRANSPOSE,   "transpose",   1, OPK_LAYOUT, AT_PERM,   BY_ELAB,        NONE)                        \
-    X(STORE,       "store",       2, OPK_OTHER,  AT_STORE,  BY_INCREMENTAL, NONE)                        \
-    X(ATTENTION,   "attention",   4, OPK_OTHER,  AT_ATTN,   BY_FUSE,        NONE)                        \
-    X(LINEAR,      "linear",      3, OPK_OTHER,  AT_MM,     BY_FUSE,        NONE)                        \
-    X(LAYER_NORM,  "layer_norm",  4, OPK_OTHER,  AT_EPS,    BY_FUSE,        NONE)                        \
-    X(MAP,         "map",         4, OPK_OTHER,  AT_MAP,    BY_FUSE,        NONE)                        \
-    X(DROPOUT,     "dropout",     1, OPK_OTHER,  AT_DROP,   BY_ELAB,        NONE)                        \
-    X(XENT,        "xent",        2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                        \
-    X(XENT_GRAD,   "xent_grad",   2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                        \
-    X(SCATTER_ADD, "scatter_add", 2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)                        \
-    X(MATMUL_TN,   "matmul_tn",   2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)
+#define VAMOS_OPS(X)   /* id, text, operator, arity, kind, attr, made by, formula */                             \
+    X(INPUT,       "input",       NULL,      0, OPK_SOURCE, AT_INPUT,  BY_ELAB,        NONE)                     \
+    X(PARAM,       "param",       NULL,      0, OPK_SOURCE, AT_PARAM,  BY_ELAB,        NONE)                     \
+    X(CONST,       "const",       NULL,      0, OPK_SOURCE, AT_VALUE,  BY_ELAB,        NONE)                     \
+    X(ARANGE,      "arange",      NULL,      0, OPK_SOURCE, AT_OFFSET, BY_ELAB,        NONE)                     \
+    X(CAUSAL_MASK, "causal_mask", NULL,      0, OPK_SOURCE, AT_OFFSET, BY_ELAB,        NONE)                     \
+    X(PAD_MASK,    "pad_mask",    NULL,      1, OPK_OTHER,  AT_NONE,   BY_ELAB,        NONE)                     \
+    X(GATHER,      "gather",      NULL,      2, OPK_OTHER,  AT_NONE,   BY_ELAB,        NONE)                     \
+    X(MATMUL,      "matmul",      "@",       2, OPK_OTHER,  AT_MM,     BY_ELAB,        NONE)                     \
+    X(ADD,         "add",         "+",       2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_ADD(x, y))              \
+    X(SUB,         "sub",         "-",       2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_SUB(x, y))              \
+    X(MUL,         "mul",         "*",       2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_MUL(x, y))              \
+    X(DIV,         "div",         "/",       2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_DIV(x, y))              \
+    X(MAXIMUM,     "maximum",     NULL,      2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_MAX_NAN(x, y))          \
+    X(POW,         "pow",         NULL,      2, OPK_BINARY, AT_NONE,   BY_ELAB,        F_POW(x, y))              \
+    X(GE,          "ge",          NULL,      2, OPK_BINARY, AT_NONE,   BY_TRAIN,       F_GE(x, y))               \
+    X(NEG,         "neg",         "unary -", 1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_NEG(x))                 \
+    X(EXP,         "exp",         NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_EXP(x))                 \
+    X(LOG,         "log",         NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_LOG(x))                 \
+    X(SQRT,        "sqrt",        NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_SQRT(x))                \
+    X(RSQRT,       "rsqrt",       NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_DIV(F_ONE, F_SQRT(x)))  \
+    X(TANH,        "tanh",        NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_TANH(x))                \
+    X(ERF,         "erf",         NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_ERF(x))                 \
+    X(SIN,         "sin",         NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_SIN(x))                 \
+    X(COS,         "cos",         NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_COS(x))                 \
+    X(FLOOR,       "floor",       NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_FLOOR(x))               \
+    X(ABS,         "abs",         NULL,      1, OPK_UNARY,  AT_NONE,   BY_ELAB,        F_ABS(x))                 \
+    X(SUM,         "sum",         NULL,      1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                     \
+    X(MAX,         "max",         NULL,      1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                     \
+    X(MEAN,        "mean",        NULL,      1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                     \
+    X(RESHAPE,     "reshape",     NULL,      1, OPK_LAYOUT, AT_NONE,   BY_ELAB,        NONE)                     \
+    X(TRANSPOSE,   "transpose",   NULL,      1, OPK_LAYOUT, AT_PERM,   BY_ELAB,        NONE)                     \
+    X(STORE,       "store",       NULL,      2, OPK_OTHER,  AT_STORE,  BY_INCREMENTAL, NONE)                     \
+    X(ATTENTION,   "attention",   NULL,      4, OPK_OTHER,  AT_ATTN,   BY_FUSE,        NONE)                     \
+    X(LINEAR,      "linear",      NULL,      3, OPK_OTHER,  AT_MM,     BY_FUSE,        NONE)                     \
+    X(LAYER_NORM,  "layer_norm",  NULL,      4, OPK_OTHER,  AT_EPS,    BY_FUSE,        NONE)                     \
+    X(MAP,         "map",         NULL,      4, OPK_OTHER,  AT_MAP,    BY_FUSE,        NONE)                     \
+    X(DROPOUT,     "dropout",     NULL,      1, OPK_OTHER,  AT_DROP,   BY_ELAB,        NONE)                     \
+    X(XENT,        "xent",        NULL,      2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                     \
+    X(XENT_GRAD,   "xent_grad",   NULL,      2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                     \
+    X(SCATTER_ADD, "scatter_add", NULL,      2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)                     \
+    X(MATMUL_TN,   "matmul_tn",   NULL,      2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)
 
 typedef enum Op {
-#define X(id, text, arity, kind, attr, by, formula) OP_##id,
+#define X(id, text, oper, arity, kind, attr, by, formula) OP_##id,
     VAMOS_OPS(X)
 #undef X
     OP_COUNT
@@ -134,6 +135,7 @@ typedef enum MadeBy { BY_ELAB, BY_INCREMENTAL, BY_FUSE, BY_TRAIN } MadeBy;
 
 typedef struct OpInfo {
     const char *text;
+    const char *oper;
     int arity;
     OpKind kind;
     AttrKind attr;

@@ -245,3 +245,65 @@ Test(robustness, random_bytes_never_crash)
         free(text);
     }
 }
+
+/* Every program of the language reference (lang/README.md) checks: each
+ * ```vamos block with a model as it stands, each block of only
+ * declarations (def, const) with a small model after it. Statement
+ * fragments (no declarations) are counted, not checked. */
+Test(docs, lang_readme_examples_check, .timeout = 300)
+{
+    FILE *f = fopen("lang/README.md", "r");
+    cr_assert(f, "lang/README.md");
+    char line[4096], *block = NULL;
+    size_t len = 0, cap = 0;
+    bool in = false;
+    int whole = 0, decls = 0, fragments = 0;
+    system("rm -rf /tmp/vamos-readme && mkdir -p /tmp/vamos-readme && "
+           "printf '<eos>\\n<bos>\\n<unk>\\nthe\\ncat\\n' > /tmp/vamos-readme/en.words");
+    for (int ln = 1; fgets(line, sizeof line, f); ln++) {
+        if (!in) {
+            in = !strncmp(line, "```vamos", 8);
+            len = 0;
+            continue;
+        }
+        if (strncmp(line, "```", 3)) {
+            size_t k = strlen(line);
+            if (len + k + 1 > cap)
+                block = realloc(block, cap = 2 * (len + k + 1));
+            memcpy(block + len, line, k + 1);
+            len += k;
+            continue;
+        }
+        in = false;
+        if (!len)
+            continue;
+        bool model = strstr(block, "\nmodel ") || !strncmp(block, "model ", 6);
+        const char *p = block;   /* the first line that is not a comment or blank */
+        while (*p == '#' || *p == '\n')
+            p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p);
+        bool top = !strncmp(p, "def ", 4) || !strncmp(p, "const ", 6);
+        if (!model && !top) {
+            fragments++;
+            continue;
+        }
+        FILE *o = fopen("/tmp/vamos-readme/m.vam", "w");
+        fputs(block, o);
+        if (!model)
+            fputs("\nmodel readme_probe {\n  vocab src = [\"<eos>\", \"a\"]\n  vocab tgt = [\"<eos>\", \"b\"]\n"
+                  "  encoder(x: tokens<src>[b, n]) { return embed(x, 4) }\n"
+                  "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 4]) { return softmax(linear(embed(y, 4), len(tgt))) }\n"
+                  "}\n", o);
+        fclose(o);
+        char cmd[512], *out;
+        snprintf(cmd, sizeof cmd, "%s check /tmp/vamos-readme/m.vam 2>&1", vamos_bin());
+        int st = run_cmd(cmd, &out);
+        cr_expect_eq(st, 0, "lang/README.md: the block that ends on line %d does not check:\n%s\n%s", ln, block, out);
+        free(out);
+        model ? whole++ : decls++;
+    }
+    fclose(f);
+    free(block);
+    cr_assert_geq(whole, 4, "only %d whole programs found", whole);
+    cr_assert_geq(decls, 1, "only %d declaration blocks found", decls);
+    cr_log_info("lang/README.md: %d programs, %d declaration blocks checked; %d fragments", whole, decls, fragments);
+}
