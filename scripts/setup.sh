@@ -4,7 +4,7 @@
 # --test: also what only the test suite needs (valgrind, which runs a
 # built translator; pkgconf, for the install test).
 set -euo pipefail
-packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev)
+packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev libmicrohttpd-dev)
 [ "${1:-}" = --test ] && packages+=(valgrind pkgconf)
 missing=()
 for p in "${packages[@]}"; do

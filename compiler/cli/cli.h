@@ -22,6 +22,7 @@ typedef struct Opts {
     const char *cpu;    /* build --cpu: "native" or an x86-64 level */
     const char *prefix; /* build --prefix: of a library's symbols */
     bool lib;           /* build --lib */
+    const char *langs;  /* build --langs SRC:TGT */
     const char *quantize;   /* run, build --quantize: NULL, "int8" */
     const char *sentence;
     unsigned long long seed;
@@ -69,5 +70,6 @@ int cmd_vocab_main(int argc, char **argv);
 int cmd_train_main(int argc, char **argv);
 int cmd_eval_main(int argc, char **argv);
 int cmd_average_main(int argc, char **argv);
+int cmd_serve_main(int argc, char **argv);   /* serve/serve.c */
 
 #endif

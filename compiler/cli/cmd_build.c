@@ -1,4 +1,5 @@
 /* cmd_build.c - `vamos build`: compile a model and link a standalone translator. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,40 @@ static const char usage[] =
     "                       pkg-config --libs vamos), NAME.so a shared library that\n"
     "                       holds the runtime. It defines NAME_linked for vamos_open()\n"
     "  --prefix NAME        with --lib: the prefix of every symbol it defines (default:\n"
-    "                       the model's name), so one program can link several models\n";
+    "                       the model's name), so one program can link several models\n"
+    "  --langs SRC:TGT      the language codes the model translates between (en:es;\n"
+    "                       vamos serve offers them). Default: from a model named\n"
+    "                       like en_es, else none\n";
 
+
+/* "en:es" (or a model name "en_es") into two codes of letters, digits
+ * and '-' (pt-BR, zh-Hans); 0, or -1 if it is not that. */
+static int parse_langs(const char *s, char src[16], char tgt[16])
+{
+    const char *sep = strpbrk(s, ":_");
+    if (!sep || sep == s || sep - s > 15 || strlen(sep + 1) == 0 || strlen(sep + 1) > 15)
+        return -1;
+    for (const char *c = s; *c; c++)
+        if (c != sep && !(isalnum((unsigned char)*c) || *c == '-'))
+            return -1;
+    snprintf(src, 16, "%.*s", (int)(sep - s), s);
+    snprintf(tgt, 16, "%s", sep + 1);
+    return 0;
+}
+
+/* The codes of a model named like en_es or de_en: two or three lowercase
+ * letters each side; -1 for any other name. */
+static int guess_langs(const char *name, char src[16], char tgt[16])
+{
+    size_t n = strlen(name);
+    const char *sep = strchr(name, '_');
+    if (!sep || sep - name < 2 || sep - name > 3 || n - (size_t)(sep - name) - 1 < 2 || n - (size_t)(sep - name) - 1 > 3)
+        return -1;
+    for (const char *c = name; *c; c++)
+        if (c != sep && !islower((unsigned char)*c))
+            return -1;
+    return parse_langs(name, src, tgt);
+}
 
 static int build_cmd(Arena *a, const Opts *o)
 {
@@ -62,6 +95,12 @@ static int build_cmd(Arena *a, const Opts *o)
         if (ao.kind == AOT_EXE)
             return usage_error(usage, "--lib writes NAME.o, NAME.a or NAME.so; '%s' is none of them", o->out);
     }
+    char src[16], tgt[16];
+    if (o->langs) {
+        if (parse_langs(o->langs, src, tgt))
+            return usage_error(usage, "--langs needs two language codes, SRC:TGT (en:es), not '%s'", o->langs);
+        ao.source_lang = src, ao.target_lang = tgt;
+    }
     if (o->quantize && strcmp(o->quantize, "int8"))
         return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
     double t0 = now_s();
@@ -74,6 +113,8 @@ static int build_cmd(Arena *a, const Opts *o)
         return 1;
     }
     char err[512];
+    if (!o->langs && guess_langs(m->name, src, tgt) == 0)
+        ao.source_lang = src, ao.target_lang = tgt;
     if (o->lib && !o->prefix)   /* the model's name; `model en_es` is an identifier */
         ao.prefix = m->name;
     int rc = aot_build(m, &b, &ao, err, sizeof err);
@@ -92,5 +133,5 @@ static int build_cmd(Arena *a, const Opts *o)
 
 int cmd_build_main(int argc, char **argv)
 {
-    return cli_run(argc, argv, usage, "woBNCqLP", false, build_cmd);
+    return cli_run(argc, argv, usage, "woBNCqLPg", false, build_cmd);
 }

@@ -40,6 +40,7 @@ static const struct Command {
       "score translations (BLEU, chrF)" },
     { "average", cmd_average_main, "-o OUT.safetensors W1.safetensors W2.safetensors...",
       "average weight files (checkpoint averaging)" },
+    { "serve", cmd_serve_main, "LIB.so... [--port 5000]", "serve the LibreTranslate HTTP API" },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

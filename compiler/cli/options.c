@@ -36,7 +36,7 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' },
         { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' },
         { "quantize", required_argument, 0, 'q' }, { "lib", no_argument, 0, 'L' },
-        { "prefix", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
+        { "prefix", required_argument, 0, 'P' }, { "langs", required_argument, 0, 'g' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -69,6 +69,7 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         case 'q': o->quantize = optarg; break;
         case 'L': o->lib = true; break;
         case 'P': o->prefix = optarg; break;
+        case 'g': o->langs = optarg; break;
         case 'b':
             errno = 0;
             o->budget = strtod(optarg, &end);

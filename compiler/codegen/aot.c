@@ -113,11 +113,21 @@ static void add_cpu_spec(LLVMContextRef ctx, LLVMModuleRef mod, const char *cpu_
 
 /* Name the module's exported symbols PREFIX_* and add the descriptor
  * PREFIX_linked (vamos_linked_model) pointing at them. */
-static void add_linked(LLVMContextRef ctx, LLVMModuleRef mod, const char *prefix)
+static LLVMValueRef const_string(LLVMContextRef ctx, LLVMModuleRef mod, const char *name, const char *text)
+{
+    LLVMValueRef s = LLVMConstStringInContext2(ctx, text, strlen(text), 0);
+    LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(s), name);
+    LLVMSetInitializer(g, s);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    return g;
+}
+
+static void add_linked(LLVMContextRef ctx, LLVMModuleRef mod, const AotOptions *ao, const char *prefix)
 {
     static const char *const parts[] = { "blob", "cpu", "encoder", "decoder", "prep", "step" };
     LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMValueRef fields[6];
+    LLVMValueRef fields[8];
     char name[256];
     for (int k = 0; k < 6; k++) {
         char old[64];
@@ -128,11 +138,18 @@ static void add_linked(LLVMContextRef ctx, LLVMModuleRef mod, const char *prefix
             LLVMSetValueName2(v, name, strlen(name));
         fields[k] = v ? v : LLVMConstNull(ptr);
     }
-    LLVMValueRef init = LLVMConstStructInContext(ctx, fields, 6, 0);
+    fields[6] = ao->source_lang ? const_string(ctx, mod, "source_lang", ao->source_lang) : LLVMConstNull(ptr);
+    fields[7] = ao->target_lang ? const_string(ctx, mod, "target_lang", ao->target_lang) : LLVMConstNull(ptr);
+    LLVMValueRef init = LLVMConstStructInContext(ctx, fields, 8, 0);
     snprintf(name, sizeof name, "%s_linked", prefix);
     LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(init), name);
     LLVMSetInitializer(g, init);
     LLVMSetGlobalConstant(g, 1);
+    if (ao->kind == AOT_SHARED) {   /* vamos_library: the descriptor under a name dlsym() knows */
+        LLVMValueRef lib = LLVMAddGlobal(mod, ptr, "vamos_library");
+        LLVMSetInitializer(lib, g);
+        LLVMSetGlobalConstant(lib, 1);
+    }
 }
 
 bool aot_prefix_ok(const char *p)
@@ -175,7 +192,7 @@ int aot_build(const Model *m, const Bound *w, const AotOptions *ao, char *err, s
     LLVMSetAlignment(g, 64);
     LLVMSetSection(g, ".lrodata.vamos");
     add_cpu_spec(ctx, mod, cpu_level);
-    add_linked(ctx, mod, prefix);
+    add_linked(ctx, mod, ao, prefix);
     char *msg = NULL;
     if (LLVMTargetMachineEmitToFile(tm, mod, obj, LLVMObjectFile, &msg)) {
         snprintf(err, errlen, "cannot write %s: %s", obj, msg);

@@ -14,6 +14,7 @@ typedef struct AotOptions {
     const char *output;
     const char *cpu_level;   /* NULL or "native": this machine's CPU; or an x86-64 level (cg_cpu_levels) */
     const char *prefix;      /* of every exported symbol; NULL: "vamos" (a translator's) */
+    const char *source_lang, *target_lang;   /* language codes the model carries, or NULL */
     AotKind kind;
 } AotOptions;
 

@@ -43,7 +43,14 @@ typedef struct vamos_linked_model {
     int32_t (*decoder)(void *const *buf, const int64_t *sym);
     int32_t (*prep)(void *const *buf, const int64_t *sym);
     int32_t (*step)(void *const *buf, const int64_t *sym);
+    const char *source_lang;     /* language codes ("en", "es"; vamos build --langs), or NULL */
+    const char *target_lang;
 } vamos_linked_model;
+
+/* A shared library (vamos build --lib -o NAME.so) also defines
+ *     const vamos_linked_model *const vamos_library;
+ * pointing at its descriptor, so a program can dlopen() models it was not
+ * linked with (vamos serve does). */
 
 #define VAMOS_DECLARE_MODEL(prefix) extern const vamos_linked_model prefix##_linked
 

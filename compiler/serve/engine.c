@@ -1,0 +1,213 @@
+/* engine.c - served models: dlopen, a worker per model, batching (see
+ * engine.h). */
+#include "engine.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vamos/vamos.h"
+
+/* Sentences one batch takes at most; more wait for the next. */
+#define BATCH_MAX_SENTENCES 256
+
+typedef struct Job {
+    const char *const *texts;
+    int n;
+    char **outs;
+    int rc;
+    char err[256];
+    bool done;
+    struct Job *next;
+} Job;
+
+struct Served {
+    void *dl;
+    const vamos_linked_model *lm;
+    vamos_translator *t;
+    /* the library's own API (each library holds a runtime) */
+    vamos_translator *(*open)(const vamos_linked_model *, const vamos_settings *, char *, size_t);
+    int (*lines)(vamos_translator *, const char *const *, int, char **, char *, size_t);
+    void (*close)(vamos_translator *);
+    const char *(*name)(const vamos_translator *);
+    void (*set_threads)(int);
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    Job *head, *tail;
+    bool stop, started;
+    pthread_t worker;
+    long batches, sentences;
+};
+
+static void run_batch(Served *s, Job *jobs)
+{
+    int total = 0;
+    for (Job *j = jobs; j; j = j->next)
+        total += j->n;
+    const char **texts = malloc(sizeof *texts * (size_t)(total ? total : 1));
+    char **outs = calloc((size_t)(total ? total : 1), sizeof *outs);
+    char err[256] = "out of memory";
+    int rc = -1;
+    if (texts && outs) {
+        int k = 0;
+        for (Job *j = jobs; j; j = j->next)
+            for (int i = 0; i < j->n; i++)
+                texts[k++] = j->texts[i];
+        rc = s->lines(s->t, texts, total, outs, err, sizeof err);
+    }
+    int k = 0;
+    for (Job *j = jobs; j; j = j->next) {
+        j->rc = rc;
+        snprintf(j->err, sizeof j->err, "%s", rc ? err : "");
+        for (int i = 0; i < j->n; i++, k++)
+            j->outs[i] = rc == 0 ? outs[k] : NULL;
+    }
+    free(texts);
+    free(outs);
+    pthread_mutex_lock(&s->mu);
+    s->batches++;
+    s->sentences += total;
+    for (Job *j = jobs; j; j = j->next)
+        j->done = true;
+    pthread_cond_broadcast(&s->done);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker(void *arg)
+{
+    Served *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stop)
+            pthread_cond_wait(&s->work, &s->mu);
+        if (!s->head)
+            break;   /* stopping, and nothing is left */
+        /* every job queued, up to a batch's sentences (a bigger first job
+         * goes alone) */
+        Job *first = s->head, *last = first;
+        int n = first->n;
+        while (last->next && n + last->next->n <= BATCH_MAX_SENTENCES)
+            n += last->next->n, last = last->next;
+        s->head = last->next;
+        if (!s->head)
+            s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+        run_batch(s, first);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+Served *served_open(const char *path, int threads, char *err, size_t errlen)
+{
+    Served *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* a path without a slash would be searched for: open the file named */
+    char full[4096];
+    snprintf(full, sizeof full, "%s%s", strchr(path, '/') ? "" : "./", path);
+    s->dl = dlopen(full, RTLD_NOW | RTLD_LOCAL);
+    if (!s->dl) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, dlerror());
+        free(s);
+        return NULL;
+    }
+    const vamos_linked_model *const *lib = dlsym(s->dl, "vamos_library");
+    s->open = (vamos_translator * (*)(const vamos_linked_model *, const vamos_settings *, char *, size_t)) dlsym(s->dl, "vamos_open");
+    s->lines = (int (*)(vamos_translator *, const char *const *, int, char **, char *, size_t))dlsym(s->dl, "vamos_translate_lines");
+    s->close = (void (*)(vamos_translator *))dlsym(s->dl, "vamos_close");
+    s->name = (const char *(*)(const vamos_translator *))dlsym(s->dl, "vamos_name");
+    s->set_threads = (void (*)(int))dlsym(s->dl, "vamos_set_threads");
+    if (!lib || !*lib || !s->open || !s->lines || !s->close || !s->name || !s->set_threads) {
+        snprintf(err, errlen, "%s: not a model library (build it with vamos build --lib -o NAME.so)", path);
+        dlclose(s->dl);
+        free(s);
+        return NULL;
+    }
+    s->lm = *lib;
+    if (!s->lm->source_lang || !s->lm->target_lang) {
+        snprintf(err, errlen, "%s: carries no language codes (build it with --langs SRC:TGT)", path);
+        dlclose(s->dl);
+        free(s);
+        return NULL;
+    }
+    if (threads > 0)
+        s->set_threads(threads);
+    s->t = s->open(s->lm, NULL, err, errlen);
+    if (!s->t) {
+        dlclose(s->dl);
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->done, NULL);
+    if (pthread_create(&s->worker, NULL, worker, s)) {
+        snprintf(err, errlen, "cannot start a thread");
+        served_close(s);
+        return NULL;
+    }
+    s->started = true;
+    return s;
+}
+
+void served_close(Served *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    if (s->started)
+        pthread_join(s->worker, NULL);
+    s->close(s->t);
+    s->set_threads(0);   /* joins the library's kernel threads: its code may go */
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->done);
+    dlclose(s->dl);
+    free(s);
+}
+
+const char *served_name(const Served *s) { return s->name(s->t); }
+const char *served_source(const Served *s) { return s->lm->source_lang; }
+const char *served_target(const Served *s) { return s->lm->target_lang; }
+
+int served_translate(Served *s, const char *const *texts, int n, char **outs, char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    Job j = { .texts = texts, .n = n, .outs = outs };
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        snprintf(err, errlen, "the server is stopping");
+        return -1;
+    }
+    if (s->tail)
+        s->tail->next = &j;
+    else
+        s->head = &j;
+    s->tail = &j;
+    pthread_cond_signal(&s->work);
+    while (!j.done)
+        pthread_cond_wait(&s->done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (j.rc)
+        snprintf(err, errlen, "%s", j.err);
+    return j.rc;
+}
+
+void served_counts(const Served *s, long *batches, long *sentences)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    *batches = s->batches, *sentences = s->sentences;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+}
