@@ -3,7 +3,7 @@
 #
 #     scripts/fuzz.sh [--time SECONDS] [--jobs N] [HARNESS...]
 #
-# HARNESS is dsl, weights, translate or tunedb (default: all, one after the
+# HARNESS is dsl, weights, translate, tunedb or request (default: all, one after the
 # other). Each runs for SECONDS (default 600) from its corpus in
 # tests/fuzz/corpus/HARNESS, with the sanitizers; new inputs that add
 # coverage are merged back into that corpus (commit them), and a crash
@@ -18,11 +18,11 @@ while [ $# -gt 0 ]; do
     --time) secs="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    dsl|weights|translate|tunedb) harnesses+=("$1"); shift ;;
+    dsl|weights|translate|tunedb|request) harnesses+=("$1"); shift ;;
     *) echo "fuzz.sh: unknown harness or option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(dsl weights translate tunedb)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(dsl weights translate tunedb request)
 
 if ! command -v clang-19 >/dev/null; then
   echo "fuzz.sh: installing clang-19 and libclang-rt-19-dev" >&2

@@ -2,10 +2,11 @@
 # setup.sh - install what building and testing Vamos needs (Debian 12).
 # Installs only the packages that are missing; uses sudo when not root.
 # --test: also what only the test suite needs (valgrind, which runs a
-# built translator; pkgconf, for the install test).
+# built translator; pkgconf, for the install test; python3, requests and
+# curl, the clients of the serve test; gettext, msgfmt for vamos po).
 set -euo pipefail
 packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev libmicrohttpd-dev)
-[ "${1:-}" = --test ] && packages+=(valgrind pkgconf)
+[ "${1:-}" = --test ] && packages+=(valgrind pkgconf python3 python3-requests curl gettext)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
