@@ -71,5 +71,6 @@ int cmd_train_main(int argc, char **argv);
 int cmd_eval_main(int argc, char **argv);
 int cmd_average_main(int argc, char **argv);
 int cmd_serve_main(int argc, char **argv);   /* serve/serve.c */
+int cmd_po_main(int argc, char **argv);      /* serve/po.c */
 
 #endif

@@ -41,6 +41,7 @@ static const struct Command {
     { "average", cmd_average_main, "-o OUT.safetensors W1.safetensors W2.safetensors...",
       "average weight files (checkpoint averaging)" },
     { "serve", cmd_serve_main, "LIB.so... [--port 5000]", "serve the LibreTranslate HTTP API" },
+    { "po", cmd_po_main, "LIB.so CATALOG.po -o OUT.po", "fill a gettext catalog's untranslated entries" },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

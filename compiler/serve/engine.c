@@ -131,12 +131,6 @@ Served *served_open(const char *path, int threads, char *err, size_t errlen)
         return NULL;
     }
     s->lm = *lib;
-    if (!s->lm->source_lang || !s->lm->target_lang) {
-        snprintf(err, errlen, "%s: carries no language codes (build it with --langs SRC:TGT)", path);
-        dlclose(s->dl);
-        free(s);
-        return NULL;
-    }
     if (threads > 0)
         s->set_threads(threads);
     s->t = s->open(s->lm, NULL, err, errlen);
@@ -177,8 +171,8 @@ void served_close(Served *s)
 }
 
 const char *served_name(const Served *s) { return s->name(s->t); }
-const char *served_source(const Served *s) { return s->lm->source_lang; }
-const char *served_target(const Served *s) { return s->lm->target_lang; }
+const char *served_source(const Served *s) { return s->lm->source_lang ? s->lm->source_lang : ""; }
+const char *served_target(const Served *s) { return s->lm->target_lang ? s->lm->target_lang : ""; }
 
 int served_translate(Served *s, const char *const *texts, int n, char **outs, char *err, size_t errlen)
 {

@@ -24,6 +24,7 @@ Served *served_open(const char *path, int threads, char *err, size_t errlen);
 void served_close(Served *s);
 
 const char *served_name(const Served *s);
+/* Its language codes (vamos build --langs), or "" when it carries none. */
 const char *served_source(const Served *s);
 const char *served_target(const Served *s);
 

@@ -567,6 +567,12 @@ int cmd_serve_main(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (!served_source(m)[0] || !served_target(m)[0]) {
+            fprintf(stderr, "vamos serve: %s carries no language codes: build it with --langs SRC:TGT\n", argv[i]);
+            served_close(m);
+            rc = 1;
+            break;
+        }
         for (int j = 0; j < s.nmodels; j++)
             if (!strcmp(served_source(s.models[j]), served_source(m)) && !strcmp(served_target(s.models[j]), served_target(m))) {
                 fprintf(stderr, "vamos serve: %s and an earlier library both translate %s to %s\n", argv[i],
