@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "engine.h"
@@ -440,6 +441,13 @@ int cmd_po_main(int argc, char **argv)
             int next;
             char *h = read_string(lines, lens, es[i].msgstr, es[i].last, &next);
             nplurals = nplurals_of(h);
+            const char *cs = h ? strstr(h, "charset=") : NULL;
+            if (cs && strncasecmp(cs + 8, "UTF-8", 5) && strncasecmp(cs + 8, "ASCII", 5) &&
+                strncasecmp(cs + 8, "CHARSET", 7) && strncasecmp(cs + 8, "US-ASCII", 8)) {
+                fprintf(stderr, "vamos po: %s:%d: the catalog is in %.*s; translations are UTF-8: convert it first "
+                                "(msgconv -t UTF-8)\n", path, es[i].msgstr + 1, (int)strcspn(cs + 8, "\n"), cs + 8);
+                rc = 1;
+            }
             free(h);
         }
         bool fill = !es[i].header && !es[i].obsolete && es[i].empty;

@@ -109,7 +109,8 @@ def main():
     for mo in picked:
         name = os.path.basename(mo)[:-3]
         po, blank, filled = (os.path.join(TMP, name + s) for s in (".po", ".blank.po", ".filled.po"))
-        if subprocess.run(["msgunfmt", mo, "-o", po], capture_output=True).returncode:
+        if subprocess.run(["sh", "-c", 'msgunfmt "$1" | msgconv -t UTF-8 -o "$2"', "sh", mo, po],
+                          capture_output=True).returncode:
             print("%s: msgunfmt cannot read it, skipped" % name)
             continue
         if subprocess.run(["msgfilter", "--keep-header", "-i", po, "-o", blank, "sed", "-e", "d"],
