@@ -427,8 +427,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
-    if (k->form)
+    if (k->form) {   /* destroying the post processor hands over a last field it still holds */
+        if (k->pp)
+            MHD_destroy_post_processor(k->pp);
+        k->pp = NULL;
         commit((FormState *)(k + 1));
+    }
     if (!strcmp(url, "/translate"))
         return post ? translate(s, c, k) : error(s, c, 405, "use POST for /translate");
     if (!strcmp(method, "GET") && !strcmp(url, "/languages"))
