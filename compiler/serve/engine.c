@@ -7,11 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vamos/vamos.h"
 
-/* Sentences one batch takes at most; more wait for the next. */
-#define BATCH_MAX_SENTENCES 256
 
 typedef struct Job {
     const char *const *texts;
@@ -38,6 +37,9 @@ struct Served {
     Job *head, *tail;
     bool stop, started;
     pthread_t worker;
+    int batch_max;   /* sentences a batch takes at most; more wait for the next */
+    int wait_ms;     /* how long a batch that is not full waits for more */
+    int last_jobs;   /* requests in the last batch: more than one, and the next waits */
     long batches, sentences;
 };
 
@@ -84,16 +86,37 @@ static void *worker(void *arg)
             pthread_cond_wait(&s->work, &s->mu);
         if (!s->head)
             break;   /* stopping, and nothing is left */
+        /* a batch that is not full yet waits a moment for the requests the
+         * last batch's answers are about to bring */
+        int queued = 0;
+        for (Job *j = s->head; j; j = j->next)
+            queued += j->n;
+        if (queued < s->batch_max && s->wait_ms > 0 && s->last_jobs > 1 && !s->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += s->wait_ms * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L, until.tv_nsec %= 1000000000L;
+            while (!s->stop && pthread_cond_timedwait(&s->work, &s->mu, &until) == 0) {
+                queued = 0;
+                for (Job *j = s->head; j; j = j->next)
+                    queued += j->n;
+                if (queued >= s->batch_max)
+                    break;
+            }
+        }
         /* every job queued, up to a batch's sentences (a bigger first job
          * goes alone) */
         Job *first = s->head, *last = first;
         int n = first->n;
-        while (last->next && n + last->next->n <= BATCH_MAX_SENTENCES)
+        while (last->next && n + last->next->n <= s->batch_max)
             n += last->next->n, last = last->next;
         s->head = last->next;
         if (!s->head)
             s->tail = NULL;
         last->next = NULL;
+        s->last_jobs = 0;
+        for (Job *j = first; j; j = j->next)
+            s->last_jobs++;
         pthread_mutex_unlock(&s->mu);
         run_batch(s, first);
         pthread_mutex_lock(&s->mu);
@@ -102,13 +125,15 @@ static void *worker(void *arg)
     return NULL;
 }
 
-Served *served_open(const char *path, int threads, char *err, size_t errlen)
+Served *served_open(const char *path, int threads, int batch_max, int wait_ms, char *err, size_t errlen)
 {
     Served *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->batch_max = batch_max > 0 ? batch_max : SERVED_BATCH;
+    s->wait_ms = wait_ms >= 0 ? wait_ms : SERVED_WAIT_MS;
     /* a path without a slash would be searched for: open the file named */
     char full[4096];
     snprintf(full, sizeof full, "%s%s", strchr(path, '/') ? "" : "./", path);

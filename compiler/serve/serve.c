@@ -54,6 +54,10 @@ static const char usage[] =
     "  --char-limit N       refuse requests with more than N characters of text\n"
     "  --req-limit N        refuse more than N requests a minute from one client (429)\n"
     "  --threads N          kernel threads of each model (default: one per CPU)\n"
+    "  --batch N            sentences a model translates together at most (default 64);\n"
+    "                       the requests that came meanwhile go in the next batch\n"
+    "  --batch-wait MS      under load, how long a batch that is not full waits for\n"
+    "                       more requests (default 5; 0: never)\n"
     "  --timeout SECONDS    drop a connection idle this long (default 30)\n";
 
 typedef struct Rate {
@@ -521,11 +525,12 @@ int cmd_serve_main(int argc, char **argv)
         { "help", no_argument, 0, 'h' }, { "host", required_argument, 0, 'H' }, { "port", required_argument, 0, 'p' },
         { "api-keys", required_argument, 0, 'k' }, { "char-limit", required_argument, 0, 'c' },
         { "req-limit", required_argument, 0, 'r' }, { "threads", required_argument, 0, 'j' },
-        { "timeout", required_argument, 0, 't' }, { 0, 0, 0, 0 },
+        { "timeout", required_argument, 0, 't' }, { "batch", required_argument, 0, 'b' },
+        { "batch-wait", required_argument, 0, 'w' }, { 0, 0, 0, 0 },
     };
     static Server s;   /* large (the rate table); one per process */
     const char *host = "127.0.0.1", *keys = NULL;
-    long port = 5000, threads = 0, timeout = 30;
+    long port = 5000, threads = 0, timeout = 30, batch = 0, wait = -1;
     bool bad = false;
     optind = 1;
     opterr = 0;
@@ -540,6 +545,8 @@ int cmd_serve_main(int argc, char **argv)
         case 'r': s.req_limit = (int)parse_long("--req-limit", optarg, 1, 1000000, &bad); break;
         case 'j': threads = parse_long("--threads", optarg, 1, 64, &bad); break;
         case 't': timeout = parse_long("--timeout", optarg, 1, 3600, &bad); break;
+        case 'b': batch = parse_long("--batch", optarg, 1, 4096, &bad); break;
+        case 'w': wait = parse_long("--batch-wait", optarg, 0, 1000, &bad); break;
         case ':': fprintf(stderr, "vamos serve: option '%s' needs a value\n\n%s", argv[optind - 1], usage); return 2;
         default: fprintf(stderr, "vamos serve: unknown option '%s'\n\n%s", argv[optind - 1], usage); return 2;
         }
@@ -565,7 +572,7 @@ int cmd_serve_main(int argc, char **argv)
     int rc = 0;
     for (int i = optind; i < argc && rc == 0; i++) {
         char err[512];
-        Served *m = served_open(argv[i], (int)threads, err, sizeof err);
+        Served *m = served_open(argv[i], (int)threads, (int)batch, (int)wait, err, sizeof err);
         if (!m) {
             fprintf(stderr, "vamos serve: %s\n", err);
             rc = 1;
@@ -621,6 +628,12 @@ int cmd_serve_main(int argc, char **argv)
             close(ls);
         fprintf(stderr, "vamos serve: served %ld requests, refused %ld\n", atomic_load(&s.served),
                 atomic_load(&s.refused));
+        for (int i = 0; i < s.nmodels; i++) {
+            long batches, sentences;
+            served_counts(s.models[i], &batches, &sentences);
+            fprintf(stderr, "vamos serve: %s: %ld sentences in %ld batches (%.1f a batch)\n", served_name(s.models[i]),
+                    sentences, batches, batches ? (double)sentences / (double)batches : 0.0);
+        }
     }
     for (int i = 0; i < s.nmodels; i++)
         served_close(s.models[i]);

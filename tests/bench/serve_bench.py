@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--requests", type=int, default=100000)
+    ap.add_argument("--batch", type=int, default=0, help="vamos serve --batch (0: its default)")
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "en-es"))
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="vamos-serve-bench-")
@@ -46,17 +47,21 @@ def main():
     src = os.path.join(tmp, "src.txt")
     with open(src, "w") as f:
         f.write("\n".join(sents) + "\n")
-    # the peer: the translator on the same sentences, its default batching, best of 3
-    peer = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        subprocess.run([exe, "--threads", "2"], stdin=open(src), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
-        peer.append(len(sents) / (time.perf_counter() - t0))
-    peer_sps = max(peer)
+    # the peer: the translator on the same sentences, its default batching,
+    # best of 3, before and after phase 1 (the machine's speed drifts)
+    def peer():
+        best = 0
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run([exe, "--threads", "2"], stdin=open(src), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=True)
+            best = max(best, len(sents) / (time.perf_counter() - t0))
+        return best
 
+    peer_before = peer()
     log = open(os.path.join(tmp, "serve.log"), "w+")
-    p = subprocess.Popen([VAMOS, "serve", lib, "--port", "0", "--threads", "2"], stderr=log)
+    p = subprocess.Popen([VAMOS, "serve", lib, "--port", "0", "--threads", "2"] +
+                         (["--batch", str(a.batch)] if a.batch else []), stderr=log)
     port = None
     for _ in range(200):
         log.seek(0)
@@ -119,6 +124,10 @@ def main():
     wall, cpu = run(0, a.seconds)
     n1, e1 = len(lat), errors[0]
     q = statistics.quantiles(lat, n=100)
+    p.send_signal(signal.SIGSTOP)   # the peer again, with the server asleep
+    peer_after = peer()
+    p.send_signal(signal.SIGCONT)
+    peer_sps = (peer_before + peer_after) / 2
     sps = len(lat) / wall
     rss0 = rss_kb(p.pid)
     wall2, _ = run(a.requests, 0)
@@ -126,16 +135,20 @@ def main():
     rss1 = rss_kb(p.pid)
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=120)
+    log.seek(0)
+    batches = re.findall(r"\(([\d.]+) a batch\)", log.read())
     lines = [
         "vamos serve under load (tests/bench/serve_bench.py), %s" % cpu_name(),
-        "en-es, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2" % (len(sents), a.clients),
-        "translator (stdin, default batching, 2 threads): %.0f sentences/s (best of 3)" % peer_sps,
-        "serve, %.0f s: %d requests, %d errors, %.0f sentences/s = %.2fx the translator; latency p50 %.0f ms, p99 %.0f ms"
+        "en-es, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2, serve --batch %s"
+        % (len(sents), a.clients, a.batch or "default"),
+        "translator (stdin, default batching, 2 threads): %.0f sentences/s before phase 1, %.0f after (best of 3 each)"
+        % (peer_before, peer_after),
+        "serve, %.0f s: %d requests, %d errors, %.0f sentences/s = %.2fx the translator (their mean); latency p50 %.0f ms, p99 %.0f ms"
         % (wall, n1 + e1, e1, sps, sps / peer_sps, q[49] * 1e3, q[98] * 1e3),
         "load generator CPU: %.0f%% of one core during phase 1" % (100 * cpu / wall),
         "RSS: %.1f MB after warm-up + phase 1, %.1f MB after %d more requests (%d errors, %.0f s)"
         % (rss0 / 1024, rss1 / 1024, n2 + err2, err2, wall2),
-        "server exit after SIGTERM: %d" % rc,
+        "server exit after SIGTERM: %d; sentences a batch over the whole run: %s" % (rc, batches[0] if batches else "?"),
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
