@@ -15,8 +15,8 @@ static size_t printf_len(const char *s, bool *numbered, bool *star)
     if (*p == '%')
         return 2;
     if (*p == '(') {   /* python: %(name)s */
-        const char *e = strchr(p, ')');
-        if (!e || e - p > 40)
+        const char *e = memchr(p, ')', strnlen(p, 41));
+        if (!e)
             return 0;
         p = e + 1;
         while (strchr("-+ #0", *p) && *p)
@@ -24,8 +24,8 @@ static size_t printf_len(const char *s, bool *numbered, bool *star)
         return isalpha((unsigned char)*p) ? (size_t)(p + 1 - s) : 0;
     }
     if (*p == '<') {   /* %<PRId64> */
-        const char *e = strchr(p, '>');
-        return e && e - p < 16 ? (size_t)(e + 1 - s) : 0;
+        const char *e = memchr(p, '>', strnlen(p, 16));
+        return e ? (size_t)(e + 1 - s) : 0;
     }
     const char *d = p;
     while (isdigit((unsigned char)*d))
@@ -76,8 +76,8 @@ static size_t span_len(const char *text, size_t i, Masked *m)
         return s[n] == '}' ? n + 1 : 0;
     }
     if (*s == '<' && (isalpha((unsigned char)s[1]) || s[1] == '/' || s[1] == '!')) {
-        const char *e = strchr(s, '>');
-        return e && e - s < 200 && !memchr(s + 1, '<', (size_t)(e - s - 1)) ? (size_t)(e + 1 - s) : 0;
+        const char *e = memchr(s, '>', strnlen(s, 200));   /* bounded: linear in the message */
+        return e && !memchr(s + 1, '<', (size_t)(e - s - 1)) ? (size_t)(e + 1 - s) : 0;
     }
     if (*s == '&' && (isalpha((unsigned char)s[1]) || s[1] == '#')) {   /* an entity */
         size_t n = 1;
@@ -107,8 +107,8 @@ static size_t span_len(const char *text, size_t i, Masked *m)
     }
     if (*s == '$' && (isalpha((unsigned char)s[1]) || s[1] == '_' || s[1] == '{')) {
         if (s[1] == '{') {
-            const char *e = strchr(s, '}');
-            return e && e - s < 60 ? (size_t)(e + 1 - s) : 0;
+            const char *e = memchr(s, '}', strnlen(s, 60));
+            return e ? (size_t)(e + 1 - s) : 0;
         }
         size_t n = 1;
         while (word_char(s[n]))

@@ -57,7 +57,7 @@ static const char *sentence_end(const char *s, const char *end)
 /* Text: per line, per sentence; spaces around each kept. */
 static void text(Pieces *ps, const char *s, size_t n, bool escape)
 {
-    const char *end = s + n;
+    const char *end = s + n, *eol = NULL;
     while (s < end) {
         const char *b = s;
         while (s < end && space(*s))
@@ -65,8 +65,12 @@ static void text(Pieces *ps, const char *s, size_t n, bool escape)
         add(ps, b, (size_t)(s - b), false, false);
         if (s == end)
             break;
-        const char *eol = memchr(s, '\n', (size_t)(end - s));
-        const char *stop = sentence_end(s, eol ? eol : end);
+        if (!eol || eol < s) {   /* the end of this line, found once per line: linear in n */
+            eol = memchr(s, '\n', (size_t)(end - s));
+            if (!eol)
+                eol = end;
+        }
+        const char *stop = sentence_end(s, eol);
         const char *t = stop;
         while (t > s && space(t[-1]))
             t--;
@@ -119,9 +123,11 @@ static void html(Pieces *ps, const char *s)
         ps->oom = true;
         return;
     }
+    bool comments_end = true;   /* false once a comment never closes: then no more searching (linear) */
     for (size_t i = 0; i < n;) {
         if (s[i] == '<') {
-            const char *close = !strncmp(s + i, "<!--", 4) ? strstr(s + i + 4, "-->") : NULL;
+            const char *close = comments_end && !strncmp(s + i, "<!--", 4) ? strstr(s + i + 4, "-->") : NULL;
+            comments_end &= close || strncmp(s + i, "<!--", 4);
             size_t len = close ? (size_t)(close + 3 - (s + i)) : 0;
             if (!close) {
                 const char *gt = memchr(s + i, '>', n - i);
