@@ -514,7 +514,7 @@ int cmd_po_main(int argc, char **argv)
         Unit *eu = &u[first_unit[i]];
         if (e->plural) {
             for (int f = 0; f < forms; f++) {
-                char kw[16];
+                char kw[32];
                 snprintf(kw, sizeof kw, "msgstr[%d]", f);
                 write_string(out, kw, eu[f].result);
             }
