@@ -289,6 +289,16 @@ static int translate_units(Served *sv, Unit *u, int nu, int *fallbacks, int *cop
     return 0;
 }
 
+/* Does line[0, n) hold word? (Lines are not NUL-terminated.) */
+static bool has_word(const char *line, size_t n, const char *word)
+{
+    size_t w = strlen(word);
+    for (size_t i = 0; i + w <= n; i++)
+        if (!memcmp(line + i, word, w))
+            return true;
+    return false;
+}
+
 static void unit_free(Unit *u)
 {
     for (int k = 0; k <= u->m.n; k++) {
@@ -502,7 +512,7 @@ int cmd_po_main(int argc, char **argv)
             if (fill && line == e->msgstr)
                 break;
             if (fill && line == e->flags) {
-                fprintf(out, "%.*s%s\n", (int)lens[line], lines[line], strstr(lines[line], "fuzzy") && (size_t)(strstr(lines[line], "fuzzy") - lines[line]) < lens[line] ? "" : ", fuzzy");
+                fprintf(out, "%.*s%s\n", (int)lens[line], lines[line], has_word(lines[line], lens[line], "fuzzy") ? "" : ", fuzzy");
                 continue;
             }
             if (fill && e->flags < 0 && line == e->comments_end)

@@ -104,8 +104,9 @@ Test(cli, options_numbers_and_io_are_checked)
 
 Test(cli, help_on_every_command)
 {
-    const char *cmds[] = { "check", "graph", "init", "run", "build", "tune", "vocab", "train", "eval", "average" };
-    for (size_t i = 0; i < 10; i++) {
+    const char *cmds[] = { "check", "graph", "init", "run", "build", "tune", "vocab", "train", "eval", "average",
+                           "serve", "po" };
+    for (size_t i = 0; i < 12; i++) {
         char *out;
         cr_assert_eq(vamos(&out, "%s --help", cmds[i]), 0);
         cr_assert(strstr(out, "usage: vamos"), "%s", out);
@@ -114,7 +115,7 @@ Test(cli, help_on_every_command)
     char *out;
     cr_assert_eq(vamos(&out, "--help"), 0);
     cr_assert(strstr(out, "commands:"));
-    for (size_t i = 0; i < 10; i++)   /* the dispatch table lists each */
+    for (size_t i = 0; i < 12; i++)   /* the dispatch table lists each */
         cr_assert(strstr(out, cmds[i]), "%s missing from:\n%s", cmds[i], out);
     free(out);
 }
