@@ -191,12 +191,6 @@ static int token_at(const Masked *m, const char *start, const char *p, size_t *l
     return k;
 }
 
-/* The printf directive span with its argument number: "%-5d" -> "%2$-5d". */
-static void numbered(const char *span, int arg, char *out, size_t cap)
-{
-    snprintf(out, cap, "%%%d$%s", arg, span + 1);
-}
-
 char *unmask(const Masked *m, const char *tr)
 {
     int seen[MASK_MAX + 1] = { 0 }, order[MASK_MAX], norder = 0;
@@ -237,10 +231,8 @@ char *unmask(const Masked *m, const char *tr)
         size_t tl;
         int k = token_at(m, tr, p, &tl);
         if (k) {
-            if (moved && arg_of[k]) {
-                char buf[96];
-                numbered(m->span[k - 1], arg_of[k], buf, sizeof buf);
-                o = stpcpy(o, buf);
+            if (moved && arg_of[k]) {   /* "%-5d" -> "%2$-5d"; need has room for the "N$" */
+                o += sprintf(o, "%%%d$%s", arg_of[k], m->span[k - 1] + 1);
             } else {
                 o = stpcpy(o, m->span[k - 1]);
             }

@@ -217,8 +217,10 @@ static int translate_units(Served *sv, Unit *u, int nu, int *fallbacks, int *cop
     int n = 0, cap = 0;
     for (int i = 0; i < nu; i++) {
         u[i].masked = mask_text(u[i].src, &u[i].m);
-        if (!u[i].masked || !segment(u[i].m.text, false, &u[i].ps))
+        if (!u[i].masked)
             continue;
+        if (!segment(u[i].m.text, false, &u[i].ps))
+            return -1;   /* out of memory */
         only_words(&u[i].ps, u[i].m.letter);
         if (!collect(&u[i].ps, &texts, &n, &cap))
             return -1;
@@ -287,6 +289,14 @@ static int translate_units(Served *sv, Unit *u, int nu, int *fallbacks, int *cop
         if (!u[i].result)
             return -1;
     return 0;
+}
+
+static bool blank_line(const char *line, size_t n)
+{
+    for (size_t c = 0; c < n; c++)
+        if (!isspace((unsigned char)line[c]))
+            return false;
+    return true;
 }
 
 /* Does line[0, n) hold word? (Lines are not NUL-terminated.) */
@@ -385,17 +395,14 @@ int cmd_po_main(int argc, char **argv)
     }
     /* entries: runs of lines that are not blank */
     for (int i = 0; rc == 0 && i < nlines;) {
-        bool blank = true;
-        for (size_t c = 0; c < lens[i] && blank; c++)
-            blank = isspace((unsigned char)lines[i][c]);
-        if (blank) {
+        if (blank_line(lines[i], lens[i])) {
             i++;
             continue;
         }
         Entry *e = &es[ne++];
         *e = (Entry){ .first = i, .msgstr = -1, .flags = -1, .comments_end = i };
         int j = i;
-        while (j < nlines && lens[j] > 0 && !(lens[j] == 1 && lines[j][0] == '\r'))
+        while (j < nlines && !blank_line(lines[j], lens[j]))
             j++;
         e->last = j;
         bool ctx = false;
@@ -439,7 +446,9 @@ int cmd_po_main(int argc, char **argv)
             k = next;
         }
         e->header = e->msgid && !e->msgid[0] && !ctx;
-        if (rc == 0 && !e->obsolete && (!e->msgid || e->msgstr < 0)) {
+        if (rc == 0 && !e->obsolete && !e->msgid && e->msgstr < 0 && e->comments_end == j) {
+            e->obsolete = true;   /* comments only: kept as they are, like an obsolete entry */
+        } else if (rc == 0 && !e->obsolete && (!e->msgid || e->msgstr < 0)) {
             fprintf(stderr, "vamos po: %s:%d: an entry without %s\n", path, i + 1, e->msgid ? "msgstr" : "msgid");
             rc = 1;
         }

@@ -42,14 +42,15 @@ static const char *sentence_end(const char *s, const char *end)
         const char *q = p + 1;
         while (q < end && (*q == '.' || *q == '!' || *q == '?' || *q == '"' || *q == '\'' || *q == ')'))
             q++;
-        if (q >= end || !space(*q))
-            continue;
-        const char *n = q;
-        while (n < end && space(*n))
-            n++;
-        if (n < end && (isupper((unsigned char)*n) || isdigit((unsigned char)*n) || *n == '"' || *n == '(' ||
-                        (unsigned char)*n == 0xC2))   /* ¿ ¡ are C2 BF, C2 A1 */
-            return q;
+        if (q < end && space(*q)) {
+            const char *n = q;
+            while (n < end && space(*n))
+                n++;
+            if (n < end && (isupper((unsigned char)*n) || isdigit((unsigned char)*n) || *n == '"' || *n == '(' ||
+                            (unsigned char)*n == 0xC2))   /* ¿ ¡ are C2 BF, C2 A1 */
+                return q;
+        }
+        p = q - 1;   /* past the run of marks: each is looked at once (linear on "....") */
     }
     return end;
 }

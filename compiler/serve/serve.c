@@ -14,6 +14,7 @@
  * 405, 429 or 500. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -83,6 +84,7 @@ typedef struct Server {
 typedef struct Conn {
     char *body;
     size_t len, cap;
+    size_t total;      /* bytes of body received */
     bool too_big, form, bad_field;
     struct MHD_PostProcessor *pp;
     Request req;
@@ -120,7 +122,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_buf
         return rc;
     }
     struct MHD_Response *r = MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE);
-    b->data = NULL;
+    if (r)
+        b->data = NULL;   /* the response owns it now */
     json_buf_free(b);
     if (!r)
         return MHD_NO;
@@ -405,6 +408,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*upload_size) {   /* a piece of the body */
+        k->total += *upload_size;
+        if (k->total > MAX_BODY)
+            k->too_big = true;   /* form or not: nothing more is kept */
+        if (k->too_big) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
         if (k->form && k->pp && !k->bad_field) {
             if (MHD_post_process(k->pp, upload, *upload_size) != MHD_YES && !k->bad_field) {
                 k->bad_field = true;
@@ -594,7 +604,7 @@ int cmd_serve_main(int argc, char **argv)
         fprintf(stderr, "serving %s: %s -> %s (%s)\n", served_name(m), served_source(m), served_target(m), argv[i]);
     }
     struct MHD_Daemon *d = NULL;
-    if (rc == 0 && pipe(stop_pipe)) {
+    if (rc == 0 && (pipe(stop_pipe) || fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK))) {   /* a signal never blocks */
         fprintf(stderr, "vamos serve: %s\n", strerror(errno));
         rc = 1;
     }

@@ -177,6 +177,10 @@ def main():
             "application/x-www-form-urlencoded")
     refused(0, b"{\"q\": \"\\udc00\", \"source\": \"en\", \"target\": \"es\"}", 400, "a lone surrogate")
     refused(0, b"{\"q\": \"" + b"a" * (5 << 20) + b"\"}", 400, "a body over 4 MB")
+    refused(0, b"q=" + b"a" * (3 << 20) + b"&q=" + b"a" * (3 << 20) + b"&source=en&target=es&api_key=secret-1", 400,
+            "a form body over 4 MB", "application/x-www-form-urlencoded")
+    refused(0, {"q": "." * 200000 + ")" * 200000, "source": "en", "target": "es", **K}, 400,
+            "over the char limit, quickly")
     check(get(base + "/nope")[0] == 404, "unknown path: 404")
     st, r = get(tr)
     check(st == 405, "GET /translate: %s" % st)
