@@ -24,65 +24,46 @@
 #define F_NEG(a) (-(a))
 #define F_ONE 1
 
+/* The libm functions, named once: LIBM(exp) is expf for float, exp for
+ * double (set below before each instantiation). */
+#define F_POW(a, b) LIBM(pow)(a, b)
+#define F_EXP(a) LIBM(exp)(a)
+#define F_LOG(a) LIBM(log)(a)
+#define F_SQRT(a) LIBM(sqrt)(a)
+#define F_TANH(a) LIBM(tanh)(a)
+#define F_ERF(a) LIBM(erf)(a)
+#define F_SIN(a) LIBM(sin)(a)
+#define F_COS(a) LIBM(cos)(a)
+#define F_FLOOR(a) LIBM(floor)(a)
+#define F_ABS(a) LIBM(fabs)(a)
+#define NONE x
+#define OP_SCALAR_CASE(id, text, oper, arity, kind, attr, by, formula) \
+    case OP_##id:                                                    \
+        return (formula);
 /* The function of an elementwise op (kind OPK_UNARY or OPK_BINARY; y is
  * ignored by unary ops). Other ops return x. */
-static inline float op_scalar_f32(Op op, float x, float y)
-{
-#define F_POW(a, b) powf(a, b)
-#define F_EXP(a) expf(a)
-#define F_LOG(a) logf(a)
-#define F_SQRT(a) sqrtf(a)
-#define F_TANH(a) tanhf(a)
-#define F_ERF(a) erff(a)
-#define F_SIN(a) sinf(a)
-#define F_COS(a) cosf(a)
-#define F_FLOOR(a) floorf(a)
-#define F_ABS(a) fabsf(a)
-#define NONE x
-    switch (op) {
-#define X(id, text, oper, arity, kind, attr, by, formula) case OP_##id: return (float)(formula);
-        VAMOS_OPS(X)
-#undef X
-    case OP_COUNT:
-        break;
+#define OP_SCALAR_FUNCTION(name, T)             \
+    static inline T name(Op op, T x, T y)       \
+    {                                           \
+        switch (op) {                           \
+            VAMOS_OPS(OP_SCALAR_CASE)           \
+        case OP_COUNT:                          \
+            break;                              \
+        }                                       \
+        (void)y;                                \
+        return x;                               \
     }
-    (void)y;
-    return x;
-#undef F_POW
-#undef F_EXP
-#undef F_LOG
-#undef F_SQRT
-#undef F_TANH
-#undef F_ERF
-#undef F_SIN
-#undef F_COS
-#undef F_FLOOR
-#undef F_ABS
-#undef NONE
-}
 
-static inline double op_scalar_f64(Op op, double x, double y)
-{
-#define F_POW(a, b) pow(a, b)
-#define F_EXP(a) exp(a)
-#define F_LOG(a) log(a)
-#define F_SQRT(a) sqrt(a)
-#define F_TANH(a) tanh(a)
-#define F_ERF(a) erf(a)
-#define F_SIN(a) sin(a)
-#define F_COS(a) cos(a)
-#define F_FLOOR(a) floor(a)
-#define F_ABS(a) fabs(a)
-#define NONE x
-    switch (op) {
-#define X(id, text, oper, arity, kind, attr, by, formula) case OP_##id: return (double)(formula);
-        VAMOS_OPS(X)
-#undef X
-    case OP_COUNT:
-        break;
-    }
-    (void)y;
-    return x;
+#define LIBM(fn) fn##f
+OP_SCALAR_FUNCTION(op_scalar_f32, float)
+#undef LIBM
+#define LIBM(fn) fn
+OP_SCALAR_FUNCTION(op_scalar_f64, double)
+#undef LIBM
+
+#undef OP_SCALAR_FUNCTION
+#undef OP_SCALAR_CASE
+#undef NONE
 #undef F_POW
 #undef F_EXP
 #undef F_LOG
@@ -93,7 +74,13 @@ static inline double op_scalar_f64(Op op, double x, double y)
 #undef F_COS
 #undef F_FLOOR
 #undef F_ABS
-#undef NONE
-}
+#undef F_MAX_NAN
+#undef F_ADD
+#undef F_SUB
+#undef F_MUL
+#undef F_DIV
+#undef F_GE
+#undef F_NEG
+#undef F_ONE
 
 #endif
