@@ -85,6 +85,8 @@ typedef struct Conn {
     char *body;
     size_t len, cap;
     size_t total;      /* bytes of body received */
+    char field[64];    /* a form: the field being assembled in body */
+    bool field_open;
     bool too_big, form, bad_field;
     struct MHD_PostProcessor *pp;
     Request req;
@@ -323,62 +325,52 @@ static enum MHD_Result translate(Server *s, struct MHD_Connection *c, Conn *k)
 
 /* ---------------------------------------------------------------- libmicrohttpd */
 
-static enum MHD_Result form_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-                                  const char *content_type, const char *transfer_encoding, const char *data,
-                                  uint64_t off, size_t size)
+/* Append size bytes to k->body (NUL-terminated); false when out of memory.
+ * The total is bounded by MAX_BODY before any call. */
+static bool body_append(Conn *k, const char *data, size_t size)
 {
-    (void)kind, (void)key, (void)filename, (void)content_type, (void)transfer_encoding;
-    Conn *k = cls;
-    if (k->bad_field)
-        return MHD_YES;
-    /* a value comes in pieces (off > 0 continues it): assembled in
-     * k->body, which a form body does not otherwise use */
-    if (off == 0)
-        k->len = 0;
     if (k->len + size + 1 > k->cap) {
         size_t cap = (k->len + size + 1) * 2;
-        char *b = cap <= MAX_BODY * 2 ? realloc(k->body, cap) : NULL;
-        if (!b) {
-            k->bad_field = true;
-            snprintf(k->err, sizeof k->err, "Invalid request: a field is too large");
-            return MHD_YES;
-        }
+        char *b = realloc(k->body, cap);
+        if (!b)
+            return false;
         k->body = b, k->cap = cap;
     }
     memcpy(k->body + k->len, data, size);
     k->len += size;
     k->body[k->len] = 0;
-    return MHD_YES;
+    return true;
 }
 
-/* The post processor calls form_field with pieces of a value; a field is
- * complete when the next begins or the body ends. This wrapper keeps the
- * key of the piece being assembled and commits the previous field. */
-typedef struct FormState {
-    Conn *k;
-    char key[64];
-    bool open;
-} FormState;
-
-static void commit(FormState *f)
+/* A form field, complete: into the request. */
+static void commit(Conn *k)
 {
-    if (f->open && !f->k->bad_field &&
-        request_from_field(&f->k->req, f->key, f->k->body ? f->k->body : "", f->k->len, f->k->err, sizeof f->k->err))
-        f->k->bad_field = true;
-    f->open = false;
+    if (k->field_open && !k->bad_field &&
+        request_from_field(&k->req, k->field, k->body ? k->body : "", k->len, k->err, sizeof k->err))
+        k->bad_field = true;
+    k->field_open = false;
 }
 
+/* The post processor hands over each field's value in pieces (off 0
+ * begins a field, which completes the one before): a value is assembled
+ * in k->body, which a form body does not otherwise use. */
 static enum MHD_Result form_piece(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                   const char *content_type, const char *transfer_encoding, const char *data,
                                   uint64_t off, size_t size)
 {
-    FormState *f = cls;
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    Conn *k = cls;
     if (off == 0) {
-        commit(f);
-        snprintf(f->key, sizeof f->key, "%s", key ? key : "");
-        f->open = true;
+        commit(k);
+        snprintf(k->field, sizeof k->field, "%s", key ? key : "");
+        k->field_open = true;
+        k->len = 0;
     }
-    return form_field(f->k, kind, key, filename, content_type, transfer_encoding, data, off, size);
+    if (!k->bad_field && !body_append(k, data, size)) {
+        k->bad_field = true;
+        snprintf(k->err, sizeof k->err, "out of memory");
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -389,17 +381,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     Conn *k = *con_cls;
     bool post = !strcmp(method, "POST");
     if (!k) {   /* the first call: headers only */
-        k = calloc(1, sizeof *k + sizeof(FormState));
+        k = calloc(1, sizeof *k);
         if (!k)
             return MHD_NO;
         *con_cls = k;
         atomic_fetch_add(&s->active, 1);
         const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (post && ct && (!strncasecmp(ct, "application/x-www-form-urlencoded", 33) || !strncasecmp(ct, "multipart/form-data", 19))) {
-            FormState *f = (FormState *)(k + 1);
-            f->k = k;
             k->form = true;
-            k->pp = MHD_create_post_processor(c, 64 * 1024, form_piece, f);
+            k->pp = MHD_create_post_processor(c, 64 * 1024, form_piece, k);
             if (!k->pp) {
                 k->bad_field = true;
                 snprintf(k->err, sizeof k->err, "Invalid request: a form body this server cannot read");
@@ -420,23 +410,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 k->bad_field = true;
                 snprintf(k->err, sizeof k->err, "Invalid request: a malformed form body");
             }
-        } else if (!k->form && !k->too_big) {
-            if (k->len + *upload_size > MAX_BODY) {
-                k->too_big = true;
-            } else {
-                if (k->len + *upload_size + 1 > k->cap) {
-                    size_t cap = (k->len + *upload_size + 1) * 2;
-                    char *b = realloc(k->body, cap);
-                    if (!b)
-                        k->too_big = true;
-                    else
-                        k->body = b, k->cap = cap;
-                }
-                if (!k->too_big) {
-                    memcpy(k->body + k->len, upload, *upload_size);
-                    k->len += *upload_size;
-                }
-            }
+        } else if (!k->form && !body_append(k, upload, *upload_size)) {
+            k->too_big = true;   /* out of memory for it */
         }
         *upload_size = 0;
         return MHD_YES;
@@ -445,7 +420,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (k->pp)
             MHD_destroy_post_processor(k->pp);
         k->pp = NULL;
-        commit((FormState *)(k + 1));
+        commit(k);
     }
     if (!strcmp(url, "/translate"))
         return post ? translate(s, c, k) : error(s, c, 405, "use POST for /translate");
