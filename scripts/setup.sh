@@ -6,7 +6,8 @@
 # curl, the clients of the serve test; gettext, msgfmt for vamos po; GNU
 # parallel, which drives translators in the parallel test).
 set -euo pipefail
-packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev libmicrohttpd-dev)
+packages=(gcc make cmake flex bison libxxhash-dev libcriterion-dev llvm-19-dev libmicrohttpd-dev
+          libopenmpi-dev openmpi-bin)
 [ "${1:-}" = --test ] && packages+=(valgrind pkgconf python3 python3-requests curl gettext parallel)
 missing=()
 for p in "${packages[@]}"; do

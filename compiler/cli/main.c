@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "vamos/version.h"
 
 static const struct Command {
@@ -79,7 +80,9 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : written(0);
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("vamos %s\n", VAMOS_VERSION);
+        printf("vamos %s\n%s\n", VAMOS_VERSION,
+               dist_built() ? "built with MPI: mpirun -np N vamos train trains data-parallel"
+                            : "built without MPI: vamos train runs as one process");
         return written(0);
     }
     for (int i = 0; i < NCOMMANDS; i++)

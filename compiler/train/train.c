@@ -19,6 +19,15 @@
  *   dropout  the model's dropout() calls, with masks drawn from the seed
  *            and the step number.
  *
+ * Under `mpirun -np R` (dist.c), a step's batch is cut for R x
+ * --batch-tokens tokens and each rank (process) takes an even share of its
+ * rows, with dropout masks of its own; the ranks' gradients, losses and
+ * token counts are summed (MPI_Allreduce) and every rank takes the same
+ * Adam step, so R ranks at --batch-tokens B train as one process at R x B.
+ * Rank 0 alone prints, evaluates and writes files; it sends its weights to
+ * the others after each epoch, so that no difference in the last bit of a
+ * sum can build up between them.
+ *
  * Everything random comes from --seed, the epoch and the step, so a run is
  * deterministic, and a checkpoint taken at the end of an epoch resumes to
  * the very weights the uninterrupted run gives. After each epoch: dev loss
@@ -29,6 +38,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +50,7 @@
 #include "cli.h"
 #include "pipeline.h"
 #include "compile.h"
+#include "dist.h"
 #include "jit.h"
 #include "metrics.h"
 #include "train_graph.h"
@@ -51,13 +62,16 @@ static const char *usage =
     "usage: vamos train MODEL.vam --data TRAIN.tsv --dev DEV.tsv -o W.safetensors [options]\n\n"
     "Train the model's weights on a parallel corpus (lines source<TAB>target).\n"
     "After each epoch it reports dev loss and dev chrF (greedy, first 200 pairs) and\nwrites W.safetensors,"
-    " the checkpoint W.safetensors.ckpt and the loss curve W.safetensors.loss.svg.\n\n"
+    " the checkpoint W.safetensors.ckpt and the loss curve W.safetensors.loss.svg.\n"
+    "Under `mpirun -np R vamos train ...` R processes train one model, each on its\n"
+    "share of every batch (data-parallel, gradients summed over MPI): R ranks at\n"
+    "--batch-tokens B train as one process at R x B. Rank 0 alone writes.\n\n"
     "  --data FILE         training pairs\n"
     "  --dev FILE          held-out pairs for dev loss and chrF\n"
     "  -o FILE             the trained weights\n"
     "  --epochs N          passes over the data (default 10)\n"
     "  --time MINUTES      stop after the first step past this time (default: none)\n"
-    "  --batch-tokens N    padded tokens per batch (default 4096)\n"
+    "  --batch-tokens N    padded tokens per batch, per rank under mpirun (default 4096)\n"
     "  --lr X              peak learning rate (default 0.001)\n"
     "  --warmup N          warm-up steps (default 1000)\n"
     "  --smoothing X       label smoothing (default 0.1)\n"
@@ -68,7 +82,8 @@ static const char *usage =
     "                      W.safetensors.epochE, for vamos average (default 0)\n"
     "  --resume CKPT       continue from a checkpoint\n"
     "  -w FILE             start from these weights instead of random ones\n"
-    "  --threads N         threads (default: every core)\n"
+    "  --threads N         threads (default: every core, shared among the ranks\n"
+    "                      of one machine under mpirun)\n"
     "  --interp            run the step by the reference interpreter (slow; tests)\n";
 
 typedef struct Args {
@@ -216,6 +231,21 @@ static int make_batches(const Set *s, int batch_tokens, uint64_t seed, int epoch
     return nb;
 }
 
+/* This rank's share of a batch: an even cut of its rows, padded to the
+ * longest of them. Empty when the batch has fewer rows than ranks. */
+static Range shard(const Set *s, const int *order, Range r)
+{
+    int rows = r.to - r.from, rank = dist_rank(), size = dist_size();
+    Range m = { .from = r.from + (int)((int64_t)rows * rank / size),
+                .to = r.from + (int)((int64_t)rows * (rank + 1) / size) };
+    for (int i = m.from; i < m.to; i++) {
+        const Pair *p = &s->p[order[i]];
+        m.src_len = p->ns > m.src_len ? p->ns : m.src_len;
+        m.tgt_len = p->nt + 1 > m.tgt_len ? p->nt + 1 : m.tgt_len;
+    }
+    return size > 1 ? m : r;
+}
+
 typedef struct BatchBuf {
     int32_t *src, *sl, *tin, *tl, *lab;
     int cap_rows, cap_tok;
@@ -259,6 +289,8 @@ typedef struct TState {
     int np;
     int64_t *numel;
     float **w, **g, **m1, **m2;
+    float *grad;          /* every g[i], one block: one allreduce */
+    size_t ngrad;
     float **eval[2];      /* weights for dev translation, in turn (dev_chrf) */
     int64_t step;
     int epoch;            /* epochs done */
@@ -280,9 +312,14 @@ static int state_alloc(TState *s, const Model *m)
         return -1;
     for (int i = 0; i < s->np; i++) {
         s->numel[i] = shape_numel_const(&m->params[i].shape);
+        s->ngrad += (size_t)s->numel[i];
+    }
+    if (!(s->grad = calloc(s->ngrad + 1, sizeof(float))))
+        return -1;
+    for (size_t i = 0, at = 0; i < (size_t)s->np; at += (size_t)s->numel[i++]) {
         size_t bytes = sizeof(float) * (size_t)(s->numel[i] ? s->numel[i] : 1);
-        if (!(s->w[i] = malloc(bytes)) || !(s->g[i] = malloc(bytes)) || !(s->m1[i] = calloc(1, bytes)) ||
-            !(s->m2[i] = calloc(1, bytes)))
+        s->g[i] = s->grad + at;
+        if (!(s->w[i] = malloc(bytes)) || !(s->m1[i] = calloc(1, bytes)) || !(s->m2[i] = calloc(1, bytes)))
             return -1;
     }
     return 0;
@@ -292,7 +329,6 @@ static void state_free(TState *s)
 {
     for (int i = 0; i < s->np; i++) {
         if (s->w) free(s->w[i]);
-        if (s->g) free(s->g[i]);
         if (s->m1) free(s->m1[i]);
         if (s->m2) free(s->m2[i]);
     }
@@ -301,7 +337,7 @@ static void state_free(TState *s)
             free(s->eval[k][i]);
         free(s->eval[k]);
     }
-    free(s->w), free(s->g), free(s->m1), free(s->m2), free(s->numel), free(s->curve);
+    free(s->w), free(s->g), free(s->grad), free(s->m1), free(s->m2), free(s->numel), free(s->curve);
 }
 
 /* Copy tensors named like the model's params (prefix + name) into dst. */
@@ -412,21 +448,26 @@ static double update(TState *s, const Args *a, int ntok)
 static double dev_loss(TrainGraph *eval, TState *s, const Set *dev, const Model *m, int batch_tokens, int *order,
                        Range *ranges, BatchBuf *bb)
 {
-    int nb = make_batches(dev, batch_tokens, 0, 0, order, ranges);
-    double sum = 0;
-    long tok = 0;
+    int nb = make_batches(dev, batch_tokens * dist_size(), 0, 0, order, ranges);
+    double sum[2] = { 0, 0 };   /* loss, tokens: this rank's shares, then all */
     for (int i = 0; i < nb; i++) {
+        Range r = shard(dev, order, ranges[i]);
+        if (r.to == r.from)
+            continue;
         TrainBatch b;
-        int nt = fill_batch(bb, dev, order, ranges[i], m, &b);
+        int nt = fill_batch(bb, dev, order, r, m, &b);
         double l;
         char err[512];
         if (nt < 0 || train_graph_run(eval, s->w, &b, 0, s->g, &l, err, sizeof err)) {
             fprintf(stderr, "vamos train: dev loss: %s\n", nt < 0 ? "out of memory" : err);
+            dist_abort(1);
             return NAN;
         }
-        sum += l, tok += nt;
+        sum[0] += l, sum[1] += nt;
     }
-    return tok ? sum / (double)tok : NAN;
+    if (dist_sum_f64(sum, 2))
+        return NAN;
+    return sum[1] > 0 ? sum[0] / sum[1] : NAN;
 }
 
 /* Greedy decoding here recomputes the decoder for every word (the
@@ -617,8 +658,25 @@ static Model *compile_model(Arena *a, const char *path, const char *after)
 static void progress(const TState *s, int epoch, int epochs, int b, int nb, double loss, double tps, double left, bool tty)
 {
     int h = (int)(left / 3600), mnt = (int)(fmod(left, 3600) / 60), sec = (int)fmod(left, 60);
-    fprintf(stderr, "%sepoch %d/%d  batch %d/%d  step %lld  loss %.3f  %.0f tok/s  left %d:%02d:%02d%s", tty ? "\r" : "",
-            epoch + 1, epochs, b, nb, (long long)s->step, loss, tps, h, mnt, sec, tty ? "   " : "\n");
+    char ranks[32] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, " (%d ranks)", dist_size());
+    fprintf(stderr, "%sepoch %d/%d  batch %d/%d  step %lld  loss %.3f  %.0f tok/s%s  left %d:%02d:%02d%s",
+            tty ? "\r" : "", epoch + 1, epochs, b, nb, (long long)s->step, loss, tps, ranks, h, mnt, sec,
+            tty ? "   " : "\n");
+}
+
+/* Rank 0 of an MPI run, ended by mpirun because another rank died (or
+ * by the user): say so, and where the last whole checkpoint is. */
+static char stopped_msg[4200];
+static size_t stopped_len;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    ssize_t n = write(2, stopped_msg, stopped_len);
+    (void)n;
+    _exit(1);
 }
 
 int cmd_train_main(int argc, char **argv)
@@ -627,8 +685,24 @@ int cmd_train_main(int argc, char **argv)
     int rc = parse_args(argc, argv, &A);
     if (rc)
         return rc == 1 ? 0 : rc < 0 ? 1 : rc;   /* 1: --help; -1: a bad output path */
-    if (A.threads)
-        vamos_set_threads(A.threads);
+    char err[1024];
+    if (dist_init(err, sizeof err)) {
+        fprintf(stderr, "vamos train: %s\n", err);
+        return 1;
+    }
+    bool rank0 = dist_rank() == 0;
+    if (A.threads || dist_size() > 1)
+        vamos_set_threads(A.threads ? A.threads : dist_default_threads());
+    if (dist_size() > 1 && rank0) {
+        snprintf(stopped_msg, sizeof stopped_msg,
+                 "\nvamos train: stopped by a signal (mpirun ends the run when a rank fails); "
+                 "the last checkpoint, %s.ckpt (if an epoch ended), is whole\n", A.out);
+        stopped_len = strlen(stopped_msg);
+        signal(SIGTERM, on_stop);
+        signal(SIGINT, on_stop);
+        fprintf(stderr, "%d ranks (%s), %d thread%s each\n", dist_size(), dist_library() ? dist_library() : "MPI",
+                vamos_threads(), vamos_threads() == 1 ? "" : "s");
+    }
     Arena ar = { 0 };
     /* compiled once: the training graphs (dropout kept), then forks of
      * them that go on through the stages: without dropout for the dev
@@ -644,7 +718,6 @@ int cmd_train_main(int argc, char **argv)
         arena_free(&ar);
         return 1;
     }
-    char err[1024];
     Coder sc, tc;
     if (coder_init(&sc, m->src, err, sizeof err) || coder_init(&tc, m->tgt, err, sizeof err)) {
         fprintf(stderr, "vamos train: %s\n", err);
@@ -667,8 +740,9 @@ int cmd_train_main(int argc, char **argv)
         fprintf(stderr, "vamos train: %s has no usable pairs\n", train.n == 0 ? A.data : A.dev);
         goto done;
     }
-    fprintf(stderr, "train: %d pairs (%d malformed, %d longer than %d tokens, left out); dev: %d pairs\n", train.n,
-            ttsv.skipped, train.too_long, A.max_len, dev.n);
+    if (rank0)
+        fprintf(stderr, "train: %d pairs (%d malformed, %d longer than %d tokens, left out); dev: %d pairs\n",
+                train.n, ttsv.skipped, train.too_long, A.max_len, dev.n);
     if (state_alloc(&S, m)) {
         fprintf(stderr, "vamos train: out of memory for the weights\n");
         goto done;
@@ -708,7 +782,7 @@ int cmd_train_main(int argc, char **argv)
         vamos_weights_free(w);
         if (bad)
             goto done;
-    } else {
+    } else if (rank0) {   /* the others get these weights below */
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.init", A.out);
         if (init_weights(m, tmp, A.seed, err, sizeof err)) {
@@ -722,42 +796,61 @@ int cmd_train_main(int argc, char **argv)
         if (bad)
             goto done;
     }
+    for (int i = 0; i < S.np; i++)   /* every rank starts from rank 0's weights */
+        if (dist_bcast_f32(S.w[i], (size_t)S.numel[i]))
+            goto done;
     double t0 = now_s();
     if (!(tg = train_graph_new(&ar, m, (float)A.smoothing, !A.interp, err, sizeof err)) ||
         !(eg = train_graph_new(&ar, mev, 0.0f, !A.interp, err, sizeof err)) ||
-        !(jit = jit_compile(inf, err, sizeof err))) {
+        (rank0 && !(jit = jit_compile(inf, err, sizeof err)))) {   /* rank 0 alone translates dev */
         fprintf(stderr, "vamos train: %s\n", err);
         goto done;
     }
-    fprintf(stderr, "compiled the training step (%d nodes) in %.1f s\n", train_graph_graph(tg)->n, now_s() - t0);
+    if (rank0)
+        fprintf(stderr, "compiled the training step (%d nodes) in %.1f s\n", train_graph_graph(tg)->n, now_s() - t0);
     order = malloc(sizeof(int) * (size_t)(train.n + dev.n + 1));
     ranges = malloc(sizeof(Range) * (size_t)(train.n + dev.n + 1));
     if (!order || !ranges)
         goto done;
     bool tty = isatty(2);
-    double start = now_s(), last_print = 0;
+    double start = now_s(), last_print = 0, sum_s0 = dist_sum_seconds();
+    int64_t step0 = S.step;
     long tok_run = 0;
     bool out_of_time = false;
     for (int epoch = S.epoch; epoch < A.epochs && !out_of_time; epoch++) {
-        int nb = make_batches(&train, A.batch_tokens, A.seed, epoch, order, ranges);
+        int nb = make_batches(&train, A.batch_tokens * dist_size(), A.seed, epoch, order, ranges);
         double ep_loss = 0, pt_loss = 0;
         long ep_tok = 0, pt_tok = 0;
         int next_point = 1;
         for (int i = 0; i < nb; i++) {
-            TrainBatch b;
-            int ntok = fill_batch(&bb, &train, order, ranges[i], m, &b);
-            double loss;
-            if (ntok < 0) {
-                fprintf(stderr, "vamos train: out of memory for a batch\n");
+            /* this rank's share: loss, target tokens, and whether rank 0 is out of time; then summed */
+            double sum[3] = { 0, 0, 0 };
+            Range r = shard(&train, order, ranges[i]);
+            if (r.to > r.from) {
+                TrainBatch b;
+                int ntok = fill_batch(&bb, &train, order, r, m, &b);
+                uint64_t seed = mix(A.seed * 1000003 + (uint64_t)S.step) ^ (rank0 ? 0 : mix((uint64_t)dist_rank()));
+                if (ntok < 0 || train_graph_run(tg, S.w, &b, seed, S.g, &sum[0], err, sizeof err)) {
+                    fprintf(stderr, "\nvamos train: step %lld: %s\n", (long long)S.step + 1,
+                            ntok < 0 ? "out of memory for a batch" : err);
+                    dist_abort(1);
+                    goto done;
+                }
+                sum[1] = ntok;
+            } else {
+                memset(S.grad, 0, sizeof(float) * S.ngrad);
+            }
+            sum[2] = rank0 && A.minutes > 0 && now_s() - start > A.minutes * 60;
+            if (dist_sum_f32(S.grad, S.ngrad) || dist_sum_f64(sum, 3)) {
+                fprintf(stderr, "\nvamos train: step %lld: the gradients' allreduce failed\n", (long long)S.step + 1);
                 goto done;
             }
-            if (train_graph_run(tg, S.w, &b, mix(A.seed * 1000003 + (uint64_t)S.step), S.g, &loss, err, sizeof err)) {
-                fprintf(stderr, "\nvamos train: step %lld: %s\n", (long long)S.step + 1, err);
-                goto done;
-            }
+            double loss = sum[0];
+            int ntok = (int)sum[1];
             if (!isfinite(loss)) {
-                fprintf(stderr, "\nvamos train: the loss became %g at step %lld; try a lower --lr\n", loss,
-                        (long long)S.step + 1);
+                if (rank0)
+                    fprintf(stderr, "\nvamos train: the loss became %g at step %lld; try a lower --lr\n", loss,
+                            (long long)S.step + 1);
                 goto done;
             }
             update(&S, &A, ntok);
@@ -772,7 +865,7 @@ int cmd_train_main(int argc, char **argv)
                 pt_loss = 0, pt_tok = 0, next_point++;
             }
             double t = now_s(), el = t - start;
-            if (t - last_print > (tty ? 0.5 : 30) || i + 1 == nb) {
+            if (rank0 && (t - last_print > (tty ? 0.5 : 30) || i + 1 == nb)) {
                 double tps = tok_run / el;
                 double left = tps > 0 ? ((double)(A.epochs - epoch) * (double)ep_tok * nb / (i + 1) - (double)ep_tok) / tps : 0;
                 if (A.minutes > 0)
@@ -780,24 +873,33 @@ int cmd_train_main(int argc, char **argv)
                 progress(&S, epoch, A.epochs, i + 1, nb, ep_loss / (double)ep_tok, tps, fmax(left, 0), tty);
                 last_print = t;
             }
-            if (A.minutes > 0 && now_s() - start > A.minutes * 60) {
+            if (sum[2] > 0) {   /* rank 0's clock decides, for all */
                 out_of_time = i + 1 < nb;
                 if (out_of_time) {
-                    fprintf(stderr, "%sstopped at the time limit (%.0f minutes) in epoch %d\n", tty ? "\n" : "", A.minutes,
-                            epoch + 1);
+                    if (rank0)
+                        fprintf(stderr, "%sstopped at the time limit (%.0f minutes) in epoch %d\n", tty ? "\n" : "",
+                                A.minutes, epoch + 1);
                     break;
                 }
             }
         }
-        if (tty)
+        if (tty && rank0)
             fputc('\n', stderr);
         if (out_of_time)
             break;
         S.epoch = epoch + 1;
-        double dl = dev.n ? dev_loss(eg, &S, &dev, mev, A.batch_tokens, order, ranges, &bb) : NAN;
-        double dc = dev.n ? dev_chrf(jit, inf, &S, &dev, &tc, A.max_len) : NAN;
+        double dl = dev_loss(eg, &S, &dev, mev, A.batch_tokens, order, ranges, &bb);
+        /* the ranks' weights are equal but for the last bits of sums; rank 0's become everyone's */
+        for (int k = 0; k < S.np; k++)
+            if (dist_bcast_f32(S.w[k], (size_t)S.numel[k]))
+                goto done;
         if (epoch < 256)
-            S.dev_loss[epoch] = (float)dl, S.dev_chrf[epoch] = (float)dc;
+            S.dev_loss[epoch] = (float)dl;
+        if (!rank0)
+            continue;
+        double dc = dev_chrf(jit, inf, &S, &dev, &tc, A.max_len);
+        if (epoch < 256)
+            S.dev_chrf[epoch] = (float)dc;
         fprintf(stderr, "epoch %d: train loss %.3f  dev loss %.3f  dev chrF %.1f (first %d pairs)  (%.0f s)\n",
                 epoch + 1, ep_loss / (double)ep_tok, dl, dc, dev.n < DEV_CHRF_PAIRS ? dev.n : DEV_CHRF_PAIRS,
                 now_s() - start);
@@ -816,12 +918,19 @@ int cmd_train_main(int argc, char **argv)
         snprintf(path, sizeof path, "%s.loss.svg", A.out);
         write_svg(&S, path);
     }
-    if (out_of_time) {   /* keep what was learnt; the checkpoint stays at the last whole epoch */
+    if (out_of_time && rank0) {   /* keep what was learnt; the checkpoint stays at the last whole epoch */
         if (save(m, &S, &A, A.out, false))
             goto done;
     }
-    fprintf(stderr, "wrote %s after %lld steps (%.0f s)\n", A.out, (long long)S.step, now_s() - start);
-    train_graph_profile(tg, stderr);
+    if (rank0) {
+        double el = now_s() - start;
+        fprintf(stderr, "wrote %s after %lld steps (%.0f s)\n", A.out, (long long)S.step, el);
+        if (dist_size() > 1 && S.step > step0)
+            fprintf(stderr, "allreduce of the gradients (%.1f MB): %.1f ms per step, %.1f%% of the time\n",
+                    4e-6 * (double)S.ngrad, 1e3 * (dist_sum_seconds() - sum_s0) / (double)(S.step - step0),
+                    100 * (dist_sum_seconds() - sum_s0) / el);
+        train_graph_profile(tg, stderr);
+    }
     rc = 0;
 done:
     free(order), free(ranges);
@@ -834,5 +943,7 @@ done:
     tsv_free(&ttsv), tsv_free(&dtsv);
     vamos_bpe_free(sc.bpe), vamos_bpe_free(tc.bpe);
     arena_free(&ar);
+    if (rc == 0)   /* a failed rank leaves without it: mpirun then ends the others */
+        dist_finish();
     return rc;
 }
