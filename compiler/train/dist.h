@@ -41,7 +41,9 @@ int dist_sum_f64(double *x, int n);
 /* Copy rank 0's x[0..n) to every rank. 0 or -1. */
 int dist_bcast_f32(float *x, size_t n);
 
-/* The seconds spent in dist_sum_f32 so far (the gradients' allreduce). */
+/* The seconds spent in dist_sum_f32 so far (the gradients' allreduce):
+ * summing, and before that waiting for the slowest rank to get there. */
 double dist_sum_seconds(void);
+double dist_wait_seconds(void);
 
 #endif

@@ -231,19 +231,34 @@ static int make_batches(const Set *s, int batch_tokens, uint64_t seed, int epoch
     return nb;
 }
 
-/* This rank's share of a batch: an even cut of its rows, padded to the
- * longest of them. Empty when the batch has fewer rows than ranks. */
+/* This rank's share of a batch: the rows whose tokens (source and target)
+ * start in its even share of the batch's tokens, padded to the longest of
+ * them. Rows sorted by length make an even cut of the rows an uneven cut
+ * of the work. Empty when the batch has fewer rows than ranks. */
 static Range shard(const Set *s, const int *order, Range r)
 {
-    int rows = r.to - r.from, rank = dist_rank(), size = dist_size();
-    Range m = { .from = r.from + (int)((int64_t)rows * rank / size),
-                .to = r.from + (int)((int64_t)rows * (rank + 1) / size) };
-    for (int i = m.from; i < m.to; i++) {
+    int rank = dist_rank(), size = dist_size();
+    if (size == 1)
+        return r;
+    int64_t total = 0, at = 0;
+    for (int i = r.from; i < r.to; i++)
+        total += s->p[order[i]].ns + s->p[order[i]].nt;
+    Range m = { .from = r.to, .to = r.to };
+    for (int i = r.from; i < r.to; i++) {
         const Pair *p = &s->p[order[i]];
+        int64_t owner = (2 * at + p->ns + p->nt) * size / (2 * total);   /* the rank of the row's middle token */
+        at += p->ns + p->nt;
+        if (owner < rank)
+            continue;
+        if (owner > rank)
+            break;
+        if (m.from == r.to)
+            m.from = i;
+        m.to = i + 1;
         m.src_len = p->ns > m.src_len ? p->ns : m.src_len;
         m.tgt_len = p->nt + 1 > m.tgt_len ? p->nt + 1 : m.tgt_len;
     }
-    return size > 1 ? m : r;
+    return m;
 }
 
 typedef struct BatchBuf {
@@ -813,7 +828,7 @@ int cmd_train_main(int argc, char **argv)
     if (!order || !ranges)
         goto done;
     bool tty = isatty(2);
-    double start = now_s(), last_print = 0, sum_s0 = dist_sum_seconds();
+    double start = now_s(), last_print = 0, sum_s0 = dist_sum_seconds(), wait_s0 = dist_wait_seconds();
     int64_t step0 = S.step;
     long tok_run = 0;
     bool out_of_time = false;
@@ -925,10 +940,13 @@ int cmd_train_main(int argc, char **argv)
     if (rank0) {
         double el = now_s() - start;
         fprintf(stderr, "wrote %s after %lld steps (%.0f s)\n", A.out, (long long)S.step, el);
-        if (dist_size() > 1 && S.step > step0)
-            fprintf(stderr, "allreduce of the gradients (%.1f MB): %.1f ms per step, %.1f%% of the time\n",
-                    4e-6 * (double)S.ngrad, 1e3 * (dist_sum_seconds() - sum_s0) / (double)(S.step - step0),
-                    100 * (dist_sum_seconds() - sum_s0) / el);
+        if (dist_size() > 1 && S.step > step0) {
+            double sum = dist_sum_seconds() - sum_s0, wait = dist_wait_seconds() - wait_s0;
+            double steps = (double)(S.step - step0);
+            fprintf(stderr, "allreduce of the gradients (%.1f MB): %.1f ms per step, %.1f%% of the time; "
+                            "waiting for the slowest rank: %.1f ms per step, %.1f%%\n", 4e-6 * (double)S.ngrad,
+                    1e3 * sum / steps, 100 * sum / el, 1e3 * wait / steps, 100 * wait / el);
+        }
         train_graph_profile(tg, stderr);
     }
     rc = 0;
