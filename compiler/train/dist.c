@@ -32,12 +32,14 @@ static struct {
     char library[256];
 } D = { .size = 1 };
 
+#ifdef VAMOS_HAVE_MPI
 static double mono_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+#endif
 
 static bool launched(void)
 {
