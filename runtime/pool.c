@@ -119,11 +119,15 @@ static void start_workers(void)
     }
 }
 
+static _Thread_local int inline_only;
+
+void vamos_parallel_inline(int on) { inline_only = on; }
+
 int32_t vamos_parallel(vamos_range_fn fn, void *out, const void *a, const void *b, const int64_t *dims,
                        int64_t n, int64_t work)
 {
     int expected = 0;
-    if (n < 2 || work < MIN_WORK || P.want == 1 ||
+    if (n < 2 || work < MIN_WORK || P.want == 1 || inline_only ||
         !atomic_compare_exchange_strong(&P.busy, &expected, 1))
         return fn(out, a, b, dims, 0, n);
     if (!P.started)

@@ -9,6 +9,7 @@
  */
 #include "train_graph.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,15 @@
 #include "jit.h"
 #include "passes.h"
 #include "pipeline.h"
+#include "vamos/parallel.h"
+
+/* The values of one run of the graph: a lane. Lanes share the compiled
+ * code and run batches side by side (train_graph_run_lanes). */
+typedef struct Lane {
+    float **slot_mem;
+    int64_t *slot_cap;   /* floats allocated per slot */
+    void **buf;          /* per node */
+} Lane;
 
 struct TrainGraph {
     const Model *m;
@@ -28,9 +38,7 @@ struct TrainGraph {
     KernelCode *code;
     vamos_step_fn fn;
     int *slot, nslots;
-    float **slot_mem;
-    int64_t *slot_cap;   /* floats allocated per slot */
-    void **buf;          /* per node */
+    Lane lane[TRAIN_MAX_LANES];
     double *node_s;      /* with VAMOS_PROFILE set: seconds per node, summed */
     double *node_flop;   /* and its floating-point operations, summed (products only) */
     int runs;
@@ -72,10 +80,12 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
         return t;
     int n = t->g.n;
     t->slot = malloc(sizeof(int) * (size_t)(n + 1));
-    t->buf = calloc((size_t)n + 1, sizeof *t->buf);
-    if (!t->slot || !t->buf || (t->nslots = plan_memory(&t->g, true, t->slot)) < 0 ||
-        !(t->slot_mem = calloc((size_t)t->nslots + 1, sizeof *t->slot_mem)) ||
-        !(t->slot_cap = calloc((size_t)t->nslots + 1, sizeof *t->slot_cap))) {
+    bool ok = t->slot && (t->nslots = plan_memory(&t->g, true, t->slot)) >= 0;
+    for (int l = 0; ok && l < TRAIN_MAX_LANES; l++)
+        ok = (t->lane[l].buf = calloc((size_t)n + 1, sizeof(void *))) &&
+             (t->lane[l].slot_mem = calloc((size_t)t->nslots + 1, sizeof(float *))) &&
+             (t->lane[l].slot_cap = calloc((size_t)t->nslots + 1, sizeof(int64_t)));
+    if (!ok) {
         snprintf(err, errlen, "out of memory planning the training graph");
         train_graph_free(t);
         return NULL;
@@ -98,12 +108,14 @@ void train_graph_free(TrainGraph *t)
         return;
     kjit_drop(t->code);
     kjit_free(t->kj);
-    for (int s = 0; t->slot_mem && s < t->nslots; s++)
-        free(t->slot_mem[s]);
-    free(t->slot_mem);
-    free(t->slot_cap);
+    for (int l = 0; l < TRAIN_MAX_LANES; l++) {
+        for (int s = 0; t->lane[l].slot_mem && s < t->nslots; s++)
+            free(t->lane[l].slot_mem[s]);
+        free(t->lane[l].slot_mem);
+        free(t->lane[l].slot_cap);
+        free(t->lane[l].buf);
+    }
     free(t->slot);
-    free(t->buf);
     free(t->has_grad);
     free(t->node_s);
     free(t->node_flop);
@@ -198,10 +210,12 @@ static int run_interp(TrainGraph *t, float *const *params, const TrainBatch *b, 
     return rc;
 }
 
-int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, uint64_t seed, float *const *grads,
-                    double *loss, char *err, size_t errlen)
+/* One batch on lane ln's values. Lane 0 keeps the profile. */
+static int run_lane(TrainGraph *t, int ln, float *const *params, const TrainBatch *b, uint64_t seed,
+                    float *const *grads, double *loss, char *err, size_t errlen)
 {
     const Model *m = t->m;
+    Lane *L = &t->lane[ln];
     int64_t sym[MAX_SYMS] = { 0 };
     batch_syms(m, b, seed, sym);
     for (int p = 0; p < m->nparams; p++)
@@ -210,43 +224,44 @@ int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, ui
     if (!t->fn)
         return run_interp(t, params, b, sym, grads, loss, err, errlen);
     const Graph *g = &t->g;
+    double *node_s = ln == 0 ? t->node_s : NULL;
     /* size the slots for this batch */
     for (int i = 0; i < g->n; i++) {
         int s = t->slot[i];
         if (s < 0)
             continue;
         int64_t want = numel_of(&g->nodes[i].shape, sym);
-        if (want > t->slot_cap[s]) {
-            float *p = realloc(t->slot_mem[s], sizeof(float) * (size_t)(want ? want : 1));
+        if (want > L->slot_cap[s]) {
+            float *p = realloc(L->slot_mem[s], sizeof(float) * (size_t)(want ? want : 1));
             if (!p) {
                 snprintf(err, errlen, "out of memory for the training step's values");
                 return -1;
             }
-            t->slot_mem[s] = p, t->slot_cap[s] = want;
+            L->slot_mem[s] = p, L->slot_cap[s] = want;
         }
     }
     for (int i = 0; i < g->n; i++) {
         const Node *n = &g->nodes[i];
         if (n->op == OP_PARAM)
-            t->buf[i] = params[n->attr.param];
+            L->buf[i] = params[n->attr.param];
         else if (n->op == OP_STORE)
-            t->buf[i] = grads[n->attr.store.state];
+            L->buf[i] = grads[n->attr.store.state];
         else if (n->op == OP_INPUT)
-            t->buf[i] = (void *)input_of(m, n, b, grads);
+            L->buf[i] = (void *)input_of(m, n, b, grads);
         else
-            t->buf[i] = t->slot_mem[t->slot[i]];   /* inputs are read in place, above */
+            L->buf[i] = L->slot_mem[t->slot[i]];   /* inputs are read in place, above */
     }
     for (int i = 0; i < g->n; i++) {
         Op op = g->nodes[i].op;
         if (op == OP_INPUT || op == OP_PARAM)
             continue;
         struct timespec t0, t1;
-        if (t->node_s)
+        if (node_s)
             clock_gettime(CLOCK_MONOTONIC, &t0);
-        int32_t rc = t->fn(i, t->buf, sym);
-        if (t->node_s) {
+        int32_t rc = t->fn(i, L->buf, sym);
+        if (node_s) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            t->node_s[i] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+            node_s[i] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
             t->node_flop[i] += node_flop(g, &g->nodes[i], sym);
         }
         if (rc) {
@@ -254,8 +269,71 @@ int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, ui
             return -1;
         }
     }
-    *loss = ((float *)t->buf[g->output])[0];
-    t->runs++;
+    *loss = ((float *)L->buf[g->output])[0];
+    if (ln == 0)
+        t->runs++;
+    return 0;
+}
+
+int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, uint64_t seed, float *const *grads,
+                    double *loss, char *err, size_t errlen)
+{
+    return run_lane(t, 0, params, b, seed, grads, loss, err, errlen);
+}
+
+typedef struct LaneJob {
+    TrainGraph *t;
+    int lane, rc;
+    float *const *params, *const *grads;
+    const TrainBatch *b;
+    uint64_t seed;
+    double loss;
+    char err[512];
+} LaneJob;
+
+static void *lane_main(void *arg)
+{
+    LaneJob *j = arg;
+    vamos_parallel_inline(1);   /* this lane's kernels on this thread alone */
+    j->rc = run_lane(j->t, j->lane, j->params, j->b, j->seed, j->grads, &j->loss, j->err, sizeof j->err);
+    vamos_parallel_inline(0);
+    return NULL;
+}
+
+int train_graph_run_lanes(TrainGraph *t, int lanes, bool together, float *const *params, const TrainBatch *b,
+                          const uint64_t *seeds, float **const *grads, double *loss, char *err,
+                          size_t errlen)
+{
+    if (lanes < 1 || lanes > TRAIN_MAX_LANES) {
+        snprintf(err, errlen, "internal error: %d lanes", lanes);
+        return -1;
+    }
+    LaneJob job[TRAIN_MAX_LANES];
+    pthread_t tid[TRAIN_MAX_LANES];
+    bool started[TRAIN_MAX_LANES] = { false };
+    for (int l = 0; l < lanes; l++)
+        job[l] = (LaneJob){ .t = t, .lane = l, .params = params, .grads = grads[l], .b = &b[l], .seed = seeds[l] };
+    if (lanes == 1 || !together) {   /* one after another, each with every thread */
+        for (int l = 0; l < lanes; l++)
+            job[l].rc = run_lane(t, l, params, &b[l], seeds[l], grads[l], &job[l].loss, job[l].err, sizeof job[l].err);
+    } else {
+        for (int l = 1; l < lanes; l++)
+            started[l] = pthread_create(&tid[l], NULL, lane_main, &job[l]) == 0;
+        lane_main(&job[0]);
+        for (int l = 1; l < lanes; l++) {
+            if (started[l])
+                pthread_join(tid[l], NULL);
+            else   /* no thread for it: here, after lane 0 */
+                lane_main(&job[l]);
+        }
+    }
+    for (int l = 0; l < lanes; l++) {
+        if (job[l].rc) {
+            snprintf(err, errlen, "%s", job[l].err);
+            return -1;
+        }
+        loss[l] = job[l].loss;
+    }
     return 0;
 }
 

@@ -39,6 +39,17 @@ const Graph *train_graph_graph(const TrainGraph *t);
 int train_graph_run(TrainGraph *t, float *const *params, const TrainBatch *b, uint64_t seed, float *const *grads,
                     double *loss, char *err, size_t errlen);
 
+/* Run lanes batches b[0..lanes) at once (together) or one after another,
+ * sharing the compiled code: lane l computes loss[l] and grads[l][p], with
+ * dropout's masks from seeds[l]. Together, each lane runs on a thread of
+ * its own with its kernels unsplit: on few cores, whole batches side by
+ * side beat splitting every kernel between the threads (they meet once,
+ * not at each of the step's ~1,400 kernels). 0, or -1 with a message. */
+#define TRAIN_MAX_LANES 8
+int train_graph_run_lanes(TrainGraph *t, int lanes, bool together, float *const *params, const TrainBatch *b,
+                          const uint64_t *seeds, float **const *grads, double *loss, char *err,
+                          size_t errlen);
+
 /* With VAMOS_PROFILE set when the graph was made: time per op kind,
  * summed over the runs so far, to out; VAMOS_PROFILE=nodes adds the slowest
  * nodes with their operands' shapes. */

@@ -26,6 +26,11 @@ typedef int32_t (*vamos_range_fn)(void *out, const void *a, const void *b, const
 int32_t vamos_parallel(vamos_range_fn fn, void *out, const void *a, const void *b, const int64_t *dims,
                        int64_t n, int64_t work);
 
+/* While on (non-zero), vamos_parallel calls made from this thread run
+ * inline: for callers that run several graphs side by side, each on a
+ * thread of its own (training's lanes). */
+void vamos_parallel_inline(int on);
+
 /* Threads used from now on (the caller counts as one); 0: one per online
  * CPU. At most VAMOS_MAX_THREADS. */
 #define VAMOS_MAX_THREADS 64

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """mpi_train_bench.py - data-parallel training against one process, on one
 machine: `vamos train` of a model for one epoch on a slice of the corpus,
-as 1 process x 2 threads at --batch-tokens 2B and as `mpirun -np 2`
-ranks x 1 thread at B (the same steps), in turn, --rounds times.
+as 1 process x 2 threads at --batch-tokens 2B (its default 2 lanes: the
+batch cut in two halves run side by side; and 1 lane: every kernel split
+between the threads) and as `mpirun -np 2` ranks x 1 thread at B (the
+same steps), in turn, --rounds times.
 
     /usr/bin/python3 tests/bench/mpi_train_bench.py [--rounds 3] [--pairs 6000]
         [--batch 4096] [--model models/en-es.vam] [--vamos build/vamos]
@@ -42,11 +44,11 @@ with open(os.path.join(tmp, "dev.tsv"), "w", encoding="utf-8") as f:
 mpirun = ["mpirun", "--oversubscribe", "-np", "2"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
 
 
-def run(ranks):
+def run(ranks, lanes=2):
     args = [a.vamos, "train", a.model, "--data", os.path.join(tmp, "train.tsv"), "--dev",
             os.path.join(tmp, "dev.tsv"), "-o", os.path.join(tmp, "w%d.safetensors" % ranks), "--epochs", "1",
             "--batch-tokens", str(a.batch // ranks)]
-    cmd = mpirun + args if ranks > 1 else args + ["--threads", "2"]
+    cmd = mpirun + args if ranks > 1 else args + ["--threads", "2", "--lanes", str(lanes)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     out = p.stdout + p.stderr
     if p.returncode:
@@ -57,22 +59,24 @@ def run(ranks):
     return float(tps[-1]), share
 
 
-print("# vamos train, 1 process x 2 threads at --batch-tokens %d against mpirun -np 2 x 1 thread at %d"
+print("# vamos train, 1 process x 2 threads (2 lanes; 1 lane) at --batch-tokens %d against mpirun -np 2 x 1 "
+      "thread at %d"
       % (a.batch, a.batch // 2))
 print("# %s; %s; %d pairs, 1 epoch; %s" % (a.model, cpu_name(), a.pairs, time.strftime("%Y-%m-%d")))
-one, two, shares, waits = [], [], [], []
+one, one1, two, shares, waits = [], [], [], [], []
 for r in range(a.rounds):
     t1, _ = run(1)
+    t11, _ = run(1, 1)
     t2, s = run(2)
-    one.append(t1), two.append(t2)
+    one.append(t1), one1.append(t11), two.append(t2)
     if s:
         shares.append(float(s.group(3)))
         waits.append(float(s.group(5)))
-    print("round %d: 1 process %.0f tok/s, 2 ranks %.0f tok/s (%.2fx)%s" %
-          (r + 1, t1, t2, t2 / t1, ", allreduce of %s MB %s ms/step (%s%% of the time), waiting for the slower "
+    print("round %d: 1 process %.0f tok/s (1 lane: %.0f), 2 ranks %.0f tok/s (%.2fx)%s" %
+          (r + 1, t1, t11, t2, t2 / t1, ", allreduce of %s MB %s ms/step (%s%% of the time), waiting for the slower "
            "rank %s ms/step (%s%%)" % s.groups() if s else ""))
     sys.stdout.flush()
-m1, m2 = statistics.median(one), statistics.median(two)
-print("median: 1 process x 2 threads %.0f tok/s, 2 ranks x 1 thread %.0f tok/s: %.2fx; "
-      "allreduce %.1f%% of the time, waiting %.1f%%" % (m1, m2, m2 / m1, statistics.median(shares) if shares else
+m1, m11, m2 = statistics.median(one), statistics.median(one1), statistics.median(two)
+print("median: 1 process x 2 threads %.0f tok/s (1 lane: %.0f), 2 ranks x 1 thread %.0f tok/s: %.2fx; "
+      "allreduce %.1f%% of the time, waiting %.1f%%" % (m1, m11, m2, m2 / m1, statistics.median(shares) if shares else
                                                        float("nan"), statistics.median(waits) if waits else float("nan")))

@@ -1,13 +1,18 @@
 /* train_bench.c - one training step (forward and backward: the loss and
  * every weight's gradient) of a model, compiled by Vamos.
  *
- *     build/tests/bench/train_bench [--reps N] [--threads T (default 2)] [MODEL.vam]
+ *     build/tests/bench/train_bench [--reps N] [--threads T (default 2)] [--lanes L] [MODEL.vam]
  *
  * The model (default models/en-es.vam) is compiled without dropout, with
  * random weights, on a fixed batch of 64 rows x 32 source and 32 target
  * tokens (2048 target tokens). Prints the median milliseconds of --reps
  * steps and target tokens per second. tests/bench/train_torch.py runs
  * this and the same step in PyTorch in one run.
+ *
+ * --lanes L (as vamos train's): the batch's rows cut into L batches run
+ * side by side, one thread each (train_graph_run_lanes), and the lanes'
+ * gradients summed into one, which the time includes. Default 1: every
+ * kernel split between the threads.
  */
 #include "bench.h"
 #include "compile.h"
@@ -19,8 +24,19 @@
 
 int main(int argc, char **argv)
 {
-    int reps = 10, threads = 2;
+    int reps = 10, threads = 2, lanes = 1;
     const char *path = "models/en-es.vam";
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--lanes")) {
+            lanes = atoi(argv[i + 1]);
+            memmove(&argv[i], &argv[i + 2], sizeof *argv * (size_t)(argc - i - 1));
+            argc -= 2;
+            break;
+        }
+    if (lanes < 1 || lanes > TRAIN_MAX_LANES || ROWS % lanes) {
+        fprintf(stderr, "train_bench: --lanes must divide %d and be at most %d\n", ROWS, TRAIN_MAX_LANES);
+        return 2;
+    }
     if (argc > 1 && argv[argc - 1][0] != '-' && strstr(argv[argc - 1], ".vam"))
         path = argv[--argc];
     if (bench_args(argc, argv, "train_bench", &reps, &threads))
@@ -38,11 +54,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_bench: %s\n", err);
         return 1;
     }
-    float **w = calloc((size_t)m->nparams, sizeof *w), **g = calloc((size_t)m->nparams, sizeof *g);
+    float **w = calloc((size_t)m->nparams, sizeof *w), **lg[TRAIN_MAX_LANES];
+    for (int l = 0; l < lanes; l++)
+        lg[l] = calloc((size_t)m->nparams, sizeof **lg);
+    float **g = lg[0];
     uint32_t s = 1;
     for (int i = 0; i < m->nparams; i++) {
         int64_t k = shape_numel_const(&m->params[i].shape);
-        w[i] = malloc(sizeof(float) * (size_t)k), g[i] = malloc(sizeof(float) * (size_t)k);
+        w[i] = malloc(sizeof(float) * (size_t)k);
+        for (int l = 0; l < lanes; l++)
+            lg[l][i] = malloc(sizeof(float) * (size_t)k);
         for (int64_t j = 0; j < k; j++) {
             s = s * 1664525u + 1013904223u;
             w[i][j] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.1f + (m->params[i].init == INIT_ONES);
@@ -57,24 +78,40 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < ROWS; i++)
         sl[i] = tl[i] = LEN;
-    TrainBatch b = { ROWS, LEN, LEN, src, sl, tin, tl, lab };
-    double *x = malloc(sizeof(double) * (size_t)reps), loss;
+    TrainBatch b[TRAIN_MAX_LANES];
+    uint64_t seeds[TRAIN_MAX_LANES] = { 0 };
+    int rows = ROWS / lanes;
+    for (int l = 0; l < lanes; l++)
+        b[l] = (TrainBatch){ rows, LEN, LEN, src + l * rows * LEN, sl + l * rows, tin + l * rows * LEN, tl + l * rows,
+                             lab + l * rows * LEN };
+    double *x = malloc(sizeof(double) * (size_t)reps), loss[TRAIN_MAX_LANES];
     for (int r = -2; r < reps; r++) {   /* two warm-up steps */
         double t0 = bench_now();
-        if (train_graph_run(t, w, &b, 0, g, &loss, err, sizeof err)) {
+        if (train_graph_run_lanes(t, lanes, threads >= lanes, w, b, seeds, lg, loss, err, sizeof err)) {
             fprintf(stderr, "train_bench: %s\n", err);
             return 1;
         }
+        for (int l = 1; l < lanes; l++)   /* the gradients summed, as vamos train does */
+            for (int i = 0; i < m->nparams; i++) {
+                int64_t k = shape_numel_const(&m->params[i].shape);
+                for (int64_t j = 0; j < k; j++)
+                    g[i][j] += lg[l][i][j];
+            }
         if (r >= 0)
             x[r] = bench_now() - t0;
     }
     double med = bench_median(x, reps);
-    printf("vamos %s: %.1f ms per step, %.0f target tokens/s (threads %d, %d reps)\n", m->name, 1e3 * med,
-           ROWS * LEN / med, vamos_threads(), reps);
+    printf("vamos %s: %.1f ms per step, %.0f target tokens/s (threads %d, lanes %d, %d reps)\n", m->name, 1e3 * med,
+           ROWS * LEN / med, vamos_threads(), lanes, reps);
     train_graph_profile(t, stderr);   /* with VAMOS_PROFILE set */
-    for (int i = 0; i < m->nparams; i++)
-        free(w[i]), free(g[i]);
-    free(w), free(g), free(x);
+    for (int i = 0; i < m->nparams; i++) {
+        free(w[i]);
+        for (int l = 0; l < lanes; l++)
+            free(lg[l][i]);
+    }
+    for (int l = 0; l < lanes; l++)
+        free(lg[l]);
+    free(w), free(x);
     train_graph_free(t);
     arena_free(&a);
     return 0;

@@ -8,7 +8,10 @@ and every weight's gradient), no dropout, no optimiser: 64 rows x 32 source
 and 32 target tokens. PyTorch runs tests/golden/vamos_torch.py's model
 (the same post-norm transformer, written with F.linear, F.layer_norm,
 softmax attention) with OMP_WAIT_POLICY=PASSIVE, at 1 and 2 threads; its
-best counts. Vamos runs build/tests/bench/train_bench. The two are
+best counts. Vamos runs build/tests/bench/train_bench on 2 threads with
+2 lanes, as `vamos train` does by default on 2 cores (the batch cut in two
+halves run side by side, the gradients summed); its figure with 1 lane
+(every kernel split between the threads) is printed beside. The two are
 measured in turn, --rounds times, so a ratio holds while the machine's
 speed drifts; each line names the CPU and its instruction set. Prints
 medians and the ratios, and writes tests/bench/results/train.txt.
@@ -66,8 +69,9 @@ def torch_step_ms(threads, reps):
     return 1e3 * times[len(times) // 2]
 
 
-def vamos_step_ms(bench, reps):
-    out = subprocess.run([bench, "--reps", str(reps)], cwd=ROOT, capture_output=True, text=True)
+def vamos_step_ms(bench, reps, lanes=2):
+    out = subprocess.run([bench, "--reps", str(reps), "--lanes", str(lanes)], cwd=ROOT, capture_output=True,
+                         text=True)
     if out.returncode:
         sys.exit("%s failed: %s" % (bench, out.stderr))
     return float(out.stdout.strip().split(":")[1].split("ms")[0])
@@ -92,14 +96,15 @@ def main():
     ratios, also_ratios = [], []
     for r in range(args.rounds):
         vamos_ms = vamos_step_ms(bench, args.reps)
+        one_lane_ms = vamos_step_ms(bench, args.reps, 1)
         also_ms = vamos_step_ms(args.also, args.reps) if args.also else None
         torch_ms = {t: torch_step_ms(t, args.reps) for t in (1, 2)}
         best = min(torch_ms.values())
         ratios.append(best / vamos_ms)
-        line = ("round %d: vamos %7.1f ms (%5.0f tok/s), pytorch %7.1f ms at 1 thread, %7.1f at 2 "
-                "(%5.0f tok/s): vamos / best pytorch %.2fx"
-                % (r + 1, vamos_ms, tok / vamos_ms * 1e3, torch_ms[1], torch_ms[2], tok / best * 1e3,
-                   best / vamos_ms))
+        line = ("round %d: vamos %7.1f ms (%5.0f tok/s; 1 lane %7.1f ms), pytorch %7.1f ms at 1 thread, %7.1f at 2 "
+                "(%5.0f tok/s): vamos / best pytorch %.2fx (1 lane %.2fx)"
+                % (r + 1, vamos_ms, tok / vamos_ms * 1e3, one_lane_ms, torch_ms[1], torch_ms[2], tok / best * 1e3,
+                   best / vamos_ms, best / one_lane_ms))
         if also_ms:
             also_ratios.append(also_ms / vamos_ms)
             line += "; %s %7.1f ms (this build %.2fx it)" % (args.also, also_ms, also_ms / vamos_ms)

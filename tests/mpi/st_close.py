@@ -45,7 +45,7 @@ def main():
     if a.keys() != b.keys():
         print("tensor names differ:", sorted(a.keys() ^ b.keys()))
         return 1
-    worst, where = 0.0, None
+    worst, where = 0.0, "-"
     for name in a:
         if len(a[name]) != len(b[name]):
             print(f"{name}: {len(a[name])} against {len(b[name])} values")

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# test_mpi_train.sh VAMOS: data-parallel training under mpirun (Open MPI).
+# test_mpi_train.sh VAMOS: data-parallel training, in one process (--lanes)
+# and under mpirun (Open MPI).
+#   - one process cutting each batch into two lanes trains the weights of
+#     one process with one lane, within float summation-order tolerance;
 #   - two ranks at --batch-tokens B train the weights, Adam moments and loss
 #     curve of one process at 2B, within float summation-order tolerance;
 #   - a checkpoint resumes under another number of ranks, both ways;
@@ -46,6 +49,17 @@ with open("tiny.tsv", "w") as f:
 PY
 "$vamos" vocab --data tiny.tsv -o tiny --size 60 >/dev/null 2>&1
 common=(tiny.vam --data tiny.tsv --dev tiny.tsv --warmup 4 --seed 5)
+close() { python3 "$here/st_close.py" "$1" "$2" --skip .k.b --tol 1e-5 || fail "$1 and $2 differ"; }
+
+echo "== one lane against two (in one process, with one thread and with two)"
+"$vamos" train "${common[@]}" -o l1.safetensors --batch-tokens 80 --epochs 3 --lanes 1 2>l1.log || fail "$(cat l1.log)"
+"$vamos" train "${common[@]}" -o l2.safetensors --batch-tokens 80 --epochs 3 --lanes 2 --threads 2 2>l2.log \
+  || fail "$(cat l2.log)"
+"$vamos" train "${common[@]}" -o l2s.safetensors --batch-tokens 80 --epochs 3 --lanes 2 --threads 1 2>l2s.log \
+  || fail "$(cat l2s.log)"
+close l1.safetensors l2.safetensors
+close l1.safetensors.ckpt l2.safetensors.ckpt
+cmp l2.safetensors l2s.safetensors || fail "two lanes on one thread differ from two lanes on two"
 
 if "$vamos" --version | grep -q "built without MPI"; then
   echo "== built without MPI: refused under mpirun"
@@ -58,15 +72,16 @@ if "$vamos" --version | grep -q "built without MPI"; then
   echo "PASS"
   exit 0
 fi
-close() { python3 "$here/st_close.py" "$1" "$2" --skip .k.b --tol 1e-5 || fail "$1 and $2 differ"; }
 
-echo "== one process at 80 tokens against two ranks at 40"
-"$vamos" train "${common[@]}" -o one.safetensors --batch-tokens 80 --epochs 3 2>one.log || fail "$(cat one.log)"
+echo "== one process (one lane) at 80 tokens against two ranks at 40"
+"$vamos" train "${common[@]}" -o one.safetensors --batch-tokens 80 --epochs 3 --lanes 1 2>one.log \
+  || fail "$(cat one.log)"
 timeout 300 "${mpi[@]}" "$vamos" train "${common[@]}" -o two.safetensors --batch-tokens 40 --epochs 3 \
   >two.log 2>&1 || fail "mpirun: $(cat two.log)"
 cat two.log
 close one.safetensors two.safetensors
 close one.safetensors.ckpt two.safetensors.ckpt      # Adam's moments and the loss curve too
+close l2.safetensors two.safetensors                 # two lanes: the same parts as two ranks
 grep -q "(2 ranks)" two.log || fail "no world size in the progress line"
 [ "$(grep -c '^epoch 1: train loss' two.log)" -eq 1 ] || fail "more than one rank wrote the log"
 grep -q "^allreduce of the gradients" two.log || fail "no allreduce figure"
