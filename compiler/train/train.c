@@ -17,23 +17,26 @@
  *            ("Attention is all you need", 5.3, with --lr as the peak);
  *            gradients clipped to a global norm of --clip.
  *   dropout  the model's dropout() calls, with masks drawn from the seed
- *            and the step number.
+ *            and the step number (and the part of the batch, below).
+ *   lanes    a batch is cut into --lanes parts (shard(): even shares of its
+ *            tokens) run side by side, one thread each with its kernels
+ *            unsplit (train_graph_run_lanes), their gradients summed.
  *
  * Under `mpirun -np R` (dist.c), a step's batch is cut for R x
- * --batch-tokens tokens and each rank (process) takes an even share of its
- * rows, with dropout masks of its own; the ranks' gradients, losses and
- * token counts are summed (MPI_Allreduce) and every rank takes the same
- * Adam step, so R ranks at --batch-tokens B train as one process at R x B.
- * Rank 0 alone prints, evaluates and writes files; it sends its weights to
- * the others after each epoch, so that no difference in the last bit of a
- * sum can build up between them.
+ * --batch-tokens tokens into R x lanes parts, rank r taking parts r x
+ * lanes and on; dropout's masks are drawn per part; the ranks' gradients,
+ * losses and token counts are summed (MPI_Allreduce) and every rank takes
+ * the same Adam step, so R ranks at --batch-tokens B train as one process
+ * at R x B (bit for bit, with R lanes). Rank 0 alone prints, evaluates and
+ * writes files; it sends its weights to the others after each epoch, so
+ * that no difference in the last bit of a sum can build up between them.
  *
  * Everything random comes from --seed, the epoch and the step, so a run is
- * deterministic, and a checkpoint taken at the end of an epoch resumes to
- * the very weights the uninterrupted run gives. After each epoch: dev loss
- * (no dropout) and dev chrF (greedy translations), the weights (-o), the
- * checkpoint (-o + .ckpt: weights, Adam's moments, the position) and the
- * loss curve (-o + .loss.svg).
+ * deterministic (given --lanes), and a checkpoint taken at the end of an
+ * epoch resumes to the very weights the uninterrupted run gives. After
+ * each epoch: dev loss (no dropout) and dev chrF (greedy translations), the
+ * weights (-o), the checkpoint (-o + .ckpt: weights, Adam's moments, the
+ * position) and the loss curve (-o + .loss.svg).
  */
 #include <errno.h>
 #include <getopt.h>
