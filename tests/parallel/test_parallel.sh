@@ -44,6 +44,11 @@ for opts in "--threads 1" "--batch 1" "--batch 64" "--threads 1 --batch 16 --win
 done
 parallel --will-cite --pipe -k -j2 --block 20k "$tmp/enes" --threads 1 < "$tmp/en.in" 2>/dev/null | cmp -s "$tmp/en.ref" - ||
   fail "en-es: two parallel jobs of one thread differ from one process"
+# beam search in lanes (2 threads, 25 batches of 4: each thread takes whole batches) and without
+head -100 "$tmp/en.in" > "$tmp/en100.in"
+"$tmp/enes" --threads 1 --beam 4 < "$tmp/en100.in" > "$tmp/beam.ref" 2>/dev/null
+"$tmp/enes" --threads 2 --beam 4 --batch 4 < "$tmp/en100.in" 2>/dev/null | cmp -s "$tmp/beam.ref" - ||
+  fail "en-es: --beam 4 in lanes differs from one thread"
 
 # warnings go to stderr only; the exit status says what happened
 { echo "to go"; head -c 1100000 /dev/zero | tr '\0' a; printf '\nto go\n'; } | "$tmp/sq" > "$tmp/out" 2> "$tmp/err"
