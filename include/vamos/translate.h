@@ -58,9 +58,14 @@ void vamos_session_free(vamos_session *s);
 char *vamos_translate(vamos_session *s, const char *text, const vamos_opts *o,
                       vamos_stats *st, char *err, size_t errlen);
 
-/* Translate count sentences as one padded batch (beam search translates
- * them one by one). outs[i] gets a malloc'd line. Returns 0, or -1 with a
- * message (then no outs are set). */
+/* Translate count sentences: sorted by length and cut into padded
+ * batches of o->batch_rows (and o->batch_tokens); beam search makes each
+ * sentence's hypotheses rows of its batch. With several threads and at
+ * least 4 batches per thread, the threads take whole batches in turn (a
+ * session of their own each, made on first use and kept by s); else each
+ * kernel is split between them. The same words either way. outs[i] gets
+ * a malloc'd line. Returns 0, or -1 with a message (then no outs are set).
+ * Not for two threads at once on one session. */
 int vamos_translate_batch(vamos_session *s, const char *const *texts, int count, const vamos_opts *o,
                           vamos_stats *st, char **outs, char *err, size_t errlen);
 
