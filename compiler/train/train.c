@@ -941,8 +941,8 @@ int cmd_train_main(int argc, char **argv)
             }
             if (nl == 0)
                 memset(S.grad, 0, sizeof(float) * S.ngrad);
-            else if (train_graph_run_lanes(tg, nl, vamos_threads() >= nl, S.w, lb, seed, S.lg, lloss, err,
-                                           sizeof err)) {
+            else if (train_graph_run_lanes(tg, nl, vamos_threads() >= nl && !A.interp,   /* interp: in turn */
+                                           S.w, lb, seed, S.lg, lloss, err, sizeof err)) {
                 fprintf(stderr, "\nvamos train: step %lld: %s\n", (long long)S.step + 1, err);
                 dist_abort(1);
                 goto done;
