@@ -875,7 +875,9 @@ static void *lane_main(void *arg)
     Lane *l = arg;
     Lanes *a = l->all;
     vamos_parallel_inline(1);
-    for (int j; !atomic_load(&a->failed) && (j = atomic_fetch_add(&a->next, 1)) < a->nb;)
+    /* the longest batches first (they are sorted by length): the last ones taken are short, so
+     * the lanes finish together */
+    for (int j; !atomic_load(&a->failed) && (j = a->nb - 1 - atomic_fetch_add(&a->next, 1)) >= 0;)
         if (translate_rows(l->s, a->ids, a->n, a->rows + a->first[j], a->size[j], a->o, a->beam,
                            l->stats ? &l->st : NULL, a->out, a->words, l->err, sizeof l->err)) {
             l->rc = -1;
@@ -959,11 +961,12 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
         bfirst[nb] = first, bsize[nb++] = k;
         first += k;
     }
-    /* lanes when each has at least LANE_BATCHES batches: the batches are
-     * sorted by length, and with fewer the last, longest one leaves the
-     * other lanes idle (en-es, window 256: --batch 64, 4 batches, was 1.10x
-     * slower in lanes; --batch 16 and beam 4, 16 batches, 1.0x and 1.2x
-     * faster) */
+    /* lanes when each has at least LANE_BATCHES batches: with fewer, one
+     * long batch leaves the other lanes idle at the end. en-es on dev-ood,
+     * window 256, 2 threads (farm-bench --vs against kernels split): the
+     * default --batch 16 (16 batches) 0.90x the time, beam 4 0.78x; --batch
+     * 64 (4 batches) was 1.10x slower in lanes taken shortest first, and is
+     * level with 2 per lane taken longest first: so 4, to be safe */
     int lanes = vamos_threads() < MAX_LANES ? vamos_threads() : MAX_LANES;
     if (lanes * LANE_BATCHES > nb)
         lanes = nb / LANE_BATCHES;
