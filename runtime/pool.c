@@ -122,6 +122,7 @@ static void start_workers(void)
 static _Thread_local int inline_only;
 
 void vamos_parallel_inline(int on) { inline_only = on; }
+int vamos_parallel_is_inline(void) { return inline_only; }
 
 int32_t vamos_parallel(vamos_range_fn fn, void *out, const void *a, const void *b, const int64_t *dims,
                        int64_t n, int64_t work)

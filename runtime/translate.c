@@ -970,6 +970,8 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
     int lanes = vamos_threads() < MAX_LANES ? vamos_threads() : MAX_LANES;
     if (lanes * LANE_BATCHES > nb)
         lanes = nb / LANE_BATCHES;
+    if (vamos_parallel_is_inline())   /* the caller is a lane already (vamos serve's workers) */
+        lanes = 1;
     if (rc == 0 && lanes > 1) {
         Lanes a = { .ids = ids, .n = n, .rows = rows, .first = bfirst, .size = bsize, .nb = nb, .beam = beam,
                     .o = o, .out = out, .words = words };

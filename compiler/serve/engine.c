@@ -1,5 +1,12 @@
-/* engine.c - served models: dlopen, a worker per model, batching (see
- * engine.h). */
+/* engine.c - served models: dlopen, workers per model, batching (see
+ * engine.h).
+ *
+ * A model has one worker per kernel thread (lanes): each takes the next
+ * batch from the queue and runs it on its own thread with a translator of
+ * its own, its kernels unsplit (the library's vamos_parallel_inline). On
+ * 2 cores two such workers beat one whose every kernel is split between
+ * two threads: those meet at each of a decoder step's hundreds of
+ * kernels. */
 #include "engine.h"
 
 #include <dlfcn.h>
@@ -22,28 +29,36 @@ typedef struct Job {
     struct Job *next;
 } Job;
 
+#define MAX_WORKERS 8
+
+typedef struct Worker { Served *s; int w; } Worker;
+
 struct Served {
     void *dl;
     const vamos_linked_model *lm;
-    vamos_translator *t;
+    vamos_translator *t[MAX_WORKERS];   /* one per worker */
     /* the library's own API (each library holds a runtime) */
     vamos_translator *(*open)(const vamos_linked_model *, const vamos_settings *, char *, size_t);
     int (*lines)(vamos_translator *, const char *const *, int, char **, char *, size_t);
     void (*close)(vamos_translator *);
     const char *(*name)(const vamos_translator *);
     void (*set_threads)(int);
+    int (*threads)(void);
+    void (*inline_kernels)(int);
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     Job *head, *tail;
-    bool stop, started;
-    pthread_t worker;
+    bool stop;
+    int nworkers, started;
+    pthread_t worker[MAX_WORKERS];
+    Worker arg[MAX_WORKERS];
     int batch_max;   /* sentences a batch takes at most; more wait for the next */
     int wait_ms;     /* how long a batch that is not full waits for more */
     int last_jobs;   /* requests in the last batch: more than one, and the next waits */
     long batches, sentences;
 };
 
-static void run_batch(Served *s, Job *jobs)
+static void run_batch(Served *s, int w, Job *jobs)
 {
     int total = 0;
     for (Job *j = jobs; j; j = j->next)
@@ -57,7 +72,7 @@ static void run_batch(Served *s, Job *jobs)
         for (Job *j = jobs; j; j = j->next)
             for (int i = 0; i < j->n; i++)
                 texts[k++] = j->texts[i];
-        rc = s->lines(s->t, texts, total, outs, err, sizeof err);
+        rc = s->lines(s->t[w], texts, total, outs, err, sizeof err);
     }
     int k = 0;
     for (Job *j = jobs; j; j = j->next) {
@@ -79,7 +94,10 @@ static void run_batch(Served *s, Job *jobs)
 
 static void *worker(void *arg)
 {
-    Served *s = arg;
+    Served *s = ((Worker *)arg)->s;
+    int w = ((Worker *)arg)->w;
+    if (s->nworkers > 1)
+        s->inline_kernels(1);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stop)
@@ -104,6 +122,8 @@ static void *worker(void *arg)
                     break;
             }
         }
+        if (!s->head)
+            continue;   /* another worker took them while this one waited */
         /* every job queued, up to a batch's sentences (a bigger first job
          * goes alone) */
         Job *first = s->head, *last = first;
@@ -118,7 +138,7 @@ static void *worker(void *arg)
         for (Job *j = first; j; j = j->next)
             s->last_jobs++;
         pthread_mutex_unlock(&s->mu);
-        run_batch(s, first);
+        run_batch(s, w, first);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -149,6 +169,8 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
     s->close = (void (*)(vamos_translator *))dlsym(s->dl, "vamos_close");
     s->name = (const char *(*)(const vamos_translator *))dlsym(s->dl, "vamos_name");
     s->set_threads = (void (*)(int))dlsym(s->dl, "vamos_set_threads");
+    s->threads = (int (*)(void))dlsym(s->dl, "vamos_threads");
+    s->inline_kernels = (void (*)(int))dlsym(s->dl, "vamos_parallel_inline");
     if (!lib || !*lib || !s->open || !s->lines || !s->close || !s->name || !s->set_threads) {
         snprintf(err, errlen, "%s: not a model library (build it with vamos build --lib -o NAME.so)", path);
         dlclose(s->dl);
@@ -158,21 +180,34 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
     s->lm = *lib;
     if (threads > 0)
         s->set_threads(threads);
-    s->t = s->open(s->lm, NULL, err, errlen);
-    if (!s->t) {
-        dlclose(s->dl);
-        free(s);
-        return NULL;
-    }
+    /* a worker per thread when the library can keep its kernels on the
+     * calling thread (older libraries cannot: one worker, kernels split) */
+    int want = s->threads && s->inline_kernels ? s->threads() : 1;
+    s->nworkers = want < 1 ? 1 : want > MAX_WORKERS ? MAX_WORKERS : want;
+    for (int w = 0; w < s->nworkers; w++)
+        if (!(s->t[w] = s->open(s->lm, NULL, err, errlen))) {
+            if (w == 0) {
+                dlclose(s->dl);
+                free(s);
+                return NULL;
+            }
+            s->nworkers = w;   /* the workers there is memory for */
+        }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
-    if (pthread_create(&s->worker, NULL, worker, s)) {
-        snprintf(err, errlen, "cannot start a thread");
-        served_close(s);
-        return NULL;
+    for (int w = 0; w < s->nworkers; w++) {
+        s->arg[w] = (Worker){ s, w };
+        if (pthread_create(&s->worker[w], NULL, worker, &s->arg[w])) {
+            if (w == 0) {
+                snprintf(err, errlen, "cannot start a thread");
+                served_close(s);
+                return NULL;
+            }
+            break;
+        }
+        s->started = w + 1;
     }
-    s->started = true;
     return s;
 }
 
@@ -184,9 +219,11 @@ void served_close(Served *s)
     s->stop = true;
     pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->mu);
-    if (s->started)
-        pthread_join(s->worker, NULL);
-    s->close(s->t);
+    for (int w = 0; w < s->started; w++)
+        pthread_join(s->worker[w], NULL);
+    for (int w = 0; w < s->nworkers; w++)
+        if (s->t[w])
+            s->close(s->t[w]);
     s->set_threads(0);   /* joins the library's kernel threads: its code may go */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
@@ -195,7 +232,7 @@ void served_close(Served *s)
     free(s);
 }
 
-const char *served_name(const Served *s) { return s->name(s->t); }
+const char *served_name(const Served *s) { return s->name(s->t[0]); }
 const char *served_source(const Served *s) { return s->lm->source_lang ? s->lm->source_lang : ""; }
 const char *served_target(const Served *s) { return s->lm->target_lang ? s->lm->target_lang : ""; }
 

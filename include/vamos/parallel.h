@@ -30,6 +30,7 @@ int32_t vamos_parallel(vamos_range_fn fn, void *out, const void *a, const void *
  * inline: for callers that run several graphs side by side, each on a
  * thread of its own (training's lanes). */
 void vamos_parallel_inline(int on);
+int vamos_parallel_is_inline(void);
 
 /* Threads used from now on (the caller counts as one); 0: one per online
  * CPU. At most VAMOS_MAX_THREADS. */
