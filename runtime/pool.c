@@ -124,6 +124,38 @@ static _Thread_local int inline_only;
 void vamos_parallel_inline(int on) { inline_only = on; }
 int vamos_parallel_is_inline(void) { return inline_only; }
 
+typedef struct LaneStart { void (*fn)(void *, int); void *ctx; int lane; } LaneStart;
+
+static void *lane_thread(void *arg)
+{
+    LaneStart *l = arg;
+    inline_only = 1;
+    l->fn(l->ctx, l->lane);
+    return NULL;
+}
+
+void vamos_lanes(void (*fn)(void *ctx, int lane), void *ctx, int lanes)
+{
+    if (lanes > VAMOS_MAX_THREADS)
+        lanes = VAMOS_MAX_THREADS;
+    LaneStart arg[VAMOS_MAX_THREADS];
+    pthread_t tid[VAMOS_MAX_THREADS];
+    bool started[VAMOS_MAX_THREADS] = { false };
+    for (int l = 1; l < lanes; l++) {
+        arg[l] = (LaneStart){ fn, ctx, l };
+        started[l] = pthread_create(&tid[l], NULL, lane_thread, &arg[l]) == 0;
+    }
+    int was = inline_only;
+    inline_only = 1;
+    fn(ctx, 0);
+    for (int l = 1; l < lanes; l++)
+        if (started[l])
+            pthread_join(tid[l], NULL);
+        else
+            fn(ctx, l);
+    inline_only = was;
+}
+
 int32_t vamos_parallel(vamos_range_fn fn, void *out, const void *a, const void *b, const int64_t *dims,
                        int64_t n, int64_t work)
 {

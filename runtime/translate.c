@@ -1,7 +1,6 @@
 /* translate.c - run compiled graphs, tokenise, decode (greedy). */
 #include <ctype.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -870,11 +869,10 @@ typedef struct Lane {
     char err[256];
 } Lane;
 
-static void *lane_main(void *arg)
+static void lane_run(void *ctx, int lane)
 {
-    Lane *l = arg;
+    Lane *l = (Lane *)ctx + lane;
     Lanes *a = l->all;
-    vamos_parallel_inline(1);
     /* the longest batches first (they are sorted by length): the last ones taken are short, so
      * the lanes finish together */
     for (int j; !atomic_load(&a->failed) && (j = a->nb - 1 - atomic_fetch_add(&a->next, 1)) >= 0;)
@@ -883,8 +881,6 @@ static void *lane_main(void *arg)
             l->rc = -1;
             atomic_store(&a->failed, 1);
         }
-    vamos_parallel_inline(0);
-    return NULL;
 }
 
 static void stats_add(vamos_stats *to, const vamos_stats *x)
@@ -897,20 +893,16 @@ static void stats_add(vamos_stats *to, const vamos_stats *x)
 static int translate_lanes(vamos_session *s, Lanes *a, int lanes, vamos_stats *st, char *err, size_t errlen)
 {
     Lane lane[MAX_LANES];
-    pthread_t tid[MAX_LANES];
-    bool started[MAX_LANES] = { false };
-    for (int l = 0; l < lanes; l++) {
-        if (l > 0 && !s->lane[l] && !(s->lane[l] = vamos_session_new(s->m)))
-            lanes = l;   /* the lanes there is memory for */
-        lane[l] = (Lane){ .all = a, .s = l ? s->lane[l] : s, .stats = st != NULL };
-    }
     for (int l = 1; l < lanes; l++)
-        started[l] = pthread_create(&tid[l], NULL, lane_main, &lane[l]) == 0;
-    lane_main(&lane[0]);
+        if (!s->lane[l] && !(s->lane[l] = vamos_session_new(s->m))) {
+            lanes = l;   /* the lanes there is memory for */
+            break;
+        }
+    for (int l = 0; l < lanes; l++)
+        lane[l] = (Lane){ .all = a, .s = l ? s->lane[l] : s, .stats = st != NULL };
+    vamos_lanes(lane_run, lane, lanes);
     int rc = 0;
     for (int l = 0; l < lanes; l++) {
-        if (l > 0 && started[l])
-            pthread_join(tid[l], NULL);
         if (st)
             stats_add(st, &lane[l].st);
         if (lane[l].rc && !rc) {
@@ -918,7 +910,7 @@ static int translate_lanes(vamos_session *s, Lanes *a, int lanes, vamos_stats *s
             snprintf(err, errlen, "%s", lane[l].err);
         }
     }
-    return rc;   /* a lane without a thread took no batch: lane 0 ran them all */
+    return rc;
 }
 
 int vamos_translate_batch(vamos_session *s, const char *const *texts, int count, const vamos_opts *o,

@@ -9,7 +9,6 @@
  */
 #include "train_graph.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,13 +290,10 @@ typedef struct LaneJob {
     char err[512];
 } LaneJob;
 
-static void *lane_main(void *arg)
+static void lane_run(void *ctx, int lane)
 {
-    LaneJob *j = arg;
-    vamos_parallel_inline(1);   /* this lane's kernels on this thread alone */
+    LaneJob *j = (LaneJob *)ctx + lane;
     j->rc = run_lane(j->t, j->lane, j->params, j->b, j->seed, j->grads, &j->loss, j->err, sizeof j->err);
-    vamos_parallel_inline(0);
-    return NULL;
 }
 
 int train_graph_run_lanes(TrainGraph *t, int lanes, bool together, float *const *params, const TrainBatch *b,
@@ -309,24 +305,13 @@ int train_graph_run_lanes(TrainGraph *t, int lanes, bool together, float *const 
         return -1;
     }
     LaneJob job[TRAIN_MAX_LANES];
-    pthread_t tid[TRAIN_MAX_LANES];
-    bool started[TRAIN_MAX_LANES] = { false };
     for (int l = 0; l < lanes; l++)
         job[l] = (LaneJob){ .t = t, .lane = l, .params = params, .grads = grads[l], .b = &b[l], .seed = seeds[l] };
-    if (lanes == 1 || !together) {   /* one after another, each with every thread */
+    if (lanes == 1 || !together)   /* one after another, each with every thread */
         for (int l = 0; l < lanes; l++)
-            job[l].rc = run_lane(t, l, params, &b[l], seeds[l], grads[l], &job[l].loss, job[l].err, sizeof job[l].err);
-    } else {
-        for (int l = 1; l < lanes; l++)
-            started[l] = pthread_create(&tid[l], NULL, lane_main, &job[l]) == 0;
-        lane_main(&job[0]);
-        for (int l = 1; l < lanes; l++) {
-            if (started[l])
-                pthread_join(tid[l], NULL);
-            else   /* no thread for it: here, after lane 0 */
-                lane_main(&job[l]);
-        }
-    }
+            lane_run(job, l);
+    else
+        vamos_lanes(lane_run, job, lanes);
     for (int l = 0; l < lanes; l++) {
         if (job[l].rc) {
             snprintf(err, errlen, "%s", job[l].err);
