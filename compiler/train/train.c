@@ -247,8 +247,7 @@ static int make_batches(const Set *s, int batch_tokens, uint64_t seed, int epoch
  * rows than parts. */
 static Range shard(const Set *s, const int *order, Range r, int part, int parts)
 {
-    int rank = part, size = parts;
-    if (size == 1)
+    if (parts == 1)
         return r;
     int64_t total = 0, at = 0;
     for (int i = r.from; i < r.to; i++)
@@ -256,11 +255,11 @@ static Range shard(const Set *s, const int *order, Range r, int part, int parts)
     Range m = { .from = r.to, .to = r.to };
     for (int i = r.from; i < r.to; i++) {
         const Pair *p = &s->p[order[i]];
-        int64_t owner = (2 * at + p->ns + p->nt) * size / (2 * total);   /* the rank of the row's middle token */
+        int64_t owner = (2 * at + p->ns + p->nt) * parts / (2 * total);   /* the part of the row's middle token */
         at += p->ns + p->nt;
-        if (owner < rank)
+        if (owner < part)
             continue;
-        if (owner > rank)
+        if (owner > part)
             break;
         if (m.from == r.to)
             m.from = i;
@@ -316,6 +315,7 @@ typedef struct TState {
     float **w, **g, **m1, **m2;   /* per weight: pointers into the blocks below */
     float *weights, *grad, *mom1, *mom2;   /* one block each: one allreduce, one update loop */
     size_t ngrad;         /* floats in each block */
+#define STATE_BLOCK 16384  /* floats of a block one part of a pool job takes (lane sum, Adam) */
     float *lgrad[TRAIN_MAX_LANES], **lg[TRAIN_MAX_LANES];   /* each lane's gradients; lane 0's are grad, g */
     float **eval[2];      /* weights for dev translation, in turn (dev_chrf) */
     int64_t step;
@@ -368,11 +368,11 @@ static int32_t lane_sum(void *out, const void *a, const void *b, const int64_t *
 {
     (void)a, (void)b, (void)dims;
     const LaneSum *u = out;
-    size_t end = (size_t)hi * 16384 < u->s->ngrad ? (size_t)hi * 16384 : u->s->ngrad;
+    size_t end = (size_t)hi * STATE_BLOCK < u->s->ngrad ? (size_t)hi * STATE_BLOCK : u->s->ngrad;
     for (int l = 1; l < u->lanes; l++) {
         const float *x = u->s->lgrad[l];
         float *y = u->s->grad;
-        for (size_t k = (size_t)lo * 16384; k < end; k++)
+        for (size_t k = (size_t)lo * STATE_BLOCK; k < end; k++)
             y[k] += x[k];
     }
     return 0;
@@ -471,7 +471,6 @@ static double lr_at(const Args *a, int64_t step)
  * norm whatever the threads), then Adam element by element. One thread
  * took 40 ms a step for en-es's 9.6 M weights. */
 #define UPDATE_PARTS 64
-#define UPDATE_BLOCK 16384
 
 typedef struct Adam {
     const TState *s;
@@ -499,8 +498,8 @@ static int32_t adam(void *out, const void *a, const void *b, const int64_t *dims
     (void)a, (void)b, (void)dims;
     const Adam *u = out;
     float *w = u->s->weights, *g = u->s->grad, *m1 = u->s->mom1, *m2 = u->s->mom2;
-    size_t end = (size_t)hi * UPDATE_BLOCK < u->s->ngrad ? (size_t)hi * UPDATE_BLOCK : u->s->ngrad;
-    for (size_t k = (size_t)lo * UPDATE_BLOCK; k < end; k++) {
+    size_t end = (size_t)hi * STATE_BLOCK < u->s->ngrad ? (size_t)hi * STATE_BLOCK : u->s->ngrad;
+    for (size_t k = (size_t)lo * STATE_BLOCK; k < end; k++) {
         float gk = g[k] * u->scale;
         m1[k] = u->b1 * m1[k] + (1 - u->b1) * gk;
         m2[k] = u->b2 * m2[k] + (1 - u->b2) * gk * gk;
@@ -525,7 +524,7 @@ static double update(TState *s, const Args *a, int ntok)
     double c1 = 1 - pow(b1, (double)s->step), c2 = 1 - pow(b2, (double)s->step);
     u.scale = (float)scale, u.b1 = (float)b1, u.b2 = (float)b2;
     u.step_size = (float)(lr / c1), u.c2 = (float)(1.0 / c2), u.eps = (float)eps;
-    vamos_parallel(adam, &u, NULL, NULL, NULL, (int64_t)((s->ngrad + UPDATE_BLOCK - 1) / UPDATE_BLOCK),
+    vamos_parallel(adam, &u, NULL, NULL, NULL, (int64_t)((s->ngrad + STATE_BLOCK - 1) / STATE_BLOCK),
                    (int64_t)s->ngrad);
     return norm;
 }
@@ -891,9 +890,8 @@ int cmd_train_main(int argc, char **argv)
         if (bad)
             goto done;
     }
-    for (int i = 0; i < S.np; i++)   /* every rank starts from rank 0's weights */
-        if (dist_bcast_f32(S.w[i], (size_t)S.numel[i]))
-            goto done;
+    if (dist_bcast_f32(S.weights, S.ngrad))   /* every rank starts from rank 0's weights */
+        goto done;
     double t0 = now_s();
     if (!(tg = train_graph_new(&ar, m, (float)A.smoothing, !A.interp, err, sizeof err)) ||
         !(eg = train_graph_new(&ar, mev, 0.0f, !A.interp, err, sizeof err)) ||
@@ -951,7 +949,7 @@ int cmd_train_main(int argc, char **argv)
                 sum[0] += lloss[l];
             if (nl > 1)
                 vamos_parallel(lane_sum, &(LaneSum){ &S, nl }, NULL, NULL, NULL,
-                               (int64_t)((S.ngrad + 16383) / 16384), (int64_t)S.ngrad * nl);
+                               (int64_t)((S.ngrad + STATE_BLOCK - 1) / STATE_BLOCK), (int64_t)S.ngrad * nl);
             sum[2] = rank0 && A.minutes > 0 && now_s() - start > A.minutes * 60;
             if (dist_sum_f32(S.grad, S.ngrad) || dist_sum_f64(sum, 3)) {
                 fprintf(stderr, "\nvamos train: step %lld: the gradients' allreduce failed\n", (long long)S.step + 1);
@@ -1002,9 +1000,8 @@ int cmd_train_main(int argc, char **argv)
         S.epoch = epoch + 1;
         double dl = dev_loss(eg, &S, &dev, mev, A.batch_tokens, order, ranges, &bb);
         /* the ranks' weights are equal but for the last bits of sums; rank 0's become everyone's */
-        for (int k = 0; k < S.np; k++)
-            if (dist_bcast_f32(S.w[k], (size_t)S.numel[k]))
-                goto done;
+        if (dist_bcast_f32(S.weights, S.ngrad))
+            goto done;
         if (epoch < 256)
             S.dev_loss[epoch] = (float)dl;
         if (!rank0)

@@ -11,7 +11,8 @@
  *
  * --lanes L (as vamos train's): the batch's rows cut into L batches run
  * side by side, one thread each (train_graph_run_lanes), and the lanes'
- * gradients summed into one, which the time includes. Default 1: every
+ * gradients summed into one, which the time includes (here on one thread;
+ * vamos train sums them on the pool, so it is a little faster). Default 1: every
  * kernel split between the threads.
  */
 #include "bench.h"
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "train_bench: %s\n", err);
             return 1;
         }
-        for (int l = 1; l < lanes; l++)   /* the gradients summed, as vamos train does */
+        for (int l = 1; l < lanes; l++)   /* the gradients summed (one thread) */
             for (int i = 0; i < m->nparams; i++) {
                 int64_t k = shape_numel_const(&m->params[i].shape);
                 for (int64_t j = 0; j < k; j++)
