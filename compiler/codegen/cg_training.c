@@ -66,7 +66,8 @@ static LLVMValueRef row_max(CG *c, LLVMValueRef row, LLVMValueRef V, LLVMValueRe
 }
 
 /* xent, xent_grad (see rt_xent): the parallel loop runs over rows; per
- * row the maximum, then the sum of exp(x - max) (and of x, for xent). */
+ * row the maximum, then the sum of exp(x - max) (and of x, for xent);
+ * xent_grad then scales the exps it kept by 1 / sum. */
 void emit_xent(CG *c, const Node *n, const Node *na)
 {
     LLVMValueRef V = dim_val(c, na->shape.d[na->shape.rank - 1]);
@@ -80,17 +81,21 @@ void emit_xent(CG *c, const Node *n, const Node *na)
     LLVMBuildStore(c->b, f32c(c, 0), sp);
     LLVMBuildStore(c->b, f32c(c, 0), xsp);
     LLVMValueRef mx = row_max(c, row, V, vmx, mxp);
-    if (n->op == OP_XENT) {
-        Loop l1 = loop_begin(c, V);
-        acc_add(c, xsp, load_f(c, row, l1.iv), false);
-        loop_end(c, &l1);
-    }
+    /* xent_grad keeps each exp(x - max) in its output row (in L1), so
+     * that the pass below scales them instead of taking exp again */
+    LLVMValueRef orow = n->op == OP_XENT ? NULL : gep(c, c->f32, c->out, mul(c, lr.iv, V));
     Loop l2 = loop_begin(c, V);
-    acc_add(c, sp, exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l2.iv), mx, "")), false);
+    LLVMValueRef x = load_f(c, row, l2.iv), e = exp_poly(c, LLVMBuildFSub(c->b, x, mx, ""));
+    if (orow)
+        store_f(c, e, orow, l2.iv);
+    else
+        acc_add(c, xsp, x, false);
+    acc_add(c, sp, e, false);
     loop_end(c, &l2);
-    LLVMValueRef lse = intrinsic(c, "llvm.log", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, c->f32, sp, "") }, 1);
-    LLVMValueRef shift = LLVMBuildFAdd(c->b, mx, lse, "");   /* log p_j = x_j - shift */
+    LLVMValueRef sum = LLVMBuildLoad2(c->b, c->f32, sp, "");
     if (n->op == OP_XENT) {
+        LLVMValueRef lse = intrinsic(c, "llvm.log", &sum, 1);
+        LLVMValueRef shift = LLVMBuildFAdd(c->b, mx, lse, "");   /* log p_j = x_j - shift */
         LLVMValueRef Vf = LLVMBuildSIToFP(c->b, V, c->f32, "");
         LLVMValueRef safe_y = LLVMBuildSelect(c->b, valid, y, i64c(c, 0), "");
         LLVMValueRef lpy = LLVMBuildFSub(c->b, load_f(c, row, safe_y), shift, "");
@@ -99,10 +104,10 @@ void emit_xent(CG *c, const Node *n, const Node *na)
                                                               LLVMBuildFMul(c->b, LLVMBuildFDiv(c->b, f32c(c, eps), Vf, ""), slp, ""), ""), "");
         store_f(c, LLVMBuildSelect(c->b, valid, loss, f32c(c, 0), ""), c->out, lr.iv);
     } else {
-        LLVMValueRef orow = gep(c, c->f32, c->out, mul(c, lr.iv, V));
         LLVMValueRef floor_q = LLVMBuildFDiv(c->b, f32c(c, eps), LLVMBuildSIToFP(c->b, V, c->f32, ""), "");
+        LLVMValueRef inv = LLVMBuildFDiv(c->b, f32c(c, 1.0), sum, "");
         Loop l3 = loop_begin(c, V);
-        LLVMValueRef p = exp_poly(c, LLVMBuildFSub(c->b, load_f(c, row, l3.iv), shift, ""));
+        LLVMValueRef p = LLVMBuildFMul(c->b, load_f(c, orow, l3.iv), inv, "");   /* p_j = exp(x_j - max) / sum */
         LLVMValueRef hit = LLVMBuildICmp(c->b, LLVMIntEQ, l3.iv, y, "");
         LLVMValueRef q = LLVMBuildFAdd(c->b, floor_q, LLVMBuildSelect(c->b, hit, f32c(c, 1.0 - eps), f32c(c, 0), ""), "");
         LLVMValueRef gv = LLVMBuildFSub(c->b, p, q, "");
