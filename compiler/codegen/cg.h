@@ -130,7 +130,7 @@ MMShape mm_shape(CG *c, const Node *n, const Node *na, const Node *nb, int rb);
 void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed);
 void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
 void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
-void emit_matmul_tn(CG *c, const Node *n, const Node *na);
+void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na);
 
 /* cg_attention.c */
 void emit_attention(CG *c, const Graph *g, const Node *n);

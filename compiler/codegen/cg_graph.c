@@ -232,7 +232,7 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
     case OP_DROPOUT: emit_dropout(c, g, n); break;
     case OP_XENT: case OP_XENT_GRAD: emit_xent(c, n, na); break;
     case OP_SCATTER_ADD: emit_scatter_add(c, n, nb); break;
-    case OP_MATMUL_TN: emit_matmul_tn(c, n, na); break;
+    case OP_MATMUL_TN: emit_matmul_tn(c, g, n, na); break;
     case OP_COUNT: break;
     }
     LLVMBuildRet(c->b, LLVMConstInt(c->i32, 0, 0));
@@ -272,11 +272,15 @@ static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLV
                                         : i64c(c, d.n);
             LLVMBuildStore(c->b, v, gep(c, c->i64, area, i64c(c, slot++)));
         }
-    /* one extra slot: the position symbol of ARANGE, CAUSAL_MASK, STORE */
+    /* one extra slot: the position symbol of ARANGE, CAUSAL_MASK, STORE; dropout's
+     * base; matmul_tn's sym[SYM_ACC] */
     int pos = n->op == OP_STORE ? (n->attr.store.axis >= 0 ? n->attr.store.pos : -1)
             : n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK ? n->attr.offset - 1 : -1;
     if (pos >= 0)
         LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, pos)), ""),
+                       gep(c, c->i64, area, i64c(c, slot)));
+    if (n->op == OP_MATMUL_TN)   /* add to what out holds (the output layer's chunks after the first) */
+        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, SYM_ACC)), ""),
                        gep(c, c->i64, area, i64c(c, slot)));
     if (n->op == OP_DROPOUT) {   /* the draw's base: seed * K_SEED + salt * K_SALT */
         LLVMValueRef seed = LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, SYM_SEED)), "");

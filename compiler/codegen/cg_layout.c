@@ -45,10 +45,11 @@ static int nslotted(const Graph *g, const Node *n)
 }
 
 /* A node's position offset (ARANGE, CAUSAL_MASK, STORE): 0, or the value
- * of its symbol passed in the first extra dims slot. */
+ * of its symbol passed in the first extra dims slot; the value dims_arg
+ * puts there for DROPOUT and MATMUL_TN. */
 LLVMValueRef offset_val(CG *c, const Graph *g, const Node *n)
 {
-    bool has = n->op == OP_DROPOUT || (n->op == OP_STORE ? n->attr.store.axis >= 0 : n->attr.offset != 0);
+    bool has = n->op == OP_DROPOUT || n->op == OP_MATMUL_TN || (n->op == OP_STORE ? n->attr.store.axis >= 0 : n->attr.offset != 0);
     return has ? dim_val(c, (Dim){ 0, SLOT + nslotted(g, n) }) : i64c(c, 0);
 }
 

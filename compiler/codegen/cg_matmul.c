@@ -396,10 +396,13 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
  * runs every row block of out over a chunk, so the chunk's [TN_CHUNK, 32]
  * strip of g stays in L1 while all of them read it. (Looping the row
  * blocks over the whole of R streamed that strip from L2 once per row
- * block: 296 against 197 ms a step for en-es, tests/bench/train_bench.) */
+ * block: 296 against 197 ms a step for en-es, tests/bench/train_bench.)
+ * With sym[SYM_ACC] set, the first chunk adds to out too (the output
+ * layer run in chunks of sentences, chunk_output.c). */
 #define TN_CHUNK 128
-void emit_matmul_tn(CG *c, const Node *n, const Node *na)
+void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na)
 {
+    LLVMValueRef keep = LLVMBuildICmp(c->b, LLVMIntNE, offset_val(c, g, n), i64c(c, 0), "");   /* sym[SYM_ACC] */
     LLVMValueRef M = dim_val(c, n->shape.d[0]), N = dim_val(c, n->shape.d[1]);
     LLVMValueRef R = dims_product(c, &na->shape, 0, na->shape.rank - 1);
     LLVMValueRef mblocks = udiv_up(c, M, i64c(c, c->sched.rb));
@@ -414,7 +417,8 @@ void emit_matmul_tn(CG *c, const Node *n, const Node *na)
     Loop lc = loop_begin(c, nchunks);
     LLVMValueRef r0 = mul(c, lc.iv, i64c(c, TN_CHUNK));
     LLVMValueRef rows = min_i(c, i64c(c, TN_CHUNK), LLVMBuildSub(c->b, R, r0, ""));
-    LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, lc.iv, i64c(c, 0), "");
+    LLVMValueRef first = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, lc.iv, i64c(c, 0), ""),
+                                      LLVMBuildNot(c->b, keep, ""), "");
     /* pack: panel[r, j] = g[r0 + r, n0 + j], zeros for j >= ncols */
     LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, N, n0, ""));
     LLVMValueRef gtile = gep(c, c->f32, c->bb, add(c, mul(c, r0, N), n0));

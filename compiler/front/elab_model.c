@@ -188,7 +188,7 @@ static int new_symbol(Elab *e, const char *name, SymRole role, SrcLoc loc)
                      role == SYM_BATCH ? "batch dimension" : "sequence dimension", m->syms[i].name);
             return -1;
         }
-    if (m->nsyms == SYM_SEED)
+    if (m->nsyms == SYM_MODEL_MAX)
         return -1;
     m->syms[m->nsyms] = (Symbol){ name, role };
     return m->nsyms++;

@@ -140,9 +140,13 @@ typedef struct Symbol {
 } Symbol;
 
 #define MAX_SYMS 8
-/* The last slot of a run's symbol values is not a dimension: it holds the
- * random seed DROPOUT draws from. Models have at most SYM_SEED symbols. */
+/* The last two slots of a run's symbol values are not dimensions: the
+ * random seed DROPOUT draws from, and (training's output layer in chunks,
+ * chunk_output.c) 1 when MATMUL_TN adds its products to what its output
+ * holds. Models have at most SYM_MODEL_MAX symbols. */
 #define SYM_SEED (MAX_SYMS - 1)
+#define SYM_ACC (MAX_SYMS - 2)
+#define SYM_MODEL_MAX SYM_ACC
 
 /* A tensor a derived decoder step keeps between runs (incremental.c). */
 typedef struct State {

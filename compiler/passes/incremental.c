@@ -294,7 +294,7 @@ bool derive_step(Arena *a, Model *m)
         m->no_step = "the decoder has no target length";
         return false;
     }
-    if (m->nsyms >= SYM_SEED) {
+    if (m->nsyms >= SYM_MODEL_MAX) {
         m->no_step = "too many symbols";
         return false;
     }

@@ -13,6 +13,7 @@
  *   fuse_output.c  the decoder step returns logits, not their softmax
  *   pack.c  which weights compiled matmuls read pre-packed in panels
  *   plan.c  the static memory plan (which buffer holds each node's value)
+ *   chunk_output.c  the training graph's output layer, ordered to run in chunks of rows
  *
  * pipeline.h runs them in order, as a table of stages.
  */
@@ -48,6 +49,21 @@ Graph pass_fuse_map(struct Arena *a, const Graph *g);
 /* Fold a transpose of a matmul's b (last two axes) into the matmul
  * (attr.mm.bt), and cancel double transposes. */
 Graph pass_fuse_transpose(struct Arena *a, const Graph *g);
+
+/* The training graph's output layer, which its runner calls a few
+ * sentences at a time (chunk_output.c): nodes first .. first + 4 are the
+ * logits' product, the loss, its gradient, the gradient of the product's
+ * input h and the weight's (matmul_tn, whose row operand is t_rows). The
+ * row values (h, labels, t_rows and the five but the last) are [batch,
+ * length, ...] with batch and length the symbols named. first is -1 when
+ * the graph has no such layer. */
+typedef struct OutputChunk {
+    int first, h, labels, t_rows, batch_sym, len_sym;
+} OutputChunk;
+/* g with those five nodes one after another (the backward pass's two
+ * products moved up), and where they are; g itself when it has no output
+ * layer that can run so. */
+Graph pass_chunk_output(struct Arena *a, const Graph *g, OutputChunk *oc);
 
 /* Mark the weights that are only ever the right operand of a matmul (or
  * the w of a linear) as packed (ParamInfo.packed) and those nodes as

@@ -37,6 +37,7 @@ struct TrainGraph {
     KernelCode *code;
     vamos_step_fn fn;
     int *slot, nslots;
+    OutputChunk oc;      /* the output layer, run a few sentences at a time */
     Lane lane[TRAIN_MAX_LANES];
     double *node_s;      /* with VAMOS_PROFILE set: seconds per node, summed */
     double *node_flop;   /* and its floating-point operations, summed (products only) */
@@ -51,6 +52,7 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
         return NULL;
     }
     t->m = m;
+    t->oc.first = -1;
     t->g = derive_training(a, m, smoothing, err, errlen);
     if (t->g.output < 0) {
         free(t);
@@ -62,6 +64,7 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
     if (jit) {
         t->g = pass_fold(a, &t->g);
         t->g = pipeline_fuse(a, &t->g, true);   /* the fusions marked for training */
+        t->g = pass_chunk_output(a, &t->g, &t->oc);
 #ifndef NDEBUG
         graph_check(m, &t->g, "training fusion");
 #endif
@@ -209,6 +212,76 @@ static int run_interp(TrainGraph *t, float *const *params, const TrainBatch *b, 
     return rc;
 }
 
+/* Node i's kernel on the values buf, for the symbols sym; timed into
+ * node_s when profiling. */
+static int32_t run_node(TrainGraph *t, int i, void **buf, const int64_t *sym, double *node_s)
+{
+    struct timespec t0, t1;
+    if (node_s)
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+    int32_t rc = t->fn(i, buf, sym);
+    if (node_s) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        node_s[i] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        t->node_flop[i] += node_flop(&t->g, &t->g.nodes[i], sym);
+    }
+    return rc;
+}
+
+/* The output layer (chunk_output.c) a few sentences at a time: about
+ * OC_ROWS rows (target tokens), so that a chunk's logits and their
+ * gradient (OC_ROWS x vocabulary floats: 8 MB for 8,000 subwords) stay in
+ * the last-level cache between the kernels that write and read them. Each
+ * row value is passed at its chunk's offset; the logits and their
+ * gradient are only read within the chunk, so each chunk's are at the
+ * start of their buffers; the weight's gradient adds each chunk's
+ * products to the last. */
+#define OC_NODES 5
+#define OC_ROWS 256
+static int64_t chunk_sentences(int64_t len) { return len > 0 && len < OC_ROWS ? OC_ROWS / len : 1; }
+
+int train_graph_output_chunks(const TrainGraph *t, int64_t rows, int64_t len)
+{
+    int64_t per = chunk_sentences(len);
+    return t->fn && t->oc.first >= 0 && rows > per ? (int)((rows + per - 1) / per) : 1;
+}
+
+static int32_t run_output_chunks(TrainGraph *t, Lane *L, const int64_t *sym, double *node_s)
+{
+    const OutputChunk *oc = &t->oc;
+    const Graph *g = &t->g;
+    int64_t B = sym[oc->batch_sym], per = chunk_sentences(sym[oc->len_sym]);
+    int32_t rc = 0;
+    if (per >= B) {   /* one chunk: the graph as it is */
+        for (int k = 0; k < OC_NODES && !rc; k++)
+            rc = run_node(t, oc->first + k, L->buf, sym, node_s);
+        return rc;
+    }
+    /* the values passed at an offset, and their floats (or ids) per sentence */
+    int off[] = { oc->h, oc->labels, oc->first + 1, oc->first + 3, oc->t_rows };
+    enum { NOFF = sizeof off / sizeof *off };
+    int64_t one[MAX_SYMS];
+    memcpy(one, sym, sizeof one);
+    one[oc->batch_sym] = 1;
+    int64_t width[NOFF];
+    void *base[NOFF];
+    for (int k = 0; k < NOFF; k++)
+        width[k] = numel_of(&g->nodes[off[k]].shape, one), base[k] = L->buf[off[k]];
+    int64_t csym[MAX_SYMS];
+    memcpy(csym, sym, sizeof csym);
+    for (int64_t s0 = 0; s0 < B && !rc; s0 += per) {
+        csym[oc->batch_sym] = B - s0 < per ? B - s0 : per;
+        csym[SYM_ACC] = s0 > 0;
+        for (int k = 0; k < NOFF; k++)   /* 4-byte elements: floats, or int32 labels */
+            L->buf[off[k]] = (char *)base[k] + 4 * (size_t)(s0 * width[k]);
+        for (int k = 0; k < OC_NODES && !rc; k++)
+            rc = run_node(t, oc->first + k, L->buf, csym, node_s);
+    }
+    for (int k = 0; k < NOFF; k++)
+        L->buf[off[k]] = base[k];
+    return rc;
+}
+
 /* One batch on lane ln's values. Lane 0 keeps the profile. */
 static int run_lane(TrainGraph *t, int ln, float *const *params, const TrainBatch *b, uint64_t seed,
                     float *const *grads, double *loss, char *err, size_t errlen)
@@ -254,19 +327,13 @@ static int run_lane(TrainGraph *t, int ln, float *const *params, const TrainBatc
         Op op = g->nodes[i].op;
         if (op == OP_INPUT || op == OP_PARAM)
             continue;
-        struct timespec t0, t1;
-        if (node_s)
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-        int32_t rc = t->fn(i, L->buf, sym);
-        if (node_s) {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            node_s[i] += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-            t->node_flop[i] += node_flop(g, &g->nodes[i], sym);
-        }
+        int32_t rc = i == t->oc.first ? run_output_chunks(t, L, sym, node_s) : run_node(t, i, L->buf, sym, node_s);
         if (rc) {
             snprintf(err, errlen, "a token id at position %d of a batch is outside its embedding table", rc - 1);
             return -1;
         }
+        if (i == t->oc.first)
+            i += OC_NODES - 1;
     }
     *loss = ((float *)L->buf[g->output])[0];
     if (ln == 0)

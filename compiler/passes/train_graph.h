@@ -31,6 +31,9 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
 void train_graph_free(TrainGraph *t);
 /* The graph that runs (fused when compiled). */
 const Graph *train_graph_graph(const TrainGraph *t);
+/* The chunks the compiled graph runs its output layer in for a batch of
+ * `rows` sentences of target length len (chunk_output.c); 1: whole. */
+int train_graph_output_chunks(const TrainGraph *t, int64_t rows, int64_t len);
 
 /* Run one batch: *loss = the summed loss over the labelled positions,
  * grads[p] = its gradient with respect to params[p] (zero for a weight

@@ -216,6 +216,38 @@ Test(autodiff, compiled_matches_reference_on_a_large_batch)
                       &big);
 }
 
+/* The tied output layer of 26 sentences of 30 tokens runs in chunks of
+ * 8 sentences (chunk_output.c: the last chunk is part of one); each
+ * chunk's weight gradient adds to the last's, and the loss and the
+ * gradient of h are written at the chunk's rows. */
+Test(autodiff, compiled_output_layer_in_chunks_matches_reference)
+{
+    enum { R = 26, L = 30 };
+    static int32_t s[R * L], t[R * L], lab[R * L], sl[R], tl[R];
+    uint32_t z = 11;
+    for (int i = 0; i < R * L; i++) {
+        z = z * 1664525u + 1013904223u;
+        s[i] = (int32_t)(z >> 8) % 4, t[i] = (int32_t)(z >> 12) % 5, lab[i] = (int32_t)(z >> 16) % 5;
+    }
+    for (int r = 0; r < R; r++)
+        sl[r] = 1 + r % L, tl[r] = L - r % 9;
+    for (int r = 0; r < R; r++)
+        for (int k = tl[r]; k < L; k++)
+            lab[r * L + k] = -1;
+    TrainBatch big = { R, L, L, s, sl, t, tl, lab };
+    tied = true;
+    const char *expr = "layer_norm(h + feed_forward(h, 8)) + (self_attention(h, heads: 2, causal: true) as sa)";
+    Arena a = { 0 };
+    char err[256];
+    TrainGraph *jit = train_graph_new(&a, compile_train(&a, expr), 0.1f, true, err, sizeof err);
+    cr_assert(jit, "%s", err);
+    cr_assert_eq(train_graph_output_chunks(jit, R, L), 4, "the output layer runs in 4 chunks");
+    train_graph_free(jit);
+    arena_free(&a);
+    check_compiled_on(expr, 0.1f, &big);
+    tied = false;
+}
+
 /* One weight read twice, by gather and (transposed, in a matmul that
  * reads it so: fuse_transpose.c) as the output layer: its gradient is
  * the sum of both uses'. */
