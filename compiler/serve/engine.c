@@ -56,11 +56,20 @@ struct Served {
     int wait_ms;     /* how long a batch that is not full waits for more */
     int last_jobs;   /* requests in the last batch: more than one, and the next waits */
     long batches, sentences;
+    double busy_s, first_s;   /* seconds workers spent translating; when the first batch began (0: none yet) */
 };
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 static void run_batch(Served *s, int w, Job *jobs)
 {
     int total = 0;
+    double t0 = now_s();
     for (Job *j = jobs; j; j = j->next)
         total += j->n;
     const char **texts = malloc(sizeof *texts * (size_t)(total ? total : 1));
@@ -74,6 +83,7 @@ static void run_batch(Served *s, int w, Job *jobs)
                 texts[k++] = j->texts[i];
         rc = s->lines(s->t[w], texts, total, outs, err, sizeof err);
     }
+    double t1 = now_s();
     int k = 0;
     for (Job *j = jobs; j; j = j->next) {
         j->rc = rc;
@@ -86,6 +96,9 @@ static void run_batch(Served *s, int w, Job *jobs)
     pthread_mutex_lock(&s->mu);
     s->batches++;
     s->sentences += total;
+    s->busy_s += t1 - t0;
+    if (s->first_s == 0)
+        s->first_s = t0;
     for (Job *j = jobs; j; j = j->next)
         j->done = true;
     pthread_cond_broadcast(&s->done);
@@ -261,9 +274,11 @@ int served_translate(Served *s, const char *const *texts, int n, char **outs, ch
     return j.rc;
 }
 
-void served_counts(const Served *s, long *batches, long *sentences)
+void served_counts(const Served *s, long *batches, long *sentences, double *busy)
 {
     pthread_mutex_lock((pthread_mutex_t *)&s->mu);
     *batches = s->batches, *sentences = s->sentences;
+    double span = s->first_s > 0 ? now_s() - s->first_s : 0;
+    *busy = span > 0 ? s->busy_s / (span * s->nworkers) : 0;
     pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
 }

@@ -44,7 +44,8 @@ const char *served_target(const Served *s);
  * gets a malloc'd line. Blocks until done. 0, or -1 with a message. */
 int served_translate(Served *s, const char *const *texts, int n, char **outs, char *err, size_t errlen);
 
-/* Batches run and sentences translated so far. */
-void served_counts(const Served *s, long *batches, long *sentences);
+/* Batches run and sentences translated so far, and the share of the time
+ * since the first batch began that the workers spent translating. */
+void served_counts(const Served *s, long *batches, long *sentences, double *busy);
 
 #endif

@@ -616,9 +616,11 @@ int cmd_serve_main(int argc, char **argv)
                 atomic_load(&s.refused));
         for (int i = 0; i < s.nmodels; i++) {
             long batches, sentences;
-            served_counts(s.models[i], &batches, &sentences);
-            fprintf(stderr, "vamos serve: %s: %ld sentences in %ld batches (%.1f a batch)\n", served_name(s.models[i]),
-                    sentences, batches, batches ? (double)sentences / (double)batches : 0.0);
+            double busy;
+            served_counts(s.models[i], &batches, &sentences, &busy);
+            fprintf(stderr, "vamos serve: %s: %ld sentences in %ld batches (%.1f a batch; workers translating %.0f%% of the time since the first)\n",
+                    served_name(s.models[i]), sentences, batches, batches ? (double)sentences / (double)batches : 0.0,
+                    100 * busy);
         }
     }
     for (int i = 0; i < s.nmodels; i++)

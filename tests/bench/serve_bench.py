@@ -10,7 +10,8 @@ translator's own batched throughput on the same sentences.
   string), each client walking them from its own offset.
 - Phase 1: --clients concurrent clients for --seconds: requests, errors,
   sentences/s, p50 and p99 latency; the ratio to the translator's
-  sentences/s on the same sentences.
+  sentences/s on the same sentences, and to the translator reading ahead
+  only --clients lines (the most the server can batch from).
 - Phase 2: RSS of the server after a warm-up, then after --requests more
   requests, with the same clients (memory must not grow).
 The load generator runs on the same 2 cores: its CPU time is printed, as
@@ -50,16 +51,20 @@ def main():
         f.write("\n".join(sents) + "\n")
     # the peer: the translator on the same sentences, its default batching,
     # best of 3, before and after phase 1 (the machine's speed drifts)
-    def peer():
+    def peer(window=None):
         best = 0
         for _ in range(3):
             t0 = time.perf_counter()
-            subprocess.run([exe, "--threads", "2"], stdin=open(src), stdout=subprocess.DEVNULL,
+            subprocess.run([exe, "--threads", "2"] + (["--window", str(window)] if window else []),
+                           stdin=open(src), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=True)
             best = max(best, len(sents) / (time.perf_counter() - t0))
         return best
 
     peer_before = peer()
+    # the translator reading ahead only as many lines as the server has
+    # requests in flight (the clients): the batches it can form from them
+    peer_window = peer(a.clients)
     log = open(os.path.join(tmp, "serve.log"), "w+")
     p = subprocess.Popen([VAMOS, "serve", lib, "--port", "0", "--threads", "2"] +
                          (["--batch", str(a.batch)] if a.batch else []) +
@@ -138,7 +143,7 @@ def main():
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=120)
     log.seek(0)
-    batches = re.findall(r"\(([\d.]+) a batch\)", log.read())
+    counts = re.findall(r"\(([\d.]+) a batch; workers translating (\d+)%", log.read())
     lines = [
         "vamos serve under load (tests/bench/serve_bench.py), %s" % cpu_name(),
         "en-es, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2, serve --batch %s --batch-wait %s"
@@ -147,10 +152,13 @@ def main():
         % (peer_before, peer_after),
         "serve, %.0f s: %d requests, %d errors, %.0f sentences/s = %.2fx the translator (their mean); latency p50 %.0f ms, p99 %.0f ms"
         % (wall, n1 + e1, e1, sps, sps / peer_sps, q[49] * 1e3, q[98] * 1e3),
+        "the translator reading ahead %d lines (--window %d, as many as the clients): %.0f sentences/s; serve = %.2fx that"
+        % (a.clients, a.clients, peer_window, sps / peer_window),
         "load generator CPU: %.0f%% of one core during phase 1" % (100 * cpu / wall),
         "RSS: %.1f MB after warm-up + phase 1, %.1f MB after %d more requests (%d errors, %.0f s)"
         % (rss0 / 1024, rss1 / 1024, n2 + err2, err2, wall2),
-        "server exit after SIGTERM: %d; sentences a batch over the whole run: %s" % (rc, batches[0] if batches else "?"),
+        "server exit after SIGTERM: %d; sentences a batch over the whole run: %s; workers translating %s%% of the time "
+        "since the first batch (the peer's runs in between included)" % (rc, *(counts[0] if counts else ("?", "?"))),
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
