@@ -248,20 +248,79 @@ typedef struct LogProbs {
     bool dist;
 } LogProbs;
 
+/* 4 floats at a time in GCC's vector types (clang has them too; 16
+ * bytes, as every x86-64 has, so they are passed in registers by the
+ * baseline ABI): they vectorise at the runtime's -O2 on any target, for the two passes over a
+ * row's V scores that beam search makes for each of its rows and steps. */
+typedef float vf4 __attribute__((vector_size(16)));
+typedef int32_t vi4 __attribute__((vector_size(16)));
+
+static vf4 vsel(vi4 m, vf4 a, vf4 b)   /* lane by lane m ? a : b (m: -1 or 0) */
+{
+    return (vf4)((m & (vi4)a) | (~m & (vi4)b));
+}
+
+/* x[i..i+4), lanes past n filled with `pad` (a copy of fixed size is one
+ * unaligned load; only the row's last vector takes the slow path) */
+static vf4 load4(const float *x, int i, int n, float pad)
+{
+    vf4 v = { pad, pad, pad, pad };
+    if (n - i >= 4)
+        memcpy(&v, x + i, sizeof v);
+    else
+        memcpy(&v, x + i, sizeof(float) * (size_t)(n - i));
+    return v;
+}
+
+/* e^x for x <= 0 (a score minus its row's maximum): Cephes' expf, as the
+ * compiled kernels' exp_poly (compiler/codegen/cg_util.c), about 1e-7
+ * relative; 0 below -87, NaN for NaN. */
+static vf4 exp4(vf4 x)
+{
+    vi4 nan = x != x, in = x >= -87.0f;   /* NaN compares false: clamped too, then put back */
+    vf4 xc = vsel(in, x, (vf4){ 0 } - 87.0f);
+    vf4 fx = xc * 1.44269504088896341f + 0.5f;
+    vi4 t = __builtin_convertvector(fx, vi4);   /* toward zero; floor below */
+    vi4 n = t + (__builtin_convertvector(t, vf4) > fx);
+    vf4 nf = __builtin_convertvector(n, vf4);
+    vf4 r = xc - nf * 0.693359375f;
+    r = r - nf * -2.12194440e-4f;
+    vf4 y = (vf4){ 0 } + 1.9875691500E-4f;
+    y = y * r + 1.3981999507E-3f;
+    y = y * r + 8.3334519073E-3f;
+    y = y * r + 4.1665795894E-2f;
+    y = y * r + 1.6666665459E-1f;
+    y = y * r + 5.0000001201E-1f;
+    y = y * (r * r) + r + 1.0f;
+    vf4 e = y * (vf4)((n + 127) << 23);   /* n >= -126: 2^n is a normal float */
+    return vsel(nan, x, vsel(in, e, (vf4){ 0 }));
+}
+
 static LogProbs log_probs(const float *x, int n)
 {
-    double sum = 0, mx = -INFINITY;
-    bool dist = true;
-    for (int i = 0; i < n; i++) {
-        dist &= x[i] >= 0 && x[i] <= 1;
-        sum += x[i];
-        mx = x[i] > mx ? x[i] : mx;
+    /* the largest, the smallest and the sum: a distribution already? */
+    vf4 vmx = (vf4){ 0 } - INFINITY, vmn = (vf4){ 0 } + INFINITY, vsum = { 0 };
+    for (int i = 0; i < n; i += 4) {
+        vf4 v = load4(x, i, n, 0);
+        vmx = vsel(v > vmx, v, vmx);   /* NaN never wins, as it did not before */
+        vmn = vsel(v < vmn, v, vmn);
+        vsum += v;
     }
-    if (dist && fabs(sum - 1) < 1e-3)
+    float mx = -INFINITY, mn = INFINITY;
+    double sum = 0;
+    for (int k = 0; k < 4; k++) {
+        mx = vmx[k] > mx ? vmx[k] : mx;
+        mn = vmn[k] < mn ? vmn[k] : mn;
+        sum += vsum[k];
+    }
+    if (n > 0 && mn >= 0 && mx <= 1 && fabs(sum - 1) < 1e-3)
         return (LogProbs){ x, 0, true };
+    vf4 vz = { 0 };
+    for (int i = 0; i < n; i += 4)
+        vz += exp4(load4(x, i, n, -INFINITY) - mx);
     double z = 0;
-    for (int i = 0; i < n; i++)
-        z += exp(x[i] - mx);
+    for (int k = 0; k < 4; k++)
+        z += vz[k];
     return (LogProbs){ x, mx + log(z), false };
 }
 
@@ -318,13 +377,14 @@ typedef struct Dec {
     int32_t *prefix, *tlen, *last;
     void **states;             /* step: one buffer per state */
     unsigned char *scratch;    /* step: room for the largest state (reordering) */
+    bool *source;              /* [rows] reordering: another row continues this one */
 } Dec;
 
 static void dec_end(Dec *d)
 {
     for (int k = 0; d->states && k < d->s->m->nstates; k++)
         free(d->states[k]);
-    free(d->states), free(d->scratch), free(d->prefix), free(d->tlen), free(d->last);
+    free(d->states), free(d->scratch), free(d->prefix), free(d->tlen), free(d->last), free(d->source);
 }
 
 /* Ready to decode at most `longest` words per row; in holds the memory and
@@ -333,14 +393,15 @@ static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, in
                      char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
-    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL, NULL };
+    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL, NULL, NULL };
     d->tlen = calloc((size_t)rows, sizeof *d->tlen);
     d->last = calloc((size_t)rows, sizeof *d->last);
+    d->source = calloc((size_t)rows + 1, sizeof *d->source);
     if (!m->has_step)
         d->prefix = calloc((size_t)rows * (size_t)(longest + 1), sizeof *d->prefix);
     else
         d->states = calloc((size_t)m->nstates + 1, sizeof *d->states);
-    if (!d->tlen || !d->last || !(d->prefix || d->states))
+    if (!d->tlen || !d->last || !d->source || !(d->prefix || d->states))
         goto oom;
     if (!m->has_step)
         return 0;
@@ -424,7 +485,12 @@ static void dec_reorder(Dec *d, const int *parent, int filled)
 {
     const vamos_model *m = d->s->m;
     int st_len = sym_of(m, VAMOS_SYM_TGT_LEN);
-    for (int k = 0; m->has_step && k < m->nstates; k++) {
+    bool moved = false;
+    memset(d->source, 0, (size_t)d->rows);
+    for (int i = 0; i < d->rows; i++)
+        if (parent[i] != i)
+            d->source[parent[i]] = moved = true;
+    for (int k = 0; moved && m->has_step && k < m->nstates; k++) {
         const vamos_state *st = &m->states[k];
         if (!st->cache || st->batch_axis < 0)
             continue;
@@ -447,10 +513,12 @@ static void dec_reorder(Dec *d, const int *parent, int filled)
         if (la < 0)   /* no length axis: the whole row */
             mid = 1, inner = block, len = used = 1;
         unsigned char *old = d->scratch, *p = d->states[k];
-        for (int pass = 0; pass < 2; pass++)   /* the used positions to scratch, then the moved rows back */
+        /* the used positions of the rows another row continues to scratch,
+         * then those rows' copies into the rows that continue them */
+        for (int pass = 0; pass < 2; pass++)
             for (size_t o = 0; o < outer; o++)
                 for (int i = 0; i < d->rows; i++) {
-                    if (pass && parent[i] == i)
+                    if (pass ? parent[i] == i : !d->source[i])
                         continue;
                     size_t at = (o * (size_t)d->rows + (size_t)i) * block;
                     size_t from = pass ? (o * (size_t)d->rows + (size_t)parent[i]) * block : at;
