@@ -57,8 +57,8 @@ Graph pass_chunk_output(struct Arena *a, const Graph *g, OutputChunk *oc)
         return *g;
     int L = g->nodes[G].in[0], lab = g->nodes[G].in[1];
     const Node *nl = &g->nodes[L];
-    if ((nl->op != OP_MATMUL && nl->op != OP_LINEAR) || nl->attr.mm.packed)
-        return *g;
+    if (nl->op != OP_MATMUL || nl->attr.mm.packed)
+        return *g;   /* a biased layer (LINEAR) has a third reader of G, its bias's gradient: not chunked */
     int h = nl->in[0];
     /* the readers of L and of G */
     int nG = 0;
@@ -91,14 +91,14 @@ Graph pass_chunk_output(struct Arena *a, const Graph *g, OutputChunk *oc)
     for (size_t k = 0; k < sizeof rowv / sizeof *rowv; k++)
         if (!rows_lead(&g->nodes[rowv[k]].shape, ls) || !no_sym_past_rows(&g->nodes[rowv[k]].shape))
             return *g;
-    if (ls->rank != 2 || ls->d[0].sym < 0 || ls->d[1].sym < 0 || g->nodes[X].shape.rank != 2 || g->nodes[T].shape.rank != 2)
+    if (ls->rank != 2 || ls->d[0].sym < 0 || ls->d[1].sym < 0 || g->nodes[X].shape.rank != 2)
         return *g;
-    int others[] = { nl->op == OP_LINEAR ? -1 : nl->in[1], g->nodes[D].in[1] };
-    for (size_t k = 0; k < 2; k++)
-        if (others[k] >= 0 && g->nodes[others[k]].shape.rank != 2)
+    int whole[] = { nl->in[1], g->nodes[D].in[1], T };   /* the weight (as read twice) and its gradient */
+    for (size_t k = 0; k < sizeof whole / sizeof *whole; k++) {
+        const Shape *w = &g->nodes[whole[k]].shape;
+        if (w->rank != 2 || w->d[0].sym >= 0 || w->d[1].sym >= 0)
             return *g;
-    if (nl->op == OP_LINEAR)
-        return *g;   /* a biased output layer: its extra inputs are not chunked yet */
+    }
     /* the new order: up to L, then L X G D T, then the rest */
     int group[5] = { L, X, G, D, T };
     bool *moved = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
