@@ -464,27 +464,52 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
     return 0;
 }
 
-/* State k (with a batch axis) as `outer` runs of d->rows row blocks:
- * returns a row's bytes per outer index. */
-static size_t row_block(const Dec *d, int k, size_t *outer)
+/* How state k (with a batch axis) lies: `outer` runs of d->rows row
+ * blocks of `block` bytes; within a row's block, `mid` runs of `len`
+ * positions of `inner` bytes, of which the first `used` hold anything
+ * (only a cache's target-length axis is filled as decoding goes: the
+ * first `filled` positions; a state without one is used whole). */
+typedef struct RowRuns { size_t outer, block, mid, len, used, inner; } RowRuns;
+
+static RowRuns row_runs(const Dec *d, int k, int filled)
 {
     const vamos_model *m = d->s->m;
     const vamos_state *st = &m->states[k];
-    *outer = 1;
+    int st_len = sym_of(m, VAMOS_SYM_TGT_LEN);
+    RowRuns r = { 1, 0, 1, 1, 1, 4 };
     for (int i = 0; i < st->batch_axis; i++)
-        *outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
-    return vamos_state_bytes(m, k, d->sym) / *outer / (size_t)d->rows;
+        r.outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+    r.block = vamos_state_bytes(m, k, d->sym) / r.outer / (size_t)d->rows;
+    int la = -1;
+    for (int i = st->batch_axis + 1; i < st->rank && st->cache; i++)
+        if (st->dsym[i] == st_len && la < 0)
+            la = i;
+    if (la < 0) {   /* no length axis: the whole row */
+        r.inner = r.block;
+        return r;
+    }
+    for (int i = st->batch_axis + 1; i < st->rank; i++) {
+        size_t n = (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+        if (i < la)
+            r.mid *= n;
+        else if (i == la)
+            r.len = n, r.used = filled > 0 && (size_t)filled < n ? (size_t)filled : n;
+        else
+            r.inner *= n;
+    }
+    return r;
 }
 
 /* Beam search moved hypotheses: row i continues row parent[i]. The caches
  * follow (the full decoder needs nothing: prefixes are rebuilt); of a
  * cache's target-length axis only the first `filled` positions hold
  * anything yet, and only they are copied (the caches are sized for the
- * longest sentence allowed, often three times what is decoded). */
+ * longest sentence allowed, often three times what is decoded). The rows
+ * that others continue go to scratch first, then into their
+ * continuations. */
 static void dec_reorder(Dec *d, const int *parent, int filled)
 {
     const vamos_model *m = d->s->m;
-    int st_len = sym_of(m, VAMOS_SYM_TGT_LEN);
     bool moved = false;
     memset(d->source, 0, (size_t)d->rows);
     for (int i = 0; i < d->rows; i++)
@@ -494,61 +519,46 @@ static void dec_reorder(Dec *d, const int *parent, int filled)
         const vamos_state *st = &m->states[k];
         if (!st->cache || st->batch_axis < 0)
             continue;
-        size_t outer, block = row_block(d, k, &outer);
-        /* within a row's block: `mid` runs of `len` positions of `inner` bytes */
-        size_t mid = 1, inner = 4, len = 1, used = 1;
-        int la = -1;
-        for (int i = st->batch_axis + 1; i < st->rank; i++)
-            if (st->dsym[i] == st_len && la < 0)
-                la = i;
-        for (int i = st->batch_axis + 1; i < st->rank; i++) {
-            size_t n = (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
-            if (la < 0 || i < la)
-                mid *= n;
-            else if (i == la)
-                len = n, used = filled > 0 && (size_t)filled < n ? (size_t)filled : n;
-            else
-                inner *= n;
-        }
-        if (la < 0)   /* no length axis: the whole row */
-            mid = 1, inner = block, len = used = 1;
+        RowRuns r = row_runs(d, k, filled);
         unsigned char *old = d->scratch, *p = d->states[k];
-        /* the used positions of the rows another row continues to scratch,
-         * then those rows' copies into the rows that continue them */
         for (int pass = 0; pass < 2; pass++)
-            for (size_t o = 0; o < outer; o++)
+            for (size_t o = 0; o < r.outer; o++)
                 for (int i = 0; i < d->rows; i++) {
                     if (pass ? parent[i] == i : !d->source[i])
                         continue;
-                    size_t at = (o * (size_t)d->rows + (size_t)i) * block;
-                    size_t from = pass ? (o * (size_t)d->rows + (size_t)parent[i]) * block : at;
-                    for (size_t j = 0; j < mid; j++)
-                        memcpy((pass ? p : old) + at + j * len * inner, (pass ? old : p) + from + j * len * inner,
-                               used * inner);
+                    size_t at = (o * (size_t)d->rows + (size_t)i) * r.block;
+                    size_t from = pass ? (o * (size_t)d->rows + (size_t)parent[i]) * r.block : at;
+                    for (size_t j = 0; j < r.mid; j++)
+                        memcpy((pass ? p : old) + at + j * r.len * r.inner,
+                               (pass ? old : p) + from + j * r.len * r.inner, r.used * r.inner);
                 }
     }
 }
 
 /* Rows finished: the decoder goes on with rows keep[0..n) (ascending) of
  * its d->rows, as rows 0..n), so no step is spent on a finished sentence.
- * Every state with a batch axis (key/value caches, the prepared
- * cross-attention keys and values), the encoder's memory and the source
- * lengths move down in place: a kept row never moves up, so a forward
- * copy is safe. */
-static void dec_compact(Dec *d, const int *keep, int n)
+ * Every state with a batch axis (key/value caches, of which only the
+ * first `filled` positions are copied, and the prepared cross-attention
+ * keys and values), the encoder's memory and the source lengths move down
+ * in place: a kept row never moves up, so a forward copy is safe. */
+static void dec_compact(Dec *d, const int *keep, int n, int filled)
 {
     const vamos_model *m = d->s->m;
     int sb = sym_of(m, VAMOS_SYM_BATCH);
     for (int k = 0; m->has_step && k < m->nstates; k++) {
-        const vamos_state *st = &m->states[k];
-        if (st->batch_axis < 0)
+        if (m->states[k].batch_axis < 0)
             continue;
-        size_t outer, block = row_block(d, k, &outer);
+        RowRuns r = row_runs(d, k, filled);
         unsigned char *p = d->states[k];
-        for (size_t o = 0; o < outer; o++)
-            for (int i = 0; i < n; i++)
-                memmove(p + (o * (size_t)n + (size_t)i) * block, p + (o * (size_t)d->rows + (size_t)keep[i]) * block,
-                        block);
+        for (size_t o = 0; o < r.outer; o++)
+            for (int i = 0; i < n; i++) {
+                unsigned char *to = p + (o * (size_t)n + (size_t)i) * r.block;
+                const unsigned char *from = p + (o * (size_t)d->rows + (size_t)keep[i]) * r.block;
+                if (to == from)
+                    continue;
+                for (size_t j = 0; j < r.mid; j++)
+                    memmove(to + j * r.len * r.inner, from + j * r.len * r.inner, r.used * r.inner);
+            }
     }
     float *mem = (float *)d->in[IN_MEMORY];
     int32_t *slen = (int32_t *)d->in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)];
@@ -626,7 +636,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
         if (n < d.rows) {
             for (int i = 0; i < n; i++)
                 row[i] = row[keep[i]];
-            dec_compact(&d, keep, n);
+            dec_compact(&d, keep, n, t + 1);
         }
     }
     if (st)
@@ -804,7 +814,7 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
         }
         dec_reorder(&d, parent, t + 1);
         if (kept < blocks)
-            dec_compact(&d, keep, kept * beam);
+            dec_compact(&d, keep, kept * beam, t + 1);
         blocks = kept;
     }
     for (int p = 0; rc == 0 && p < blocks; p++)   /* still open at the longest length */
