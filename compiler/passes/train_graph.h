@@ -31,6 +31,9 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
 void train_graph_free(TrainGraph *t);
 /* The graph that runs (fused when compiled). */
 const Graph *train_graph_graph(const TrainGraph *t);
+/* bytes of zeroed memory for free(); 2 MB and more in huge pages where
+ * the system gives them (see train_graph.c). NULL when out of memory. */
+void *train_alloc(size_t bytes);
 /* The chunks the compiled graph runs its output layer in for a batch of
  * `rows` sentences of target length len (chunk_output.c); 1: whole. */
 int train_graph_output_chunks(const TrainGraph *t, int64_t rows, int64_t len);

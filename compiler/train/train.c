@@ -340,8 +340,9 @@ static int state_alloc(TState *s, const Model *m)
         s->numel[i] = shape_numel_const(&m->params[i].shape);
         s->ngrad += (size_t)s->numel[i];
     }
-    if (!(s->weights = calloc(s->ngrad + 1, sizeof(float))) || !(s->grad = calloc(s->ngrad + 1, sizeof(float))) ||
-        !(s->mom1 = calloc(s->ngrad + 1, sizeof(float))) || !(s->mom2 = calloc(s->ngrad + 1, sizeof(float))))
+    size_t bytes = (s->ngrad + 1) * sizeof(float);   /* each block in huge pages where there are */
+    if (!(s->weights = train_alloc(bytes)) || !(s->grad = train_alloc(bytes)) || !(s->mom1 = train_alloc(bytes)) ||
+        !(s->mom2 = train_alloc(bytes)))
         return -1;
     for (size_t i = 0, at = 0; i < (size_t)s->np; at += (size_t)s->numel[i++])
         s->w[i] = s->weights + at, s->g[i] = s->grad + at, s->m1[i] = s->mom1 + at, s->m2[i] = s->mom2 + at;
@@ -353,7 +354,7 @@ static int state_alloc(TState *s, const Model *m)
 static int lanes_alloc(TState *s, int lanes)
 {
     for (int l = 1; l < lanes; l++) {
-        if (!(s->lgrad[l] = calloc(s->ngrad + 1, sizeof(float))) || !(s->lg[l] = calloc((size_t)s->np + 1, sizeof(float *))))
+        if (!(s->lgrad[l] = train_alloc((s->ngrad + 1) * sizeof(float))) || !(s->lg[l] = calloc((size_t)s->np + 1, sizeof(float *))))
             return -1;
         for (size_t i = 0, at = 0; i < (size_t)s->np; at += (size_t)s->numel[i++])
             s->lg[l][i] = s->lgrad[l] + at;
