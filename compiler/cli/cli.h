@@ -27,6 +27,7 @@ typedef struct Opts {
     const char *sentence;
     unsigned long long seed;
     int max_len, threads;
+    int batch;             /* tune --batch: sentences the kernels are timed at (0: 1) */
     bool dot, interp, fused;
     const char *db;        /* tuning database (--db), NULL: the default */
     double budget;         /* tune --budget */

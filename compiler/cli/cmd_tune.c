@@ -12,18 +12,21 @@
 #include "tunedb.h"
 
 static const char usage[] =
-    "usage: vamos tune MODEL.vam [-w W.safetensors] [--budget SECONDS] [--db FILE]\n"
+    "usage: vamos tune MODEL.vam [-w W.safetensors] [--budget SECONDS] [--batch N] [--db FILE]\n"
     "       vamos tune --show [--db FILE]\n\n"
     "Search the schedules (register tile rows; fused attention's query and key\n"
     "blocks; one thread or the pool's) of the model's matmul, linear and attention\n"
     "kernels on this machine, each compiled per candidate, checked against the\n"
     "reference interpreter (a wrong candidate is never chosen) and timed on the\n"
-    "model's shapes (batch 1, sequence lengths 16 and 64; weights out of cache, as\n"
-    "in the model). Ends with a table of each kernel's default and\n"
+    "model's shapes (batch 1 or --batch, sequence lengths 16 and 64; weights out of\n"
+    "cache, as in the model). Ends with a table of each kernel's default and\n"
     "tuned time, and records the results, which `vamos build` and `vamos run` use.\n"
     "Weights are not needed (random inputs); -w only checks them.\n"
     "options:\n"
     "  --budget SECONDS     time for the whole model (default 60)\n"
+    "  --batch N            time the kernels at N sentences a batch (default 1): a\n"
+    "                       translator reading many lines decodes batches of 16; a\n"
+    "                       kernel has one record, so the last tuning wins\n"
     "  --db FILE            the tuning database (default:\n"
     "                       $XDG_CACHE_HOME/vamos/tune.db or ~/.cache/vamos/tune.db)\n"
     "  --show               list the records of the database and exit\n"
@@ -82,7 +85,7 @@ static int tune_cmd(Arena *a, const Opts *o)
         bound_free(&b);
     char buf[4096], err[512];
     TuneOptions to = { .budget = o->budget > 0 ? o->budget : 60, .db = db_path(o, buf, sizeof buf),
-                       .progress = stderr, .exhaustive = o->exhaustive };
+                       .progress = stderr, .exhaustive = o->exhaustive, .batch = o->batch };
     if (!to.db)
         fprintf(stderr, "vamos: warning: no HOME or XDG_CACHE_HOME and no --db: results are not recorded\n");
     TuneResult *r;
@@ -117,5 +120,5 @@ static int tune_cmd(Arena *a, const Opts *o)
 
 int cmd_tune_main(int argc, char **argv)
 {
-    return cli_run(argc, argv, usage, "wbBSNXqj", false, tune_cmd);
+    return cli_run(argc, argv, usage, "wbBSNXqjR", false, tune_cmd);
 }

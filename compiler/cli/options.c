@@ -36,7 +36,8 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         { "show", no_argument, 0, 'S' }, { "no-tune", no_argument, 0, 'N' },
         { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' },
         { "quantize", required_argument, 0, 'q' }, { "lib", no_argument, 0, 'L' },
-        { "prefix", required_argument, 0, 'P' }, { "langs", required_argument, 0, 'g' }, { 0, 0, 0, 0 },
+        { "prefix", required_argument, 0, 'P' }, { "langs", required_argument, 0, 'g' },
+        { "batch", required_argument, 0, 'R' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -88,6 +89,14 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
             if (errno || *end || end == optarg || v < 1 || v > 100000)
                 return usage_error(usage, "--max-len needs an integer in 1..100000, not '%s'", optarg), -1;
             o->max_len = (int)v;
+            break;
+        }
+        case 'R': {
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > 4096)
+                return usage_error(usage, "--batch needs an integer in 1..4096, not '%s'", optarg), -1;
+            o->batch = (int)v;
             break;
         }
         case 'j': {

@@ -29,7 +29,7 @@
  * result as it does through the reference (see rt_attention). A row whose keys are all masked
  * gets 0 / 0 = NaN, as the unfused softmax gives. Inputs: a = q, b = {
  * kt, v, mask } (see emit_call). */
-_Static_assert(SCHED_BK_MAX % PW == 0 && SCHED_BK_DEFAULT % PW == 0, "a key block is whole column tiles");
+_Static_assert(SCHED_BK_MAX % PW == 0 && SCHED_BK_DEFAULT % PW == 0 && SCHED_BK_STEP % PW == 0, "a key block is whole column tiles");
 
 /* x > y ? x : y (vmaxps). Unlike max_nan, a NaN may be dropped: the
  * softmax still ends NaN, as the reference's does, because a NaN score

@@ -85,7 +85,8 @@ typedef struct Bench {
     int ncopies;
     void *copy[MAX_COPIES];
     KernelJit *kj;
-    bool (*disturb)(Sched s);   /* TuneOptions.disturb */
+    bool (*disturb)(Sched def, Sched s);   /* TuneOptions.disturb */
+    Sched def;                   /* the node's default schedule */
 } Bench;
 
 static int64_t numel_at(const Shape *s, const int64_t *sym)
@@ -152,7 +153,8 @@ static bool make_copies(Bench *b, const Model *m, const Graph *g, const Node *n)
 }
 
 /* Set up node i of graph g: the mini graph, inputs, reference results. */
-static int bench_init(Bench *b, const Model *m, const Graph *g, int i, KernelJit *kj, char *err, size_t errlen)
+static int bench_init(Bench *b, const Model *m, const Graph *g, int i, int batch, KernelJit *kj, char *err,
+                      size_t errlen)
 {
     memset(b, 0, sizeof *b);
     b->m = m, b->kj = kj;
@@ -166,13 +168,15 @@ static int bench_init(Bench *b, const Model *m, const Graph *g, int i, KernelJit
     b->nodes[arity] = *n;
     for (int k = 0; k < arity; k++)
         b->nodes[arity].in[k] = k;
+    b->nodes[arity].sched = (Sched){ 0 };
+    b->def = sched_of(&b->nodes[arity]);   /* the node's defaults (a decoder step's attention has its own) */
     b->node = arity;
     b->g = (Graph){ .name = "tune", .nodes = b->nodes, .n = arity + 1, .cap = arity + 1, .output = arity };
     b->nbuckets = uses_length(m, g, n) ? BUCKETS : 1;
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (int u = 0; u < b->nbuckets; u++) {
         for (int s = 0; s < m->nsyms; s++)
-            b->sym[u][s] = m->syms[s].role == SYM_BATCH ? 1
+            b->sym[u][s] = m->syms[s].role == SYM_BATCH ? (batch > 0 ? batch : 1)
                          : m->syms[s].role == SYM_STEP_POS ? bucket_len[u] - 1 : bucket_len[u];
         for (int k = 0; k < arity; k++) {
             int64_t cnt = numel_at(&b->nodes[k].shape, b->sym[u]);
@@ -278,7 +282,7 @@ static int compile_cand(Bench *b, Sched s, Cand *c, char *err, size_t errlen)
         double scale = 0;
         for (int64_t e = 0; ok && e < b->out_n[u]; e++)
             scale = fmax(scale, fabs(b->ref[u][e]));
-        if (b->disturb && b->disturb(s) && b->out_n[u])
+        if (b->disturb && b->disturb(b->def, s) && b->out_n[u])
             out[b->out_n[u] / 2] += (float)(1e-4 * scale);
         for (int64_t e = 0; ok && e < b->out_n[u]; e++)
             ok = fabs((double)out[e] - b->ref[u][e]) / (scale + 1e-30) <= 1e-5;
@@ -332,7 +336,8 @@ static int all_scheds(Op op, Sched *out, int max)
 static int search(Bench *b, Op op, double deadline, bool exhaustive, TuneResult *r, char *err, size_t errlen)
 {
     Cand def, best, c;
-    int rc = compile_cand(b, sched_of(&(Node){ .op = op }), &def, err, errlen);
+    r->def = b->def;
+    int rc = compile_cand(b, b->def, &def, err, errlen);
     if (rc) {
         if (rc == -1)
             snprintf(err, errlen, "internal error: the default schedule of '%s' differs from the reference", r->sig);
@@ -490,7 +495,7 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
         Bench b;
         const Graph *g = graphs[where[k][0]];
         const Node *nd = &g->nodes[where[k][1]];
-        rc = bench_init(&b, m, g, where[k][1], kj, err, errlen);
+        rc = bench_init(&b, m, g, where[k][1], o->batch, kj, err, errlen);
         b.disturb = o->disturb;
         if (rc == 0)
             rc = search(&b, nd->op, deadline, o->exhaustive, &r[k], err, errlen);

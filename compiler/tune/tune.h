@@ -4,7 +4,8 @@
  * Each distinct kernel of the graphs a translator runs is tuned alone: a
  * graph of its inputs and itself, compiled per candidate schedule in a
  * resource tracker of its own (kjit_add), run on random inputs at the
- * model's real shapes (batch 1; sequence lengths at a few buckets), its
+ * model's real shapes (batch 1, or TuneOptions.batch sentences; sequence
+ * lengths at a few buckets), its
  * weight out of cache as in the model (copies taken in turn), and
  * checked against the reference interpreter: a candidate whose result
  * differs by more than 1e-5 (relative to the largest value) is discarded.
@@ -30,17 +31,21 @@ typedef struct TuneOptions {
     const char *db;      /* where records are appended; NULL: none */
     FILE *progress;      /* progress line, or NULL */
     bool exhaustive;     /* every schedule of every kernel, no budget (benchmarks) */
-    /* tests: when it returns true for a candidate, one element of the
-     * candidate's result is moved by 1e-4 of the largest before the check
-     * (a wrong kernel, to show it is discarded); NULL in use */
-    bool (*disturb)(Sched s);
+    int batch;           /* sentences of a batch the kernels are timed at (0: 1): a
+                          * translator's batched decoding runs its step's
+                          * products on that many rows */
+    /* tests: when it returns true for a candidate s of a kernel whose
+     * default schedule is def, one element of the candidate's result is
+     * moved by 1e-4 of the largest before the check (a wrong kernel, to
+     * show it is discarded); NULL in use */
+    bool (*disturb)(Sched def, Sched s);
 } TuneOptions;
 
 typedef struct TuneResult {
     char sig[TUNE_SIG_MAX];
     const char *graph;   /* the graph it was found in first */
     int nodes;           /* how many nodes share it */
-    Sched best;
+    Sched def, best;     /* the kernel's default schedule (sched_of), and the one chosen */
     double default_us, tuned_us;
     int tried, wrong;    /* candidates measured, and discarded as wrong */
     bool done;           /* measured at all (false: no budget left) */

@@ -183,6 +183,21 @@ Test(tunedb, concurrent_writers_lose_nothing)
     tunedb_free(&db);
 }
 
+/* A decoder step's attention (one query a head) takes keys in blocks of
+ * 32 by default, any other attention in blocks of 64; a tuned schedule
+ * is kept as it is. */
+Test(schedule, a_decoder_steps_attention_defaults_to_blocks_of_32)
+{
+    Node step = { .op = OP_ATTENTION, .shape = { 4, { { 0, 0 }, { 4, -1 }, { 1, -1 }, { 64, -1 } } } };
+    Node enc = { .op = OP_ATTENTION, .shape = { 4, { { 0, 0 }, { 4, -1 }, { 0, 1 }, { 64, -1 } } } };
+    cr_expect_eq(sched_of(&step).bk, SCHED_BK_STEP);
+    cr_expect_eq(sched_of(&enc).bk, SCHED_BK_DEFAULT);
+    step.sched.bk = 128;
+    cr_expect_eq(sched_of(&step).bk, 128);
+    Node lin = { .op = OP_LINEAR, .shape = { 3, { { 0, 0 }, { 1, -1 }, { 256, -1 } } } };
+    cr_expect_eq(sched_of(&lin).bk, SCHED_BK_DEFAULT);   /* unused by a linear, and unchanged */
+}
+
 Test(schedule, neighbours_step_one_parameter)
 {
     Sched nb[8];
@@ -268,10 +283,9 @@ Test(tune, statquest_tunes_and_applies, .timeout = 120)
     arena_free(&a);
 }
 
-static bool all_but_default(Sched s)
+static bool all_but_default(Sched def, Sched s)
 {
-    return s.qb != SCHED_QB_DEFAULT || s.bk != SCHED_BK_DEFAULT || s.rb != (unsigned char)sched_default_rb() ||
-           s.th != SCHED_TH_DEFAULT;
+    return s.qb != def.qb || s.bk != def.bk || s.rb != def.rb || s.th != def.th;
 }
 
 /* A candidate whose result is wrong, even by 1e-4 of the largest value,
@@ -289,11 +303,11 @@ Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
     cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
     cr_assert_eq(n, 6);
     for (int i = 0; i < n; i++) {
-        Sched nb[8], def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, (unsigned char)sched_default_rb(), SCHED_TH_DEFAULT };
+        Sched nb[8];
         Op op = !strncmp(r[i].sig, "attention", 9) ? OP_ATTENTION : OP_LINEAR;
-        cr_expect_eq(r[i].tried, 1 + tune_neighbours(op, def, nb, 8), "%s", r[i].sig);
+        cr_expect_eq(r[i].tried, 1 + tune_neighbours(op, r[i].def, nb, 8), "%s", r[i].sig);
         cr_expect_eq(r[i].wrong, r[i].tried - 1, "%s", r[i].sig);
-        cr_expect(!all_but_default(r[i].best), "%s: a wrong schedule was chosen", r[i].sig);
+        cr_expect(!all_but_default(r[i].def, r[i].best), "%s: a wrong schedule was chosen", r[i].sig);
     }
     free(r);
     arena_free(&a);
