@@ -391,7 +391,11 @@ const char *const cg_cpu_levels[] = { "x86-64", "x86-64-v2", "x86-64-v3", "x86-6
 
 LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen)
 {
-    return cg_target_machine(NULL, err, errlen);
+    /* for developers: VAMOS_JIT_CPU=x86-64-v3 makes the JIT's code what an
+     * AVX2-only machine gets (16 vector registers, AVX2's defaults), to
+     * measure it on a machine with AVX-512 */
+    const char *cpu = getenv("VAMOS_JIT_CPU");
+    return cg_target_machine(cpu && *cpu ? cpu : NULL, err, errlen);
 }
 
 LLVMTargetMachineRef cg_target_machine(const char *cpu_level, char *err, size_t errlen)

@@ -24,7 +24,7 @@ int sched_default_rb(void)
     if (wide < 0)
         wide = __builtin_cpu_supports("avx512f");
 #endif
-    return wide > 0 ? 4 : 3;
+    return wide > 0 ? 4 : 2;
 }
 
 static bool one_of(const unsigned char *v, int x)

@@ -25,11 +25,13 @@ static inline bool sched_tunable(Op op)
 }
 
 /* The register tile's default rows for the instruction set code is
- * compiled for: 4 with AVX-512's 32 vector registers; 3 with AVX2's 16
- * (4 rows of 4 vector accumulators, the broadcast and the b vectors would
- * spill every k; 3 rows leave room once b's loads fold into the FMAs). It
- * follows the target codegen was last asked for (sched_set_target), and
- * before that the host CPU. */
+ * compiled for: 4 with AVX-512's 32 vector registers; 2 with AVX2's 16:
+ * 2 rows of 4 vector accumulators, the 4 b vectors and the broadcast are
+ * 13 registers. 3 rows (12 accumulators) spilled: code for x86-64-v3 run
+ * on a Zen 4 (VAMOS_JIT_CPU) did the training step's products at 47
+ * GFLOP/s with 3 rows and 85-98 with 2 (tests/bench/results/avx2.txt).
+ * It follows the target codegen was last asked for (sched_set_target),
+ * and before that the host CPU. */
 int sched_default_rb(void);
 /* wide: the target has AVX-512 (1), has not (0), or is the host (-1). */
 void sched_set_target(int wide);

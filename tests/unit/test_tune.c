@@ -198,10 +198,21 @@ Test(schedule, a_decoder_steps_attention_defaults_to_blocks_of_32)
     cr_expect_eq(sched_of(&lin).bk, SCHED_BK_DEFAULT);   /* unused by a linear, and unchanged */
 }
 
+/* The register tile's default rows follow the instruction set code is
+ * compiled for: 4 with AVX-512's 32 vector registers, 2 with AVX2's 16. */
+Test(schedule, default_rows_follow_the_target)
+{
+    sched_set_target(1);
+    cr_expect_eq(sched_default_rb(), 4);
+    sched_set_target(0);
+    cr_expect_eq(sched_default_rb(), 2);
+    sched_set_target(-1);   /* the host again */
+}
+
 Test(schedule, neighbours_step_one_parameter)
 {
     Sched nb[8];
-    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, (unsigned char)sched_default_rb(), SCHED_TH_DEFAULT };
+    Sched def = { SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, 4, SCHED_TH_DEFAULT };   /* AVX-512's rows, on any host */
     int n = tune_neighbours(OP_MATMUL, def, nb, 8);
     cr_assert_eq(n, 3);   /* rb one less, one thread, rb one more */
     cr_expect(nb[0].rb == 3 && nb[1].th == 1 && nb[1].rb == 4 && nb[2].rb == 5);
