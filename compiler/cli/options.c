@@ -94,8 +94,8 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         case 'R': {
             errno = 0;
             long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > 4096)
-                return usage_error(usage, "--batch needs an integer in 1..4096, not '%s'", optarg), -1;
+            if (errno || *end || end == optarg || v < 1 || v > 256)
+                return usage_error(usage, "--batch needs an integer in 1..256, not '%s'", optarg), -1;
             o->batch = (int)v;
             break;
         }

@@ -359,6 +359,12 @@ Test(cli, tune_then_build_and_run_use_the_database, .timeout = 300)
     cr_assert_eq(vamos(&out, "tune models/statquest.vam --budget -1"), 2);
     cr_expect(strstr(out, "--budget needs"), "%s", out);
     free(out);
+    cr_assert_eq(vamos(&out, "tune models/statquest.vam --batch 0"), 2);
+    cr_expect(strstr(out, "--batch needs an integer in 1..256"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " --batch 4 go"), 2);   /* tune's option only */
+    cr_expect(strstr(out, "does not take --batch"), "%s", out);
+    free(out);
 }
 
 /* ------------------------------------------------------- training */
