@@ -136,20 +136,19 @@ static void *lane_thread(void *arg)
 
 void vamos_lanes(void (*fn)(void *ctx, int lane), void *ctx, int lanes)
 {
-    if (lanes > VAMOS_MAX_THREADS)
-        lanes = VAMOS_MAX_THREADS;
     LaneStart arg[VAMOS_MAX_THREADS];
     pthread_t tid[VAMOS_MAX_THREADS];
     bool started[VAMOS_MAX_THREADS] = { false };
-    for (int l = 1; l < lanes; l++) {
+    int threads = lanes < VAMOS_MAX_THREADS ? lanes : VAMOS_MAX_THREADS;
+    for (int l = 1; l < threads; l++) {
         arg[l] = (LaneStart){ fn, ctx, l };
         started[l] = pthread_create(&tid[l], NULL, lane_thread, &arg[l]) == 0;
     }
     int was = inline_only;
     inline_only = 1;
     fn(ctx, 0);
-    for (int l = 1; l < lanes; l++)
-        if (started[l])
+    for (int l = 1; l < lanes; l++)   /* past the threads, or without one: on this thread */
+        if (l < threads && started[l])
             pthread_join(tid[l], NULL);
         else
             fn(ctx, l);

@@ -35,7 +35,8 @@ int vamos_parallel_is_inline(void);
 /* Lanes: run fn(ctx, l) for every l in [0, lanes) at once, lane 0 on the
  * calling thread and each other lane on a thread of its own, every lane's
  * kernels inline (unsplit). Returns when all have. A lane whose thread
- * cannot be started runs on the caller after lane 0. */
+ * cannot be started, or past VAMOS_MAX_THREADS lanes, runs on the caller
+ * after lane 0. */
 void vamos_lanes(void (*fn)(void *ctx, int lane), void *ctx, int lanes);
 
 /* Threads used from now on (the caller counts as one); 0: one per online

@@ -60,6 +60,32 @@ Test(pool, a_failing_chunk_is_reported)
     free(o);
 }
 
+/* Lanes: each runs once, with its kernels inline; past the most threads
+ * there are, the rest run on the caller, and the caller's inline flag is
+ * what it was after. */
+typedef struct LaneHit { int calls[80], inl[80]; } LaneHit;
+
+static void hit_lane(void *ctx, int lane)
+{
+    LaneHit *h = ctx;
+    __atomic_add_fetch(&h->calls[lane], 1, __ATOMIC_RELAXED);
+    h->inl[lane] = vamos_parallel_is_inline();
+}
+
+Test(pool, every_lane_runs_once)
+{
+    static const int counts[] = { 1, 2, 7, VAMOS_MAX_THREADS, 80 };
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        LaneHit h = { { 0 }, { 0 } };
+        vamos_lanes(hit_lane, &h, counts[c]);
+        for (int l = 0; l < 80; l++) {
+            cr_expect_eq(h.calls[l], l < counts[c], "%d lanes: lane %d ran %d times", counts[c], l, h.calls[l]);
+            cr_expect_eq(h.inl[l], l < counts[c], "%d lanes: lane %d's kernels not inline", counts[c], l);
+        }
+        cr_expect_eq(vamos_parallel_is_inline(), 0);
+    }
+}
+
 /* Two application threads calling at once: one runs inline, both finish. */
 static void *hammer(void *arg)
 {
