@@ -20,6 +20,19 @@ int usage_error(const char *usage, const char *fmt, const char *arg)
     return 2;
 }
 
+/* arg as an integer in [lo, hi] (range-checked as a long: 4294967297 is
+ * not 1), or false. */
+static bool int_in(const char *arg, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || *end || end == arg || v < lo || v > hi)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
 /* (cli.h) The options of every command, by letter; a command's `takes`
  * names its own. */
 int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool sentence, Opts *o,
@@ -83,31 +96,19 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
             if (errno || *end || !*optarg || optarg[0] == '-' || optarg[0] == '+')
                 return usage_error(usage, "--seed needs a non-negative integer, not '%s'", optarg), -1;
             break;
-        case 'M': {   /* range-checked as a long: 4294967297 is not 1 */
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > 100000)
+        case 'M':
+            if (!int_in(optarg, 1, 100000, &o->max_len))
                 return usage_error(usage, "--max-len needs an integer in 1..100000, not '%s'", optarg), -1;
-            o->max_len = (int)v;
             break;
-        }
-        case 'R': {
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > 256)
+        case 'R':
+            if (!int_in(optarg, 1, 256, &o->batch))
                 return usage_error(usage, "--batch needs an integer in 1..256, not '%s'", optarg), -1;
-            o->batch = (int)v;
             break;
-        }
-        case 'j': {
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > VAMOS_MAX_THREADS)
+        case 'j':
+            if (!int_in(optarg, 1, VAMOS_MAX_THREADS, &o->threads))
                 return usage_error(usage, "--threads needs an integer in 1..64, not '%s'", optarg), -1;
-            o->threads = (int)v;
             vamos_set_threads(o->threads);
             break;
-        }
         case ':':
             return usage_error(usage, "option '%s' needs a value", argv[optind - 1]), -1;
         default: {   /* an unknown short option (optopt) may sit in a cluster: name it, not its neighbour */
