@@ -195,23 +195,33 @@ static void check_compiled_on(const char *expr, float smoothing, const TrainBatc
 
 static void check_compiled(const char *expr, float smoothing) { check_compiled_on(expr, smoothing, &batch); }
 
+/* A batch of R sentences of L tokens (R * L ids at most), pseudo-random
+ * from seed z: source lengths 1 + r % L, target lengths L - r % cut (the
+ * labels past them -1). The ids live in storage the caller keeps. */
+enum { BIG_MAX = 26 * 30 };
+typedef struct BigBatch { int32_t s[BIG_MAX], t[BIG_MAX], lab[BIG_MAX], sl[BIG_MAX], tl[BIG_MAX]; } BigBatch;
+
+static TrainBatch big_batch(BigBatch *bb, int R, int L, uint32_t z, int cut)
+{
+    cr_assert(R * L <= BIG_MAX);
+    for (int i = 0; i < R * L; i++) {
+        z = z * 1664525u + 1013904223u;
+        bb->s[i] = (int32_t)(z >> 8) % 4, bb->t[i] = (int32_t)(z >> 12) % 5, bb->lab[i] = (int32_t)(z >> 16) % 5;
+    }
+    for (int r = 0; r < R; r++) {
+        bb->sl[r] = 1 + r % L, bb->tl[r] = L - r % cut;
+        for (int k = bb->tl[r]; k < L; k++)
+            bb->lab[r * L + k] = -1;
+    }
+    return (TrainBatch){ R, L, L, bb->s, bb->sl, bb->t, bb->tl, bb->lab };
+}
+
 /* A batch of 24 x 30: 720 rows for the weights' gradients (matmul_tn
  * works through them in chunks; this crosses several and ends in a part). */
 Test(autodiff, compiled_matches_reference_on_a_large_batch)
 {
-    enum { R = 24, L = 30 };
-    static int32_t s[R * L], t[R * L], lab[R * L], sl[R], tl[R];
-    uint32_t z = 7;
-    for (int i = 0; i < R * L; i++) {
-        z = z * 1664525u + 1013904223u;
-        s[i] = (int32_t)(z >> 8) % 4, t[i] = (int32_t)(z >> 12) % 5, lab[i] = (int32_t)(z >> 16) % 5;
-    }
-    for (int r = 0; r < R; r++)
-        sl[r] = 1 + r % L, tl[r] = L - r % 7;
-    for (int r = 0; r < R; r++)
-        for (int k = tl[r]; k < L; k++)
-            lab[r * L + k] = -1;
-    TrainBatch big = { R, L, L, s, sl, t, tl, lab };
+    static BigBatch bb;
+    TrainBatch big = big_batch(&bb, 24, 30, 7, 7);
     check_compiled_on("layer_norm(h + feed_forward(h, 8)) + (self_attention(h, heads: 2, causal: true) as sa)", 0.1f,
                       &big);
 }
@@ -222,26 +232,15 @@ Test(autodiff, compiled_matches_reference_on_a_large_batch)
  * gradient of h are written at the chunk's rows. */
 Test(autodiff, compiled_output_layer_in_chunks_matches_reference)
 {
-    enum { R = 26, L = 30 };
-    static int32_t s[R * L], t[R * L], lab[R * L], sl[R], tl[R];
-    uint32_t z = 11;
-    for (int i = 0; i < R * L; i++) {
-        z = z * 1664525u + 1013904223u;
-        s[i] = (int32_t)(z >> 8) % 4, t[i] = (int32_t)(z >> 12) % 5, lab[i] = (int32_t)(z >> 16) % 5;
-    }
-    for (int r = 0; r < R; r++)
-        sl[r] = 1 + r % L, tl[r] = L - r % 9;
-    for (int r = 0; r < R; r++)
-        for (int k = tl[r]; k < L; k++)
-            lab[r * L + k] = -1;
-    TrainBatch big = { R, L, L, s, sl, t, tl, lab };
+    static BigBatch bb;
+    TrainBatch big = big_batch(&bb, 26, 30, 11, 9);
     tied = true;
     const char *expr = "layer_norm(h + feed_forward(h, 8)) + (self_attention(h, heads: 2, causal: true) as sa)";
     Arena a = { 0 };
     char err[256];
     TrainGraph *jit = train_graph_new(&a, compile_train(&a, expr), 0.1f, true, err, sizeof err);
     cr_assert(jit, "%s", err);
-    cr_assert_eq(train_graph_output_chunks(jit, R, L), 4, "the output layer runs in 4 chunks");
+    cr_assert_eq(train_graph_output_chunks(jit, big.rows, big.tgt_len), 4, "the output layer runs in 4 chunks");
     train_graph_free(jit);
     arena_free(&a);
     check_compiled_on(expr, 0.1f, &big);
