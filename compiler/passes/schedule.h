@@ -28,8 +28,9 @@ static inline bool sched_tunable(Op op)
  * compiled for: 4 with AVX-512's 32 vector registers; 2 with AVX2's 16:
  * 2 rows of 4 vector accumulators, the 4 b vectors and the broadcast are
  * 13 registers. 3 rows (12 accumulators) spilled: code for x86-64-v3 run
- * on a Zen 4 (VAMOS_JIT_CPU) did the training step's products at 47
- * GFLOP/s with 3 rows and 85-98 with 2 (tests/bench/results/avx2.txt).
+ * on a Zen 4 (VAMOS_JIT_CPU) did the training step's products at 45-49
+ * GFLOP/s with 3 rows and 66-97 with 2 (matmul_bench --rows,
+ * tests/bench/results/avx2-tile.txt).
  * It follows the target codegen was last asked for (sched_set_target),
  * and before that the host CPU. */
 int sched_default_rb(void);

@@ -1,6 +1,6 @@
 /* matmul_bench.c - Vamos's generated matmul kernel against OpenBLAS.
  *
- *     build/matmul_bench [--reps N] [--threads T] [--train]
+ *     build/matmul_bench [--reps N] [--threads T] [--rows R] [--train]
  *
  * For each (M, N, K) of the issue's list, a model computing x [M, K] @ w
  * [K, N] (w a weight, so packed as every model's weights are) is compiled
@@ -17,6 +17,12 @@
  * unpacked as training has it (its weights change every step): b as
  * stored and b^T (a transposed read, the tied output layer), the kernels
  * of emit_matmul_panels. --train runs only these.
+ *
+ * --rows R gives the register tile R rows instead of the default of the
+ * code's instruction set (schedule.h). With VAMOS_JIT_CPU=x86-64-v3 the
+ * JIT compiles what an AVX2-only machine gets, so on an AVX-512 machine
+ *     VAMOS_JIT_CPU=x86-64-v3 build/tests/bench/matmul_bench --threads 1 --rows 3 --train
+ * shows AVX2's tile of 3 rows spilling (against --rows 2).
  */
 #include <cblas.h>
 #include <math.h>
@@ -29,6 +35,7 @@
 #include "compile.h"
 #include "jit.h"
 #include "passes.h"
+#include "schedule.h"
 #include "vamos/parallel.h"
 
 void openblas_set_num_threads(int);
@@ -76,6 +83,8 @@ static float *randoms(int64_t n)
 /* train: b is read as it is stored (the training kernels, weights change
  * every step), bt: and transposed (y [N, K], a @ y^T: a tied output
  * layer's forward product). */
+static int rows_rb;   /* --rows: the tile's rows, 0: the default */
+
 static int bench(int M, int N, int K, int reps, bool train, bool bt)
 {
     char text[1024];
@@ -105,6 +114,7 @@ static int bench(int M, int N, int K, int reps, bool train, bool bt)
         fprintf(stderr, "internal error: the benchmark's matmul is not a packed matmul\n");
         return -1;
     }
+    mm->sched.rb = (unsigned char)rows_rb;
     if (train) {   /* as the training graph has it */
         mm->attr.mm.packed = false;
         mm->attr.mm.bt = bt;
@@ -170,6 +180,17 @@ static int bench(int M, int N, int K, int reps, bool train, bool bt)
 int main(int argc, char **argv)
 {
     int reps = 9, threads = 2;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--rows")) {
+            rows_rb = atoi(argv[i + 1]);
+            if (!sched_valid(OP_MATMUL, (Sched){ SCHED_QB_DEFAULT, SCHED_BK_DEFAULT, (unsigned char)rows_rb, 1 })) {
+                fprintf(stderr, "matmul_bench: --rows takes 1 to %d\n", SCHED_RB_MAX);
+                return 2;
+            }
+            memmove(&argv[i], &argv[i + 2], sizeof *argv * (size_t)(argc - i - 1));
+            argc -= 2;
+            break;
+        }
     bool train_only = argc > 1 && !strcmp(argv[argc - 1], "--train");   /* only the training shapes */
     if (bench_args(argc - train_only, argv, "matmul_bench", &reps, &threads))
         return 2;
@@ -178,7 +199,11 @@ int main(int argc, char **argv)
     static const int shapes[][3] = { { 1, 512, 512 }, { 1, 2048, 512 }, { 1, 512, 2048 }, { 1, 32000, 512 },
                                      { 16, 512, 512 }, { 64, 512, 2048 }, { 64, 2048, 512 },
                                      { 256, 512, 512 }, { 512, 512, 512 } };
-    printf("# matmul GFLOP/s, %d threads, medians of %d samples; ratio = vamos / openblas\n", threads, reps);
+    char rows[16] = "default";
+    if (rows_rb)
+        snprintf(rows, sizeof rows, "%d", rows_rb);
+    printf("# matmul GFLOP/s, %d threads, medians of %d samples; ratio = vamos / openblas; tile rows %s%s\n", threads,
+           reps, rows, getenv("VAMOS_JIT_CPU") ? "; code for VAMOS_JIT_CPU" : "");
     printf("# b: a packed weight (translators), b as stored or b^T (training's kernels)\n");
     printf("#   M      N     K  b          vamos  openblas   ratio\n");
     for (size_t s = 0; !train_only && s < sizeof shapes / sizeof *shapes; s++)
