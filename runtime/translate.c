@@ -480,9 +480,9 @@ static RowRuns row_runs(const Dec *d, int k, int filled)
     for (int i = 0; i < st->batch_axis; i++)
         r.outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
     r.block = vamos_state_bytes(m, k, d->sym) / r.outer / (size_t)d->rows;
-    int la = -1;
-    for (int i = st->batch_axis + 1; i < st->rank && st->cache; i++)
-        if (st->dsym[i] == st_len && la < 0)
+    int la = -1;   /* a cache's target-length axis */
+    for (int i = st->batch_axis + 1; st->cache && la < 0 && i < st->rank; i++)
+        if (st->dsym[i] == st_len)
             la = i;
     if (la < 0) {   /* no length axis: the whole row */
         r.inner = r.block;
