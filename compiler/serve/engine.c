@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"   /* now_s */
 #include "vamos/vamos.h"
 
 
@@ -59,14 +60,8 @@ struct Served {
     double busy_s, first_s;   /* seconds workers spent translating; when the first batch began (0: none yet) */
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
-static void run_batch(Served *s, int w, Job *jobs)
+static void serve_batch(Served *s, int w, Job *jobs)
 {
     int total = 0;
     double t0 = now_s();
@@ -151,7 +146,7 @@ static void *worker(void *arg)
         for (Job *j = first; j; j = j->next)
             s->last_jobs++;
         pthread_mutex_unlock(&s->mu);
-        run_batch(s, w, first);
+        serve_batch(s, w, first);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
