@@ -722,8 +722,11 @@ static void beam_best(Batch *b, int i, const Hyp *h, int live, double alpha)
  * hypotheses are rows of one decoder batch (its block; rows past its live
  * hypotheses are idle), every block's encoder output is the sentence's,
  * computed once. After each step the caches follow their hypotheses
- * (dec_reorder), and a sentence whose hypotheses have all ended leaves the
- * batch with its block (dec_compact). */
+ * (dec_reorder), and a sentence leaves the batch with its block
+ * (dec_compact) once its best hypothesis has ended: as CTranslate2's early
+ * exit, it does not wait for the other beam - 1 (on en-es's dev-ood: the
+ * same BLEU and chrF, 1 line of 1,254 different, 0.68x the decoder's
+ * time). */
 static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_stats *st, char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
@@ -801,9 +804,7 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
                 h[k] = nx[k], nx[k] = tmp;
             }
             live[i] = nn;
-            bool open = false;
-            for (int k = 0; k < nn; k++)
-                open |= !h[k].done;
+            bool open = nn > 0 && !h[0].done;   /* ends once its best hypothesis has */
             if (open) {
                 for (int k = 0; k < beam; k++)
                     keep[kept * beam + k] = p * beam + k;

@@ -20,9 +20,10 @@ the floor this machine's own measurements set.
   - the peer: PyTorch (tests/golden's base with its key/value cache,
     OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads) on the same
     sentences and weights; it must give f32 Vamos's words.
+- beam 4 against greedy: base one sentence at a time (the 8 sentences,
+  whole process); en-es one sentence at a time and batched.
 - en-es (the shipped model) on the 1,254 sources of dev-ood.tsv, f32 and
-  int8, the translator's default batching: sentences/s; and beam 4 against
-  greedy, one sentence at a time and batched.
+  int8, the translator's default batching: sentences/s.
 
 Figures are medians of --runs. Writes tests/bench/results/decode.txt and
 docs/decode.svg (ms per word and sentences/s as fractions of the floor).
@@ -130,6 +131,11 @@ def main():
         tot += max(len(x), len(y))
         agree += sum(1 for p, q in zip(x, y) if p == q)
     rows.append("base int8 against f32, batch 32: %d of %d words agree (%.1f%%)" % (agree, tot, 100 * agree / tot))
+    one_args = ["--max-len", str(WORDS), "--batch", "1", "--window", "1"]   # the case: base, batch 1
+    g = statistics.median([run(bins["base", "f32"], one_args, one)[0] for _ in range(a.runs)])
+    b4 = statistics.median([run(bins["base", "f32"], one_args + ["--beam", "4"], one)[0] for _ in range(a.runs)])
+    rows.append("base f32 2 threads, one sentence at a time: greedy %.0f ms a sentence, beam 4 %.0f: beam 4 costs "
+                "%.2fx greedy" % (1e3 * g / len(one), 1e3 * b4 / len(one), b4 / g))
     ood = os.path.join(a.data, "dev-ood.tsv")
     if os.path.exists(ood):
         with open(ood, encoding="utf-8") as f:
