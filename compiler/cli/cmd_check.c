@@ -13,11 +13,12 @@ static const char usage[] =
     "file:line:col: error: message. Exit 0 if the model is valid, 1 if not.\n";
 
 
-/* Bytes of weights one decoder step reads: every weight of the step
- * graph, except tables it only gathers rows of. */
-static int64_t step_weight_bytes(const Model *m)
+/* Bytes of weights one run of g reads per row (a decoder step's row, an
+ * encoder's source token): every weight of g, except tables it only
+ * gathers rows of. Each is a multiply-add per row, so twice this over 4 is
+ * g's flops per row (less attention's, which grow with the length). */
+static int64_t weight_bytes(const Graph *g)
 {
-    const Graph *g = &m->step;
     bool *whole = calloc((size_t)g->n + 1, 1);
     int64_t bytes = 0;
     for (int j = 0; whole && j < g->n; j++)
@@ -46,7 +47,11 @@ static int check_cmd(Arena *a, const Opts *o)
     else
         printf("incremental decoding: per-sentence graph %d nodes, one-word step %d nodes, %d states; "
                "a step reads %.1f MB of weights\n",
-               m->prep.n, m->step.n, m->nstates, (double)step_weight_bytes(m) / 1e6);
+               m->prep.n, m->step.n, m->nstates, (double)weight_bytes(&m->step) / 1e6);
+    printf("each source token is multiplied by %.1f MB of weights in the encoder", (double)weight_bytes(&m->enc) / 1e6);
+    if (!m->no_step)
+        printf(" and %.1f MB in the per-sentence graph", (double)weight_bytes(&m->prep) / 1e6);
+    printf("\n");
     return 0;
 }
 

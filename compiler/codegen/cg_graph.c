@@ -172,6 +172,36 @@ static uint64_t kernel_key(const Graph *g, const Node *n)
     return XXH3_64bits(k, sizeof(int64_t) * (size_t)at);
 }
 
+static void map_shape(FILE *f, const Shape *s)
+{
+    fputc('[', f);
+    for (int i = 0; i < s->rank; i++)
+        s->d[i].sym >= 0 ? fprintf(f, "%s$%d", i ? "," : "", s->d[i].sym)
+                            : fprintf(f, "%s%lld", i ? "," : "", (long long)s->d[i].n);
+    fputc(']', f);
+}
+
+/* With VAMOS_KERNEL_MAP=FILE: one line per kernel emitted, appended to
+ * FILE, so a profile's symbols (k<hash>) can be read: name, graph, op,
+ * shapes of the result and operands ($k: a size known at run time), schedule. */
+static void map_kernel(const char *name, const Graph *g, const Node *n)
+{
+    const char *path = getenv("VAMOS_KERNEL_MAP");
+    FILE *f = path && *path ? fopen(path, "a") : NULL;
+    if (!f)
+        return;
+    fprintf(f, "%s %s %s ", name, g->name ? g->name : "?", op_info[n->op].text);
+    map_shape(f, &n->shape);
+    for (int i = 0; i < op_info[n->op].arity; i++)
+        fputs(i ? "," : " <- ", f), map_shape(f, &g->nodes[n->in[i]].shape);
+    if (sched_tunable(n->op)) {
+        Sched sc = sched_of(n);
+        fprintf(f, " rb %d bk %d qb %d", sc.rb, sc.bk, sc.qb);
+    }
+    fputc('\n', f);
+    fclose(f);
+}
+
 /* Emit (or reuse) the kernel of node n (whose dims are slots). */
 static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
 {
@@ -180,6 +210,7 @@ static LLVMValueRef kernel(CG *c, const Graph *g, const Node *n)
     LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
     if (f)
         return f;
+    map_kernel(name, g, n);
     f = LLVMAddFunction(c->mod, name, c->kernel_ty);
     LLVMSetLinkage(f, LLVMInternalLinkage);
     /* kept out of line: one optimised copy per distinct kernel, and graph

@@ -14,9 +14,12 @@ the floor this machine's own measurements set.
     weights a step reads (`vamos check`: 154 MB in f32; a quarter of that,
     less the f32 norms and biases, in int8) over the DRAM bandwidth.
   - batch 32: 32 sentences decoded to 32 words together: sentences/s. Its
-    floor is compute: 2 flops per weight a step reads, per row, over the
-    FMA peak (the encoder's and attention's flops are left out, so the
-    floor is generous to Vamos by a few percent).
+    floor is compute over the FMA peak: 2 flops per weight a step reads,
+    per row, and per weight the encoder and the per-sentence graph (the
+    cross-attention's keys and values) multiply each source token by
+    (`vamos check`; source tokens as `--stats` counts them, padding not
+    counted). Attention's own flops are left out: they grow with the
+    length and are a few percent here, so the floor is generous to Vamos.
   - the peer: PyTorch (tests/golden's base with its key/value cache,
     OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads) on the same
     sentences and weights; it must give f32 Vamos's words.
@@ -48,10 +51,13 @@ def floors():
     return gbs, gflops
 
 
-def step_mb(model):
-    out = subprocess.run([VAMOS, "check", model], check=True, capture_output=True, text=True).stderr
-    out += subprocess.run([VAMOS, "check", model], capture_output=True, text=True).stdout
-    return float(re.search(r"a step reads ([\d.]+) MB", out).group(1))
+def weights_mb(model):
+    """MB of weights a decoder step reads, and those each source token is
+    multiplied by in the encoder and the per-sentence graph (vamos check)."""
+    out = subprocess.run([VAMOS, "check", model], check=True, capture_output=True, text=True).stdout
+    step = float(re.search(r"a step reads ([\d.]+) MB", out).group(1))
+    enc, prep = re.search(r"multiplied by ([\d.]+) MB of weights in the encoder and ([\d.]+) MB", out).groups()
+    return step, float(enc) + float(prep)
 
 
 def run(binary, args, lines):
@@ -93,9 +99,10 @@ def main():
         subprocess.run([VAMOS, "build", os.path.join(ROOT, "models", "en-es.vam"), "-w",
                         os.path.join(ROOT, "models", "en-es.safetensors"), "-o", bins["en-es", q]] + extra,
                        check=True, capture_output=True)
-    mb = step_mb(base)
+    mb, src_mb = weights_mb(base)
     mb_q = {"f32": mb, "int8": mb / 4}   # the scales, norms and biases stay f32: a little more in truth
     flop_per_row = 2 * mb * 1e6 / 4      # a multiply-add per weight a step reads
+    flop_per_src = 2 * src_mb * 1e6 / 4  # ... and per weight a source token meets
     one, many = sentences(8, 1), sentences(32, 2)
     res, outs, svg = {}, {}, []
     for threads in (1, 2):
@@ -112,7 +119,11 @@ def main():
             s32 = statistics.median([len(many) / run(b, ["--max-len", str(WORDS), "--batch", "32"] + th, many)[0]
                                      for _ in range(a.runs)])
             outs["base", q, 32] = run(b, ["--max-len", str(WORDS), "--batch", "32"] + th, many)[1]
-            floor32 = gflops[threads] * 1e9 / (flop_per_row * WORDS)   # sentences/s at the compute floor
+            if "src32" not in res:   # the 32 sentences' source tokens, as the translator counts them
+                err = run(b, ["--max-len", str(WORDS), "--batch", "32", "--stats"] + th, many)[2]
+                res["src32"] = int(re.search(r"source tokens (\d+)", err).group(1))
+            flops32 = flop_per_row * WORDS * len(many) + flop_per_src * res["src32"]
+            floor32 = gflops[threads] * 1e9 * len(many) / flops32   # sentences/s at the compute floor
             res["base", q, threads] = (m1, s32)
             rows.append("base %-4s %d thread%s: batch 1 %.2f ms/word (floor %.2f: %.0f%%); batch 32 %.1f sentences/s "
                         "(floor %.1f: %.0f%%)" % (q, threads, "s" if threads > 1 else " ", m1, floor1,
