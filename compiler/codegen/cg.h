@@ -91,6 +91,9 @@ typedef struct MMBlock {
      * bytes), each column's sum times scale[n0 + j] before the bias */
     bool q8;
     LLVMValueRef scale;
+    /* bn (i64, or NULL): b's tile holds only its first bn columns (if
+     * fewer than PW): the rest are not read (masked loads) and count as 0 */
+    LLVMValueRef bn;
 } MMBlock;
 
 /* The constants of rt_dropout_u (compiler/kernels.c), which this must match

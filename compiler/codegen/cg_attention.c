@@ -15,7 +15,9 @@
  *   2. kt's block is copied to a [D, BK] stack block, zero-padded:
  *      kt's rows are a whole sequence apart (a power of two apart is
  *      common, which makes the cache alias); the copy is read by every
- *      query row.
+ *      query row. A single query row (a decoder step) reads each key
+ *      once: it reads kt's block in place (masked loads past the last
+ *      key), without the copy.
  *   3. dots = q rows @ that block, by the matmul's register tiles.
  *   4. Per row, in vectors: the online softmax. A running maximum m, the
  *      running sum l of exp(score - m), and in acc the running sum of
@@ -195,6 +197,22 @@ void emit_attention(CG *c, const Graph *g, const Node *n)
     LLVMValueRef none = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildLoad2(c->b, c->i32, anyp, ""), LLVMConstInt(c->i32, 0, 0), "");
     LLVMBuildCondBr(c->b, none, skip, work);
     LLVMPositionBuilderAtEnd(c->b, work);
+    /* 2-3, one query row (a decoder step): dots = q row @ kt's block read
+     * in place, its first jn columns (masked loads), since each key is
+     * read once */
+    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_one_query");
+    LLVMBasicBlockRef many = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_many_queries");
+    LLVMBasicBlockRef dotted = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "att_dots");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, rb, i64c(c, 1), ""), one, many);
+    LLVMPositionBuilderAtEnd(c->b, one);
+    for (int t = 0; t < NBK / PW; t++) {
+        MMBlock mb = { .a = qblk, .astride = D, .bt = gep(c, c->f32, ktm, add(c, j0, i64c(c, t * PW))), .bstride = T,
+                       .out = dt, .ostride = BK, .o0 = i64c(c, t * PW), .row0 = i64c(c, 0), .K = D, .N = BK,
+                       .n0 = i64c(c, t * PW), .bn = LLVMBuildSub(c->b, jn, i64c(c, t * PW), "") };
+        mm_block(c, &mb, i64c(c, 1), true);
+    }
+    LLVMBuildBr(c->b, dotted);
+    LLVMPositionBuilderAtEnd(c->b, many);
     /* 2. the key block, zero past the last key */
     Loop lk = loop_begin(c, D);
     LLVMValueRef ksrc = gep(c, c->f32, ktm, add(c, mul(c, lk.iv, T), j0)), kdst = gep(c, c->f32, kb, mul(c, lk.iv, BK));
@@ -215,6 +233,8 @@ void emit_attention(CG *c, const Graph *g, const Node *n)
         mm_block(c, &mb, rb, true);
     }
     loop_end(c, &lg);
+    LLVMBuildBr(c->b, dotted);
+    LLVMPositionBuilderAtEnd(c->b, dotted);
     /* 4. the online softmax, row by row */
     Loop ls = loop_begin(c, rb);
     att_softmax_row(c, n, gep(c, c->f32, dt, mul(c, ls.iv, BK)), gep(c, c->f32, sc, mul(c, ls.iv, BK)), ls.iv,

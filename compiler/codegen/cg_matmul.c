@@ -49,6 +49,24 @@ static LLVMValueRef with_old(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueR
     return LLVMBuildFAdd(c->b, x, LLVMBuildSelect(c->b, m->acc_in, old, const_of(t, 0.0), ""), "");
 }
 
+/* The vector at base[idx] of which only the first n lanes (n <= 0:
+ * none, n >= VEC: all) are read; the others are 0 (llvm.masked.load:
+ * vmaskmovps on AVX2, a masked move on AVX-512). */
+static LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef n)
+{
+    LLVMTypeRef tys[] = { vt, LLVMPointerTypeInContext(c->ctx, 0) };
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+    LLVMValueRef lane[VEC];
+    for (int i = 0; i < VEC; i++)
+        lane[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
+    LLVMTypeRef it = LLVMVectorType(c->i64, VEC);
+    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, VEC), splat(c, it, n), "");
+    LLVMValueRef args[] = { gep(c, c->f32, base, idx), LLVMConstInt(c->i32, 4, 0), mask, LLVMConstNull(vt) };
+    return LLVMBuildCall2(c->b, fty, f, args, 4, "");
+}
+
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
  * zero-padded panel): rb x MM_VECS vector accumulators through the k loop.
  * The columns at or past N (padding) are not stored. */
@@ -81,6 +99,8 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
             LLVMValueRef l = LLVMBuildLoad2(c->b, v8, gep(c, i8, m->bt, add(c, brow, i64c(c, v * VEC))), "");
             LLVMSetAlignment(l, 1);
             bv[v] = LLVMBuildSIToFP(c->b, l, vt, "");
+        } else if (m->bn) {
+            bv[v] = masked_vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)), LLVMBuildSub(c->b, m->bn, i64c(c, v * VEC), ""));
         } else {
             bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
         }

@@ -533,6 +533,60 @@ Test(jit, base_end_to_end_random_weights, .timeout = 600)
     end_to_end("models/base.vam", NULL, 2, 5, 4, 32000, 32000);
 }
 
+/* A decoder step's attention (one query row, which reads the keys in
+ * place) over caches of whole and partial key blocks: a cache of 70
+ * positions holding random values, the step at positions in the first,
+ * second and third block, and cross-attention over 40 source positions
+ * (one whole block and a partial one, padded for the second sentence),
+ * against the interpreter node by node. */
+Test(jit, step_attention_over_whole_and_partial_key_blocks, .timeout = 300)
+{
+    char text[4096];
+    snprintf(text, sizeof text, all_ops_model, 16, 2);
+    Arena a = { 0 };
+    Model *m;
+    Jit *j = compile_for_steps(&a, "ops.vam", text, &m);
+    cr_assert_null(m->no_step, "%s", m->no_step);
+    float **params = random_params(m);
+    enum { B = 2, N = 40, C = 70 };
+    int32_t src[B * N], sl[B] = { N, 27 };
+    for (int i = 0; i < B * N; i++)
+        src[i] = (int32_t)(rnd() % 6);
+    bool seen[OP_COUNT] = { 0 };
+    InterpInputs in = { 0 };
+    int sb = model_sym(m, SYM_BATCH), sn = model_sym(m, SYM_SRC_LEN), sm = model_sym(m, SYM_TGT_LEN);
+    int st = model_sym(m, SYM_STEP_POS);
+    in.sym[sb] = B, in.sym[sn] = N;
+    in.tokens = src;
+    in.lengths[sn] = sl;
+    Tensor mem = { 0 };
+    compare_graph(j, m, &m->enc, params, &in, seen, &mem);
+    in.memory = &mem;
+    in.sym[sm] = C;
+    in.state = make_states(m, in.sym);
+    compare_graph(j, m, &m->prep, params, &in, seen, NULL);
+    for (int k = 0; k < m->nstates; k++)
+        if (m->states[k].cache)
+            for (int64_t i = 0; i < rt_numel(&in.state[k]->shape); i++)
+                ((float *)in.state[k]->data)[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
+    const int at[] = { 0, 31, 32, 45, 63, 64, 69 };
+    for (size_t s = 0; s < sizeof at / sizeof *at; s++) {
+        int32_t last[B], len[B];
+        for (int i = 0; i < B; i++)
+            last[i] = (int32_t)(rnd() % 4), len[i] = at[s] + 1;
+        in.tokens = last;
+        in.lengths[sm] = len;
+        in.sym[st] = at[s];
+        compare_graph(j, m, &m->step, params, &in, seen, NULL);
+    }
+    cr_assert(seen[OP_ATTENTION], "no fused attention in the step");
+    free_states(m, in.state);
+    tensor_free(&mem);
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
+}
+
 /* Fused attention over sequences long enough for whole key blocks (the
  * vector mask path), partial last blocks, padding and causal masks, and
  * NaN and infinite inputs (a word embedded as NaN or inf), against the
