@@ -535,12 +535,35 @@ static void dec_reorder(Dec *d, const int *parent, int filled)
     }
 }
 
-/* Rows finished: the decoder goes on with rows keep[0..n) (ascending) of
- * its d->rows, as rows 0..n), so no step is spent on a finished sentence.
+/* Which rows the decoder keeps when alive[r] says row r of `rows` goes
+ * on: keep[0..n), n returned, for dec_compact. A kept row among the
+ * first n stays where it is; a finished one's place is taken by a kept
+ * row from the end, so one row moves per finished row (not every row
+ * after it) and a row never moves up. */
+static int keep_rows(const bool *alive, int rows, int *keep)
+{
+    int n = 0;
+    for (int r = 0; r < rows; r++)
+        n += alive[r];
+    for (int i = 0, j = rows - 1; i < n; i++) {
+        if (alive[i]) {
+            keep[i] = i;
+            continue;
+        }
+        while (!alive[j])
+            j--;
+        keep[i] = j--;
+    }
+    return n;
+}
+
+/* Rows finished: the decoder goes on with rows keep[0..n) of its
+ * d->rows, as rows 0..n), so no step is spent on a finished sentence.
  * Every state with a batch axis (key/value caches, of which only the
  * first `filled` positions are copied, and the prepared cross-attention
  * keys and values), the encoder's memory and the source lengths move down
- * in place: a kept row never moves up, so a forward copy is safe. */
+ * in place: a kept row never moves up (keep[i] >= i) and no row is both
+ * read and written, so the copies are safe. */
 static void dec_compact(Dec *d, const int *keep, int n, int filled)
 {
     const vamos_model *m = d->s->m;
@@ -597,9 +620,10 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     int *row = malloc(sizeof(int) * (size_t)b->B), *keep = malloc(sizeof(int) * (size_t)b->B);
     int32_t **words = malloc(sizeof(int32_t *) * (size_t)b->B), *slen = malloc(sizeof(int32_t) * (size_t)b->B);
     int *count = malloc(sizeof(int) * (size_t)b->B);
+    bool *alive = malloc(sizeof(bool) * (size_t)b->B);
     double t0 = now_ms();
     Dec d;
-    if (!row || !keep || !words || !slen || !count) {
+    if (!row || !keep || !words || !slen || !count || !alive) {
         snprintf(err, errlen, "out of memory for decoding");
         rc = -1;
         goto out;
@@ -623,17 +647,18 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
             break;
         }
         time_step(st, t, ts);
-        int n = 0;
+        bool all = true;
         for (int i = 0; i < d.rows; i++) {
             int r = row[i];
             int w = argmax(scores + (size_t)i * stride, d.V);
-            if (w == m->tgt.eos || b->count[r] >= b->max_len[r])
-                continue;
-            b->out[r][b->count[r]++] = w;
-            if (b->count[r] < b->max_len[r])
-                keep[n++] = i;
+            alive[i] = w != m->tgt.eos && b->count[r] < b->max_len[r];
+            if (alive[i])
+                b->out[r][b->count[r]++] = w;
+            alive[i] = alive[i] && b->count[r] < b->max_len[r];
+            all = all && alive[i];
         }
-        if (n < d.rows) {
+        if (!all) {
+            int n = keep_rows(alive, d.rows, keep);
             for (int i = 0; i < n; i++)
                 row[i] = row[keep[i]];
             dec_compact(&d, keep, n, t + 1);
@@ -643,7 +668,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
         st->dec_ms += now_ms() - t0;
     dec_end(&d);
 out:
-    free(row), free(keep), free(words), free(slen), free(count);
+    free(row), free(keep), free(words), free(slen), free(count), free(alive);
     return rc;
 }
 
@@ -745,9 +770,12 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
     int *rows_len = malloc(sizeof(int) * (size_t)R), *parent = malloc(sizeof(int) * (size_t)R);
     int *keep = malloc(sizeof(int) * (size_t)R), *live = malloc(sizeof(int) * (size_t)B);
     int *sent = malloc(sizeof(int) * (size_t)B);   /* block p holds sentence sent[p] */
+    int *kblock = malloc(sizeof(int) * (size_t)B);
+    bool *open = malloc(sizeof(bool) * (size_t)B);
     bool began = false;
     Dec d;
-    if (!mem || !slen || !rows_words || !hyp || !next || !rows_len || !parent || !keep || !live || !sent) {
+    if (!mem || !slen || !rows_words || !hyp || !next || !rows_len || !parent || !keep || !live || !sent || !kblock ||
+        !open) {
         rc = -1;
         goto out;
     }
@@ -804,18 +832,21 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
                 h[k] = nx[k], nx[k] = tmp;
             }
             live[i] = nn;
-            bool open = nn > 0 && !h[0].done;   /* ends once its best hypothesis has */
-            if (open) {
-                for (int k = 0; k < beam; k++)
-                    keep[kept * beam + k] = p * beam + k;
-                sent[kept++] = i;
-            } else {
+            open[p] = nn > 0 && !h[0].done;   /* ends once its best hypothesis has */
+            if (!open[p])
                 beam_best(b, i, h, nn, alpha);
-            }
+            kept += open[p];
         }
         dec_reorder(&d, parent, t + 1);
-        if (kept < blocks)
+        if (kept < blocks) {   /* whole blocks leave: keep_rows on blocks, then their rows */
+            keep_rows(open, blocks, kblock);
+            for (int q = 0; q < kept; q++) {
+                sent[q] = sent[kblock[q]];
+                for (int k = 0; k < beam; k++)
+                    keep[q * beam + k] = kblock[q] * beam + k;
+            }
             dec_compact(&d, keep, kept * beam, t + 1);
+        }
         blocks = kept;
     }
     for (int p = 0; rc == 0 && p < blocks; p++)   /* still open at the longest length */
@@ -830,7 +861,7 @@ out:
         free(next[r].words);
     }
     free(mem), free(slen), free(rows_words), free(hyp), free(next), free(rows_len), free(parent);
-    free(keep), free(live), free(sent);
+    free(keep), free(live), free(sent), free(kblock), free(open);
     if (rc && err[0] == 0)
         snprintf(err, errlen, "out of memory for beam search");
     return rc;
