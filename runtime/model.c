@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vamos/model.h"
+#include "vamos/translate.h"
 #include "bpe.h"
 
 typedef struct Reader { const unsigned char *p; size_t n, at; bool bad; } Reader;
@@ -65,6 +66,8 @@ static void read_vocab(Reader *r, vamos_vocab *v)
         v->bpe = vamos_bpe_parse(text, len, err, sizeof err);
         r->bad |= !v->bpe || vamos_bpe_size(v->bpe) != v->n;
     }
+    if (!r->bad && !v->bpe && (!v->words || vamos_vocab_index(v)))   /* words: looked up by hash, not by a scan */
+        r->bad = true;
 }
 
 static void read_graph(Reader *r, vamos_graph *g)
@@ -196,6 +199,7 @@ static void free_vocab(vamos_vocab *v)
     for (int i = 0; v->words && i < v->n; i++)
         free(v->words[i]);
     free(v->words);
+    free(v->index);
     vamos_bpe_free(v->bpe);
 }
 

@@ -169,16 +169,58 @@ int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn 
     return 0;
 }
 
-static int find_word(const char *const *words, int n, const char *w)
+static uint32_t word_hash(const char *s)   /* FNV-1a */
 {
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+int vamos_vocab_index(vamos_vocab *v)
+{
+    uint32_t size = 16;
+    while (size < 2u * (uint32_t)v->n)
+        size <<= 1;
+    if (!(v->index = calloc(size, sizeof *v->index)))
+        return -1;
+    v->index_mask = size - 1;
+    for (int i = 0; i < v->n; i++) {
+        uint32_t h = word_hash(v->words[i]) & v->index_mask;
+        while (v->index[h] && strcmp(v->words[v->index[h] - 1], v->words[i]))
+            h = (h + 1) & v->index_mask;
+        if (!v->index[h])   /* a repeated word keeps its first id, as a scan finds */
+            v->index[h] = i + 1;
+    }
+    return 0;
+}
+
+/* Word w's id in words[0..n) (its first), by the index when there is one; -1: none. */
+static int find_word(const char *const *words, int n, const int32_t *index, uint32_t mask, const char *w)
+{
+    if (index) {
+        for (uint32_t h = word_hash(w) & mask; index[h]; h = (h + 1) & mask)
+            if (!strcmp(words[index[h] - 1], w))
+                return index[h] - 1;
+        return -1;
+    }
     for (int i = 0; i < n; i++)
         if (!strcmp(words[i], w))
             return i;
     return -1;
 }
 
+static int tokenize_words(const char *const *words, int nwords, const int32_t *index, uint32_t mask, int unk,
+                          const char *text, int32_t *ids, int max, bool strict, const char **bad);
+
 int vamos_tokenize_words(const char *const *words, int nwords, int unk, const char *text,
                          int32_t *ids, int max, bool strict, const char **bad)
+{
+    return tokenize_words(words, nwords, NULL, 0, unk, text, ids, max, strict, bad);
+}
+
+static int tokenize_words(const char *const *words, int nwords, const int32_t *index, uint32_t mask, int unk,
+                          const char *text, int32_t *ids, int max, bool strict, const char **bad)
 {
     int n = 0;
     char word[256], lower[256];
@@ -195,9 +237,9 @@ int vamos_tokenize_words(const char *const *words, int nwords, int unk, const ch
         word[k] = 0;
         for (size_t i = 0; i <= k; i++)
             lower[i] = (char)tolower((unsigned char)word[i]);
-        int id = find_word(words, nwords, word);
+        int id = find_word(words, nwords, index, mask, word);
         if (id < 0)
-            id = find_word(words, nwords, lower);
+            id = find_word(words, nwords, index, mask, lower);
         if (id < 0)
             id = unk;
         if (id < 0 && strict) {
@@ -215,7 +257,8 @@ int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max
 {
     if (v->bpe)
         return vamos_bpe_encode(v->bpe, text, ids, max, NULL);
-    return vamos_tokenize_words((const char *const *)v->words, v->n, v->unk, text, ids, max, false, NULL);
+    return tokenize_words((const char *const *)v->words, v->n, v->index, v->index_mask, v->unk, text, ids, max, false,
+                          NULL);
 }
 
 /* Rows of a decoder input [rows, t + 1]: the start word, then each row's

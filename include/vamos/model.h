@@ -77,6 +77,8 @@ typedef struct vamos_vocab {
     int n, eos, bos, unk, pad;
     char **words;                /* NUL-terminated copies */
     struct vamos_bpe *bpe;       /* subwords: tokenise and detokenise with it; NULL: words */
+    int32_t *index;              /* words: a hash table of id + 1 (0: empty), index_mask + 1 slots; NULL: scan */
+    uint32_t index_mask;
 } vamos_vocab;
 
 typedef int32_t (*vamos_kernel_fn)(void *const *buf, const int64_t *sym);

@@ -74,6 +74,11 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
  * Returns the number of ids written (at most max). */
 int vamos_tokenize(const vamos_vocab *v, const char *text, int32_t *ids, int max);
 
+/* Index a word vocabulary's words by hash (v->index), so that
+ * vamos_tokenize looks each up in O(1) instead of scanning all of them;
+ * model loading does this. 0, or -1 when out of memory. */
+int vamos_vocab_index(vamos_vocab *v);
+
 /* The same over a word list; with `strict`, a word that is unknown when
  * there is no <unk> stops it: -1, with *bad pointing at the word in text. */
 int vamos_tokenize_words(const char *const *words, int nwords, int unk, const char *text,

@@ -3,12 +3,15 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "compile.h"
 #include "passes.h"
 #include "vamos/model.h"
 #include "vamos/parallel.h"
+#include "vamos/translate.h"
 
 /* Adds 1 to out[i] for i in [lo, hi); fails with 7 on a marked index. */
 static int32_t mark(void *out, const void *a, const void *b, const int64_t *dims, int64_t lo, int64_t hi)
@@ -191,4 +194,40 @@ Test(cpu, a_missing_feature_is_named)
     LLVMDisposeMessage(features);
     cr_expect_eq(vamos_cpu_check(spec, err, sizeof err), 0, "%s", err);
     cr_expect_eq(vamos_cpu_check("x86-64", err, sizeof err), 0, "%s", err);
+}
+
+/* A word vocabulary looked up by its hash index gives the ids a scan of
+ * the words gives: exact match first, then lowercase, a repeated word's
+ * first id, <unk> for the rest; on random texts over words, their
+ * capitalised forms and unknown words. */
+Test(vocab, the_index_finds_what_a_scan_finds)
+{
+    enum { N = 3000 };
+    char *words[N];
+    for (int i = 0; i < N; i++) {
+        char w[32];
+        snprintf(w, sizeof w, i % 7 == 3 ? "W%d" : "w%d", i % 2900);   /* repeats and capitals */
+        words[i] = strdup(w);
+    }
+    vamos_vocab v = { .n = N, .eos = 0, .bos = -1, .unk = 5, .pad = -1, .words = words };
+    cr_assert_eq(vamos_vocab_index(&v), 0);
+    unsigned seed = 7;
+    for (int rep = 0; rep < 500; rep++) {
+        char text[512] = "";
+        for (int k = 0; k < 12; k++) {
+            seed = seed * 1103515245u + 12345u;
+            char w[32];
+            snprintf(w, sizeof w, (seed >> 16) % 3 == 0 ? " W%u" : " w%u", (seed >> 8) % 3100);
+            strcat(text, w);
+        }
+        int32_t a[32], b[32];
+        int na = vamos_tokenize(&v, text, a, 32);
+        int nb = vamos_tokenize_words((const char *const *)words, N, v.unk, text, b, 32, false, NULL);
+        cr_assert_eq(na, nb, "%s", text);
+        for (int i = 0; i < na; i++)
+            cr_assert_eq(a[i], b[i], "%s: word %d", text, i);
+    }
+    free(v.index);
+    for (int i = 0; i < N; i++)
+        free(words[i]);
 }
