@@ -41,6 +41,7 @@ typedef struct CG {
     LLVMValueRef scratch;       /* matmul: one row of a tile, on the stack */
     LLVMValueRef ins;           /* graph function: inputs of a node with more than 2 */
     Sched sched;                /* the kernel's schedule (sched_of) */
+    bool narrow;                /* the target has 16 vector registers (no AVX-512) */
 } CG;
 
 /* Kernels take their dims as an argument, so one kernel serves every size:

@@ -461,9 +461,11 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
                       const Graph *const *graphs, int ngraphs, bool steps, char *err, size_t errlen)
 {
     CG c = { .ctx = ctx };
-    /* the register tiles' default rows follow the target's vector registers */
+    /* the register tiles follow the target's vector registers */
     char *cpu = LLVMGetTargetMachineCPU(tm), *features = LLVMGetTargetMachineFeatureString(tm);
-    sched_set_target(strstr(features, "+avx512f") || !strcmp(cpu, "x86-64-v4"));
+    bool wide = strstr(features, "+avx512f") || !strcmp(cpu, "x86-64-v4");
+    sched_set_target(wide);
+    c.narrow = !wide;
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     c.mod = LLVMModuleCreateWithNameInContext(m->name, ctx);

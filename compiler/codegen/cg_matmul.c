@@ -69,86 +69,98 @@ static LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMV
 
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
  * zero-padded panel): rb x MM_VECS vector accumulators through the k loop.
- * The columns at or past N (padding) are not stored. */
+ * The columns at or past N (padding) are not stored. With 16 vector
+ * registers (AVX2) and 3 or more rows, rb x MM_VECS accumulators do not
+ * fit: the tile is done in two passes over k of MM_VECS / 2 vectors each
+ * (rb x 16 columns; 6 rows: 12 accumulators, 2 b vectors and the
+ * broadcast), each reading its half of the panel's rows (one cache line). */
 static void mm_tile(CG *c, const MMBlock *m, int rb)
 {
+    int passes = c->narrow && rb >= 3 ? 2 : 1, nv = MM_VECS / passes;
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
     LLVMValueRef arow[MM_RB_MAX];
     for (int i = 0; i < rb; i++)
         arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->astride));
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_head");
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_body");
-    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_exit");
-    LLVMBuildBr(c->b, head);
-    LLVMPositionBuilderAtEnd(c->b, head);
-    LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "k"), zero = i64c(c, 0);
-    LLVMAddIncoming(k, &zero, &pre, 1);
-    LLVMValueRef acc[MM_RB_MAX][MM_VECS], vzero = LLVMConstNull(vt);
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < MM_VECS; v++) {
-            acc[i][v] = LLVMBuildPhi(c->b, vt, "acc");
-            LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
-        }
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k, m->K, ""), body, exit);
-    LLVMPositionBuilderAtEnd(c->b, body);
-    LLVMValueRef brow = mul(c, k, m->bstride), bv[MM_VECS];
-    for (int v = 0; v < MM_VECS; v++)
-        if (m->q8) {   /* 8 int8 weights, widened exactly to f32: no integer sums, nothing saturates */
-            LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), v8 = LLVMVectorType(i8, VEC);
-            LLVMValueRef l = LLVMBuildLoad2(c->b, v8, gep(c, i8, m->bt, add(c, brow, i64c(c, v * VEC))), "");
-            LLVMSetAlignment(l, 1);
-            bv[v] = LLVMBuildSIToFP(c->b, l, vt, "");
-        } else if (m->bn) {
-            bv[v] = masked_vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)), LLVMBuildSub(c->b, m->bn, i64c(c, v * VEC), ""));
-        } else {
-            bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
-        }
-    LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
-    LLVMValueRef nacc[MM_RB_MAX][MM_VECS];
+    LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
+    LLVMValueRef whole = LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), "");
     unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
     LLVMValueRef fma = LLVMGetIntrinsicDeclaration(c->mod, id, &vt, 1);
     LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &vt, 1);
-    for (int i = 0; i < rb; i++) {
-        LLVMValueRef s = splat(c, vt, load_f(c, arow[i], m->akstride ? mul(c, k, m->akstride) : k));
-        for (int v = 0; v < MM_VECS; v++)
-            nacc[i][v] = LLVMBuildCall2(c->b, fty, fma, (LLVMValueRef[]){ s, bv[v], acc[i][v] }, 3, "");
-    }
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    LLVMAddIncoming(k, &nk, &latch, 1);
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < MM_VECS; v++)
-            LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
-    LLVMBuildBr(c->b, head);
-    LLVMPositionBuilderAtEnd(c->b, exit);
+    for (int pass = 0; pass < passes; pass++) {
+        int v0 = pass * nv;
+        LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+        LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_head");
+        LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_body");
+        LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "k_exit");
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, head);
+        LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "k"), zero = i64c(c, 0);
+        LLVMAddIncoming(k, &zero, &pre, 1);
+        LLVMValueRef acc[MM_RB_MAX][MM_VECS], vzero = LLVMConstNull(vt);
+        for (int i = 0; i < rb; i++)
+            for (int v = v0; v < v0 + nv; v++) {
+                acc[i][v] = LLVMBuildPhi(c->b, vt, "acc");
+                LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
+            }
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k, m->K, ""), body, exit);
+        LLVMPositionBuilderAtEnd(c->b, body);
+        LLVMValueRef brow = mul(c, k, m->bstride), bv[MM_VECS];
+        for (int v = v0; v < v0 + nv; v++)
+            if (m->q8) {   /* 8 int8 weights, widened exactly to f32: no integer sums, nothing saturates */
+                LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), v8 = LLVMVectorType(i8, VEC);
+                LLVMValueRef l = LLVMBuildLoad2(c->b, v8, gep(c, i8, m->bt, add(c, brow, i64c(c, v * VEC))), "");
+                LLVMSetAlignment(l, 1);
+                bv[v] = LLVMBuildSIToFP(c->b, l, vt, "");
+            } else if (m->bn) {
+                bv[v] = masked_vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)),
+                                     LLVMBuildSub(c->b, m->bn, i64c(c, v * VEC), ""));
+            } else {
+                bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
+            }
+        LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
+        LLVMValueRef nacc[MM_RB_MAX][MM_VECS];
+        for (int i = 0; i < rb; i++) {
+            LLVMValueRef s = splat(c, vt, load_f(c, arow[i], m->akstride ? mul(c, k, m->akstride) : k));
+            for (int v = v0; v < v0 + nv; v++)
+                nacc[i][v] = LLVMBuildCall2(c->b, fty, fma, (LLVMValueRef[]){ s, bv[v], acc[i][v] }, 3, "");
+        }
+        LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+        LLVMAddIncoming(k, &nk, &latch, 1);
+        for (int i = 0; i < rb; i++)
+            for (int v = v0; v < v0 + nv; v++)
+                LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, exit);
 
-    /* store: whole vectors for a full tile, else through a stack row */
-    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_full");
-    LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_part");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
-    LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), ""), full, part);
-    LLVMPositionBuilderAtEnd(c->b, full);
-    for (int i = 0; i < rb; i++) {
-        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
-        for (int v = 0; v < MM_VECS; v++)
-            vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * VEC))), i64c(c, v * VEC)),
-                   m->out, add(c, o, i64c(c, v * VEC)));
+        /* store: whole vectors for a full tile, else through a stack row */
+        LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_full");
+        LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_part");
+        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
+        LLVMBuildCondBr(c->b, whole, full, part);
+        LLVMPositionBuilderAtEnd(c->b, full);
+        for (int i = 0; i < rb; i++) {
+            LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
+            for (int v = v0; v < v0 + nv; v++)
+                vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * VEC))), i64c(c, v * VEC)),
+                       m->out, add(c, o, i64c(c, v * VEC)));
+        }
+        LLVMBuildBr(c->b, done);
+        LLVMPositionBuilderAtEnd(c->b, part);
+        LLVMValueRef tmp = c->scratch;
+        /* this pass's columns that exist: [v0 * VEC, min(left, (v0 + nv) * VEC)) */
+        LLVMValueRef j0 = i64c(c, v0 * VEC), j1 = min_i(c, left, i64c(c, (v0 + nv) * VEC));
+        for (int i = 0; i < rb; i++) {
+            for (int v = v0; v < v0 + nv; v++)
+                vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
+            LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
+            Loop lj = loop_from(c, j0, j1);
+            store_f(c, epilogue(c, m, with_old(c, m, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv)), lj.iv), m->out,
+                    add(c, o, lj.iv));
+            loop_end(c, &lj);
+        }
+        LLVMBuildBr(c->b, done);
+        LLVMPositionBuilderAtEnd(c->b, done);
     }
-    LLVMBuildBr(c->b, done);
-    LLVMPositionBuilderAtEnd(c->b, part);
-    LLVMValueRef tmp = c->scratch;
-    for (int i = 0; i < rb; i++) {
-        for (int v = 0; v < MM_VECS; v++)
-            vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
-        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
-        Loop lj = loop_begin(c, left);
-        store_f(c, epilogue(c, m, with_old(c, m, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv)), lj.iv), m->out,
-                add(c, o, lj.iv));
-        loop_end(c, &lj);
-    }
-    LLVMBuildBr(c->b, done);
-    LLVMPositionBuilderAtEnd(c->b, done);
 }
 
 /* The last, partial tile of an unpacked b (fewer than PW columns exist):

@@ -17,14 +17,14 @@ static int target_wide = -1;
 
 void sched_set_target(int wide) { target_wide = wide; }
 
-int sched_default_rb(void)
+int sched_default_rb(bool few_rows)
 {
     int wide = target_wide;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (wide < 0)
         wide = __builtin_cpu_supports("avx512f");
 #endif
-    return wide > 0 ? 4 : 2;
+    return wide > 0 ? 4 : few_rows ? 2 : 6;
 }
 
 static bool one_of(const unsigned char *v, int x)

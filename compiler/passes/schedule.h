@@ -25,23 +25,34 @@ static inline bool sched_tunable(Op op)
 }
 
 /* The register tile's default rows for the instruction set code is
- * compiled for: 4 with AVX-512's 32 vector registers; 2 with AVX2's 16:
- * 2 rows of 4 vector accumulators, the 4 b vectors and the broadcast are
- * 13 registers. 3 rows (12 accumulators) spilled: code for x86-64-v3 run
- * on a Zen 4 (VAMOS_JIT_CPU) did the training step's products at 45-49
- * GFLOP/s with 3 rows and 66-97 with 2 (matmul_bench --rows,
- * tests/bench/results/avx2-tile.txt).
+ * compiled for. AVX-512 (32 vector registers): 4 rows of 4 vector
+ * accumulators (32 columns). AVX2 (16): 6 rows, which the kernel runs as
+ * two passes of 16 columns (12 accumulators, 2 b vectors and the
+ * broadcast: a 6x16 tile); but 2 rows of 32 columns (8 accumulators, one
+ * pass) for few rows, a decoder step's products (one row per sentence),
+ * where 6-row blocks leave partial ones. Measured with x86-64-v3 code on
+ * a Zen 4 (VAMOS_JIT_CPU; tests/bench/results/avx2-tile.txt): 3 rows of
+ * 32 columns spilled (45-49 GFLOP/s against 66-97 with 2); the training
+ * step took 563-580 ms with 6 rows against 630-644 with 2, and an en-es
+ * translator decoding with 6-row tiles 1.23x the time of 2-row ones.
  * It follows the target codegen was last asked for (sched_set_target),
  * and before that the host CPU. */
-int sched_default_rb(void);
+int sched_default_rb(bool few_rows);
 /* wide: the target has AVX-512 (1), has not (0), or is the host (-1). */
 void sched_set_target(int wide);
+
+/* Are n's rows one position per sentence (a decoder step's product or
+ * attention: the dim before the last is the constant 1)? */
+static inline bool sched_few_rows(const Node *n)
+{
+    const Shape *s = &n->shape;
+    return s->rank >= 2 && s->d[s->rank - 2].sym < 0 && s->d[s->rank - 2].n == 1;
+}
 
 /* Is n an attention with one query a head (a decoder step's)? */
 static inline bool sched_one_query(const Node *n)
 {
-    const Shape *s = &n->shape;
-    return n->op == OP_ATTENTION && s->rank >= 2 && s->d[s->rank - 2].sym < 0 && s->d[s->rank - 2].n == 1;
+    return n->op == OP_ATTENTION && sched_few_rows(n);
 }
 
 /* n's schedule with the defaults filled in. A decoder step's attention
@@ -57,7 +68,7 @@ static inline Sched sched_of(const Node *n)
     if (!s.bk)
         s.bk = sched_one_query(n) ? SCHED_BK_STEP : SCHED_BK_DEFAULT;
     if (!s.rb)
-        s.rb = (unsigned char)sched_default_rb();
+        s.rb = (unsigned char)sched_default_rb(sched_few_rows(n));
     if (!s.th)
         s.th = SCHED_TH_DEFAULT;
     return s;
