@@ -27,6 +27,7 @@ typedef struct Job {
     int rc;
     char err[256];
     bool done;
+    pthread_cond_t answered;   /* signalled (under the served model's mutex) when done */
     struct Job *next;
 } Job;
 
@@ -47,7 +48,7 @@ struct Served {
     int (*threads)(void);
     void (*inline_kernels)(int);
     pthread_mutex_t mu;
-    pthread_cond_t work, done;
+    pthread_cond_t work;
     Job *head, *tail;
     bool stop;
     int nworkers, started;
@@ -94,9 +95,11 @@ static void serve_batch(Served *s, int w, Job *jobs)
     s->busy_s += t1 - t0;
     if (s->first_s == 0)
         s->first_s = t0;
-    for (Job *j = jobs; j; j = j->next)
+    for (Job *j = jobs, *next; j; j = next) {
+        next = j->next;   /* read first: a job answered is its requester's */
         j->done = true;
-    pthread_cond_broadcast(&s->done);
+        pthread_cond_signal(&j->answered);   /* its requester alone, not every one waiting */
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -203,7 +206,6 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
         }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->done, NULL);
     for (int w = 0; w < s->nworkers; w++) {
         s->arg[w] = (Worker){ s, w };
         if (pthread_create(&s->worker[w], NULL, worker, &s->arg[w])) {
@@ -235,7 +237,6 @@ void served_close(Served *s)
     s->set_threads(0);   /* joins the library's kernel threads: its code may go */
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->done);
     dlclose(s->dl);
     free(s);
 }
@@ -249,9 +250,11 @@ int served_translate(Served *s, const char *const *texts, int n, char **outs, ch
     if (n == 0)
         return 0;
     Job j = { .texts = texts, .n = n, .outs = outs };
+    pthread_cond_init(&j.answered, NULL);
     pthread_mutex_lock(&s->mu);
     if (s->stop) {
         pthread_mutex_unlock(&s->mu);
+        pthread_cond_destroy(&j.answered);
         snprintf(err, errlen, "the server is stopping");
         return -1;
     }
@@ -262,8 +265,9 @@ int served_translate(Served *s, const char *const *texts, int n, char **outs, ch
     s->tail = &j;
     pthread_cond_signal(&s->work);
     while (!j.done)
-        pthread_cond_wait(&s->done, &s->mu);
+        pthread_cond_wait(&j.answered, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&j.answered);
     if (j.rc)
         snprintf(err, errlen, "%s", j.err);
     return j.rc;
