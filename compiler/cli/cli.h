@@ -32,6 +32,7 @@ typedef struct Opts {
     const char *db;        /* tuning database (--db), NULL: the default */
     double budget;         /* tune --budget */
     bool show, no_tune, exhaustive;
+    bool train;            /* tune --train: the training step's kernels */
 } Opts;
 
 /* Print "vamos: <fmt with arg>" and the usage; returns 2. */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "tunedb.h"
 #include "aot.h"
 #include "passes.h"
 
@@ -108,6 +109,7 @@ static int build_cmd(Arena *a, const Opts *o)
     Model *m = load_with_weights(a, o, &b);
     if (!m)
         return 1;
+    tune_set_target(o->cpu);   /* code for another CPU level takes records tuned for it */
     if (apply_tuning(m, o)) {
         bound_free(&b);
         return 1;

@@ -12,7 +12,7 @@
 #include "tunedb.h"
 
 static const char usage[] =
-    "usage: vamos tune MODEL.vam [-w W.safetensors] [--budget SECONDS] [--batch N] [--db FILE]\n"
+    "usage: vamos tune MODEL.vam [-w W.safetensors] [--budget SECONDS] [--batch N] [--train] [--db FILE]\n"
     "       vamos tune --show [--db FILE]\n\n"
     "Search the schedules (register tile rows; fused attention's query and key\n"
     "blocks; one thread or the pool's) of the model's matmul, linear and attention\n"
@@ -23,10 +23,12 @@ static const char usage[] =
     "tuned time, and records the results, which `vamos build` and `vamos run` use.\n"
     "Weights are not needed (random inputs); -w only checks them.\n"
     "options:\n"
-    "  --budget SECONDS     time for the whole model (default 60)\n"
+    "  --budget SECONDS     time for the whole model (default 60; 300 with --train)\n"
     "  --batch N            time the kernels at N sentences a batch (1..256, default\n"
     "                       1): a translator reading many lines decodes batches of\n"
     "                       16; a kernel has one record, so the last tuning wins\n"
+    "  --train              the kernels of the training step (vamos train uses\n"
+    "                       their records), timed at --batch sentences (default 64)\n"
     "  --db FILE            the tuning database (default:\n"
     "                       $XDG_CACHE_HOME/vamos/tune.db or ~/.cache/vamos/tune.db)\n"
     "  --show               list the records of the database and exit\n"
@@ -76,6 +78,12 @@ static int tune_cmd(Arena *a, const Opts *o)
     Bound b;
     if (o->quantize && strcmp(o->quantize, "int8"))
         return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
+    if (o->quantize && o->train)
+        return usage_error(usage, "%s", "--train and --quantize: training's kernels are f32");
+    Opts oo = *o;
+    if (o->train)
+        oo.after = "train";   /* the model as vamos train compiles it */
+    o = &oo;
     Model *m = o->weights ? load_with_weights(a, o, &b) : front_end(a, &d, o);
     if (!m)
         return 1;
@@ -84,8 +92,9 @@ static int tune_cmd(Arena *a, const Opts *o)
     if (o->weights)
         bound_free(&b);
     char buf[4096], err[512];
-    TuneOptions to = { .budget = o->budget > 0 ? o->budget : 60, .db = db_path(o, buf, sizeof buf),
-                       .progress = stderr, .exhaustive = o->exhaustive, .batch = o->batch };
+    TuneOptions to = { .budget = o->budget > 0 ? o->budget : o->train ? 300 : 60, .db = db_path(o, buf, sizeof buf),
+                       .progress = stderr, .exhaustive = o->exhaustive, .train = o->train,
+                       .batch = o->batch ? o->batch : o->train ? 64 : 0 };
     if (!to.db)
         fprintf(stderr, "vamos: warning: no HOME or XDG_CACHE_HOME and no --db: results are not recorded\n");
     TuneResult *r;
@@ -120,5 +129,5 @@ static int tune_cmd(Arena *a, const Opts *o)
 
 int cmd_tune_main(int argc, char **argv)
 {
-    return cli_run(argc, argv, usage, "wbBSNXqjR", false, tune_cmd);
+    return cli_run(argc, argv, usage, "wbBSNXqjRY", false, tune_cmd);
 }

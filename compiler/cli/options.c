@@ -50,7 +50,7 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         { "exhaustive", no_argument, 0, 'X' }, { "cpu", required_argument, 0, 'C' },
         { "quantize", required_argument, 0, 'q' }, { "lib", no_argument, 0, 'L' },
         { "prefix", required_argument, 0, 'P' }, { "langs", required_argument, 0, 'g' },
-        { "batch", required_argument, 0, 'R' }, { 0, 0, 0, 0 },
+        { "batch", required_argument, 0, 'R' }, { "train", no_argument, 0, 'Y' }, { 0, 0, 0, 0 },
     };
     *help = 0;
     optind = 1;
@@ -84,6 +84,7 @@ int parse_opts(int argc, char **argv, const char *usage, const char *takes, bool
         case 'L': o->lib = true; break;
         case 'P': o->prefix = optarg; break;
         case 'g': o->langs = optarg; break;
+        case 'Y': o->train = true; break;
         case 'b':
             errno = 0;
             o->budget = strtod(optarg, &end);

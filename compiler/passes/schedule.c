@@ -133,3 +133,30 @@ int sched_apply(Model *m, const TuneDB *db, int *kernels)
         }
     return tuned;
 }
+
+int sched_apply_graph(const Model *m, Graph *g, const TuneDB *db, int *kernels)
+{
+    const char *machine = tune_machine();
+    uint64_t seen[1024];
+    int nseen = 0, tuned = 0;
+    *kernels = 0;
+    for (int i = 0; i < g->n; i++) {
+        Node *n = &g->nodes[i];
+        if (!sched_tunable(n->op))
+            continue;
+        char sig[TUNE_SIG_MAX];
+        sched_signature(m, g, n, sig, sizeof sig);
+        uint64_t key = tune_key(sig, machine);
+        const TuneRecord *r = db ? tunedb_find(db, key) : NULL;
+        n->sched = r && sched_valid(n->op, r->sched) ? r->sched : (Sched){ 0 };
+        bool fresh = nseen < 1024;
+        for (int s = 0; s < nseen && fresh; s++)
+            fresh = seen[s] != key;
+        if (!fresh)
+            continue;
+        seen[nseen++] = key;
+        ++*kernels;
+        tuned += r != NULL;
+    }
+    return tuned;
+}

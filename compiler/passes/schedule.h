@@ -92,4 +92,10 @@ struct TuneDB;
  * database had. */
 int sched_apply(Model *m, const struct TuneDB *db, int *kernels);
 
+/* The same for one graph of m's (a training graph: vamos tune --train
+ * records its kernels): every tunable node gets its record's schedule or
+ * the defaults; *kernels: its distinct tunable kernels; returns how many
+ * of them db had (db NULL: 0). */
+int sched_apply_graph(const Model *m, Graph *g, const struct TuneDB *db, int *kernels);
+
 #endif

@@ -20,6 +20,7 @@
 #include "jit.h"
 #include "passes.h"
 #include "pipeline.h"
+#include "schedule.h"
 #include "vamos/parallel.h"
 
 /* The values of one run of the graph: a lane. Lanes share the compiled
@@ -46,7 +47,42 @@ struct TrainGraph {
     int runs;
 };
 
+/* The training graph: derived, and for compiling folded, fused and its
+ * output layer chunked (oc). */
+static Graph training_graph(Arena *a, const Model *m, float smoothing, bool jit, OutputChunk *oc, char *err,
+                            size_t errlen)
+{
+    Graph g = derive_training(a, m, smoothing, err, errlen);
+    if (g.output < 0)
+        return g;
+#ifndef NDEBUG
+    graph_check(m, &g, "autodiff");
+#endif
+    if (jit) {
+        g = pass_fold(a, &g);
+        g = pipeline_fuse(a, &g, true);   /* the fusions marked for training */
+        g = pass_chunk_output(a, &g, oc);
+#ifndef NDEBUG
+        graph_check(m, &g, "training fusion");
+#endif
+    }
+    return g;
+}
+
+Graph train_graph_compiled_form(Arena *a, const Model *m, float smoothing, char *err, size_t errlen)
+{
+    OutputChunk oc = { .first = -1 };
+    return training_graph(a, m, smoothing, true, &oc, err, errlen);
+}
+
 TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit, char *err, size_t errlen)
+{
+    int tuned, kernels;
+    return train_graph_new_tuned(a, m, smoothing, jit, NULL, &tuned, &kernels, err, errlen);
+}
+
+TrainGraph *train_graph_new_tuned(Arena *a, const Model *m, float smoothing, bool jit, const struct TuneDB *db,
+                                  int *tuned, int *kernels, char *err, size_t errlen)
 {
     TrainGraph *t = calloc(1, sizeof *t);
     if (!t) {
@@ -55,22 +91,12 @@ TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit,
     }
     t->m = m;
     t->oc.first = -1;
-    t->g = derive_training(a, m, smoothing, err, errlen);
+    t->g = training_graph(a, m, smoothing, jit, &t->oc, err, errlen);
     if (t->g.output < 0) {
         free(t);
         return NULL;
     }
-#ifndef NDEBUG
-    graph_check(m, &t->g, "autodiff");
-#endif
-    if (jit) {
-        t->g = pass_fold(a, &t->g);
-        t->g = pipeline_fuse(a, &t->g, true);   /* the fusions marked for training */
-        t->g = pass_chunk_output(a, &t->g, &t->oc);
-#ifndef NDEBUG
-        graph_check(m, &t->g, "training fusion");
-#endif
-    }
+    *tuned = sched_apply_graph(m, &t->g, db, kernels);
     t->has_grad = calloc((size_t)m->nparams + 1, sizeof *t->has_grad);
     for (int i = 0; t->has_grad && i < t->g.n; i++)
         if (t->g.nodes[i].op == OP_STORE)

@@ -28,6 +28,18 @@ typedef struct TrainGraph TrainGraph;
  * smoothing `smoothing`; with `jit`, fuse it and compile it. NULL with a
  * message. */
 TrainGraph *train_graph_new(Arena *a, const Model *m, float smoothing, bool jit, char *err, size_t errlen);
+
+/* train_graph_new with tuned schedules: before its kernels are compiled,
+ * the graph's tunable nodes take db's records (vamos tune --train);
+ * *tuned and *kernels say how many of its distinct kernels db had. */
+struct TuneDB;
+TrainGraph *train_graph_new_tuned(Arena *a, const Model *m, float smoothing, bool jit, const struct TuneDB *db,
+                                  int *tuned, int *kernels, char *err, size_t errlen);
+
+/* The training graph as train_graph_new(jit) compiles it (derived,
+ * folded, fused, the output layer chunked), not compiled: what vamos tune
+ * --train times. out->output < 0 on error. */
+Graph train_graph_compiled_form(Arena *a, const Model *m, float smoothing, char *err, size_t errlen);
 void train_graph_free(TrainGraph *t);
 /* The graph that runs (fused when compiled). */
 const Graph *train_graph_graph(const TrainGraph *t);

@@ -58,6 +58,7 @@
 #include "metrics.h"
 #include "train_graph.h"
 #include "tsv.h"
+#include "tunedb.h"
 #include "vamos/parallel.h"
 #include "vamos/weights.h"
 
@@ -90,6 +91,9 @@ static const char *usage =
     "  --lanes N           cut each batch into N parts run side by side, one\n"
     "                      thread each, gradients summed (default: the threads;\n"
     "                      results depend on it as on the batch, not on --threads)\n"
+    "  --no-tune           ignore the tuning database (the step's kernels take\n"
+    "                      their default schedules; by default, those recorded by\n"
+    "                      `vamos tune MODEL.vam --train` on this machine)\n"
     "  --interp            run the step by the reference interpreter (slow; tests)\n";
 
 #define VAMOS_STR_(x) #x
@@ -100,7 +104,7 @@ typedef struct Args {
     int epochs, batch_tokens, warmup, max_len, threads, keep, lanes;
     double lr, smoothing, clip, minutes;
     uint64_t seed;
-    bool interp;
+    bool interp, no_tune;
 } Args;
 
 typedef struct Pair {
@@ -662,7 +666,8 @@ static int parse_args(int argc, char **argv, Args *a)
         { "seed", required_argument, 0, 's' }, { "resume", required_argument, 0, 'r' },
         { "weights", required_argument, 0, 'w' }, { "threads", required_argument, 0, 'j' },
         { "time", required_argument, 0, 't' }, { "interp", no_argument, 0, 'I' },
-        { "keep", required_argument, 0, 'k' }, { "lanes", required_argument, 0, 'L' }, { 0, 0, 0, 0 },
+        { "keep", required_argument, 0, 'k' }, { "lanes", required_argument, 0, 'L' },
+        { "no-tune", no_argument, 0, 'N' }, { 0, 0, 0, 0 },
     };
     *a = (Args){ .epochs = 10, .batch_tokens = 4096, .warmup = 1000, .max_len = 64, .lr = 1e-3, .smoothing = 0.1,
                  .clip = 1.0, .seed = 1 };
@@ -711,6 +716,7 @@ static int parse_args(int argc, char **argv, Args *a)
         case 'r': a->resume = optarg; break;
         case 'w': a->init = optarg; break;
         case 'I': a->interp = true; break;
+        case 'N': a->no_tune = true; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -894,14 +900,29 @@ int cmd_train_main(int argc, char **argv)
     if (dist_bcast_f32(S.weights, S.ngrad))   /* every rank starts from rank 0's weights */
         goto done;
     double t0 = now_s();
-    if (!(tg = train_graph_new(&ar, m, (float)A.smoothing, !A.interp, err, sizeof err)) ||
-        !(eg = train_graph_new(&ar, mev, 0.0f, !A.interp, err, sizeof err)) ||
-        (rank0 && !(jit = jit_compile(inf, err, sizeof err)))) {   /* rank 0 alone translates dev */
+    /* the schedules vamos tune --train recorded on this machine */
+    char dbbuf[4096];
+    const char *dbpath = A.no_tune || A.interp ? NULL : tunedb_default_path(dbbuf, sizeof dbbuf);
+    TuneDB db = { 0 };
+    if (dbpath && tunedb_load(dbpath, &db, rank0 ? stderr : NULL, err, sizeof err)) {
+        if (rank0)
+            fprintf(stderr, "vamos train: warning: %s: the step's kernels take their default schedules\n", err);
+        dbpath = NULL;
+    }
+    int tuned = 0, kernels = 0, etuned, ekernels;
+    tg = train_graph_new_tuned(&ar, m, (float)A.smoothing, !A.interp, &db, &tuned, &kernels, err, sizeof err);
+    eg = tg ? train_graph_new_tuned(&ar, mev, 0.0f, !A.interp, &db, &etuned, &ekernels, err, sizeof err) : NULL;
+    tunedb_free(&db);
+    if (!tg || !eg || (rank0 && !(jit = jit_compile(inf, err, sizeof err)))) {   /* rank 0 alone translates dev */
         fprintf(stderr, "vamos train: %s\n", err);
         goto done;
     }
-    if (rank0)
+    if (rank0) {
         fprintf(stderr, "compiled the training step (%d nodes) in %.1f s\n", train_graph_graph(tg)->n, now_s() - t0);
+        if (!A.interp)
+            fprintf(stderr, "tuning: %d of %d kernels of the step tuned%s%s%s\n", tuned, kernels,
+                    dbpath ? " (" : "", dbpath ? dbpath : "", dbpath ? (tuned ? ")" : "; run vamos tune --train)") : "");
+    }
     order = malloc(sizeof(int) * (size_t)(train.n + dev.n + 1));
     ranges = malloc(sizeof(Range) * (size_t)(train.n + dev.n + 1));
     if (!order || !ranges)

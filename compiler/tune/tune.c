@@ -10,6 +10,7 @@
 #include "jit.h"
 #include "passes.h"
 #include "schedule.h"
+#include "train_graph.h"
 
 #define BUCKETS 2
 #define MAX_COPIES 64
@@ -87,6 +88,9 @@ typedef struct Bench {
     KernelJit *kj;
     bool (*disturb)(Sched def, Sched s);   /* TuneOptions.disturb */
     Sched def;                   /* the node's default schedule */
+    bool rb_only;                /* --train: only the tile's rows vary (a training lane runs its
+                                  * kernels on its own thread whatever th says, and th is kept
+                                  * for a run of one lane) */
 } Bench;
 
 static int64_t numel_at(const Shape *s, const int64_t *sym)
@@ -359,7 +363,7 @@ static int search(Bench *b, Op op, double deadline, bool exhaustive, TuneResult 
         Cand step = best;
         double tstep = tbest;
         for (int k = 0; k < nn && now() < deadline; k++) {
-            bool seen = false;
+            bool seen = b->rb_only && nb[k].th != b->def.th;
             for (int t = 0; t < ntried; t++)
                 seen |= same_sched(tried[t], nb[k]);
             if (seen || ntried == MAX_TRIED)
@@ -440,8 +444,19 @@ static void progress(FILE *f, int done, int total, double left)
 
 int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char *err, size_t errlen)
 {
-    Graph *graphs[4];
-    int ng = sched_graphs(m, graphs);
+    Graph *graphs[4], train;
+    Arena ta = { 0 };   /* the training graph's */
+    int ng;
+    if (o->train) {
+        train = train_graph_compiled_form(&ta, m, 0.1f, err, errlen);
+        if (train.output < 0) {
+            arena_free(&ta);
+            return -1;
+        }
+        graphs[0] = &train, ng = 1;
+    } else {
+        ng = sched_graphs(m, graphs);
+    }
     /* the distinct kernels: (graph, node) of their first node */
     int cap = 16, n = 0;
     TuneResult *r = calloc((size_t)cap, sizeof *r);
@@ -475,7 +490,7 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
             }
             memset(&r[n], 0, sizeof r[n]);
             snprintf(r[n].sig, sizeof r[n].sig, "%s", sig);
-            r[n].graph = graphs[gi]->name;
+            r[n].graph = o->train ? "train" : graphs[gi]->name;
             r[n].nodes = 1;
             where[n][0] = gi, where[n][1] = i;
             n++;
@@ -483,6 +498,7 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
     KernelJit *kj = kjit_new(err, errlen);
     if (!kj) {
         free(r), free(where);
+        arena_free(&ta);
         return -1;
     }
     double t0 = now();
@@ -497,6 +513,7 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
         const Node *nd = &g->nodes[where[k][1]];
         rc = bench_init(&b, m, g, where[k][1], o->batch, kj, err, errlen);
         b.disturb = o->disturb;
+        b.rb_only = o->train;
         if (rc == 0)
             rc = search(&b, nd->op, deadline, o->exhaustive, &r[k], err, errlen);
         bench_free(&b);
@@ -511,6 +528,7 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
         progress(o->progress, n, n, o->budget - (now() - t0));
     kjit_free(kj);
     free(where);
+    arena_free(&ta);
     if (rc) {
         free(r);
         return -1;
@@ -520,6 +538,7 @@ int tune_model(Model *m, const TuneOptions *o, TuneResult **res, int *nres, char
     return 0;
 oom:
     free(r), free(where);
+    arena_free(&ta);
     snprintf(err, errlen, "out of memory");
     return -1;
 }

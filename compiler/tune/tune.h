@@ -31,6 +31,7 @@ typedef struct TuneOptions {
     const char *db;      /* where records are appended; NULL: none */
     FILE *progress;      /* progress line, or NULL */
     bool exhaustive;     /* every schedule of every kernel, no budget (benchmarks) */
+    bool train;          /* the kernels of the training step (vamos train), not a translator's */
     int batch;           /* sentences of a batch the kernels are timed at (0: 1): a
                           * translator's batched decoding runs its step's
                           * products on that many rows */

@@ -15,18 +15,32 @@
 #include "schedule.h"
 #include "vamos/version.h"
 
+static char machine[4096];
+static const char *machine_target;   /* tune_set_target's */
+
+void tune_set_target(const char *cpu)
+{
+    machine_target = cpu && *cpu && strcmp(cpu, "native") ? cpu : NULL;
+    machine[0] = 0;
+}
+
 const char *tune_machine(void)
 {
-    static char buf[4096];
-    if (buf[0])
-        return buf;
+    if (machine[0])
+        return machine;
     char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
     unsigned maj = 0, min = 0, pat = 0;
     LLVMGetVersion(&maj, &min, &pat);
-    snprintf(buf, sizeof buf, "cpu=%s features=%s llvm=%u.%u.%u vamos=%s", cpu, feat, maj, min, pat, VAMOS_VERSION);
+    /* code for another target than this CPU (build --cpu, VAMOS_JIT_CPU)
+     * has records of its own */
+    const char *target = machine_target ? machine_target : getenv("VAMOS_JIT_CPU");
+    if (target && !*target)
+        target = NULL;
+    snprintf(machine, sizeof machine, "cpu=%s features=%s llvm=%u.%u.%u vamos=%s%s%s", cpu, feat, maj, min, pat,
+             VAMOS_VERSION, target ? " target=" : "", target ? target : "");
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(feat);
-    return buf;
+    return machine;
 }
 
 uint64_t tune_key(const char *signature, const char *machine)

@@ -39,6 +39,11 @@ typedef struct TuneDB {
 /* The machine part of every key: CPU name, features, LLVM and Vamos
  * versions (computed once). */
 const char *tune_machine(void);
+
+/* Records for code compiled for cpu (vamos build --cpu; NULL or "native":
+ * this CPU), not for this CPU: tune_machine then names the target too,
+ * as it does under VAMOS_JIT_CPU. */
+void tune_set_target(const char *cpu);
 uint64_t tune_key(const char *signature, const char *machine);
 
 /* $XDG_CACHE_HOME/vamos/tune.db, else $HOME/.cache/vamos/tune.db; NULL

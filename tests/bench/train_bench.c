@@ -1,7 +1,7 @@
 /* train_bench.c - one training step (forward and backward: the loss and
  * every weight's gradient) of a model, compiled by Vamos.
  *
- *     build/tests/bench/train_bench [--reps N] [--threads T (default 2)] [--lanes L] [MODEL.vam]
+ *     build/tests/bench/train_bench [--reps N] [--threads T (default 2)] [--lanes L] [--db FILE] [MODEL.vam]
  *
  * The model (default models/en-es.vam) is compiled without dropout, with
  * random weights, on a fixed batch of 64 rows x 32 source and 32 target
@@ -14,10 +14,15 @@
  * gradients summed into one, which the time includes (here on one thread;
  * vamos train sums them on the pool, so it is a little faster). Default 1: every
  * kernel split between the threads.
+ *
+ * --db FILE: the kernels take the schedules FILE records for this machine
+ * (vamos tune --train --db FILE), as vamos train does with its database;
+ * default: the default schedules.
  */
 #include "bench.h"
 #include "compile.h"
 #include "train_graph.h"
+#include "tunedb.h"
 #include "vamos/parallel.h"
 
 #define ROWS 64
@@ -26,13 +31,17 @@
 int main(int argc, char **argv)
 {
     int reps = 10, threads = 2, lanes = 1;
-    const char *path = "models/en-es.vam";
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--lanes")) {
-            lanes = atoi(argv[i + 1]);
+    const char *path = "models/en-es.vam", *dbpath = NULL;
+    for (int i = 1; i + 1 < argc;)
+        if (!strcmp(argv[i], "--lanes") || !strcmp(argv[i], "--db")) {
+            if (argv[i][2] == 'l')
+                lanes = atoi(argv[i + 1]);
+            else
+                dbpath = argv[i + 1];
             memmove(&argv[i], &argv[i + 2], sizeof *argv * (size_t)(argc - i - 1));
             argc -= 2;
-            break;
+        } else {
+            i++;
         }
     if (lanes < 1 || lanes > TRAIN_MAX_LANES || ROWS % lanes) {
         fprintf(stderr, "train_bench: --lanes must divide %d and be at most %d\n", ROWS, TRAIN_MAX_LANES);
@@ -50,11 +59,20 @@ int main(int argc, char **argv)
     if (!m || d.errors)
         return 1;
     char err[512];
-    TrainGraph *t = train_graph_new(&a, m, 0.1f, true, err, sizeof err);
+    TuneDB db = { 0 };
+    if (dbpath && tunedb_load(dbpath, &db, stderr, err, sizeof err)) {
+        fprintf(stderr, "train_bench: %s\n", err);
+        return 1;
+    }
+    int tuned, kernels;
+    TrainGraph *t = train_graph_new_tuned(&a, m, 0.1f, true, &db, &tuned, &kernels, err, sizeof err);
+    tunedb_free(&db);
     if (!t) {
         fprintf(stderr, "train_bench: %s\n", err);
         return 1;
     }
+    if (dbpath)
+        fprintf(stderr, "train_bench: %d of %d kernels tuned (%s)\n", tuned, kernels, dbpath);
     float **w = calloc((size_t)m->nparams, sizeof *w), **lg[TRAIN_MAX_LANES];
     for (int l = 0; l < lanes; l++)
         lg[l] = calloc((size_t)m->nparams, sizeof **lg);

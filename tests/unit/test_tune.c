@@ -10,6 +10,8 @@
 #include "schedule.h"
 #include "tune.h"
 #include "tunedb.h"
+#include "train_graph.h"
+#include "compile.h"
 
 static TuneRecord record(uint64_t key, int rb, const char *sig)
 {
@@ -103,6 +105,16 @@ Test(tunedb, keys_are_stable_and_change_with_the_machine)
     const char *here = tune_machine();
     cr_expect(strstr(here, "cpu=") && strstr(here, "features=") && strstr(here, "llvm=19.") && strstr(here, "vamos="),
               "%s", here);
+    cr_expect(!strstr(here, "target="), "%s", here);
+    /* code for another CPU level (build --cpu) keys records of its own */
+    char native[4096];
+    snprintf(native, sizeof native, "%s", here);
+    tune_set_target("x86-64-v3");
+    cr_expect(strstr(tune_machine(), " target=x86-64-v3"), "%s", tune_machine());
+    tune_set_target("native");
+    cr_expect_str_eq(tune_machine(), native);
+    tune_set_target(NULL);
+    cr_expect_str_eq(tune_machine(), native);
 }
 
 Test(tunedb, damaged_lines_are_reported_by_number_and_skipped)
@@ -295,6 +307,61 @@ Test(tune, statquest_tunes_and_applies, .timeout = 120)
     cr_expect_eq(sched_apply(m, &db, &kernels), 0);
     for (int k = 0; k < m->enc.n; k++)
         cr_expect_eq(m->enc.nodes[k].sched.rb, 0);
+    tunedb_free(&db);
+    free(r);
+    arena_free(&a);
+}
+
+/* vamos tune --train: the training step's products of statquest (as
+ * vamos train compiles it) are measured, only their rows vary, none is
+ * wrong or slower than its default, and the records reach the training
+ * graph (train_graph_new_tuned) node by node. */
+Test(tune, training_kernels_tune_and_apply, .timeout = 300)
+{
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(&a, &d, "models/statquest.vam", "train");
+    cr_assert(m);
+    const char *path = temp_path("train.db");
+    TuneOptions o = { .budget = 10, .db = path, .train = true, .batch = 8 };
+    TuneResult *r;
+    int n;
+    char err[512];
+    cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
+    cr_assert(n >= 3, "%d training kernels", n);
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        done += r[i].done;
+        cr_expect(strncmp(r[i].sig, "attention", 9), "%s: training attention is not fused", r[i].sig);
+        cr_expect(!r[i].done || r[i].tuned_us <= r[i].default_us, "%s", r[i].sig);
+        cr_expect_eq(r[i].wrong, 0, "%s: a candidate gave wrong results", r[i].sig);
+        cr_expect(!r[i].done || r[i].best.th == r[i].def.th, "%s: th is not the training tuner's", r[i].sig);
+    }
+    cr_assert(done > 0);
+    TuneDB db;
+    cr_assert_eq(tunedb_load(path, &db, stderr, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(db.n, done);
+    int tuned, kernels;
+    TrainGraph *t = train_graph_new_tuned(&a, m, 0.1f, true, &db, &tuned, &kernels, err, sizeof err);
+    cr_assert(t, "%s", err);
+    cr_expect_eq(kernels, n);
+    cr_expect_eq(tuned, done);
+    const Graph *g = train_graph_graph(t);
+    int checked = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; r[i].done && k < g->n; k++) {
+            char sig[TUNE_SIG_MAX];
+            if (!sched_tunable(g->nodes[k].op))
+                continue;
+            sched_signature(m, g, &g->nodes[k], sig, sizeof sig);
+            if (!strcmp(sig, r[i].sig)) {
+                cr_expect_eq(g->nodes[k].sched.rb, r[i].best.rb, "%s", sig);
+                checked++;
+            }
+        }
+    cr_expect(checked >= done);
+    train_graph_free(t);
     tunedb_free(&db);
     free(r);
     arena_free(&a);
