@@ -374,13 +374,28 @@ static float log_prob(const LogProbs *l, int w)
     return (float)(l->x[w] - l->shift);
 }
 
+/* The first index of the largest of x[0..n) (n >= 1), NaNs passed over;
+ * 0 when x[0] is NaN (as a scan keeping the first strictly larger value
+ * gives): the maximum in 4-float vectors, then its first place. */
 static int argmax(const float *x, int n)
 {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
+    if (x[0] != x[0])
+        return 0;
+    vf4 m = { x[0], x[0], x[0], x[0] };
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        vf4 v = load4(x, i, n, 0);
+        m = vsel(v > m, v, m);   /* a NaN lane compares false: m stays */
+    }
+    float best = m[0];
+    for (int k = 1; k < 4; k++)
+        best = m[k] > best ? m[k] : best;
+    for (; i < n; i++)
+        best = x[i] > best ? x[i] : best;
+    for (i = 0; i < n; i++)
+        if (x[i] == best)
+            return i;
+    return 0;
 }
 
 /* One batch of sentences for the decoder loop. */
