@@ -98,48 +98,18 @@ int sched_graphs(Model *m, Graph **out)
     return n;
 }
 
-int sched_apply(Model *m, const TuneDB *db, int *kernels)
-{
-    Graph *graphs[4];
-    int ng = sched_graphs(m, graphs);
-    const char *machine = tune_machine();
-    /* distinct kernels by key: counted once however many nodes share one */
+/* The distinct kernels met so far, by key, and how many of them the
+ * database had: each counted once however many nodes share it. */
+typedef struct Kernels {
     uint64_t seen[1024];
-    int nseen = 0, tuned = 0;
-    *kernels = 0;
-    /* every graph is set (the full decoder too: vamos run may use it) */
-    Graph *all[] = { &m->enc, &m->dec, &m->prep, &m->step };
-    for (int gi = 0; gi < 4; gi++)
-        for (int i = 0; i < all[gi]->n; i++) {
-            Node *n = &all[gi]->nodes[i];
-            if (!sched_tunable(n->op))
-                continue;
-            char sig[TUNE_SIG_MAX];
-            sched_signature(m, all[gi], n, sig, sizeof sig);
-            uint64_t key = tune_key(sig, machine);
-            const TuneRecord *r = db ? tunedb_find(db, key) : NULL;
-            n->sched = r && sched_valid(n->op, r->sched) ? r->sched : (Sched){ 0 };
-            bool counted = false;
-            for (int g2 = 0; g2 < ng; g2++)
-                counted |= graphs[g2] == all[gi];
-            for (int s = 0; s < nseen && counted; s++)
-                if (seen[s] == key)
-                    counted = false;
-            if (!counted || nseen == 1024)
-                continue;
-            seen[nseen++] = key;
-            ++*kernels;
-            tuned += r != NULL;
-        }
-    return tuned;
-}
+    int n, tuned;
+} Kernels;
 
-int sched_apply_graph(const Model *m, Graph *g, const TuneDB *db, int *kernels)
+/* Every tunable node of g takes db's record for it on this machine, or
+ * the defaults (db NULL or no record); with `count`, its kernels go into k. */
+static void apply_graph(const Model *m, Graph *g, const TuneDB *db, bool count, Kernels *k)
 {
     const char *machine = tune_machine();
-    uint64_t seen[1024];
-    int nseen = 0, tuned = 0;
-    *kernels = 0;
     for (int i = 0; i < g->n; i++) {
         Node *n = &g->nodes[i];
         if (!sched_tunable(n->op))
@@ -149,14 +119,38 @@ int sched_apply_graph(const Model *m, Graph *g, const TuneDB *db, int *kernels)
         uint64_t key = tune_key(sig, machine);
         const TuneRecord *r = db ? tunedb_find(db, key) : NULL;
         n->sched = r && sched_valid(n->op, r->sched) ? r->sched : (Sched){ 0 };
-        bool fresh = nseen < 1024;
-        for (int s = 0; s < nseen && fresh; s++)
-            fresh = seen[s] != key;
-        if (!fresh)
-            continue;
-        seen[nseen++] = key;
-        ++*kernels;
-        tuned += r != NULL;
+        bool fresh = count && k->n < 1024;
+        for (int s = 0; s < k->n && fresh; s++)
+            fresh = k->seen[s] != key;
+        if (fresh) {
+            k->seen[k->n++] = key;
+            k->tuned += r != NULL;
+        }
     }
-    return tuned;
+}
+
+int sched_apply(Model *m, const TuneDB *db, int *kernels)
+{
+    Graph *graphs[4];
+    int ng = sched_graphs(m, graphs);
+    Kernels k = { .n = 0 };
+    /* every graph is set (the full decoder too: vamos run may use it);
+     * the kernels counted are those of the graphs a translator runs */
+    Graph *all[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    for (int gi = 0; gi < 4; gi++) {
+        bool runs = false;
+        for (int g2 = 0; g2 < ng; g2++)
+            runs |= graphs[g2] == all[gi];
+        apply_graph(m, all[gi], db, runs, &k);
+    }
+    *kernels = k.n;
+    return k.tuned;
+}
+
+int sched_apply_graph(const Model *m, Graph *g, const TuneDB *db, int *kernels)
+{
+    Kernels k = { .n = 0 };
+    apply_graph(m, g, db, true, &k);
+    *kernels = k.n;
+    return k.tuned;
 }
