@@ -36,7 +36,8 @@ static inline bool sched_tunable(Op op)
  * step took 563-580 ms with 6 rows against 630-644 with 2, and an en-es
  * translator decoding with 6-row tiles 1.23x the time of 2-row ones.
  * It follows the target codegen was last asked for (sched_set_target),
- * and before that the host CPU. */
+ * and before that the host CPU; VAMOS_TILE_ROWS=R (1..SCHED_RB_MAX)
+ * overrides it for every kernel, to rerun those measurements. */
 int sched_default_rb(bool few_rows);
 /* wide: the target has AVX-512 (1), has not (0), or is the host (-1). */
 void sched_set_target(int wide);
