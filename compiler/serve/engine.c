@@ -61,7 +61,6 @@ struct Served {
     double busy_s, first_s;   /* seconds workers spent translating; when the first batch began (0: none yet) */
 };
 
-
 static void serve_batch(Served *s, int w, Job *jobs)
 {
     int total = 0;

@@ -363,10 +363,10 @@ static int search(Bench *b, Op op, double deadline, bool exhaustive, TuneResult 
         Cand step = best;
         double tstep = tbest;
         for (int k = 0; k < nn && now() < deadline; k++) {
-            bool seen = b->rb_only && nb[k].th != b->def.th;
+            bool skip = b->rb_only && nb[k].th != b->def.th;   /* --train: rows alone */
             for (int t = 0; t < ntried; t++)
-                seen |= same_sched(tried[t], nb[k]);
-            if (seen || ntried == MAX_TRIED)
+                skip |= same_sched(tried[t], nb[k]);   /* tried already */
+            if (skip || ntried == MAX_TRIED)
                 continue;
             tried[ntried++] = nb[k];
             r->tried++;
