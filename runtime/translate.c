@@ -432,7 +432,7 @@ typedef struct Dec {
     int64_t *sym;
     const void **in;
     int rows, start, V;
-    int32_t *prefix, *tlen, *last;
+    int32_t *prefix, *tlen, *pos, *last;   /* pos: each row's position (the step's), tlen = pos + 1 */
     void **states;             /* step: one buffer per state */
     unsigned char *scratch;    /* step: room for the largest state (reordering) */
     bool *source;              /* [rows] reordering: another row continues this one */
@@ -442,7 +442,7 @@ static void dec_end(Dec *d)
 {
     for (int k = 0; d->states && k < d->s->m->nstates; k++)
         free(d->states[k]);
-    free(d->states), free(d->scratch), free(d->prefix), free(d->tlen), free(d->last), free(d->source);
+    free(d->states), free(d->scratch), free(d->prefix), free(d->tlen), free(d->pos), free(d->last), free(d->source);
 }
 
 /* Ready to decode at most `longest` words per row; in holds the memory and
@@ -451,15 +451,16 @@ static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, in
                      char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
-    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL, NULL, NULL };
+    *d = (Dec){ s, sym, in, rows, m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos, m->tgt.n, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
     d->tlen = calloc((size_t)rows, sizeof *d->tlen);
+    d->pos = calloc((size_t)rows, sizeof *d->pos);
     d->last = calloc((size_t)rows, sizeof *d->last);
     d->source = calloc((size_t)rows + 1, sizeof *d->source);
     if (!m->has_step)
         d->prefix = calloc((size_t)rows * (size_t)(longest + 1), sizeof *d->prefix);
     else
         d->states = calloc((size_t)m->nstates + 1, sizeof *d->states);
-    if (!d->tlen || !d->last || !d->source || !(d->prefix || d->states))
+    if (!d->tlen || !d->pos || !d->last || !d->source || !(d->prefix || d->states))
         goto oom;
     if (!m->has_step)
         return 0;
@@ -502,9 +503,13 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
     float *out;
     int64_t n;
     if (m->has_step) {
-        for (int i = 0; i < d->rows; i++)
+        int sp = sym_of(m, VAMOS_SYM_STEP_POS);
+        for (int i = 0; i < d->rows; i++) {
             d->last[i] = t > 0 && t - 1 < len[i] ? words[i][t - 1] : d->start;
-        d->sym[sym_of(m, VAMOS_SYM_STEP_POS)] = t;
+            d->pos[i] = t;
+        }
+        d->sym[sp] = t;
+        d->in[1 + sp] = d->pos;
         d->in[0] = d->last;
         if (vamos_run_graph(m, &m->step, m->run_step, &d->s->dec, d->sym, d->in, d->states, &out, &n, err, errlen))
             return -1;

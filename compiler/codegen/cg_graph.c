@@ -303,10 +303,9 @@ static LLVMValueRef dims_arg(CG *c, const Graph *g, int i, LLVMValueRef sym, LLV
                                         : i64c(c, d.n);
             LLVMBuildStore(c->b, v, gep(c, c->i64, area, i64c(c, slot++)));
         }
-    /* one extra slot: the position symbol of ARANGE, CAUSAL_MASK, STORE; dropout's
+    /* one extra slot: the position symbol of ARANGE, CAUSAL_MASK; dropout's
      * base; matmul_tn's sym[SYM_ACC] */
-    int pos = n->op == OP_STORE ? (n->attr.store.axis >= 0 ? n->attr.store.pos : -1)
-            : n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK ? n->attr.offset - 1 : -1;
+    int pos = n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK ? n->attr.offset - 1 : -1;
     if (pos >= 0)
         LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i64, gep(c, c->i64, sym, i64c(c, pos)), ""),
                        gep(c, c->i64, area, i64c(c, slot)));

@@ -44,20 +44,23 @@ static int nslotted(const Graph *g, const Node *n)
     return k;
 }
 
-/* A node's position offset (ARANGE, CAUSAL_MASK, STORE): 0, or the value
+/* A node's position offset (ARANGE, CAUSAL_MASK): 0, or the value
  * of its symbol passed in the first extra dims slot; the value dims_arg
  * puts there for DROPOUT and MATMUL_TN. */
 LLVMValueRef offset_val(CG *c, const Graph *g, const Node *n)
 {
-    bool has = n->op == OP_DROPOUT || n->op == OP_MATMUL_TN || (n->op == OP_STORE ? n->attr.store.axis >= 0 : n->attr.offset != 0);
+    bool has = n->op == OP_DROPOUT || n->op == OP_MATMUL_TN || (n->op != OP_STORE && n->attr.offset != 0);
     return has ? dim_val(c, (Dim){ 0, SLOT + nslotted(g, n) }) : i64c(c, 0);
 }
 
-/* state with x written at the position along axis (or all of x): one
- * sequential call (the state is small next to the rest of a step). */
+/* state with x's row r written at positions[r] along axis (or all of x):
+ * one sequential call (the state is small next to the rest of a step).
+ * A position outside the axis writes nothing and returns 1 + the row. */
 void emit_store(CG *c, const Graph *g, const Node *n, const Node *nb)
 {
+    (void)g;
     LLVMValueRef all = numel(c, &n->shape);
+    LLVMValueRef x = extra_input(c, 0), pos = extra_input(c, 1);
     /* out and state are one buffer in the runtime; copy when they are not */
     LLVMBasicBlockRef copy = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "copy");
     LLVMBasicBlockRef write = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "write");
@@ -71,17 +74,30 @@ void emit_store(CG *c, const Graph *g, const Node *n, const Node *nb)
     int axis = n->attr.store.axis;
     if (axis < 0) {
         Loop l = loop_begin(c, all);
-        store_f(c, load_f(c, c->bb, l.iv), c->out, l.iv);
+        store_f(c, load_f(c, x, l.iv), c->out, l.iv);
         loop_end(c, &l);
         return;
     }
-    LLVMValueRef len = dim_val(c, n->shape.d[axis]), at = offset_val(c, g, n);
+    /* x is [b, ..., 1 (axis), inner...]: o runs over the dims before axis,
+     * of which the first is the row */
+    LLVMValueRef len = dim_val(c, n->shape.d[axis]);
+    LLVMValueRef per_row = dims_product(c, &n->shape, 1, axis);
     LLVMValueRef inner = dims_product(c, &n->shape, axis + 1, n->shape.rank);
-    Loop l = loop_begin(c, numel(c, &nb->shape));
-    LLVMValueRef o = LLVMBuildUDiv(c->b, l.iv, inner, ""), i = LLVMBuildURem(c->b, l.iv, inner, "");
-    LLVMValueRef dst = add(c, mul(c, add(c, mul(c, o, len), at), inner), i);
-    store_f(c, load_f(c, c->bb, l.iv), c->out, dst);
-    loop_end(c, &l);
+    LLVMValueRef outer = LLVMBuildUDiv(c->b, numel(c, &nb->shape), inner, "");
+    Loop lo = loop_begin(c, outer);
+    LLVMValueRef row = LLVMBuildUDiv(c->b, lo.iv, per_row, "");
+    LLVMValueRef at = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, pos, row), ""), c->i64, "");
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "bad_position");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "ok");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntUGE, at, len, ""), bad, ok);
+    LLVMPositionBuilderAtEnd(c->b, bad);
+    LLVMBuildRet(c->b, LLVMBuildTrunc(c->b, add(c, row, i64c(c, 1)), c->i32, ""));
+    LLVMPositionBuilderAtEnd(c->b, ok);
+    LLVMValueRef src = mul(c, lo.iv, inner), dst = mul(c, add(c, mul(c, lo.iv, len), at), inner);
+    Loop li = loop_begin(c, inner);
+    store_f(c, load_f(c, x, add(c, src, li.iv)), c->out, add(c, dst, li.iv));
+    loop_end(c, &li);
+    loop_end(c, &lo);
 }
 
 /* Copy (reshape) or fill (const, arange), over the flat index. */

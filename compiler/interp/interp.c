@@ -126,12 +126,21 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         if (n->attr.store.axis < 0)
             memcpy(st->data, b->data, (size_t)numel * 4);
         else
-            rt_store(st->data, &st->shape, n->attr.store.axis, in->sym[n->attr.store.pos], b->data);
+        {
+            const int32_t *at = v[n->in[2]].data;
+            int64_t r = rt_store(st->data, &st->shape, n->attr.store.axis, at, b->data);
+            if (r >= 0) {
+                snprintf(err, errlen, "row %lld's position %d is outside the %s's state %d of %lld positions",
+                         (long long)r, at[r], g->name, n->attr.store.state,
+                         (long long)st->shape.dim[n->attr.store.axis]);
+                return -1;
+            }
+        }
         memcpy(o->data, st->data, (size_t)numel * 4);
         return 0;
     }
     case OP_PAD_MASK:
-        rt_pad_mask(a->data, o->shape.dim[0], o->shape.dim[3], o->data);
+        rt_pad_mask(a->data, o->shape.dim[0], o->shape.dim[o->shape.rank - 1], o->data);
         return 0;
     case OP_GATHER: {
         int64_t bad;

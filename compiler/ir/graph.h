@@ -91,9 +91,10 @@ typedef struct Node {
         struct { float scale; bool div; } attn;
         int offset;     /* ARANGE, CAUSAL_MASK: 1 + the symbol whose value
                            is added to the (row) index; 0: none */
-        /* STORE(state, x): state k with x written at index sym[pos] of
-         * `axis` (x has size 1 there), or all of it (axis -1) */
-        struct { int state, axis, pos; } store;
+        /* STORE(state, x, positions): state k with x's row r written at
+         * index positions[r] of `axis` (x has size 1 there; the state's
+         * first dim is the batch), or all of x (axis -1) */
+        struct { int state, axis; } store;
     } attr;
 } Node;
 

@@ -165,7 +165,9 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
         CHECK(nd->attr.store.state == st->attr.input.sym, "store into another state");
         CHECK(st->shape.rank == b->shape.rank && nd->shape.rank == st->shape.rank, "store ranks");
         CHECK(nd->attr.store.axis >= -1 && nd->attr.store.axis < nd->shape.rank, "store axis");
-        CHECK(nd->attr.store.axis < 0 || (nd->attr.store.pos >= 0 && nd->attr.store.pos < m->nsyms), "store position");
+        const Node *pos = &g->nodes[nd->in[2]];
+        CHECK(nd->attr.store.axis < 0 || (pos->dtype == DT_I32 && pos->shape.rank == 1 && st->shape.rank >= 2 &&
+                                          dim_eq(pos->shape.d[0], st->shape.d[0])), "store positions");
         break;
     }
     case OP_INPUT: case OP_CONST: case OP_ARANGE: case OP_CAUSAL_MASK:

@@ -61,8 +61,7 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
         break;
     case AT_STORE:
         if (n->attr.store.axis >= 0)
-            fprintf(out, " state=%d axis=%d at=%s", n->attr.store.state, n->attr.store.axis,
-                    m->syms[n->attr.store.pos].name);
+            fprintf(out, " state=%d axis=%d at=each row's position", n->attr.store.state, n->attr.store.axis);
         else
             fprintf(out, " state=%d", n->attr.store.state);
         break;

@@ -31,8 +31,10 @@
  *
  * The ops other than the elementwise ones, in words:
  *
- * store(state, x) exists only in derived decoder steps (incremental.c): the
- * state with x written into it (see Node.attr.store).
+ * store(state, x, positions) exists only in derived decoder steps
+ * (incremental.c) and training graphs: the state with x written into it
+ * (see Node.attr.store); x's row r at positions[r] (int32 [batch]) of the
+ * state's axis, or, with axis -1, all of x (positions is then unread).
  *
  * The fused ops exist only after fusion, each one kernel:
  *   attention(q, kt, v, mask)    softmax(q @ kt (scaled) + mask) @ v
@@ -102,7 +104,7 @@
     X(MEAN,        "mean",        NULL,      1, OPK_REDUCE, AT_AXIS,   BY_ELAB,        NONE)                     \
     X(RESHAPE,     "reshape",     NULL,      1, OPK_LAYOUT, AT_NONE,   BY_ELAB,        NONE)                     \
     X(TRANSPOSE,   "transpose",   NULL,      1, OPK_LAYOUT, AT_PERM,   BY_ELAB,        NONE)                     \
-    X(STORE,       "store",       NULL,      2, OPK_OTHER,  AT_STORE,  BY_INCREMENTAL, NONE)                     \
+    X(STORE,       "store",       NULL,      3, OPK_OTHER,  AT_STORE,  BY_INCREMENTAL, NONE)                     \
     X(ATTENTION,   "attention",   NULL,      4, OPK_OTHER,  AT_ATTN,   BY_FUSE,        NONE)                     \
     X(LINEAR,      "linear",      NULL,      3, OPK_OTHER,  AT_MM,     BY_FUSE,        NONE)                     \
     X(LAYER_NORM,  "layer_norm",  NULL,      4, OPK_OTHER,  AT_EPS,    BY_FUSE,        NONE)                     \

@@ -338,7 +338,7 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
         st.attr.input.sym = p;
         st.attr.input.name = m->params[p].name;
         int s = node(&d, st);
-        Node w = { .op = OP_STORE, .in = { s, pg[p] }, .dtype = DT_F32, .shape = m->params[p].shape };
+        Node w = { .op = OP_STORE, .in = { s, pg[p], s }, .dtype = DT_F32, .shape = m->params[p].shape };
         w.attr.store.state = p;
         w.attr.store.axis = -1;
         node(&d, w);

@@ -17,10 +17,18 @@
  * mask over m are K. Roles flow through every op. Where a matmul would put
  * two Q dims in one value (q @ transpose(k)) or contract a K dim with a Q
  * dim (weights @ v), the operand's Q dim must be K: that operand is cached.
- * In the step it becomes store(cache, x) - x, one row, written at position
- * t of a state whose dim is the cache length - and the consumer reads the
- * whole cache. Positions past t hold zeros and are masked by the causal
- * and padding masks, which the step computes for keys 0..t.
+ * In the step it becomes store(cache, x, positions) - x, one row per
+ * sentence, written at that row's position of a state whose dim is the
+ * cache length - and the consumer reads the whole cache.
+ *
+ * Every row has a position of its own (an input, int32 [b]), so sentences
+ * that began at different steps decode side by side (continuous batching,
+ * vamos serve). What depends on the target length alone (arange, the
+ * causal mask, a position encoding made of them) is read per row: the
+ * causal mask becomes a padding mask of each row's position + 1 keys, a
+ * position encoding a table prep computes at the full length, gathered
+ * at each row's position (ref_rows). Cache positions past a row's own
+ * hold zeros or an earlier sentence's keys, and are masked.
  *
  * Anything the roles cannot express (a reduction over Q, a reshape that
  * merges m with another dim, ...) leaves the model without a step: the
@@ -38,6 +46,7 @@ enum { R_NONE, R_Q, R_K };
 typedef struct Info {
     unsigned char role[MAX_RANK];
     bool dep;                  /* depends on the target words or length */
+    bool pos;                  /* depends on the target length alone (a position encoding, the causal mask) */
 } Info;
 
 typedef struct Derive {
@@ -48,6 +57,8 @@ typedef struct Derive {
     Info *info;
     int (*conv)[2];            /* per node and input: the dim to read as K, or -1 */
     int *in_step, *in_prep, *cache;
+    int lengths;               /* the step's input of each row's length (its position + 1), or -1 */
+    int ids[MAX_RANK + 1];     /* the positions as gather ids [b, 1, ...] of each rank */
     const char *why;
 } Derive;
 
@@ -192,6 +203,29 @@ static bool tag(Derive *d, int i)
     return fail(d, "op %s", op_info[n->op].text);
 }
 
+/* Whether node i (tagged) depends on the target length alone: arange
+ * and the causal mask over target positions, and what is made of them
+ * and of constants, with no batch dim. The step computes none of these:
+ * each row has its own position (continuous batching puts sentences
+ * that began at different steps side by side), so ref_rows reads them
+ * per row. */
+static void tag_pos(Derive *d, int i)
+{
+    const Node *n = &d->g->nodes[i];
+    Info *o = &d->info[i];
+    if (n->op == OP_ARANGE || n->op == OP_CAUSAL_MASK) {
+        o->pos = o->role[0] == R_Q;
+        return;
+    }
+    o->pos = o->dep;
+    for (int k = 0; k < op_info[n->op].arity; k++)
+        if (d->info[n->in[k]].dep && !d->info[n->in[k]].pos)
+            o->pos = false;
+    for (int k = 0; k < n->shape.rank; k++)
+        if (n->shape.d[k].sym == d->bsym)
+            o->pos = false;
+}
+
 /* The step's shape of a full-decoder value: Q dims 1, K dims the cache. */
 static Shape step_shape(const Node *n, const Info *inf)
 {
@@ -249,11 +283,92 @@ static int ref_step(Derive *d, int x)
     /* a per-sentence value: prep stores it whole, step reads the state */
     int k = new_state(d, n->shape, false);
     int s = state_input(d, &d->m->prep, n, n->shape, k);
-    Node st = { .op = OP_STORE, .in = { s, ref_prep(d, x) }, .dtype = DT_F32, .shape = n->shape,
+    Node st = { .op = OP_STORE, .in = { s, ref_prep(d, x), s }, .dtype = DT_F32, .shape = n->shape,
                 .loc = n->loc, .site = n->site };
-    st.attr.store.state = k, st.attr.store.axis = -1, st.attr.store.pos = -1;
+    st.attr.store.state = k, st.attr.store.axis = -1;
     d->m->prep.output = add(d, &d->m->prep, st);
     return d->in_step[x] = state_input(d, &d->m->step, n, n->shape, k);
+}
+
+/* A per-row input of the step: symbol sym's lengths (int32), shaped
+ * [b, 1, ...] of the given rank. */
+static int rows_input(Derive *d, int sym, int rank, const Node *like)
+{
+    Node in = { .op = OP_INPUT, .dtype = DT_I32, .shape = { rank, { { 0, d->bsym } } }, .loc = like->loc,
+                .site = like->site };
+    for (int k = 1; k < rank; k++)
+        in.shape.d[k] = dim_const(1);
+    in.attr.input.role = IN_LENGTHS;
+    in.attr.input.sym = sym;
+    in.attr.input.name = sym == d->pos ? "positions" : "lengths";
+    return add(d, &d->m->step, in);
+}
+
+/* Each row's position, as gather ids [b, 1, ...] of the given rank. */
+static int positions(Derive *d, int rank, const Node *like)
+{
+    if (d->ids[rank] < 0)
+        d->ids[rank] = rows_input(d, d->pos, rank, like);
+    return d->ids[rank];
+}
+
+/* Position-only node x (tag_pos) and what it is made of, at full length,
+ * in the prep graph. */
+static int prep_cone(Derive *d, int x)
+{
+    if (d->in_prep[x] >= 0)
+        return d->in_prep[x];
+    const Node *n = &d->g->nodes[x];
+    Node c = *n;
+    for (int k = 0; k < op_info[n->op].arity; k++)
+        c.in[k] = prep_cone(d, n->in[k]);
+    return d->in_prep[x] = add(d, &d->m->prep, c);
+}
+
+/* Position-only node x as a step node of rank R (batch first) reads it,
+ * aligned right: each row's own value, [b, 1, ..., x's other dims].
+ *   - the causal mask [m, m]: row r sees keys 0..position[r], which is a
+ *     padding mask of length position + 1 (the rows' lengths);
+ *   - anything else [m, D] (a position encoding): prep computes it at
+ *     the full length as a table (a state), and the step gathers each
+ *     row's position from it. */
+static int ref_rows(Derive *d, int x, int R)
+{
+    const Node *n = &d->g->nodes[x];
+    Node like = *n;
+    if (R < n->shape.rank + 1) {
+        fail(d, "a target-position value read without a batch dim");
+        return -1;
+    }
+    if (n->op == OP_CAUSAL_MASK) {
+        if (d->lengths < 0)
+            d->lengths = rows_input(d, d->msym, 1, n);
+        Node pm = { .op = OP_PAD_MASK, .in = { d->lengths }, .dtype = DT_F32, .shape = { R, { { 0, d->bsym } } },
+                    .loc = n->loc, .site = n->site };
+        for (int k = 1; k < R - 1; k++)
+            pm.shape.d[k] = dim_const(1);
+        pm.shape.d[R - 1] = n->shape.d[1];
+        return add(d, &d->m->step, pm);
+    }
+    if (n->shape.rank != 2 || d->info[x].role[0] != R_Q || d->info[x].role[1] == R_Q) {
+        fail(d, "a target-position value that is not [positions, width]");
+        return -1;
+    }
+    if (d->in_step[x] < 0) {   /* the table: its state in prep, read by the step */
+        int k = new_state(d, n->shape, false);
+        int s = state_input(d, &d->m->prep, n, n->shape, k);
+        Node st = { .op = OP_STORE, .in = { s, prep_cone(d, x), s }, .dtype = DT_F32, .shape = n->shape,
+                    .loc = n->loc, .site = n->site };
+        st.attr.store.state = k, st.attr.store.axis = -1;
+        d->m->prep.output = add(d, &d->m->prep, st);
+        d->in_step[x] = state_input(d, &d->m->step, n, n->shape, k);
+    }
+    like.op = OP_GATHER, like.dtype = DT_F32;
+    like.in[0] = d->in_step[x], like.in[1] = positions(d, R - 1, n);
+    like.shape = d->m->step.nodes[like.in[1]].shape;
+    like.shape.rank = R;
+    like.shape.d[R - 1] = n->shape.d[1];
+    return add(d, &d->m->step, like);
 }
 
 /* Node x read with its Q dim `axis` as K: its cache, x's row appended. */
@@ -261,14 +376,25 @@ static int ref_cache(Derive *d, int x, int axis)
 {
     if (d->cache[x] >= 0)
         return d->cache[x];
+    if (d->info[x].pos) {
+        fail(d, "a target-position value read as a cache");
+        return -1;
+    }
     const Node *n = &d->g->nodes[x];
     Shape s = step_shape(n, &d->info[x]);
     s.d[axis] = n->shape.d[axis];                /* the target length: the cache's */
     int k = new_state(d, s, true);
     int in = state_input(d, &d->m->step, n, s, k);
-    Node st = { .op = OP_STORE, .in = { in, ref_step(d, x) }, .dtype = DT_F32, .shape = s,
+    if (s.d[0].sym != d->bsym) {
+        fail(d, "a cached value whose first dim is not the batch");
+        return -1;
+    }
+    int x_step = ref_step(d, x);
+    if (x_step < 0)
+        return -1;
+    Node st = { .op = OP_STORE, .in = { in, x_step, positions(d, 1, n) }, .dtype = DT_F32, .shape = s,
                 .loc = n->loc, .site = n->site };
-    st.attr.store.state = k, st.attr.store.axis = axis, st.attr.store.pos = d->pos;
+    st.attr.store.state = k, st.attr.store.axis = axis;   /* row r at its position */
     return d->cache[x] = add(d, &d->m->step, st);
 }
 
@@ -309,13 +435,21 @@ bool derive_step(Arena *a, Model *m)
             m->no_step = d.why;
             return false;
         }
+        tag_pos(&d, i);
     }
     if (!d.info[m->dec.output].dep) {
         m->no_step = "the decoder's output does not depend on the target words";
         return false;
     }
+    if (d.info[m->dec.output].pos) {
+        m->no_step = "the decoder's output depends on the target length alone";
+        return false;
+    }
     d.pos = m->nsyms;
     m->syms[m->nsyms++] = (Symbol){ "t", SYM_STEP_POS };
+    d.lengths = -1;
+    for (int r = 0; r <= MAX_RANK; r++)
+        d.ids[r] = -1;
     for (int i = 0; i < n; i++) {
         const Node *nd = &m->dec.nodes[i];
         Node c = *nd;
@@ -332,11 +466,25 @@ bool derive_step(Arena *a, Model *m)
             d.in_prep[i] = add(&d, &m->prep, c);
             continue;
         }
+        if (d.info[i].pos)
+            continue;                               /* read per row where used: ref_rows */
         c.shape = step_shape(nd, &d.info[i]);
-        for (int k = 0; k < ar; k++)
-            c.in[k] = d.conv[i][k] >= 0 ? ref_cache(&d, nd->in[k], d.conv[i][k]) : ref_step(&d, nd->in[k]);
-        if ((nd->op == OP_ARANGE || nd->op == OP_CAUSAL_MASK) && d.info[i].role[0] == R_Q)
-            c.attr.offset = d.pos + 1;
+        for (int k = 0; k < ar; k++) {
+            int x = nd->in[k];
+            if (d.info[x].pos && (op_info[nd->op].kind != OPK_BINARY || c.shape.d[0].sym != d.bsym))
+                c.in[k] = (fail(&d, "a target-position value read by %s", op_info[nd->op].text), -1);
+            else if (d.info[x].pos)
+                c.in[k] = ref_rows(&d, x, c.shape.rank);
+            else
+                c.in[k] = d.conv[i][k] >= 0 ? ref_cache(&d, x, d.conv[i][k]) : ref_step(&d, x);
+            if (c.in[k] < 0) {
+                m->no_step = d.why;
+                m->prep = (Graph){ .name = "prep", .output = -1 };
+                m->step = (Graph){ .name = "step", .output = -1 };
+                m->nstates = 0;
+                return false;
+            }
+        }
         d.in_step[i] = add(&d, &m->step, c);
     }
     m->step.output = d.in_step[m->dec.output];

@@ -216,15 +216,16 @@ Test(jit, every_op_matches_the_interpreter, .timeout = 600)
             /* the derived step: the per-sentence graph, then two words */
             cr_assert_null(m->no_step, "%s", m->no_step);
             int st = model_sym(m, SYM_STEP_POS);
-            int32_t last[4], len[4];
+            int32_t last[4], len[4], pos[4];
             in.sym[sm] = M + 2;
             in.state = make_states(m, in.sym);
             compare_graph(j, m, &m->prep, params, &in, seen, NULL);
             for (int t = 0; t < 2; t++) {
                 for (int i = 0; i < B; i++)
-                    last[i] = tgt[i * M], len[i] = t + 1;
+                    last[i] = tgt[i * M], len[i] = t + 1 + (i & t), pos[i] = t + (i & t);   /* rows apart */
                 in.tokens = last;
                 in.lengths[sm] = len;
+                in.lengths[st] = pos;
                 in.sym[st] = t;
                 compare_graph(j, m, &m->step, params, &in, seen, NULL);
             }
@@ -571,11 +572,12 @@ Test(jit, step_attention_over_whole_and_partial_key_blocks, .timeout = 300)
                 ((float *)in.state[k]->data)[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
     const int at[] = { 0, 31, 32, 45, 63, 64, 69 };
     for (size_t s = 0; s < sizeof at / sizeof *at; s++) {
-        int32_t last[B], len[B];
+        int32_t last[B], len[B], pos[B];
         for (int i = 0; i < B; i++)
-            last[i] = (int32_t)(rnd() % 4), len[i] = at[s] + 1;
+            last[i] = (int32_t)(rnd() % 4), len[i] = at[s] + 1, pos[i] = at[s];
         in.tokens = last;
         in.lengths[sm] = len;
+        in.lengths[st] = pos;
         in.sym[st] = at[s];
         compare_graph(j, m, &m->step, params, &in, seen, NULL);
     }
@@ -984,8 +986,12 @@ static void apply_step_out(const Model *m, Tensor *t, int V)
 
 /* The step graph, fed one word at a time, gives at every position what the
  * full decoder gives there (interpreter on both sides): a padded batch,
- * a cache longer than the prefix. */
-static void step_matches_full(const char *model, int B, int N, int T)
+ * a cache longer than the prefix. stagger > 0: row i's sentence begins at
+ * step i * stagger, as continuous batching has it (a sentence joins
+ * while others go on); before, the row decodes other words (the row's
+ * last occupant, whose keys stay in the cache past the new sentence's
+ * position), and after its end, yet others. */
+static void step_matches_full(const char *model, int B, int N, int T, int stagger)
 {
     Arena a = { 0 };
     Diag d;
@@ -1007,7 +1013,7 @@ static void step_matches_full(const char *model, int B, int N, int T)
     char err[512];
     Tensor enc = { 0 }, full = { 0 };
     cr_assert_eq(run_batch(NULL, m, params, B, src, sl, N, tgt, tl, T, &enc, &full, err, sizeof err), 0, "%s", err);
-    int C = T + 3;                                   /* cache longer than needed */
+    int S = stagger * (B - 1), C = T + S + 3;        /* cache longer than needed */
     InterpInputs in = { 0 };
     in.sym[sb] = B, in.sym[sn] = N, in.sym[sm] = C;
     in.lengths[sn] = sl;
@@ -1018,13 +1024,20 @@ static void step_matches_full(const char *model, int B, int N, int T)
     tensor_free(&prep);
     int V = (int)full.shape.dim[2];
     double worst = 0;
-    for (int t = 0; t < T; t++) {
-        int32_t last[8], len[8];
-        for (int i = 0; i < B; i++)
-            last[i] = tgt[i * T + t], len[i] = t + 1;
+    for (int g = 0; g < T + S; g++) {
+        int32_t last[8], len[8], pos[8];
+        bool real[8];
+        for (int i = 0; i < B; i++) {
+            int t = g - i * stagger;   /* the position in row i's sentence */
+            real[i] = t >= 0 && t < T;
+            pos[i] = t < 0 ? g : t < T ? t : t - T;
+            len[i] = pos[i] + 1;
+            last[i] = real[i] ? tgt[i * T + t] : (int32_t)(rnd() % (uint64_t)m->tgt->n);
+        }
         in.tokens = last;
         in.lengths[sm] = len;
-        in.sym[st] = t;
+        in.lengths[st] = pos;
+        in.sym[st] = g;
         Tensor out = { 0 };
         cr_assert_eq(interp_run(m, &m->step, params, &in, &out, err, sizeof err), 0, "%s", err);
         cr_assert_eq(out.shape.rank, 3);
@@ -1032,9 +1045,11 @@ static void step_matches_full(const char *model, int B, int N, int T)
         apply_step_out(m, &out, V);
         Tensor want = { .dtype = DT_F32, .shape = { 3, { B, 1, V } } };
         want.data = malloc((size_t)(B * V) * 4);
-        for (int i = 0; i < B; i++)
-            memcpy((float *)want.data + (size_t)i * V, (float *)full.data + ((size_t)i * T + t) * V, (size_t)V * 4);
-        worst = fmax(worst, compare("step", t, &out, &want));
+        for (int i = 0; i < B; i++)   /* rows not in their sentence are not compared: out's own */
+            memcpy((float *)want.data + (size_t)i * V,
+                   real[i] ? (float *)full.data + ((size_t)i * T + pos[i]) * V : (float *)out.data + (size_t)i * V,
+                   (size_t)V * 4);
+        worst = fmax(worst, compare("step", g, &out, &want));
         tensor_free(&want);
         tensor_free(&out);
     }
@@ -1048,7 +1063,7 @@ static void step_matches_full(const char *model, int B, int N, int T)
 
 Test(step, statquest_equals_the_full_decoder)
 {
-    step_matches_full("models/statquest.vam", 2, 3, 4);
+    step_matches_full("models/statquest.vam", 2, 3, 4, 0);
     /* statquest ends in softmax: its step returns the logits */
     Arena a = { 0 };
     Diag d;
@@ -1060,5 +1075,13 @@ Test(step, statquest_equals_the_full_decoder)
 
 Test(step, small_gelu_model_equals_the_full_decoder)
 {
-    step_matches_full("tests/golden/small.vam", 2, 5, 6);
+    step_matches_full("tests/golden/small.vam", 2, 5, 6, 0);
+}
+
+/* Continuous batching: rows whose sentences began at different steps, each
+ * at its own position, side by side in one step. */
+Test(step, rows_at_their_own_positions_equal_the_full_decoder)
+{
+    step_matches_full("tests/golden/small.vam", 3, 5, 6, 2);
+    step_matches_full("models/statquest.vam", 2, 3, 4, 3);
 }

@@ -413,12 +413,15 @@ Test(masks, causal_from)
 
 Test(store, into_the_middle_axis)
 {
-    /* state [2, 3, 2], x [2, 1, 2] written at index 1 of axis 1 */
+    /* state [2, 3, 2], x [2, 1, 2]: row 0 written at index 1 of axis 1, row 1 at index 2 */
     float st[12] = { 0 }, x[] = { 1, 2, 3, 4 };
     float want[] = { 0, 0, 1, 2, 0, 0,
-                     0, 0, 3, 4, 0, 0 };
+                     0, 0, 0, 0, 3, 4 };
     rt_shape ss = { 3, { 2, 3, 2 } };
-    rt_store(st, &ss, 1, 1, x);
+    int32_t at[] = { 1, 2 }, bad[] = { 1, 3 };
+    cr_assert_eq(rt_store(st, &ss, 1, at, x), -1);
+    expect_arr(st, want, 12, 0);
+    cr_assert_eq(rt_store(st, &ss, 1, bad, x), 1, "row 1's position 3 is outside the axis");
     expect_arr(st, want, 12, 0);
 }
 
