@@ -82,6 +82,15 @@ int vamos_translate_lines(vamos_translator *t, const char *const *texts, int cou
     return vamos_translate_batch(t->s, texts, count, &t->o, NULL, outs, err, errlen);
 }
 
+int vamos_translate_feed(vamos_translator *t, const vamos_feed *f, char *err, size_t errlen)
+{
+    if (!f || !f->next || !f->done) {
+        snprintf(err, errlen, "vamos_translate_feed: no next() or done()");
+        return -1;
+    }
+    return vamos_translate_stream(t->s, &t->o, f, err, errlen);
+}
+
 void vamos_close(vamos_translator *t)
 {
     if (!t)

@@ -11,16 +11,9 @@
 #include "vamos/parallel.h"
 #include "vamos/translate.h"
 #include "bpe.h"
+#include "decode.h"
 
-#define IN_MEMORY (1 + VAMOS_MAX_SYMS)
-#define MAX_LANES 8
 #define LANE_BATCHES 4
-
-struct vamos_session {
-    const vamos_model *m;
-    vamos_arena enc, dec;      /* the encoder's output outlives decoder runs */
-    vamos_session *lane[MAX_LANES];   /* the other lanes' sessions (translate_lanes), made when needed */
-};
 
 vamos_session *vamos_session_new(const vamos_model *m)
 {
@@ -41,7 +34,7 @@ void vamos_session_free(vamos_session *s)
     free(s);
 }
 
-static double now_ms(void)
+double vrt_now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -273,7 +266,7 @@ static void fill_prefix(int32_t *prefix, int rows, int t, int start, int32_t *co
     }
 }
 
-static int sym_of(const vamos_model *m, int role)
+int vrt_sym_of(const vamos_model *m, int role)
 {
     for (int i = 0; i < m->nsyms; i++)
         if (m->sym_role[i] == role)
@@ -377,7 +370,7 @@ static float log_prob(const LogProbs *l, int w)
 /* The first index of the largest of x[0..n) (n >= 1), NaNs passed over;
  * 0 when x[0] is NaN (as a scan keeping the first strictly larger value
  * gives): the maximum in 4-float vectors, then its first place. */
-static int argmax(const float *x, int n)
+int vrt_argmax(const float *x, int n)
 {
     if (x[0] != x[0])
         return 0;
@@ -398,28 +391,19 @@ static int argmax(const float *x, int n)
     return 0;
 }
 
-/* One batch of sentences for the decoder loop. */
-typedef struct Batch {
-    int B, N;                 /* sentences, longest source */
-    int32_t *src, *slen;      /* [B, N] padded, [B] */
-    int *max_len;             /* [B] target words allowed */
-    int32_t **out;            /* [B][max_len] */
-    int *count;               /* [B] words produced */
-} Batch;
-
-static int run_encoder(vamos_session *s, const Batch *b, int64_t *sym, const void **in,
+int vrt_run_encoder(vamos_session *s, const Batch *b, int64_t *sym, const void **in,
                        float **mem, vamos_stats *st, char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
-    int sb = sym_of(m, VAMOS_SYM_BATCH), sn = sym_of(m, VAMOS_SYM_SRC_LEN);
+    int sb = vrt_sym_of(m, VAMOS_SYM_BATCH), sn = vrt_sym_of(m, VAMOS_SYM_SRC_LEN);
     sym[sb] = b->B, sym[sn] = b->N;
     in[0] = b->src;
     in[1 + sn] = b->slen;
     int64_t n;
-    double t0 = now_ms();
+    double t0 = vrt_now_ms();
     int rc = vamos_run_graph(m, &m->enc, m->run_enc, &s->enc, sym, in, NULL, mem, &n, err, errlen);
     if (st)
-        st->enc_ms += now_ms() - t0;
+        st->enc_ms += vrt_now_ms() - t0;
     in[IN_MEMORY] = *mem;
     return rc;
 }
@@ -464,7 +448,7 @@ static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, in
         goto oom;
     if (!m->has_step)
         return 0;
-    sym[sym_of(m, VAMOS_SYM_TGT_LEN)] = longest > 0 ? longest : 1;     /* the caches' length */
+    sym[vrt_sym_of(m, VAMOS_SYM_TGT_LEN)] = longest > 0 ? longest : 1;     /* the caches' length */
     size_t largest = 0;
     for (int k = 0; k < m->nstates; k++) {
         size_t bytes = vamos_state_bytes(m, k, sym);
@@ -496,14 +480,14 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
                       char *err, size_t errlen)
 {
     const vamos_model *m = d->s->m;
-    int sm = sym_of(m, VAMOS_SYM_TGT_LEN);
+    int sm = vrt_sym_of(m, VAMOS_SYM_TGT_LEN);
     for (int i = 0; i < d->rows; i++)
         d->tlen[i] = t + 1;
     d->in[1 + sm] = d->tlen;
     float *out;
     int64_t n;
     if (m->has_step) {
-        int sp = sym_of(m, VAMOS_SYM_STEP_POS);
+        int sp = vrt_sym_of(m, VAMOS_SYM_STEP_POS);
         for (int i = 0; i < d->rows; i++) {
             d->last[i] = t > 0 && t - 1 < len[i] ? words[i][t - 1] : d->start;
             d->pos[i] = t;
@@ -538,7 +522,7 @@ static RowRuns row_runs(const Dec *d, int k, int filled)
 {
     const vamos_model *m = d->s->m;
     const vamos_state *st = &m->states[k];
-    int st_len = sym_of(m, VAMOS_SYM_TGT_LEN);
+    int st_len = vrt_sym_of(m, VAMOS_SYM_TGT_LEN);
     RowRuns r = { 1, 0, 1, 1, 1, 4 };
     for (int i = 0; i < st->batch_axis; i++)
         r.outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
@@ -603,7 +587,7 @@ static void dec_reorder(Dec *d, const int *parent, int filled)
  * first n stays where it is; a finished one's place is taken by a kept
  * row from the end, so one row moves per finished row (not every row
  * after it) and a row never moves up. */
-static int keep_rows(const bool *alive, int rows, int *keep)
+int vrt_keep_rows(const bool *alive, int rows, int *keep)
 {
     int n = 0;
     for (int r = 0; r < rows; r++)
@@ -630,7 +614,7 @@ static int keep_rows(const bool *alive, int rows, int *keep)
 static void dec_compact(Dec *d, const int *keep, int n, int filled)
 {
     const vamos_model *m = d->s->m;
-    int sb = sym_of(m, VAMOS_SYM_BATCH);
+    int sb = vrt_sym_of(m, VAMOS_SYM_BATCH);
     for (int k = 0; m->has_step && k < m->nstates; k++) {
         if (m->states[k].batch_axis < 0)
             continue;
@@ -647,8 +631,8 @@ static void dec_compact(Dec *d, const int *keep, int n, int filled)
             }
     }
     float *mem = (float *)d->in[IN_MEMORY];
-    int32_t *slen = (int32_t *)d->in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)];
-    size_t per = (size_t)d->sym[sym_of(m, VAMOS_SYM_SRC_LEN)] * (size_t)m->enc.nodes[m->enc.output].dim[2];
+    int32_t *slen = (int32_t *)d->in[1 + vrt_sym_of(m, VAMOS_SYM_SRC_LEN)];
+    size_t per = (size_t)d->sym[vrt_sym_of(m, VAMOS_SYM_SRC_LEN)] * (size_t)m->enc.nodes[m->enc.output].dim[2];
     for (int i = 0; i < n; i++) {
         memmove(mem + (size_t)i * per, mem + (size_t)keep[i] * per, per * sizeof *mem);
         slen[i] = slen[keep[i]];
@@ -661,7 +645,7 @@ static void dec_compact(Dec *d, const int *keep, int n, int filled)
 static void time_step(vamos_stats *st, int t, double since)
 {
     if (st && t < VAMOS_STAT_POSITIONS) {
-        st->step_ms[t] += now_ms() - since;
+        st->step_ms[t] += vrt_now_ms() - since;
         st->steps[t]++;
     }
 }
@@ -675,7 +659,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     int64_t sym[VAMOS_MAX_SYMS] = { 0 };
     const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
     float *mem;
-    if (run_encoder(s, b, sym, in, &mem, st, err, errlen))
+    if (vrt_run_encoder(s, b, sym, in, &mem, st, err, errlen))
         return -1;
     int longest = 0, rc = 0;
     for (int i = 0; i < b->B; i++)
@@ -684,7 +668,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     int32_t **words = malloc(sizeof(int32_t *) * (size_t)b->B), *slen = malloc(sizeof(int32_t) * (size_t)b->B);
     int *count = malloc(sizeof(int) * (size_t)b->B);
     bool *alive = malloc(sizeof(bool) * (size_t)b->B);
-    double t0 = now_ms();
+    double t0 = vrt_now_ms();
     Dec d;
     if (!row || !keep || !words || !slen || !count || !alive) {
         snprintf(err, errlen, "out of memory for decoding");
@@ -692,7 +676,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
         goto out;
     }
     memcpy(slen, b->slen, sizeof(int32_t) * (size_t)b->B);   /* compacted with the rows */
-    in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
+    in[1 + vrt_sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
     if (dec_begin(&d, s, sym, in, b->B, longest, err, errlen)) {
         rc = -1;
         goto out;
@@ -704,7 +688,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
         size_t stride;
         for (int i = 0; i < d.rows; i++)
             words[i] = b->out[row[i]], count[i] = b->count[row[i]];
-        double ts = now_ms();
+        double ts = vrt_now_ms();
         if (dec_scores(&d, t, words, count, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
@@ -713,7 +697,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
         bool all = true;
         for (int i = 0; i < d.rows; i++) {
             int r = row[i];
-            int w = argmax(scores + (size_t)i * stride, d.V);
+            int w = vrt_argmax(scores + (size_t)i * stride, d.V);
             alive[i] = w != m->tgt.eos && b->count[r] < b->max_len[r];
             if (alive[i])
                 b->out[r][b->count[r]++] = w;
@@ -721,14 +705,14 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
             all = all && alive[i];
         }
         if (!all) {
-            int n = keep_rows(alive, d.rows, keep);
+            int n = vrt_keep_rows(alive, d.rows, keep);
             for (int i = 0; i < n; i++)
                 row[i] = row[keep[i]];
             dec_compact(&d, keep, n, t + 1);
         }
     }
     if (st)
-        st->dec_ms += now_ms() - t0;
+        st->dec_ms += vrt_now_ms() - t0;
     dec_end(&d);
 out:
     free(row), free(keep), free(words), free(slen), free(count), free(alive);
@@ -821,7 +805,7 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
     int64_t sym[VAMOS_MAX_SYMS] = { 0 };
     const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
     float *mem1;
-    if (run_encoder(s, b, sym, in, &mem1, st, err, errlen))
+    if (vrt_run_encoder(s, b, sym, in, &mem1, st, err, errlen))
         return -1;
     int B = b->B, R = B * beam, V = m->tgt.n, L = 0, rc = 0;
     for (int i = 0; i < B; i++)
@@ -853,9 +837,9 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
     for (int i = 0; i < B; i++)
         live[i] = 1, sent[i] = i;
     in[IN_MEMORY] = mem;
-    in[1 + sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
-    sym[sym_of(m, VAMOS_SYM_BATCH)] = R;
-    double t0 = now_ms();
+    in[1 + vrt_sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
+    sym[vrt_sym_of(m, VAMOS_SYM_BATCH)] = R;
+    double t0 = vrt_now_ms();
     if (rc == 0 && dec_begin(&d, s, sym, in, R, L, err, errlen) == 0)
         began = true;
     else
@@ -871,7 +855,7 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
         }
         const float *scores;
         size_t stride;
-        double ts = now_ms();
+        double ts = vrt_now_ms();
         if (dec_scores(&d, t, rows_words, rows_len, &scores, &stride, err, errlen)) {
             rc = -1;
             break;
@@ -902,7 +886,7 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
         }
         dec_reorder(&d, parent, t + 1);
         if (kept < blocks) {   /* whole blocks leave: keep_rows on blocks, then their rows */
-            keep_rows(open, blocks, kblock);
+            vrt_keep_rows(open, blocks, kblock);
             for (int q = 0; q < kept; q++) {
                 sent[q] = sent[kblock[q]];
                 for (int k = 0; k < beam; k++)
@@ -915,7 +899,7 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
     for (int p = 0; rc == 0 && p < blocks; p++)   /* still open at the longest length */
         beam_best(b, sent[p], hyp + (size_t)sent[p] * (size_t)beam, live[sent[p]], alpha);
     if (st)
-        st->dec_ms += now_ms() - t0;
+        st->dec_ms += vrt_now_ms() - t0;
 out:
     if (began)
         dec_end(&d);
@@ -932,7 +916,7 @@ out:
 
 /* Words joined by spaces (subwords: joined as they were cut), as a
  * malloc'd line. */
-static char *detokenize(const vamos_vocab *v, const int32_t *ids, int n)
+char *vrt_detokenize(const vamos_vocab *v, const int32_t *ids, int n)
 {
     if (v->bpe)
         return vamos_bpe_decode(v->bpe, ids, n);
@@ -1146,7 +1130,7 @@ int vamos_translate_batch(vamos_session *s, const char *const *texts, int count,
         rc = translate_rows(s, ids, n, rows + bfirst[j], bsize[j], o, beam, st, out, words, err, errlen);
     free(bfirst), free(bsize);
     for (int i = 0; i < count; i++) {
-        outs[i] = rc == 0 ? detokenize(&m->tgt, out[i], words[i]) : NULL;
+        outs[i] = rc == 0 ? vrt_detokenize(&m->tgt, out[i], words[i]) : NULL;
         if (st && rc == 0)
             st->tgt_tokens += words[i];
         if (rc == 0 && !outs[i])

@@ -105,6 +105,14 @@ int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn 
                     const int64_t *sym, const void *const *inputs, void *const *states,
                     float **out, int64_t *out_n, char *err, size_t errlen);
 
+/* Continuous batching (vamos.h's vamos_translate_feed): sentences join
+ * the decoder's rows as they free up. Greedy (o->beam is not read); at
+ * most o->batch_rows rows. */
+struct vamos_feed;
+#define VAMOS_STREAM_MAX_SRC 63   /* source tokens a row takes; longer goes in a batch of its own */
+int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const struct vamos_feed *f, char *err,
+                           size_t errlen);
+
 /* Bytes of state k for the symbols in sym. */
 size_t vamos_state_bytes(const vamos_model *m, int k, const int64_t *sym);
 

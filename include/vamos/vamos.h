@@ -27,6 +27,7 @@
 #ifndef VAMOS_VAMOS_H
 #define VAMOS_VAMOS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,34 @@ char *vamos_translate_text(vamos_translator *t, const char *text, char *err, siz
  * Returns 0, or -1 with a message (no outs set). */
 int vamos_translate_lines(vamos_translator *t, const char *const *texts, int count, char **outs,
                           char *err, size_t errlen);
+
+/* Continuous batching: sentences join a running decoder as its rows free
+ * up, and each translation is handed back as soon as it ends (a server's
+ * requests, whenever they arrive).
+ *
+ *   next(ctx, max, wait, texts, tags): up to max sentences into texts[]
+ *       (each valid until its done()) with a tag each; returns how many,
+ *       0 when none is waiting (wait false; with wait true, it blocks
+ *       until one is), or -1 when no more will come.
+ *   done(ctx, tag, out, err): a sentence's translation, a malloc'd line
+ *       the callee owns, or NULL with a message in err. Every sentence
+ *       taken gets exactly one done().
+ *
+ * Called from the thread in vamos_translate_feed only. */
+typedef struct vamos_feed {
+    int (*next)(void *ctx, int max, bool wait, const char **texts, void **tags);
+    void (*done)(void *ctx, void *tag, char *out, const char *err);
+    void *ctx;
+} vamos_feed;
+
+/* Translate what f feeds, greedy, until next() returns -1 and every
+ * sentence taken is done; settings.batch sentences decode side by side.
+ * Each sentence's words are those vamos_translate_lines gives it. A
+ * sentence of more than 63 source tokens, or a beam
+ * over 1, or a model without a one-word step, is translated in a batch
+ * of its own (the others wait meanwhile). Returns 0, or -1 with a
+ * message in err (f's sentences then all done). */
+int vamos_translate_feed(vamos_translator *t, const vamos_feed *f, char *err, size_t errlen);
 
 void vamos_close(vamos_translator *t);
 

@@ -280,6 +280,30 @@ Test(aot, batched_decoding_equals_one_at_a_time, .timeout = 600)
 /* `vamos build --lib`: two models in one program, each under its own
  * prefix, as a static library and an object file, then as two shared
  * libraries; every line equals the model's own translator's. */
+/* Continuous batching (vamos_translate_feed) gives every sentence the
+ * words a batch gives it: sentences joining one or two a step, into 8 or
+ * 3 rows (so rows are refilled many times), an empty line and one too long
+ * for a row among them (tests/serve/feed.txt). */
+Test(aot, fed_sentences_equal_batched_ones, .timeout = 600)
+{
+    char *out;
+    const char *libdir = "/tmp/vamos-aot-feed";
+    char rt[4200];
+    snprintf(rt, sizeof rt, "%s", vamos_bin());
+    char *slash = strrchr(rt, '/');
+    snprintf(slash ? slash + 1 : rt, sizeof rt - (size_t)(slash ? slash + 1 - rt : 0), "libvamosrt.a");
+    cr_assert_eq(sh(&out, "rm -rf %s && mkdir -p %s && %s build models/en-es.vam -w models/en-es.safetensors --lib -o %s/libenes.a"
+                          " && cc -Wall -Werror -Iinclude tests/unit/feed.c %s/libenes.a %s -lm -lpthread -o %s/feed",
+                    libdir, libdir, vamos_bin(), libdir, libdir, rt, libdir), 0, "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s/feed tests/serve/feed.txt 8 1 2>&1", libdir), 0, "%s", out);
+    cr_assert(strstr(out, "same 128 of 128 (128 answers"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s/feed tests/serve/feed.txt 3 2 2>&1", libdir), 0, "%s", out);
+    cr_assert(strstr(out, "same 128 of 128 (128 answers"), "%s", out);
+    free(out);
+}
+
 Test(aot, two_models_link_into_one_program, .timeout = 600)
 {
     char *out, *want = NULL;
