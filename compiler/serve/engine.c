@@ -20,7 +20,12 @@
 #include "vamos/vamos.h"
 
 
-typedef struct Job {
+typedef struct Job Job;
+
+/* A job's sentence, as the feed tags it. */
+typedef struct Sent { Job *job; int i; } Sent;
+
+struct Job {
     const char *const *texts;
     int n;
     char **outs;
@@ -28,8 +33,10 @@ typedef struct Job {
     char err[256];
     bool done;
     pthread_cond_t answered;   /* signalled (under the served model's mutex) when done */
-    struct Job *next;
-} Job;
+    Job *next;
+    Sent *sents;               /* streaming: [n] the tags */
+    int handed, left;          /* streaming: sentences handed to a worker, answers still to come */
+};
 
 #define MAX_WORKERS 8
 
@@ -47,6 +54,7 @@ struct Served {
     void (*set_threads)(int);
     int (*threads)(void);
     void (*inline_kernels)(int);
+    int (*feed)(vamos_translator *, const vamos_feed *, char *, size_t);   /* NULL: an older library, batches */
     pthread_mutex_t mu;
     pthread_cond_t work;
     Job *head, *tail;
@@ -59,6 +67,7 @@ struct Served {
     int last_jobs;   /* requests in the last batch: more than one, and the next waits */
     long batches, sentences;
     double busy_s, first_s;   /* seconds workers spent translating; when the first batch began (0: none yet) */
+    double idle_s;            /* streaming: seconds workers waited for sentences with none to decode */
 };
 
 static void serve_batch(Served *s, int w, Job *jobs)
@@ -102,12 +111,74 @@ static void serve_batch(Served *s, int w, Job *jobs)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Streaming (the library's vamos_translate_feed): a worker's decoder asks
+ * for up to max sentences whenever it has free rows, and blocks for them
+ * only when it has none to decode. Sentences are handed out in the order
+ * their requests came, a request's possibly to several workers. */
+static int feed_next(void *ctx, int max, bool wait, const char **texts, void **tags)
+{
+    Served *s = ((Worker *)ctx)->s;
+    pthread_mutex_lock(&s->mu);
+    while (!s->head && !s->stop && wait) {
+        double t0 = now_s();
+        pthread_cond_wait(&s->work, &s->mu);
+        if (s->first_s > 0)
+            s->idle_s += now_s() - t0;
+    }
+    if (!s->head) {
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        return stop ? -1 : 0;
+    }
+    int k = 0;
+    while (k < max && s->head) {
+        Job *j = s->head;
+        for (; k < max && j->handed < j->n; k++, j->handed++) {
+            texts[k] = j->texts[j->handed];
+            tags[k] = &j->sents[j->handed];
+        }
+        if (j->handed == j->n && !(s->head = j->next))
+            s->tail = NULL;
+    }
+    if (s->first_s == 0)
+        s->first_s = now_s();
+    s->batches++;
+    pthread_mutex_unlock(&s->mu);
+    return k;
+}
+
+static void feed_done(void *ctx, void *tag, char *out, const char *err)
+{
+    Served *s = ((Worker *)ctx)->s;
+    Sent *se = tag;
+    Job *j = se->job;
+    pthread_mutex_lock(&s->mu);
+    j->outs[se->i] = out;
+    if (!out && j->rc == 0) {
+        j->rc = -1;
+        snprintf(j->err, sizeof j->err, "%s", err);
+    }
+    s->sentences++;
+    if (--j->left == 0) {
+        j->done = true;
+        pthread_cond_signal(&j->answered);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *worker(void *arg)
 {
     Served *s = ((Worker *)arg)->s;
     int w = ((Worker *)arg)->w;
     if (s->nworkers > 1)
         s->inline_kernels(1);
+    if (s->feed) {
+        vamos_feed f = { feed_next, feed_done, arg };
+        char err[256];
+        if (s->feed(s->t[w], &f, err, sizeof err))
+            fprintf(stderr, "vamos serve: %s: %s\n", s->name(s->t[w]), err);
+        return NULL;
+    }
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stop)
@@ -181,6 +252,7 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
     s->set_threads = (void (*)(int))dlsym(s->dl, "vamos_set_threads");
     s->threads = (int (*)(void))dlsym(s->dl, "vamos_threads");
     s->inline_kernels = (void (*)(int))dlsym(s->dl, "vamos_parallel_inline");
+    s->feed = (int (*)(vamos_translator *, const vamos_feed *, char *, size_t))dlsym(s->dl, "vamos_translate_feed");
     if (!lib || !*lib || !s->open || !s->lines || !s->close || !s->name || !s->set_threads) {
         snprintf(err, errlen, "%s: not a model library (build it with vamos build --lib -o NAME.so)", path);
         dlclose(s->dl);
@@ -194,8 +266,10 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
      * calling thread (older libraries cannot: one worker, kernels split) */
     int want = s->threads && s->inline_kernels ? s->threads() : 1;
     s->nworkers = want < 1 ? 1 : want > MAX_WORKERS ? MAX_WORKERS : want;
+    /* streaming: the batch's sentences split between the workers' rows */
+    vamos_settings rows = { .batch = s->batch_max / s->nworkers > 0 ? s->batch_max / s->nworkers : 1 };
     for (int w = 0; w < s->nworkers; w++)
-        if (!(s->t[w] = s->open(s->lm, NULL, err, errlen))) {
+        if (!(s->t[w] = s->open(s->lm, s->feed ? &rows : NULL, err, errlen))) {
             if (w == 0) {
                 dlclose(s->dl);
                 free(s);
@@ -248,12 +322,21 @@ int served_translate(Served *s, const char *const *texts, int n, char **outs, ch
 {
     if (n == 0)
         return 0;
-    Job j = { .texts = texts, .n = n, .outs = outs };
+    Job j = { .texts = texts, .n = n, .outs = outs, .left = n };
+    if (s->feed && !(j.sents = malloc(sizeof *j.sents * (size_t)n))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; s->feed && i < n; i++) {
+        j.sents[i] = (Sent){ &j, i };
+        outs[i] = NULL;
+    }
     pthread_cond_init(&j.answered, NULL);
     pthread_mutex_lock(&s->mu);
     if (s->stop) {
         pthread_mutex_unlock(&s->mu);
         pthread_cond_destroy(&j.answered);
+        free(j.sents);
         snprintf(err, errlen, "the server is stopping");
         return -1;
     }
@@ -267,8 +350,14 @@ int served_translate(Served *s, const char *const *texts, int n, char **outs, ch
         pthread_cond_wait(&j.answered, &s->mu);
     pthread_mutex_unlock(&s->mu);
     pthread_cond_destroy(&j.answered);
-    if (j.rc)
+    free(j.sents);
+    if (j.rc) {
         snprintf(err, errlen, "%s", j.err);
+        for (int i = 0; s->feed && i < n; i++) {   /* the sentences answered before one failed */
+            free(outs[i]);
+            outs[i] = NULL;
+        }
+    }
     return j.rc;
 }
 
@@ -277,6 +366,7 @@ void served_counts(const Served *s, long *batches, long *sentences, double *busy
     pthread_mutex_lock((pthread_mutex_t *)&s->mu);
     *batches = s->batches, *sentences = s->sentences;
     double span = s->first_s > 0 ? now_s() - s->first_s : 0;
-    *busy = span > 0 ? s->busy_s / (span * s->nworkers) : 0;
+    double busy_s = s->feed ? span * s->nworkers - s->idle_s : s->busy_s;
+    *busy = span > 0 ? busy_s / (span * s->nworkers) : 0;
     pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
 }

@@ -8,8 +8,8 @@
  * (MHD_quiesce_daemon), which SIGTERM needs.
  *
  * Threads: one per connection (MHD_USE_THREAD_PER_CONNECTION). A request
- * waits on its model's queue, so connections in flight are what fills a
- * batch (engine.c). Routes: POST /translate, GET /languages, GET /health,
+ * waits on its model's queue, from which the decoders take sentences into
+ * their rows as rows free (engine.c). Routes: POST /translate, GET /languages, GET /health,
  * GET /frontend/settings. Errors: {"error": "..."} with 400, 403, 404,
  * 405, 429 or 500. */
 #include <arpa/inet.h>
@@ -45,8 +45,9 @@ static const char usage[] =
     "Serve the LibreTranslate HTTP API (POST /translate, GET /languages, GET /health)\n"
     "with the models of LIB.so, each a library built by\n"
     "  vamos build MODEL.vam -w W.safetensors --lib -o LIB.so [--langs SRC:TGT]\n"
-    "which carries its language codes. Requests in flight are translated together\n"
-    "in batches. SIGTERM or SIGINT: finish the requests in flight, then exit.\n"
+    "which carries its language codes. Requests in flight are translated together:\n"
+    "a sentence joins the running decoder as soon as a row frees (continuous batching).\n"
+    "SIGTERM or SIGINT: finish the requests in flight, then exit.\n"
     "options:\n"
     "  --host ADDR          the IPv4 address to listen on (default 127.0.0.1;\n"
     "                       0.0.0.0: every interface)\n"
@@ -54,12 +55,11 @@ static const char usage[] =
     "  --api-keys FILE      require an api_key from FILE (one key per line)\n"
     "  --char-limit N       refuse requests with more than N characters of text\n"
     "  --req-limit N        refuse more than N requests a minute from one client (429)\n"
-    "  --threads N          threads of each model, one worker each taking whole batches\n"
-    "                       (default: one per CPU)\n"
-    "  --batch N            sentences a model translates together at most (default 64);\n"
-    "                       the requests that came meanwhile go in the next batch\n"
-    "  --batch-wait MS      under load, how long a batch that is not full waits for\n"
-    "                       more requests (default 5; 0: never)\n"
+    "  --threads N          threads of each model, one worker each (default: one per CPU)\n"
+    "  --batch N            sentences a model decodes together at most, split between\n"
+    "                       its workers (default 64); a sentence takes a row as one frees\n"
+    "  --batch-wait MS      models built before continuous batching: how long a batch\n"
+    "                       that is not full waits for more requests (default 5; 0: never)\n"
     "  --timeout SECONDS    drop a connection idle this long (default 30)\n";
 
 typedef struct Rate {
