@@ -11,7 +11,7 @@ translator's own batched throughput on the same sentences.
 - Phase 1: --clients concurrent clients for --seconds: requests, errors,
   sentences/s, p50 and p99 latency; the ratio to the translator's
   sentences/s on the same sentences, and to the translator reading ahead
-  only --clients lines (the most the server can batch from).
+  only --clients lines (as many as are in flight).
 - Phase 2: RSS of the server after a warm-up, then after --requests more
   requests, with the same clients (memory must not grow).
 The load generator runs on the same 2 cores: its CPU time is printed, as
