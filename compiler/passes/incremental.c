@@ -326,17 +326,18 @@ static int prep_cone(Derive *d, int x)
 }
 
 /* Position-only node x as a step node of rank R (batch first) reads it,
- * aligned right: each row's own value, [b, 1, ..., x's other dims].
+ * aligned right: each row's own value, [b, 1, ..., x's last dim].
  *   - the causal mask [m, m]: row r sees keys 0..position[r], which is a
  *     padding mask of length position + 1 (the rows' lengths);
- *   - anything else [m, D] (a position encoding): prep computes it at
- *     the full length as a table (a state), and the step gathers each
- *     row's position from it. */
+ *   - anything else [1, ..., 1, m, D] (a position encoding): prep
+ *     computes it at the full length as a table [m, D] (a state), and the
+ *     step gathers each row's position from it. */
 static int ref_rows(Derive *d, int x, int R)
 {
     const Node *n = &d->g->nodes[x];
     Node like = *n;
-    if (R < n->shape.rank + 1) {
+    int r = n->shape.rank;
+    if (R < 3) {
         fail(d, "a target-position value read without a batch dim");
         return -1;
     }
@@ -350,24 +351,33 @@ static int ref_rows(Derive *d, int x, int R)
         pm.shape.d[R - 1] = n->shape.d[1];
         return add(d, &d->m->step, pm);
     }
-    if (n->shape.rank != 2 || d->info[x].role[0] != R_Q || d->info[x].role[1] == R_Q) {
-        fail(d, "a target-position value that is not [positions, width]");
+    bool rows = r >= 2 && d->info[x].role[r - 2] == R_Q && d->info[x].role[r - 1] != R_Q;
+    for (int k = 0; rows && k < r - 2; k++)
+        rows = n->shape.d[k].sym < 0 && n->shape.d[k].n == 1;
+    if (!rows) {
+        fail(d, "a target-position value that is not [positions, width] (after dims of 1)");
         return -1;
     }
+    Shape ts = { 2, { n->shape.d[r - 2], n->shape.d[r - 1] } };
     if (d->in_step[x] < 0) {   /* the table: its state in prep, read by the step */
-        int k = new_state(d, n->shape, false);
-        int s = state_input(d, &d->m->prep, n, n->shape, k);
-        Node st = { .op = OP_STORE, .in = { s, prep_cone(d, x), s }, .dtype = DT_F32, .shape = n->shape,
+        int k = new_state(d, ts, false);
+        int s = state_input(d, &d->m->prep, n, ts, k);
+        int v = prep_cone(d, x);
+        if (r > 2) {   /* [1, ..., m, D] -> [m, D] */
+            Node rs = { .op = OP_RESHAPE, .in = { v }, .dtype = DT_F32, .shape = ts, .loc = n->loc, .site = n->site };
+            v = add(d, &d->m->prep, rs);
+        }
+        Node st = { .op = OP_STORE, .in = { s, v, s }, .dtype = DT_F32, .shape = ts,
                     .loc = n->loc, .site = n->site };
         st.attr.store.state = k, st.attr.store.axis = -1;
         d->m->prep.output = add(d, &d->m->prep, st);
-        d->in_step[x] = state_input(d, &d->m->step, n, n->shape, k);
+        d->in_step[x] = state_input(d, &d->m->step, n, ts, k);
     }
     like.op = OP_GATHER, like.dtype = DT_F32;
     like.in[0] = d->in_step[x], like.in[1] = positions(d, R - 1, n);
     like.shape = d->m->step.nodes[like.in[1]].shape;
     like.shape.rank = R;
-    like.shape.d[R - 1] = n->shape.d[1];
+    like.shape.d[R - 1] = ts.d[1];
     return add(d, &d->m->step, like);
 }
 

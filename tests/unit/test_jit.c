@@ -1084,4 +1084,5 @@ Test(step, rows_at_their_own_positions_equal_the_full_decoder)
 {
     step_matches_full("tests/golden/small.vam", 3, 5, 6, 2);
     step_matches_full("models/statquest.vam", 2, 3, 4, 3);
+    step_matches_full("tests/unit/models/small_pe3.vam", 3, 5, 6, 2);   /* a position encoding [1, m, d] */
 }
