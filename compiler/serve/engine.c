@@ -226,7 +226,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-Served *served_open(const char *path, int threads, int batch_max, int wait_ms, char *err, size_t errlen)
+Served *served_open(const char *path, int threads, int batch_max, int wait_ms, bool stream, char *err,
+                    size_t errlen)
 {
     Served *s = calloc(1, sizeof *s);
     if (!s) {
@@ -252,7 +253,8 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
     s->set_threads = (void (*)(int))dlsym(s->dl, "vamos_set_threads");
     s->threads = (int (*)(void))dlsym(s->dl, "vamos_threads");
     s->inline_kernels = (void (*)(int))dlsym(s->dl, "vamos_parallel_inline");
-    s->feed = (int (*)(vamos_translator *, const vamos_feed *, char *, size_t))dlsym(s->dl, "vamos_translate_feed");
+    if (stream)
+        s->feed = (int (*)(vamos_translator *, const vamos_feed *, char *, size_t))dlsym(s->dl, "vamos_translate_feed");
     if (!lib || !*lib || !s->open || !s->lines || !s->close || !s->name || !s->set_threads) {
         snprintf(err, errlen, "%s: not a model library (build it with vamos build --lib -o NAME.so)", path);
         dlclose(s->dl);
@@ -267,7 +269,8 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, c
     int want = s->threads && s->inline_kernels ? s->threads() : 1;
     s->nworkers = want < 1 ? 1 : want > MAX_WORKERS ? MAX_WORKERS : want;
     /* streaming: the batch's sentences split between the workers' rows */
-    vamos_settings rows = { .batch = s->batch_max / s->nworkers > 0 ? s->batch_max / s->nworkers : 1 };
+    int per = s->batch_max / s->nworkers;
+    vamos_settings rows = { .batch = per < 1 ? 1 : per > 4096 ? 4096 : per };
     for (int w = 0; w < s->nworkers; w++)
         if (!(s->t[w] = s->open(s->lm, s->feed ? &rows : NULL, err, errlen))) {
             if (w == 0) {

@@ -36,9 +36,12 @@ typedef struct Served Served;
 #define SERVED_WAIT_MS 5
 
 /* Open the library at path with threads kernel threads (0: its default),
- * batches of at most batch_max sentences (0: SERVED_BATCH) that wait
- * wait_ms (-1: SERVED_WAIT_MS). NULL with a message. */
-Served *served_open(const char *path, int threads, int batch_max, int wait_ms, char *err, size_t errlen);
+ * at most batch_max sentences decoded together (0: SERVED_BATCH). stream:
+ * continuous batching when the library has it (requests that come one by
+ * one); else batches, which wait wait_ms (-1: SERVED_WAIT_MS) to fill (one
+ * big job, sorted by length: vamos po's catalog). NULL with a message. */
+Served *served_open(const char *path, int threads, int batch_max, int wait_ms, bool stream, char *err,
+                    size_t errlen);
 void served_close(Served *s);
 
 const char *served_name(const Served *s);

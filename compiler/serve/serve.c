@@ -558,7 +558,7 @@ int cmd_serve_main(int argc, char **argv)
     int rc = 0;
     for (int i = optind; i < argc && rc == 0; i++) {
         char err[512];
-        Served *m = served_open(argv[i], (int)threads, (int)batch, (int)wait, err, sizeof err);
+        Served *m = served_open(argv[i], (int)threads, (int)batch, (int)wait, true, err, sizeof err);
         if (!m) {
             fprintf(stderr, "vamos serve: %s\n", err);
             rc = 1;
