@@ -24,16 +24,19 @@
  * vamos_translate_lines; half the rows and groups by length, 0.80-0.89x
  * (its batches are sorted over the whole input).
  *
- * The rows' states are laid out once, for R rows, sources of up to
- * VAMOS_STREAM_MAX_SRC tokens and targets of twice that + 10 (63 source
- * tokens: 0.80-0.82x, the attention reading more masked keys): a step
- * reads the first `active` rows (every state has the batch as its first
- * dim), and the masks hide what a row does not hold (cache positions past
- * its own, source positions past its length). prep runs on the sentences
+ * The rows' states are laid out for R rows, sources of up to 31 tokens
+ * and targets of twice that + 10 (63 source tokens: 0.80-0.82x, the
+ * attention reading more masked keys). A longer sentence grows the
+ * layout, 32 source tokens at a time up to VAMOS_STREAM_MAX_SRC, the rows
+ * decoding copied over; it shrinks back when no row is busy. A step reads
+ * the first `active` rows (every state has the batch as its first dim),
+ * and the masks hide what a row does not hold (cache positions past its
+ * own, source positions past its length). prep runs on the sentences
  * admitted with one source position more than the longest, memory 0
  * there: a padding position for every one of them, whose states are
  * repeated into the rest of a row's source positions (so a source mask
- * hides those, as padding).
+ * hides those, as padding); a layout grown repeats a row's last source
+ * position (padding) the same way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +46,9 @@
 #include "vamos/vamos.h"
 #include "decode.h"
 
-#define MAX_SRC VAMOS_STREAM_MAX_SRC
-#define MAX_TGT (2 * MAX_SRC + 10)
+#define BASE_SRC 31                    /* source tokens a row takes at first */
+#define MAX_SRC VAMOS_STREAM_MAX_SRC   /* ... and at most, the layout grown */
+#define TGT_OF(src) (2 * (src) + 10)   /* target words a row takes, for a source length */
 #define PAD_SLACK 1.15   /* a group of sentences encoded together: at most this much padding */
 
 typedef struct Row {
@@ -59,7 +63,8 @@ typedef struct Stream {
     const vamos_opts *o;
     const vamos_feed *f;
     int R, active, sb, sn, sm, sp, start;
-    int64_t sym[VAMOS_MAX_SYMS];          /* the rows' layout: R rows, MAX_SRC, MAX_TGT */
+    int src;                              /* source tokens a row takes now: BASE_SRC .. MAX_SRC */
+    int64_t sym[VAMOS_MAX_SYMS];          /* the rows' layout: R rows, src + 1, TGT_OF(src) */
     void **states, **fresh;               /* the rows'; prep's for the sentences admitted */
     bool tables;                          /* the batch-less states copied from fresh */
     Row *rows;
@@ -91,40 +96,45 @@ static size_t dims_of(const vamos_state *st, const int64_t *sym, int64_t *dim)
     return n;
 }
 
-/* Row `from` of state k laid out for fsym (the sentences admitted) into
- * row `to` of the rows' layout: each dim's positions past the admitted
- * layout's repeat its last (a padding position). */
-static void copy_row(Stream *S, int k, const void *fbase, const int64_t *fsym, int from, int to)
+/* dst (dims td) = src (dims fd), over dims from..r-1 of r: where a dim of
+ * dst is longer, its positions past src's repeat src's last. */
+static void copy_nd(float *dst, const int64_t *td, const float *src, const int64_t *fd, int from, int r)
 {
-    const vamos_state *st = &S->m->states[k];
-    int64_t fd[VAMOS_BLOB_RANK], td[VAMOS_BLOB_RANK], idx[VAMOS_BLOB_RANK] = { 0 };
-    size_t fall = dims_of(st, fsym, fd), tall = dims_of(st, S->sym, td);
-    int r = st->rank;
-    if (r == 1) {   /* one value a row */
-        ((float *)S->states[k])[to] = ((const float *)fbase)[from];
-        return;
-    }
-    const float *src = (const float *)fbase + fall / (size_t)fd[0] * (size_t)from;
-    float *dst = (float *)S->states[k] + tall / (size_t)td[0] * (size_t)to;
+    int64_t idx[VAMOS_BLOB_RANK] = { 0 };
     int64_t inner = td[r - 1], have = fd[r - 1] < inner ? fd[r - 1] : inner;
-    for (;;) {   /* over the indexes of dims 1..r-2, the last dim a run */
-        size_t fo = 0, to_ = 0;
-        for (int d = 1; d < r - 1; d++) {
+    for (;;) {   /* over the indexes of dims from..r-2, the last dim a run */
+        size_t fo = 0, to = 0;
+        for (int d = from; d < r - 1; d++) {
             int64_t i = idx[d] < fd[d] ? idx[d] : fd[d] - 1;
             fo = fo * (size_t)fd[d] + (size_t)i;
-            to_ = to_ * (size_t)td[d] + (size_t)idx[d];
+            to = to * (size_t)td[d] + (size_t)idx[d];
         }
         const float *a = src + fo * (size_t)fd[r - 1];
-        float *b = dst + to_ * (size_t)inner;
+        float *b = dst + to * (size_t)inner;
         memcpy(b, a, (size_t)have * sizeof *b);
         for (int64_t j = have; j < inner; j++)
             b[j] = a[have - 1];
         int d = r - 2;
-        while (d >= 1 && ++idx[d] == td[d])
+        while (d >= from && ++idx[d] == td[d])
             idx[d--] = 0;
-        if (d < 1)
+        if (d < from)
             break;
     }
+}
+
+/* Row `from` of state k (its first dim the batch) laid out for fsym into
+ * row `to` of `into`, laid out for tsym (copy_nd). */
+static void copy_row(const vamos_state *st, void *into, const int64_t *tsym, const void *fbase, const int64_t *fsym,
+                     int from, int to)
+{
+    int64_t fd[VAMOS_BLOB_RANK], td[VAMOS_BLOB_RANK];
+    size_t fall = dims_of(st, fsym, fd), tall = dims_of(st, tsym, td);
+    const float *src = (const float *)fbase + fall / (size_t)fd[0] * (size_t)from;
+    float *dst = (float *)into + tall / (size_t)td[0] * (size_t)to;
+    if (st->rank == 1)   /* one value a row */
+        *dst = *src;
+    else
+        copy_nd(dst, td, src, fd, 1, st->rank);
 }
 
 /* Row `from` to row `to` of every state with a batch (a cache: only the
@@ -160,6 +170,57 @@ static void move_row(Stream *S, int from, int to, int filled)
     S->slen[to] = S->slen[from];
 }
 
+/* The rows' states and prep's, laid out for sources of up to src tokens;
+ * the rows decoding are copied over (a source or cache dim's new
+ * positions repeat its last: padding, or a cache position past every
+ * row's own) and the position tables wait for the next admit. 0, or -1
+ * (out of memory: the layout is as it was). */
+static int relayout(Stream *S, int src)
+{
+    const vamos_model *m = S->m;
+    int64_t sym[VAMOS_MAX_SYMS];
+    memcpy(sym, S->sym, sizeof sym);
+    sym[S->sn] = src + 1, sym[S->sm] = TGT_OF(src);
+    void **st = calloc((size_t)m->nstates + 1, sizeof *st), **fr = calloc((size_t)m->nstates + 1, sizeof *fr);
+    bool ok = st && fr;
+    for (int k = 0; ok && k < m->nstates; k++) {
+        size_t bytes = vamos_state_bytes(m, k, sym) + 64;
+        ok = (st[k] = calloc(1, bytes)) != NULL;
+        if (ok && !m->states[k].cache)   /* prep's output, for up to R sentences as long as a row takes */
+            ok = (fr[k] = calloc(1, bytes)) != NULL;
+    }
+    for (int k = 0; ok && S->states && k < m->nstates; k++) {
+        const vamos_state *vs = &m->states[k];
+        if (vs->batch_axis == 0) {
+            for (int r = 0; r < S->active; r++)
+                copy_row(vs, st[k], sym, S->states[k], S->sym, r, r);
+        } else {   /* a position table: the rows decoding read their positions of it until the next admit */
+            int64_t fd[VAMOS_BLOB_RANK], td[VAMOS_BLOB_RANK];
+            dims_of(vs, S->sym, fd);
+            dims_of(vs, sym, td);
+            copy_nd(st[k], td, S->states[k], fd, 0, vs->rank);
+        }
+    }
+    for (int k = 0; k < m->nstates; k++) {
+        void **drop = ok ? (S->states ? &S->states[k] : NULL) : &st[k];
+        if (drop)
+            free(*drop);
+        drop = ok ? (S->fresh ? &S->fresh[k] : NULL) : &fr[k];
+        if (drop)
+            free(*drop);
+    }
+    if (!ok) {
+        free(st), free(fr);
+        return -1;
+    }
+    free(S->states), free(S->fresh);
+    S->states = st, S->fresh = fr;
+    memcpy(S->sym, sym, sizeof sym);
+    S->src = src;
+    S->tables = false;
+    return 0;
+}
+
 static void finish(Stream *S, void *tag, char *out, const char *err)
 {
     S->f->done(S->f->ctx, tag, out, out ? "" : err);
@@ -176,7 +237,7 @@ static void translate_apart(Stream *S, const char **texts, void **tags, int n)
     free(outs);
 }
 
-/* Encode and prepare n sentences (ids[i], len[i] tokens, each 1..MAX_SRC)
+/* Encode and prepare n sentences (ids[i], len[i] tokens, each 1..S->src)
  * into rows active.. */
 static int admit(Stream *S, int32_t *const *ids, const int *len, void **tags, int n, char *err, size_t errlen)
 {
@@ -210,15 +271,15 @@ static int admit(Stream *S, int32_t *const *ids, const int *len, void **tags, in
         memcpy(padded + (size_t)i * N1 * width, mem + (size_t)i * (size_t)b.N * width, (size_t)b.N * width * sizeof *mem);
     in[IN_MEMORY] = padded;
     sym[S->sn] = (int64_t)N1;
-    sym[S->sm] = MAX_TGT;   /* the position tables' length */
+    sym[S->sm] = S->sym[S->sm];   /* the position tables' length */
     if (rc == 0 && m->prep.n > 0)
         rc = vamos_run_graph(m, &m->prep, m->run_prep, &S->s->dec, sym, in, S->fresh, &out, &nout, err, errlen);
     for (int i = 0; rc == 0 && i < n; i++) {
         int r = S->active + i;
         for (int k = 0; k < m->nstates; k++)
             if (!m->states[k].cache && m->states[k].batch_axis == 0)
-                copy_row(S, k, S->fresh[k], sym, i, r);
-        int max_len = S->o->max_len > 0 && S->o->max_len < MAX_TGT ? S->o->max_len : 2 * len[i] + 10;
+                copy_row(&m->states[k], S->states[k], S->sym, S->fresh[k], sym, i, r);
+        int max_len = S->o->max_len > 0 ? S->o->max_len : 2 * len[i] + 10;   /* take() saw it fits */
         S->rows[r] = (Row){ tags[i], malloc(sizeof(int32_t) * (size_t)(max_len + 1)), 0, max_len };
         S->slen[r] = len[i];
         if (!S->rows[r].out) {
@@ -240,17 +301,20 @@ static int admit(Stream *S, int32_t *const *ids, const int *len, void **tags, in
 }
 
 /* Take what the feed has, up to the free rows: each sentence is
- * tokenised; empty ones are answered at once, long ones apart. */
+ * tokenised; empty ones are answered at once. A sentence longer than a
+ * row takes grows the layout, by 32 tokens at a time up to MAX_SRC;
+ * longer ones go apart (and any whose max_len a row cannot hold). */
 static void take(Stream *S, bool wait, bool *stop)
 {
     int R = S->R, room = R - S->active;
     const char **texts = malloc(sizeof *texts * (size_t)R), **apart = malloc(sizeof *apart * (size_t)R);
     void **tags = malloc(sizeof *tags * (size_t)R), **atags = malloc(sizeof *atags * (size_t)R);
     void **rtags = malloc(sizeof *rtags * (size_t)R);
+    const char **rtexts = malloc(sizeof *rtexts * (size_t)R);
     int32_t **ids = calloc((size_t)R, sizeof *ids);
     int *len = malloc(sizeof *len * (size_t)R), n = 0, na = 0, nr = 0;
     char err[256];
-    if (!texts || !apart || !tags || !atags || !rtags || !ids || !len) {
+    if (!texts || !apart || !tags || !atags || !rtags || !rtexts || !ids || !len) {
         *stop = true;   /* no memory to take more: the rows decoding end, then the feed */
         goto out;
     }
@@ -259,18 +323,35 @@ static void take(Stream *S, bool wait, bool *stop)
         *stop = true;
         n = 0;
     }
+    int longest = 0;
     for (int i = 0; i < n; i++) {
         int32_t *t = malloc(sizeof *t * (MAX_SRC + 1));
         int k = t ? vamos_tokenize(&S->m->src, texts[i], t, MAX_SRC + 1) : -1;
+        int need = k;   /* the source a row must take, for k and the words allowed */
+        while (S->o->max_len > 0 && need <= MAX_SRC && TGT_OF(need) < S->o->max_len)
+            need++;
         if (k == 0) {
             free(t);
             char *empty = calloc(1, 1);
             finish(S, tags[i], empty, "out of memory");
-        } else if (k < 0 || k > MAX_SRC) {
+        } else if (k < 0 || need > MAX_SRC) {
             free(t);
             apart[na] = texts[i], atags[na++] = tags[i];
         } else {
-            ids[nr] = t, len[nr] = k, rtags[nr++] = tags[i];
+            ids[nr] = t, len[nr] = k, rtexts[nr] = texts[i], rtags[nr++] = tags[i];
+            longest = need > longest ? need : longest;
+        }
+    }
+    if (longest > S->src) {   /* a row must take longer sentences */
+        int src = S->src;
+        while (src < longest)
+            src += BASE_SRC + 1;
+        if (relayout(S, src < MAX_SRC ? src : MAX_SRC)) {   /* no memory for it: all apart */
+            for (int i = 0; i < nr; i++) {
+                apart[na] = rtexts[i], atags[na++] = rtags[i];
+                free(ids[i]);
+            }
+            nr = 0;
         }
     }
     /* by length, in groups of similar lengths: the encoder pads a group
@@ -294,7 +375,7 @@ static void take(Stream *S, bool wait, bool *stop)
 out:
     for (int i = 0; ids && i < nr; i++)
         free(ids[i]);
-    free(texts), free(apart), free(tags), free(atags), free(rtags), free(ids), free(len);
+    free(texts), free(apart), free(tags), free(atags), free(rtags), free(rtexts), free(ids), free(len);
 }
 
 /* One step for every row; rows whose sentence ended answer and leave. */
@@ -386,20 +467,12 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
     S.sb = vrt_sym_of(m, VAMOS_SYM_BATCH), S.sn = vrt_sym_of(m, VAMOS_SYM_SRC_LEN);
     S.sm = vrt_sym_of(m, VAMOS_SYM_TGT_LEN), S.sp = vrt_sym_of(m, VAMOS_SYM_STEP_POS);
     S.start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
-    S.sym[S.sb] = S.R, S.sym[S.sn] = MAX_SRC + 1, S.sym[S.sm] = MAX_TGT;
-    S.states = calloc((size_t)m->nstates + 1, sizeof *S.states);
-    S.fresh = calloc((size_t)m->nstates + 1, sizeof *S.fresh);
+    S.sym[S.sb] = S.R;
     S.rows = calloc((size_t)S.R, sizeof *S.rows);
     S.last = calloc((size_t)S.R, sizeof *S.last), S.tlen = calloc((size_t)S.R, sizeof *S.tlen);
     S.pos = calloc((size_t)S.R, sizeof *S.pos), S.slen = calloc((size_t)S.R, sizeof *S.slen);
     S.keep = calloc((size_t)S.R, sizeof *S.keep), S.alive = calloc((size_t)S.R, sizeof *S.alive);
-    bool ok = S.states && S.fresh && S.rows && S.last && S.tlen && S.pos && S.slen && S.keep && S.alive;
-    for (int k = 0; ok && k < m->nstates; k++) {
-        size_t bytes = vamos_state_bytes(m, k, S.sym) + 64;
-        ok = (S.states[k] = calloc(1, bytes)) != NULL;
-        if (ok && !m->states[k].cache)   /* prep's output, for up to R sentences as long as a row takes */
-            ok = (S.fresh[k] = calloc(1, bytes)) != NULL;
-    }
+    bool ok = S.rows && S.last && S.tlen && S.pos && S.slen && S.keep && S.alive && relayout(&S, BASE_SRC) == 0;
     if (!ok) {
         stream_free(&S);
         snprintf(err, errlen, "out of memory for %d rows of decoding", S.R);
@@ -408,6 +481,8 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
     bool stop = false;
     int rc = 0;
     while (!stop || S.active > 0) {
+        if (S.active == 0 && S.src > BASE_SRC)
+            relayout(&S, BASE_SRC);   /* idle: back to the small layout (it stays as it is without memory) */
         if (!stop && (S.active == 0 || S.R - S.active >= (S.R + 1) / 2))
             take(&S, S.active == 0, &stop);
         if (S.active > 0 && step(&S, err, errlen)) {

@@ -109,7 +109,7 @@ int vamos_run_graph(const vamos_model *m, const vamos_graph *g, vamos_kernel_fn 
  * the decoder's rows as they free up. Greedy (o->beam is not read); at
  * most o->batch_rows rows. */
 struct vamos_feed;
-#define VAMOS_STREAM_MAX_SRC 31   /* source tokens a row takes; longer goes in a batch of its own */
+#define VAMOS_STREAM_MAX_SRC 127   /* source tokens a row takes at most; longer goes in a batch of its own */
 int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const struct vamos_feed *f, char *err,
                            size_t errlen);
 

@@ -103,7 +103,7 @@ typedef struct vamos_feed {
 /* Translate what f feeds, greedy, until next() returns -1 and every
  * sentence taken is done; settings.batch sentences decode side by side.
  * Each sentence's words are those vamos_translate_lines gives it. A
- * sentence of more than 31 source tokens, or a beam
+ * sentence of more than 127 source tokens, or a beam
  * over 1, or a model without a one-word step, is translated in a batch
  * of its own (the others wait meanwhile). Returns 0, or -1 with a
  * message in err (f's sentences then all done). */
