@@ -28,7 +28,7 @@
  * and targets of twice that + 10 (63 source tokens: 0.80-0.82x, the
  * attention reading more masked keys). A longer sentence grows the
  * layout, 32 source tokens at a time up to VAMOS_STREAM_MAX_SRC, the rows
- * decoding copied over; it shrinks back when no row is busy. A step reads
+ * decoding copied over; it shrinks back once the rows fit a smaller one. A step reads
  * the first `active` rows (every state has the batch as its first dim),
  * and the masks hide what a row does not hold (cache positions past its
  * own, source positions past its length). prep runs on the sentences
@@ -38,6 +38,7 @@
  * hides those, as padding); a layout grown repeats a row's last source
  * position (padding) the same way.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ typedef struct Stream {
     int64_t sym[VAMOS_MAX_SYMS];          /* the rows' layout: R rows, src + 1, TGT_OF(src) */
     void **states, **fresh;               /* the rows'; prep's for the sentences admitted */
     bool tables;                          /* the batch-less states copied from fresh */
+    bool *fill;                           /* per state: a mask (it holds -inf), whose padding is repeated */
     Row *rows;
     int32_t *last, *tlen, *pos, *slen, *keep;
     bool *alive;
@@ -97,23 +99,29 @@ static size_t dims_of(const vamos_state *st, const int64_t *sym, int64_t *dim)
 }
 
 /* dst (dims td) = src (dims fd), over dims from..r-1 of r: where a dim of
- * dst is longer, its positions past src's repeat src's last. */
-static void copy_nd(float *dst, const int64_t *td, const float *src, const int64_t *fd, int from, int r)
+ * dst is longer, its positions past src's repeat src's last (fill), or
+ * keep what they hold. */
+static void copy_nd(float *dst, const int64_t *td, const float *src, const int64_t *fd, int from, int r, bool fill)
 {
     int64_t idx[VAMOS_BLOB_RANK] = { 0 };
     int64_t inner = td[r - 1], have = fd[r - 1] < inner ? fd[r - 1] : inner;
     for (;;) {   /* over the indexes of dims from..r-2, the last dim a run */
         size_t fo = 0, to = 0;
+        bool past = false;   /* a position past src's in some dim */
         for (int d = from; d < r - 1; d++) {
             int64_t i = idx[d] < fd[d] ? idx[d] : fd[d] - 1;
+            past = past || idx[d] >= fd[d];
             fo = fo * (size_t)fd[d] + (size_t)i;
             to = to * (size_t)td[d] + (size_t)idx[d];
         }
         const float *a = src + fo * (size_t)fd[r - 1];
         float *b = dst + to * (size_t)inner;
+        if (past && !fill)
+            goto next;
         memcpy(b, a, (size_t)have * sizeof *b);
-        for (int64_t j = have; j < inner; j++)
+        for (int64_t j = have; fill && j < inner; j++)
             b[j] = a[have - 1];
+    next:;
         int d = r - 2;
         while (d >= from && ++idx[d] == td[d])
             idx[d--] = 0;
@@ -125,7 +133,7 @@ static void copy_nd(float *dst, const int64_t *td, const float *src, const int64
 /* Row `from` of state k (its first dim the batch) laid out for fsym into
  * row `to` of `into`, laid out for tsym (copy_nd). */
 static void copy_row(const vamos_state *st, void *into, const int64_t *tsym, const void *fbase, const int64_t *fsym,
-                     int from, int to)
+                     int from, int to, bool fill)
 {
     int64_t fd[VAMOS_BLOB_RANK], td[VAMOS_BLOB_RANK];
     size_t fall = dims_of(st, fsym, fd), tall = dims_of(st, tsym, td);
@@ -134,7 +142,7 @@ static void copy_row(const vamos_state *st, void *into, const int64_t *tsym, con
     if (st->rank == 1)   /* one value a row */
         *dst = *src;
     else
-        copy_nd(dst, td, src, fd, 1, st->rank);
+        copy_nd(dst, td, src, fd, 1, st->rank, fill);
 }
 
 /* Row `from` to row `to` of every state with a batch (a cache: only the
@@ -193,12 +201,12 @@ static int relayout(Stream *S, int src)
         const vamos_state *vs = &m->states[k];
         if (vs->batch_axis == 0) {
             for (int r = 0; r < S->active; r++)
-                copy_row(vs, st[k], sym, S->states[k], S->sym, r, r);
+                copy_row(vs, st[k], sym, S->states[k], S->sym, r, r, S->fill[k]);
         } else {   /* a position table: the rows decoding read their positions of it until the next admit */
             int64_t fd[VAMOS_BLOB_RANK], td[VAMOS_BLOB_RANK];
             dims_of(vs, S->sym, fd);
             dims_of(vs, sym, td);
-            copy_nd(st[k], td, S->states[k], fd, 0, vs->rank);
+            copy_nd(st[k], td, S->states[k], fd, 0, vs->rank, true);
         }
     }
     for (int k = 0; k < m->nstates; k++) {
@@ -274,11 +282,18 @@ static int admit(Stream *S, int32_t *const *ids, const int *len, void **tags, in
     sym[S->sm] = S->sym[S->sm];   /* the position tables' length */
     if (rc == 0 && m->prep.n > 0)
         rc = vamos_run_graph(m, &m->prep, m->run_prep, &S->s->dec, sym, in, S->fresh, &out, &nout, err, errlen);
+    for (int k = 0; rc == 0 && k < m->nstates; k++)   /* is it a mask? row 0's padding shows */
+        if (!m->states[k].cache && m->states[k].batch_axis == 0 && !S->fill[k]) {
+            int64_t d[VAMOS_BLOB_RANK];
+            size_t block = dims_of(&m->states[k], sym, d) / (size_t)d[0];
+            for (size_t e = 0; e < block && !S->fill[k]; e++)
+                S->fill[k] = isinf(((const float *)S->fresh[k])[e]) && ((const float *)S->fresh[k])[e] < 0;
+        }
     for (int i = 0; rc == 0 && i < n; i++) {
         int r = S->active + i;
         for (int k = 0; k < m->nstates; k++)
             if (!m->states[k].cache && m->states[k].batch_axis == 0)
-                copy_row(&m->states[k], S->states[k], S->sym, S->fresh[k], sym, i, r);
+                copy_row(&m->states[k], S->states[k], S->sym, S->fresh[k], sym, i, r, S->fill[k]);
         int max_len = S->o->max_len > 0 ? S->o->max_len : 2 * len[i] + 10;   /* take() saw it fits */
         S->rows[r] = (Row){ tags[i], malloc(sizeof(int32_t) * (size_t)(max_len + 1)), 0, max_len };
         S->slen[r] = len[i];
@@ -435,7 +450,7 @@ static void stream_free(Stream *S)
         free(S->states ? S->states[k] : NULL);
         free(S->fresh ? S->fresh[k] : NULL);
     }
-    free(S->states), free(S->fresh), free(S->rows), free(S->last), free(S->tlen), free(S->pos), free(S->slen);
+    free(S->states), free(S->fresh), free(S->fill), free(S->rows), free(S->last), free(S->tlen), free(S->pos), free(S->slen);
     free(S->keep), free(S->alive);
 }
 
@@ -468,11 +483,12 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
     S.sm = vrt_sym_of(m, VAMOS_SYM_TGT_LEN), S.sp = vrt_sym_of(m, VAMOS_SYM_STEP_POS);
     S.start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
     S.sym[S.sb] = S.R;
+    S.fill = calloc((size_t)m->nstates + 1, sizeof *S.fill);
     S.rows = calloc((size_t)S.R, sizeof *S.rows);
     S.last = calloc((size_t)S.R, sizeof *S.last), S.tlen = calloc((size_t)S.R, sizeof *S.tlen);
     S.pos = calloc((size_t)S.R, sizeof *S.pos), S.slen = calloc((size_t)S.R, sizeof *S.slen);
     S.keep = calloc((size_t)S.R, sizeof *S.keep), S.alive = calloc((size_t)S.R, sizeof *S.alive);
-    bool ok = S.rows && S.last && S.tlen && S.pos && S.slen && S.keep && S.alive && relayout(&S, BASE_SRC) == 0;
+    bool ok = S.fill && S.rows && S.last && S.tlen && S.pos && S.slen && S.keep && S.alive && relayout(&S, BASE_SRC) == 0;
     if (!ok) {
         stream_free(&S);
         snprintf(err, errlen, "out of memory for %d rows of decoding", S.R);
@@ -481,8 +497,18 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
     bool stop = false;
     int rc = 0;
     while (!stop || S.active > 0) {
-        if (S.active == 0 && S.src > BASE_SRC)
-            relayout(&S, BASE_SRC);   /* idle: back to the small layout (it stays as it is without memory) */
+        if (S.src > BASE_SRC) {   /* back to the smallest layout the rows fit (as it is without memory) */
+            int need = 0, src = BASE_SRC;
+            for (int r = 0; r < S.active; r++) {
+                int n = (S.rows[r].max_len - 9) / 2;   /* TGT_OF(n) >= max_len */
+                n = S.slen[r] > n ? S.slen[r] : n;
+                need = n > need ? n : need;
+            }
+            while (src < need)
+                src += BASE_SRC + 1;
+            if (src < S.src)
+                relayout(&S, src);
+        }
         if (!stop && (S.active == 0 || S.R - S.active >= (S.R + 1) / 2))
             take(&S, S.active == 0, &stop);
         if (S.active > 0 && step(&S, err, errlen)) {
