@@ -67,6 +67,7 @@ typedef struct Stream {
     int src;                              /* source tokens a row takes now: BASE_SRC .. MAX_SRC */
     int64_t sym[VAMOS_MAX_SYMS];          /* the rows' layout: R rows, src + 1, TGT_OF(src) */
     void **states, **fresh;               /* the rows'; prep's for the sentences admitted */
+    size_t *cap;                          /* per state, the bytes states[k] and fresh[k] have room for */
     bool tables;                          /* the batch-less states copied from fresh */
     bool *fill;                           /* per state: a mask (it holds -inf), whose padding is repeated */
     Row *rows;
@@ -100,11 +101,18 @@ static size_t dims_of(const vamos_state *st, const int64_t *sym, int64_t *dim)
 
 /* dst (dims td) = src (dims fd), over dims from..r-1 of r: where a dim of
  * dst is longer, its positions past src's repeat src's last (fill), or
- * keep what they hold. */
+ * keep what they hold. dst and src may be one buffer (a layout changed in
+ * place; every dim grows, or every dim shrinks): the runs go backward when
+ * dst is the bigger, each then at or after its source, else forward. */
 static void copy_nd(float *dst, const int64_t *td, const float *src, const int64_t *fd, int from, int r, bool fill)
 {
     int64_t idx[VAMOS_BLOB_RANK] = { 0 };
     int64_t inner = td[r - 1], have = fd[r - 1] < inner ? fd[r - 1] : inner;
+    bool back = td[r - 1] > fd[r - 1];
+    for (int d = from; d < r - 1; d++)
+        back = back || td[d] > fd[d];
+    for (int d = from; back && d < r - 1; d++)
+        idx[d] = td[d] - 1;
     for (;;) {   /* over the indexes of dims from..r-2, the last dim a run */
         size_t fo = 0, to = 0;
         bool past = false;   /* a position past src's in some dim */
@@ -114,19 +122,20 @@ static void copy_nd(float *dst, const int64_t *td, const float *src, const int64
             fo = fo * (size_t)fd[d] + (size_t)i;
             to = to * (size_t)td[d] + (size_t)idx[d];
         }
-        const float *a = src + fo * (size_t)fd[r - 1];
         float *b = dst + to * (size_t)inner;
-        if (past && !fill)
-            goto next;
-        memcpy(b, a, (size_t)have * sizeof *b);
-        for (int64_t j = have; fill && j < inner; j++)
-            b[j] = a[have - 1];
-    next:;
+        if (!past || fill) {
+            memmove(b, src + fo * (size_t)fd[r - 1], (size_t)have * sizeof *b);
+            for (int64_t j = have; fill && j < inner; j++)
+                b[j] = b[have - 1];
+        }
         int d = r - 2;
-        while (d >= from && ++idx[d] == td[d])
-            idx[d--] = 0;
+        while (d >= from && idx[d] == (back ? 0 : td[d] - 1)) {
+            idx[d] = back ? td[d] - 1 : 0;
+            d--;
+        }
         if (d < from)
             break;
+        idx[d] += back ? -1 : 1;
     }
 }
 
@@ -155,7 +164,7 @@ static void move_row(Stream *S, int from, int to, int filled)
         if (st->batch_axis < 0)
             continue;
         int64_t d[VAMOS_BLOB_RANK];
-        size_t block = dims_of(st, S->sym, d) / (size_t)d[0];
+        size_t all = dims_of(st, S->sym, d), block = all / (size_t)d[0];   /* d is set by then */
         float *p = S->states[k];
         int la = -1;   /* a cache's target-length axis */
         for (int i = 1; st->cache && la < 0 && i < st->rank; i++)
@@ -178,51 +187,53 @@ static void move_row(Stream *S, int from, int to, int filled)
     S->slen[to] = S->slen[from];
 }
 
-/* The rows' states and prep's, laid out for sources of up to src tokens;
- * the rows decoding are copied over (a source or cache dim's new
- * positions repeat its last: padding, or a cache position past every
- * row's own) and the position tables wait for the next admit. 0, or -1
- * (out of memory: the layout is as it was). */
+/* The rows' states, laid out for sources of up to src tokens (bigger or
+ * smaller: the rows decoding must fit it), in place: a buffer grows to
+ * the biggest layout it has held and keeps that room (given back and
+ * taken anew, pages cost a fault each at every change: 0.79x the
+ * translator under serve_bench's load; freed and allocated again through
+ * malloc, the server's memory grew 9 MB over 100,000 requests). A mask's
+ * new source positions repeat its last (padding); other states' new
+ * positions hold what was there (masked: old values or zeros). The
+ * position tables are cut or repeated the same way (the rows decoding read
+ * only their own positions of them), and are made anew at the next
+ * admit. 0, or -1 (out of memory: the layout is as it was). */
 static int relayout(Stream *S, int src)
 {
     const vamos_model *m = S->m;
     int64_t sym[VAMOS_MAX_SYMS];
     memcpy(sym, S->sym, sizeof sym);
     sym[S->sn] = src + 1, sym[S->sm] = TGT_OF(src);
-    void **st = calloc((size_t)m->nstates + 1, sizeof *st), **fr = calloc((size_t)m->nstates + 1, sizeof *fr);
-    bool ok = st && fr;
-    for (int k = 0; ok && k < m->nstates; k++) {
-        size_t bytes = vamos_state_bytes(m, k, sym) + 64;
-        ok = (st[k] = calloc(1, bytes)) != NULL;
-        if (ok && !m->states[k].cache)   /* prep's output, for up to R sentences as long as a row takes */
-            ok = (fr[k] = calloc(1, bytes)) != NULL;
+    for (int k = 0; k < m->nstates; k++) {
+        size_t need = vamos_state_bytes(m, k, sym) + 64;
+        if (need <= S->cap[k])
+            continue;
+        unsigned char *p = realloc(S->states[k], need), *q = NULL;
+        if (p) {
+            memset(p + S->cap[k], 0, need - S->cap[k]);   /* no NaN where a mask hides a key */
+            S->states[k] = p;
+        }
+        if (p && !m->states[k].cache && (q = realloc(S->fresh[k], need)))   /* prep's output: up to R sentences */
+            S->fresh[k] = q;
+        if (!p || (!m->states[k].cache && !q))
+            return -1;
+        S->cap[k] = need;
     }
-    for (int k = 0; ok && S->states && k < m->nstates; k++) {
+    bool grow = src > S->src;
+    for (int k = 0; S->src > 0 && k < m->nstates; k++) {   /* (none before the first layout) */
         const vamos_state *vs = &m->states[k];
         if (vs->batch_axis == 0) {
-            for (int r = 0; r < S->active; r++)
-                copy_row(vs, st[k], sym, S->states[k], S->sym, r, r, S->fill[k]);
-        } else {   /* a position table: the rows decoding read their positions of it until the next admit */
+            for (int i = 0; i < S->active; i++) {
+                int r = grow ? S->active - 1 - i : i;   /* each row at or after (before) its source */
+                copy_row(vs, S->states[k], sym, S->states[k], S->sym, r, r, S->fill[k]);
+            }
+        } else {   /* a position table */
             int64_t fd[VAMOS_BLOB_RANK], td[VAMOS_BLOB_RANK];
             dims_of(vs, S->sym, fd);
             dims_of(vs, sym, td);
-            copy_nd(st[k], td, S->states[k], fd, 0, vs->rank, true);
+            copy_nd(S->states[k], td, S->states[k], fd, 0, vs->rank, true);
         }
     }
-    for (int k = 0; k < m->nstates; k++) {
-        void **drop = ok ? (S->states ? &S->states[k] : NULL) : &st[k];
-        if (drop)
-            free(*drop);
-        drop = ok ? (S->fresh ? &S->fresh[k] : NULL) : &fr[k];
-        if (drop)
-            free(*drop);
-    }
-    if (!ok) {
-        free(st), free(fr);
-        return -1;
-    }
-    free(S->states), free(S->fresh);
-    S->states = st, S->fresh = fr;
     memcpy(S->sym, sym, sizeof sym);
     S->src = src;
     S->tables = false;
@@ -285,7 +296,7 @@ static int admit(Stream *S, int32_t *const *ids, const int *len, void **tags, in
     for (int k = 0; rc == 0 && k < m->nstates; k++)   /* is it a mask? row 0's padding shows */
         if (!m->states[k].cache && m->states[k].batch_axis == 0 && !S->fill[k]) {
             int64_t d[VAMOS_BLOB_RANK];
-            size_t block = dims_of(&m->states[k], sym, d) / (size_t)d[0];
+            size_t all = dims_of(&m->states[k], sym, d), block = all / (size_t)d[0];
             for (size_t e = 0; e < block && !S->fill[k]; e++)
                 S->fill[k] = isinf(((const float *)S->fresh[k])[e]) && ((const float *)S->fresh[k])[e] < 0;
         }
@@ -446,11 +457,9 @@ static int step(Stream *S, char *err, size_t errlen)
 
 static void stream_free(Stream *S)
 {
-    for (int k = 0; k < S->m->nstates; k++) {
-        free(S->states ? S->states[k] : NULL);
-        free(S->fresh ? S->fresh[k] : NULL);
-    }
-    free(S->states), free(S->fresh), free(S->fill), free(S->rows), free(S->last), free(S->tlen), free(S->pos), free(S->slen);
+    for (int k = 0; S->states && S->fresh && k < S->m->nstates; k++)
+        free(S->states[k]), free(S->fresh[k]);
+    free(S->states), free(S->fresh), free(S->cap), free(S->fill), free(S->rows), free(S->last), free(S->tlen), free(S->pos), free(S->slen);
     free(S->keep), free(S->alive);
 }
 
@@ -484,11 +493,14 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
     S.start = m->tgt.bos >= 0 ? m->tgt.bos : m->tgt.eos;
     S.sym[S.sb] = S.R;
     S.fill = calloc((size_t)m->nstates + 1, sizeof *S.fill);
+    S.states = calloc((size_t)m->nstates + 1, sizeof *S.states);
+    S.fresh = calloc((size_t)m->nstates + 1, sizeof *S.fresh);
+    S.cap = calloc((size_t)m->nstates + 1, sizeof *S.cap);
     S.rows = calloc((size_t)S.R, sizeof *S.rows);
     S.last = calloc((size_t)S.R, sizeof *S.last), S.tlen = calloc((size_t)S.R, sizeof *S.tlen);
     S.pos = calloc((size_t)S.R, sizeof *S.pos), S.slen = calloc((size_t)S.R, sizeof *S.slen);
     S.keep = calloc((size_t)S.R, sizeof *S.keep), S.alive = calloc((size_t)S.R, sizeof *S.alive);
-    bool ok = S.fill && S.rows && S.last && S.tlen && S.pos && S.slen && S.keep && S.alive && relayout(&S, BASE_SRC) == 0;
+    bool ok = S.fill && S.states && S.fresh && S.cap && S.rows && S.last && S.tlen && S.pos && S.slen && S.keep && S.alive && relayout(&S, BASE_SRC) == 0;
     if (!ok) {
         stream_free(&S);
         snprintf(err, errlen, "out of memory for %d rows of decoding", S.R);
