@@ -31,7 +31,7 @@ vamos_translator *vamos_open(const vamos_linked_model *lm, const vamos_settings 
         return NULL;
     }
     if (range("beam", st->beam, 1, VAMOS_MAX_BEAM, err, errlen) || range("max_len", st->max_len, 1, 100000, err, errlen) ||
-        range("batch", st->batch, 1, 4096, err, errlen))
+        range("batch", st->batch, 1, 4096, err, errlen) || range("refill", st->refill, 1, 100, err, errlen))
         return NULL;
     if (vamos_cpu_check(lm->cpu ? lm->cpu : "", err, errlen))
         return NULL;
@@ -53,7 +53,7 @@ vamos_translator *vamos_open(const vamos_linked_model *lm, const vamos_settings 
         return NULL;
     }
     t->o = (vamos_opts){ .beam = st->beam, .max_len = st->max_len,
-                         .batch_rows = st->batch ? st->batch : VAMOS_DEFAULT_BATCH };
+                         .batch_rows = st->batch ? st->batch : VAMOS_DEFAULT_BATCH, .refill = st->refill };
     return t;
 }
 

@@ -226,7 +226,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-Served *served_open(const char *path, int threads, int batch_max, int wait_ms, bool stream, char *err,
+Served *served_open(const char *path, int threads, int batch_max, int wait_ms, bool stream, int refill, char *err,
                     size_t errlen)
 {
     Served *s = calloc(1, sizeof *s);
@@ -270,7 +270,7 @@ Served *served_open(const char *path, int threads, int batch_max, int wait_ms, b
     s->nworkers = want < 1 ? 1 : want > MAX_WORKERS ? MAX_WORKERS : want;
     /* streaming: the batch's sentences split between the workers' rows */
     int per = s->batch_max / s->nworkers;
-    vamos_settings rows = { .batch = per < 1 ? 1 : per > 4096 ? 4096 : per };
+    vamos_settings rows = { .batch = per < 1 ? 1 : per > 4096 ? 4096 : per, .refill = refill };
     for (int w = 0; w < s->nworkers; w++)
         if (!(s->t[w] = s->open(s->lm, s->feed ? &rows : NULL, err, errlen))) {
             if (w == 0) {

@@ -38,9 +38,10 @@ typedef struct Served Served;
 /* Open the library at path with threads kernel threads (0: its default),
  * at most batch_max sentences decoded together (0: SERVED_BATCH). stream:
  * continuous batching when the library has it (requests that come one by
- * one); else batches, which wait wait_ms (-1: SERVED_WAIT_MS) to fill (one
+ * one), a worker taking more sentences once refill percent of its rows
+ * are free (vamos_settings.refill, 0: the library's default); else batches, which wait wait_ms (-1: SERVED_WAIT_MS) to fill (one
  * big job, sorted by length: vamos po's catalog). NULL with a message. */
-Served *served_open(const char *path, int threads, int batch_max, int wait_ms, bool stream, char *err,
+Served *served_open(const char *path, int threads, int batch_max, int wait_ms, bool stream, int refill, char *err,
                     size_t errlen);
 void served_close(Served *s);
 

@@ -494,7 +494,7 @@ int cmd_po_main(int argc, char **argv)
     Served *sv = NULL;
     if (rc == 0 && nu > 0) {
         char err[512];
-        sv = served_open(lib, threads, 1 << 20, 0, false, err, sizeof err);   /* one batch: the catalog, sorted */
+        sv = served_open(lib, threads, 1 << 20, 0, false, 0, err, sizeof err);   /* one batch: the catalog, sorted */
         if (!sv) {
             fprintf(stderr, "vamos po: %s\n", err);
             rc = 1;

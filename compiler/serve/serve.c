@@ -57,7 +57,9 @@ static const char usage[] =
     "  --req-limit N        refuse more than N requests a minute from one client (429)\n"
     "  --threads N          threads of each model, one worker each (default: one per CPU)\n"
     "  --batch N            sentences a model decodes together at most, split between\n"
-    "                       its workers (default 64); a sentence takes a row as one frees\n"
+    "                       its workers (default 64)\n"
+    "  --refill PCT         a worker takes more sentences once PCT percent of its rows\n"
+    "                       are free (default 100: once all are; 1: as soon as one is)\n"
     "  --batch-wait MS      models built before continuous batching: how long a batch\n"
     "                       that is not full waits for more requests (default 5; 0: never)\n"
     "  --timeout SECONDS    drop a connection idle this long (default 30)\n";
@@ -512,11 +514,11 @@ int cmd_serve_main(int argc, char **argv)
         { "api-keys", required_argument, 0, 'k' }, { "char-limit", required_argument, 0, 'c' },
         { "req-limit", required_argument, 0, 'r' }, { "threads", required_argument, 0, 'j' },
         { "timeout", required_argument, 0, 't' }, { "batch", required_argument, 0, 'b' },
-        { "batch-wait", required_argument, 0, 'w' }, { 0, 0, 0, 0 },
+        { "batch-wait", required_argument, 0, 'w' }, { "refill", required_argument, 0, 'f' }, { 0, 0, 0, 0 },
     };
     static Server s;   /* large (the rate table); one per process */
     const char *host = "127.0.0.1", *keys = NULL;
-    long port = 5000, threads = 0, timeout = 30, batch = 0, wait = -1;
+    long port = 5000, threads = 0, timeout = 30, batch = 0, wait = -1, refill = 0;
     bool bad = false;
     optind = 1;
     opterr = 0;
@@ -533,6 +535,7 @@ int cmd_serve_main(int argc, char **argv)
         case 't': timeout = parse_long("--timeout", optarg, 1, 3600, &bad); break;
         case 'b': batch = parse_long("--batch", optarg, 1, 4096, &bad); break;
         case 'w': wait = parse_long("--batch-wait", optarg, 0, 1000, &bad); break;
+        case 'f': refill = parse_long("--refill", optarg, 1, 100, &bad); break;
         case ':': fprintf(stderr, "vamos serve: option '%s' needs a value\n\n%s", argv[optind - 1], usage); return 2;
         default: fprintf(stderr, "vamos serve: unknown option '%s'\n\n%s", argv[optind - 1], usage); return 2;
         }
@@ -558,7 +561,7 @@ int cmd_serve_main(int argc, char **argv)
     int rc = 0;
     for (int i = optind; i < argc && rc == 0; i++) {
         char err[512];
-        Served *m = served_open(argv[i], (int)threads, (int)batch, (int)wait, true, err, sizeof err);
+        Served *m = served_open(argv[i], (int)threads, (int)batch, (int)wait, true, (int)refill, err, sizeof err);
         if (!m) {
             fprintf(stderr, "vamos serve: %s\n", err);
             rc = 1;

@@ -30,6 +30,7 @@ typedef struct vamos_opts {
      * and at most batch_tokens source tokens, padding included (0: no
      * bound) */
     int batch_rows, batch_tokens;
+    int refill;           /* vamos_translate_stream: percent of rows free before it takes more; 0: 100 */
 } vamos_opts;
 
 /* en-es on dev-ood: batches of 16 took 0.94-0.95x the time of 32 (Zen 4,

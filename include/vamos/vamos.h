@@ -60,6 +60,8 @@ typedef struct vamos_settings {
     int beam;      /* beam size, 1..64 (default 1: greedy) */
     int max_len;   /* target words at most (default: 2 * source words + 10) */
     int batch;     /* sentences decoded together (default 16) */
+    int refill;    /* vamos_translate_feed: take more sentences once this percent of the
+                      rows are free, 1..100 (default 100: once all are; see stream.c) */
 } vamos_settings;
 
 typedef struct vamos_translator vamos_translator;

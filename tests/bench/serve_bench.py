@@ -38,6 +38,7 @@ def main():
     ap.add_argument("--requests", type=int, default=100000)
     ap.add_argument("--batch", type=int, default=0, help="vamos serve --batch (0: its default)")
     ap.add_argument("--batch-wait", type=int, default=-1, help="vamos serve --batch-wait MS (-1: its default)")
+    ap.add_argument("--refill", type=int, default=0, help="vamos serve --refill PCT (0: its default)")
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "en-es"))
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="vamos-serve-bench-")
@@ -68,7 +69,8 @@ def main():
     log = open(os.path.join(tmp, "serve.log"), "w+")
     p = subprocess.Popen([VAMOS, "serve", lib, "--port", "0", "--threads", "2"] +
                          (["--batch", str(a.batch)] if a.batch else []) +
-                         (["--batch-wait", str(a.batch_wait)] if a.batch_wait >= 0 else []), stderr=log)
+                         (["--batch-wait", str(a.batch_wait)] if a.batch_wait >= 0 else []) +
+                         (["--refill", str(a.refill)] if a.refill > 0 else []), stderr=log)
     port = None
     for _ in range(200):
         log.seek(0)
@@ -146,8 +148,9 @@ def main():
     counts = re.findall(r"\(([\d.]+) a batch; workers translating (\d+)%", log.read())
     lines = [
         "vamos serve under load (tests/bench/serve_bench.py), %s" % cpu_name(),
-        "en-es, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2, serve --batch %s --batch-wait %s"
-        % (len(sents), a.clients, a.batch or "default", a.batch_wait if a.batch_wait >= 0 else "default"),
+        "en-es, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2, serve --batch %s --batch-wait %s --refill %s"
+        % (len(sents), a.clients, a.batch or "default", a.batch_wait if a.batch_wait >= 0 else "default",
+           a.refill or "default"),
         "translator (stdin, default batching, 2 threads): %.0f sentences/s before phase 1, %.0f after (best of 3 each)"
         % (peer_before, peer_after),
         "serve, %.0f s: %d requests, %d errors, %.0f sentences/s = %.2fx the translator (their mean); latency p50 %.0f ms, p99 %.0f ms"

@@ -5,7 +5,10 @@
  * take the rows others leave. Every line must come out the same.
  * Written against the installed interface only: vamos/vamos.h.
  *
- *     feed FILE ROWS PER   ->  "same N of N (K apart)" and exit 0 */
+ *     feed FILE ROWS PER [REFILL]   ->  "same N of N (...)" and exit 0
+ *
+ * REFILL: vamos_settings.refill (default 1: a row's sentence joins as soon
+ * as the row frees, the others at their own positions). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +50,8 @@ static void done(void *ctx, void *tag, char *out, const char *err)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4)
-        return fprintf(stderr, "usage: feed FILE ROWS PER\n"), 2;
+    if (argc != 4 && argc != 5)
+        return fprintf(stderr, "usage: feed FILE ROWS PER [REFILL]\n"), 2;
     FILE *in = fopen(argv[1], "r");
     if (!in)
         return perror(argv[1]), 1;
@@ -63,7 +66,7 @@ int main(int argc, char **argv)
     f.lines = lines;
     f.outs = calloc((size_t)f.n, sizeof *f.outs);
     char **want = calloc((size_t)f.n, sizeof *want), err[512];
-    vamos_settings set = { .batch = atoi(argv[2]) };
+    vamos_settings set = { .batch = atoi(argv[2]), .refill = argc > 4 ? atoi(argv[4]) : 1 };
     vamos_translator *t = vamos_open(&en_es_linked, &set, err, sizeof err);
     if (!t || vamos_translate_lines(t, (const char *const *)lines, f.n, want, err, sizeof err))
         return fprintf(stderr, "batches: %s\n", err), 1;

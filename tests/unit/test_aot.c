@@ -281,8 +281,9 @@ Test(aot, batched_decoding_equals_one_at_a_time, .timeout = 600)
  * prefix, as a static library and an object file, then as two shared
  * libraries; every line equals the model's own translator's. */
 /* Continuous batching (vamos_translate_feed) gives every sentence the
- * words a batch gives it: sentences joining one or two a step, into 8 or
- * 3 rows (so rows are refilled many times), among them an empty line,
+ * words a batch gives it: sentences joining one or two a step as rows
+ * free (refill 1), into 8 or 3 rows (so rows are refilled many times), or
+ * three at a time once all 8 rows are free (the default), among them an empty line,
  * lines longer than a row takes at first (the rows' layout grows while
  * others decode) and one too long for any row (tests/serve/feed.txt). */
 Test(aot, fed_sentences_equal_batched_ones, .timeout = 600)
@@ -301,6 +302,9 @@ Test(aot, fed_sentences_equal_batched_ones, .timeout = 600)
     cr_assert(strstr(out, "same 130 of 130 (130 answers"), "%s", out);
     free(out);
     cr_assert_eq(sh(&out, "%s/feed tests/serve/feed.txt 3 2 2>&1", libdir), 0, "%s", out);
+    cr_assert(strstr(out, "same 130 of 130 (130 answers"), "%s", out);
+    free(out);
+    cr_assert_eq(sh(&out, "%s/feed tests/serve/feed.txt 8 3 100 2>&1", libdir), 0, "%s", out);   /* the default refill */
     cr_assert(strstr(out, "same 130 of 130 (130 answers"), "%s", out);
     free(out);
 }
