@@ -485,11 +485,14 @@ static int batches(Stream *S)
 
 int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_feed *f, char *err, size_t errlen)
 {
+    static const vamos_opts defaults = { 0 };
     const vamos_model *m = s->m;
+    if (!o)
+        o = &defaults;
     Stream S = { .s = s, .m = m, .o = o, .f = f };
-    S.R = o && o->batch_rows > 0 ? o->batch_rows : VAMOS_DEFAULT_BATCH;
+    S.R = o->batch_rows > 0 ? o->batch_rows : VAMOS_DEFAULT_BATCH;
     const char *why;
-    if ((o && o->beam > 1) || !streamable(m, &why)) {
+    if (o->beam > 1 || !streamable(m, &why)) {
         if (batches(&S) == 0)
             return 0;
         snprintf(err, errlen, "out of memory");
@@ -514,7 +517,7 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
         return -1;
     }
     bool stop = false;
-    int rc = 0, refill = o && o->refill > 0 && o->refill <= 100 ? o->refill : 100;
+    int rc = 0, refill = o->refill > 0 && o->refill <= 100 ? o->refill : 100;
     while (!stop || S.active > 0) {
         if (S.src > BASE_SRC) {   /* back to the smallest layout the rows fit (as it is without memory) */
             int need = 0, src = BASE_SRC;

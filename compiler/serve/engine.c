@@ -173,10 +173,20 @@ static void *worker(void *arg)
     if (s->nworkers > 1)
         s->inline_kernels(1);
     if (s->feed) {
+        /* it returns when the server stops; an error (no memory for its
+         * rows: every sentence taken was answered) is told, and the
+         * worker starts again a moment later */
         vamos_feed f = { feed_next, feed_done, arg };
         char err[256];
-        if (s->feed(s->t[w], &f, err, sizeof err))
+        while (s->feed(s->t[w], &f, err, sizeof err)) {
             fprintf(stderr, "vamos serve: %s: %s\n", s->name(s->t[w]), err);
+            pthread_mutex_lock(&s->mu);
+            bool done = s->stop && !s->head;
+            pthread_mutex_unlock(&s->mu);
+            if (done)
+                break;
+            nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+        }
         return NULL;
     }
     pthread_mutex_lock(&s->mu);
