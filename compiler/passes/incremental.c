@@ -399,10 +399,7 @@ static int ref_cache(Derive *d, int x, int axis)
         fail(d, "a cached value whose first dim is not the batch");
         return -1;
     }
-    int x_step = ref_step(d, x);
-    if (x_step < 0)
-        return -1;
-    Node st = { .op = OP_STORE, .in = { in, x_step, positions(d, 1, n) }, .dtype = DT_F32, .shape = s,
+    Node st = { .op = OP_STORE, .in = { in, ref_step(d, x), positions(d, 1, n) }, .dtype = DT_F32, .shape = s,
                 .loc = n->loc, .site = n->site };
     st.attr.store.state = k, st.attr.store.axis = axis;   /* row r at its position */
     return d->cache[x] = add(d, &d->m->step, st);
@@ -492,6 +489,7 @@ bool derive_step(Arena *a, Model *m)
                 m->prep = (Graph){ .name = "prep", .output = -1 };
                 m->step = (Graph){ .name = "step", .output = -1 };
                 m->nstates = 0;
+                m->nsyms--;                         /* t: no step reads it */
                 return false;
             }
         }
