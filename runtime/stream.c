@@ -77,6 +77,7 @@ typedef struct Stream {
     size_t *cap;                          /* per state, the bytes states[k] and fresh[k] have room for */
     bool tables;                          /* the batch-less states copied from fresh */
     bool *fill;                           /* per state: a mask (it holds -inf), whose padding is repeated */
+    bool oom;                             /* take() had no memory: stop, and say so */
     Row *rows;
     int32_t *last, *tlen, *pos, *slen, *keep;
     bool *alive;
@@ -348,7 +349,7 @@ static void take(Stream *S, bool wait, bool *stop)
     int *len = malloc(sizeof *len * (size_t)R), n = 0, na = 0, nr = 0;
     char err[256];
     if (!texts || !apart || !tags || !atags || !rtags || !rtexts || !ids || !len) {
-        *stop = true;   /* no memory to take more: the rows decoding end, then the feed */
+        *stop = S->oom = true;   /* no memory to take more: the rows decoding end, then an error */
         goto out;
     }
     n = S->f->next(S->f->ctx, room, wait, texts, tags);
@@ -543,5 +544,9 @@ int vamos_translate_stream(vamos_session *s, const vamos_opts *o, const vamos_fe
         }
     }
     stream_free(&S);
+    if (S.oom && rc == 0) {
+        snprintf(err, errlen, "out of memory for the sentences waiting");
+        rc = -1;
+    }
     return rc;
 }
