@@ -162,7 +162,9 @@ int vamos_model_open(vamos_model *m, const unsigned char *blob, size_t size,
     read_graph(&r, &m->enc);
     read_graph(&r, &m->dec);
     m->has_step = geti(&r);
-    if (m->has_step) {
+    if (m->has_step < 0 || m->has_step > 2)
+        r.bad = true;
+    if (m->has_step && !r.bad) {
         read_states(&r, m);
         read_graph(&r, &m->prep);
         read_graph(&r, &m->step);

@@ -88,7 +88,8 @@ typedef struct Stream {
  * first, and the step reads no input the rows would have to share. */
 static bool streamable(const vamos_model *m, const char **why)
 {
-    *why = !m->has_step ? "the model has no one-word step" : NULL;
+    *why = !m->has_step ? "the model has no one-word step"
+         : m->has_step == 2 ? "the model's step has one position for all rows" : NULL;
     for (int k = 0; !*why && k < m->nstates; k++)
         if (m->states[k].batch_axis > 0)
             *why = "a decoder state whose batch is not its first dim";

@@ -94,7 +94,7 @@ int blob_make(const Model *m, const Bound *w, bool reuse, Blob *b)
     vocab(b, m->tgt);
     graph(b, &m->enc, reuse);
     graph(b, &m->dec, reuse);
-    u32(b, m->step.n > 0);
+    u32(b, m->step.n > 0 ? 1 + m->step_shared : 0);   /* 2: the rows share one position */
     if (m->step.n > 0) {
         u32(b, (uint32_t)m->nstates);
         for (int k = 0; k < m->nstates; k++) {

@@ -130,6 +130,7 @@ static int key_attr(int64_t *k, int at, const Node *n)
         break;
     case AT_STORE:
         k[at++] = n->attr.store.axis;
+        k[at++] = n->attr.store.shared;
         break;
     case AT_ATTN:
         k[at++] = fbits(n->attr.attn.scale);

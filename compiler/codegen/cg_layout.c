@@ -85,7 +85,7 @@ void emit_store(CG *c, const Graph *g, const Node *n, const Node *nb)
     LLVMValueRef inner = dims_product(c, &n->shape, axis + 1, n->shape.rank);
     LLVMValueRef outer = LLVMBuildUDiv(c->b, numel(c, &nb->shape), inner, "");
     Loop lo = loop_begin(c, outer);
-    LLVMValueRef row = LLVMBuildUDiv(c->b, lo.iv, per_row, "");
+    LLVMValueRef row = n->attr.store.shared ? i64c(c, 0) : LLVMBuildUDiv(c->b, lo.iv, per_row, "");
     LLVMValueRef at = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, pos, row), ""), c->i64, "");
     LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "bad_position");
     LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "ok");

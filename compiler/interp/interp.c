@@ -128,7 +128,7 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         else
         {
             const int32_t *at = v[n->in[2]].data;
-            int64_t r = rt_store(st->data, &st->shape, n->attr.store.axis, at, b->data);
+            int64_t r = rt_store(st->data, &st->shape, n->attr.store.axis, at, n->attr.store.shared, b->data);
             if (r >= 0) {
                 snprintf(err, errlen, "row %lld's position %d is outside the %s's state %d of %lld positions",
                          (long long)r, at[r], g->name, n->attr.store.state,

@@ -192,17 +192,18 @@ void rt_causal_mask(int64_t rows, int64_t cols, int64_t from, float *out /* (row
 }
 
 /* x (size 1 along axis) written into state at index `at` of axis. */
-int64_t rt_store(float *state, const rt_shape *ss, int axis, const int32_t *at, const float *x)
+int64_t rt_store(float *state, const rt_shape *ss, int axis, const int32_t *at, bool shared, const float *x)
 {
     int64_t per_row = 1, inner = 1, len = ss->dim[axis];
-    for (int i = 1; i < axis; i++)
+    for (int i = shared ? 0 : 1; i < axis; i++)
         per_row *= ss->dim[i];
     for (int i = axis + 1; i < ss->rank; i++)
         inner *= ss->dim[i];
-    for (int64_t r = 0; r < ss->dim[0]; r++)
+    int64_t rows = shared ? 1 : ss->dim[0];
+    for (int64_t r = 0; r < rows; r++)
         if (at[r] < 0 || at[r] >= len)
             return r;
-    for (int64_t o = 0; o < ss->dim[0] * per_row; o++)
+    for (int64_t o = 0; o < rows * per_row; o++)
         for (int64_t i = 0; i < inner; i++)
             state[(o * len + at[o / per_row]) * inner + i] = x[o * inner + i];
     return -1;

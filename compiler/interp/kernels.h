@@ -12,6 +12,7 @@
 #ifndef VAMOS_KERNELS_H
 #define VAMOS_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,9 +87,10 @@ void rt_arange(int64_t n, int64_t from, float *out);
  * (from 0 and rows = cols: the square mask of a whole sequence). */
 void rt_causal_mask(int64_t rows, int64_t cols, int64_t from, float *out);
 
-/* state's row r (its first dim) gets x's row r at at[r] along axis; -1,
- * or the first row whose position is outside the axis (nothing written). */
-int64_t rt_store(float *state, const rt_shape *ss, int axis, const int32_t *at, const float *x);
+/* state's row r (its first dim) gets x's row r at at[r] along axis (shared:
+ * all of x at at[0], the state having no batch); -1, or the first row whose
+ * position is outside the axis (nothing written). */
+int64_t rt_store(float *state, const rt_shape *ss, int axis, const int32_t *at, bool shared, const float *x);
 
 /* Fused attention, as its unfused definition (lang/std/nn.vam) computes
  * it: out = softmax(q @ kt * scale + mask) @ v (q @ kt / scale when div),

@@ -93,8 +93,10 @@ typedef struct Node {
                            is added to the (row) index; 0: none */
         /* STORE(state, x, positions): state k with x's row r written at
          * index positions[r] of `axis` (x has size 1 there; the state's
-         * first dim is the batch), or all of x (axis -1) */
-        struct { int state, axis; } store;
+         * first dim is the batch), or all of x at positions[0] (shared: a
+         * step whose rows share one position, the state without a batch),
+         * or all of x (axis -1) */
+        struct { int state, axis; bool shared; } store;
     } attr;
 } Node;
 
@@ -175,6 +177,7 @@ typedef struct Model {
     State *states;
     int nstates;
     const char *no_step;   /* why there is no step, or NULL */
+    bool step_shared;      /* the step's rows share one position, t (incremental.c): no continuous batching */
     StepOut step_out;
     ParamInfo *params;
     int nparams, cap_params;

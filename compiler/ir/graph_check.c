@@ -167,7 +167,8 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
         CHECK(nd->attr.store.axis >= -1 && nd->attr.store.axis < nd->shape.rank, "store axis");
         const Node *pos = &g->nodes[nd->in[2]];
         CHECK(nd->attr.store.axis < 0 || (pos->dtype == DT_I32 && pos->shape.rank == 1 && st->shape.rank >= 2 &&
-                                          dim_eq(pos->shape.d[0], st->shape.d[0])), "store positions");
+                                          (nd->attr.store.shared || dim_eq(pos->shape.d[0], st->shape.d[0]))),
+              "store positions");
         break;
     }
     case OP_INPUT: case OP_CONST: case OP_ARANGE: case OP_CAUSAL_MASK:

@@ -58,6 +58,7 @@ typedef struct Derive {
     int (*conv)[2];            /* per node and input: the dim to read as K, or -1 */
     int *in_step, *in_prep, *cache;
     int lengths;               /* the step's input of each row's length (its position + 1), or -1 */
+    bool shared;               /* every row at one position (derive_step) */
     int ids[MAX_RANK + 1];     /* the positions as gather ids [b, 1, ...] of each rank */
     const char *why;
 } Derive;
@@ -395,13 +396,15 @@ static int ref_cache(Derive *d, int x, int axis)
     s.d[axis] = n->shape.d[axis];                /* the target length: the cache's */
     int k = new_state(d, s, true);
     int in = state_input(d, &d->m->step, n, s, k);
-    if (s.d[0].sym != d->bsym) {
+    bool shared = s.d[0].sym != d->bsym;   /* no batch: every row's position is row 0's */
+    if (shared && !d->shared) {
         fail(d, "a cached value whose first dim is not the batch");
         return -1;
     }
     Node st = { .op = OP_STORE, .in = { in, ref_step(d, x), positions(d, 1, n) }, .dtype = DT_F32, .shape = s,
                 .loc = n->loc, .site = n->site };
     st.attr.store.state = k, st.attr.store.axis = axis;   /* row r at its position */
+    st.attr.store.shared = shared;
     return d->cache[x] = add(d, &d->m->step, st);
 }
 
@@ -413,9 +416,13 @@ static int sym_of_role(const Model *m, SymRole r)
     return -1;
 }
 
-bool derive_step(Arena *a, Model *m)
+/* The step, each row at a position of its own (or, shared, all rows at
+ * position t, as a batch decoded from its start has them). *pos_fail: it
+ * failed over a position value that could not be read per row. */
+static bool derive(Arena *a, Model *m, bool shared, bool *pos_fail)
 {
-    Derive d = { .a = a, .m = m, .g = &m->dec };
+    Derive d = { .a = a, .m = m, .g = &m->dec, .shared = shared };
+    *pos_fail = false;
     d.msym = sym_of_role(m, SYM_TGT_LEN);
     d.bsym = sym_of_role(m, SYM_BATCH);
     int n = m->dec.n;
@@ -442,7 +449,8 @@ bool derive_step(Arena *a, Model *m)
             m->no_step = d.why;
             return false;
         }
-        tag_pos(&d, i);
+        if (!shared)
+            tag_pos(&d, i);
     }
     if (!d.info[m->dec.output].dep) {
         m->no_step = "the decoder's output does not depend on the target words";
@@ -450,6 +458,7 @@ bool derive_step(Arena *a, Model *m)
     }
     if (d.info[m->dec.output].pos) {
         m->no_step = "the decoder's output depends on the target length alone";
+        *pos_fail = true;
         return false;
     }
     d.pos = m->nsyms;
@@ -486,6 +495,7 @@ bool derive_step(Arena *a, Model *m)
                 c.in[k] = d.conv[i][k] >= 0 ? ref_cache(&d, x, d.conv[i][k]) : ref_step(&d, x);
             if (c.in[k] < 0) {
                 m->no_step = d.why;
+                *pos_fail = true;   /* every failure here is a position value's (ref_rows, ref_cache) */
                 m->prep = (Graph){ .name = "prep", .output = -1 };
                 m->step = (Graph){ .name = "step", .output = -1 };
                 m->nstates = 0;
@@ -493,6 +503,8 @@ bool derive_step(Arena *a, Model *m)
                 return false;
             }
         }
+        if (shared && (nd->op == OP_ARANGE || nd->op == OP_CAUSAL_MASK) && d.info[i].role[0] == R_Q)
+            c.attr.offset = d.pos + 1;              /* every row at position t */
         d.in_step[i] = add(&d, &m->step, c);
     }
     m->step.output = d.in_step[m->dec.output];
@@ -500,5 +512,25 @@ bool derive_step(Arena *a, Model *m)
      * what fills a state (with no state, there is nothing to prepare) */
     m->prep = m->nstates ? pass_dce(a, &m->prep) : (Graph){ .name = "prep", .output = -1 };
     m->no_step = NULL;
+    return true;
+}
+
+bool derive_step(Arena *a, Model *m)
+{
+    bool pos_fail;
+    m->step_shared = false;
+    if (derive(a, m, false, &pos_fail))
+        return true;
+    if (!pos_fail)
+        return false;
+    /* a position value the rows cannot read each at its own position (a
+     * matmul of it with the hidden state, ...): a step whose rows share
+     * one, which batches decode with but continuous batching cannot */
+    const char *why = m->no_step;
+    if (!derive(a, m, true, &pos_fail)) {
+        m->no_step = why;
+        return false;
+    }
+    m->step_shared = true;
     return true;
 }

@@ -23,7 +23,8 @@
  *   graph enc, dec:        u32 n, i32 output, u32 nslots, n x node
  *     node: u8 kind u8 dtype u8 rank u8 role, i32 sym, i32 param, i32 slot,
  *           rank x (i64 n, i32 sym)
- *   u32 has_step; if 1:    u32 nstates, nstates x state, graph prep, step
+ *   u32 has_step (2: its rows share one position, no continuous batching);
+ *                 if not 0: u32 nstates, nstates x state, graph prep, step
  *     state: u8 rank u8 cache i32 batch_axis, rank x (i64 n, i32 sym)
  *   u32 nparams, nparams x (u64 offset from weights_offset, u64 bytes)
  *   (padding to a multiple of 64) weights

@@ -1086,3 +1086,22 @@ Test(step, rows_at_their_own_positions_equal_the_full_decoder)
     step_matches_full("models/statquest.vam", 2, 3, 4, 3);
     step_matches_full("tests/unit/models/small_pe3.vam", 3, 5, 6, 2);   /* a position encoding [1, m, d] */
 }
+
+/* A decoder whose position values meet the hidden state in a matmul
+ * cannot read them per row: its step's rows share one position, as the
+ * step before per-row positions had it, and still equals the full
+ * decoder (rows in step); the others have per-row steps. */
+Test(step, a_position_matmul_gets_a_step_of_one_shared_position)
+{
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(&a, &d, "tests/unit/models/small_pos_matmul.vam", NULL);
+    cr_assert(m && !m->no_step, "%s", m && m->no_step ? m->no_step : "no model");
+    cr_assert(m->step_shared);
+    arena_free(&a);
+    m = compile_file(&a, &d, "tests/golden/small.vam", NULL);
+    cr_assert(m && !m->no_step && !m->step_shared);
+    arena_free(&a);
+    step_matches_full("tests/unit/models/small_pos_matmul.vam", 2, 5, 6, 0);
+}

@@ -419,9 +419,9 @@ Test(store, into_the_middle_axis)
                      0, 0, 0, 0, 3, 4 };
     rt_shape ss = { 3, { 2, 3, 2 } };
     int32_t at[] = { 1, 2 }, bad[] = { 1, 3 };
-    cr_assert_eq(rt_store(st, &ss, 1, at, x), -1);
+    cr_assert_eq(rt_store(st, &ss, 1, at, false, x), -1);
     expect_arr(st, want, 12, 0);
-    cr_assert_eq(rt_store(st, &ss, 1, bad, x), 1, "row 1's position 3 is outside the axis");
+    cr_assert_eq(rt_store(st, &ss, 1, bad, false, x), 1, "row 1's position 3 is outside the axis");
     expect_arr(st, want, 12, 0);
 }
 
