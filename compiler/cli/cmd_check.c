@@ -46,8 +46,10 @@ static int check_cmd(Arena *a, const Opts *o)
         printf("incremental decoding: not derived (%s); decoding re-runs the decoder per word\n", m->no_step);
     else
         printf("incremental decoding: per-sentence graph %d nodes, one-word step %d nodes, %d states; "
-               "a step reads %.1f MB of weights\n",
-               m->prep.n, m->step.n, m->nstates, (double)weight_bytes(&m->step) / 1e6);
+               "a step reads %.1f MB of weights%s\n",
+               m->prep.n, m->step.n, m->nstates, (double)weight_bytes(&m->step) / 1e6,
+               m->step_shared ? "; its rows share one position (a position value meets the batch's values "
+                                "other than elementwise): no continuous batching" : "");
     printf("each source token is multiplied by %.1f MB of weights in the encoder", (double)weight_bytes(&m->enc) / 1e6);
     if (!m->no_step)
         printf(" and %.1f MB in the per-sentence graph", (double)weight_bytes(&m->prep) / 1e6);
