@@ -84,8 +84,9 @@ int vamos_translate_lines(vamos_translator *t, const char *const *texts, int cou
                           char *err, size_t errlen);
 
 /* Continuous batching: sentences join a running decoder as its rows free
- * up, and each translation is handed back as soon as it ends (a server's
- * requests, whenever they arrive).
+ * up (once settings.refill percent of them are), and each translation is
+ * handed back as soon as it ends (a server's requests, whenever they
+ * arrive).
  *
  *   next(ctx, max, wait, texts, tags): up to max sentences into texts[]
  *       (each valid until its done()) with a tag each; returns how many,
@@ -105,10 +106,11 @@ typedef struct vamos_feed {
 /* Translate what f feeds, greedy, until next() returns -1 and every
  * sentence taken is done; settings.batch sentences decode side by side.
  * Each sentence's words are those vamos_translate_lines gives it. A
- * sentence of more than 127 source tokens, or a beam
- * over 1, or a model without a one-word step, is translated in a batch
- * of its own (the others wait meanwhile). Returns 0, or -1 with a
- * message in err (f's sentences then all done). */
+ * sentence of more than 127 source tokens is translated in a batch of its
+ * own (the others wait meanwhile); so is everything with a beam over 1,
+ * or for a model without a one-word step or whose step's rows share one
+ * position (vamos check says). Returns 0, or -1 with a message in err
+ * (f's sentences then all done). */
 int vamos_translate_feed(vamos_translator *t, const vamos_feed *f, char *err, size_t errlen);
 
 void vamos_close(vamos_translator *t);
