@@ -28,6 +28,14 @@ typedef struct Batch {
 
 double vrt_now_ms(void);
 
+/* How state k (with a batch axis) lies for sym, `rows` rows: `outer` runs
+ * of `rows` row blocks of `block` bytes; within a row's block, `mid` runs
+ * of `len` positions of `inner` bytes, of which the first `used` hold
+ * anything (only a cache's target-length axis is filled as decoding goes:
+ * the first `filled` positions; a state without one is used whole). */
+typedef struct RowRuns { size_t outer, block, mid, len, used, inner; } RowRuns;
+RowRuns vrt_row_runs(const vamos_model *m, int k, const int64_t *sym, int rows, int filled);
+
 /* The model's symbol of a role (VAMOS_SYM_*). */
 int vrt_sym_of(const vamos_model *m, int role);
 

@@ -78,6 +78,7 @@ typedef struct Stream {
     bool tables;                          /* the batch-less states copied from fresh */
     bool *fill;                           /* per state: a mask (it holds -inf), whose padding is repeated */
     bool oom;                             /* take() had no memory: stop, and say so */
+    bool masks_known;                     /* fill found, at the first admission */
     Row *rows;
     int32_t *last, *tlen, *pos, *slen, *keep;
     bool *alive;
@@ -167,30 +168,14 @@ static void copy_row(const vamos_state *st, void *into, const int64_t *tsym, con
  * `filled` positions a row holds). */
 static void move_row(Stream *S, int from, int to, int filled)
 {
-    const vamos_model *m = S->m;
-    for (int k = 0; k < m->nstates; k++) {
-        const vamos_state *st = &m->states[k];
-        if (st->batch_axis < 0)
+    for (int k = 0; k < S->m->nstates; k++) {
+        if (S->m->states[k].batch_axis < 0)
             continue;
-        int64_t d[VAMOS_BLOB_RANK];
-        size_t all = dims_of(st, S->sym, d), block = all / (size_t)d[0];   /* d is set by then */
-        float *p = S->states[k];
-        int la = -1;   /* a cache's target-length axis */
-        for (int i = 1; st->cache && la < 0 && i < st->rank; i++)
-            if (st->dsym[i] == S->sm)
-                la = i;
-        if (la < 0) {
-            memcpy(p + block * (size_t)to, p + block * (size_t)from, block * sizeof *p);
-            continue;
-        }
-        size_t mid = 1, inner = 1;
-        for (int i = 1; i < la; i++)
-            mid *= (size_t)d[i];
-        for (int i = la + 1; i < st->rank; i++)
-            inner *= (size_t)d[i];
-        size_t used = (size_t)(filled < d[la] ? filled : d[la]) * inner, run = (size_t)d[la] * inner;
-        for (size_t j = 0; j < mid; j++)
-            memcpy(p + block * (size_t)to + j * run, p + block * (size_t)from + j * run, used * sizeof *p);
+        RowRuns r = vrt_row_runs(S->m, k, S->sym, S->R, filled);   /* outer 1: the batch is first */
+        unsigned char *p = S->states[k];
+        for (size_t j = 0; j < r.mid; j++)
+            memcpy(p + r.block * (size_t)to + j * r.len * r.inner, p + r.block * (size_t)from + j * r.len * r.inner,
+                   r.used * r.inner);
     }
     S->rows[to] = S->rows[from];
     S->slen[to] = S->slen[from];
@@ -302,13 +287,14 @@ static int admit(Stream *S, int32_t *const *ids, const int *len, void **tags, in
     sym[S->sm] = S->sym[S->sm];   /* the position tables' length */
     if (rc == 0 && m->prep.n > 0)
         rc = vamos_run_graph(m, &m->prep, m->run_prep, &S->s->dec, sym, in, S->fresh, &out, &nout, err, errlen);
-    for (int k = 0; rc == 0 && k < m->nstates; k++)   /* is it a mask? row 0's padding shows */
-        if (!m->states[k].cache && m->states[k].batch_axis == 0 && !S->fill[k]) {
+    for (int k = 0; rc == 0 && !S->masks_known && k < m->nstates; k++)   /* which are masks: row 0's padding shows */
+        if (!m->states[k].cache && m->states[k].batch_axis == 0) {
             int64_t d[VAMOS_BLOB_RANK];
             size_t all = dims_of(&m->states[k], sym, d), block = all / (size_t)d[0];
             for (size_t e = 0; e < block && !S->fill[k]; e++)
                 S->fill[k] = isinf(((const float *)S->fresh[k])[e]) && ((const float *)S->fresh[k])[e] < 0;
         }
+    S->masks_known = S->masks_known || rc == 0;   /* every admission has a padding position */
     for (int i = 0; rc == 0 && i < n; i++) {
         int r = S->active + i;
         for (int k = 0; k < m->nstates; k++)
@@ -420,15 +406,12 @@ static int step(Stream *S, char *err, size_t errlen)
     int64_t sym[VAMOS_MAX_SYMS];
     memcpy(sym, S->sym, sizeof sym);
     sym[S->sb] = S->active;
-    int top = 0;
-    for (int r = 0; r < S->active; r++) {
+    for (int r = 0; r < S->active; r++) {   /* (sym t is read by no per-row step) */
         Row *w = &S->rows[r];
         S->last[r] = w->count ? w->out[w->count - 1] : S->start;
         S->pos[r] = w->count;
         S->tlen[r] = w->count + 1;
-        top = w->count > top ? w->count : top;
     }
-    sym[S->sp] = top;
     const void *in[2 + VAMOS_MAX_SYMS] = { 0 };
     in[0] = S->last;
     in[1 + S->sn] = S->slen;

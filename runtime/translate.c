@@ -511,22 +511,14 @@ static int dec_scores(Dec *d, int t, int32_t *const *words, const int *len, cons
     return 0;
 }
 
-/* How state k (with a batch axis) lies: `outer` runs of d->rows row
- * blocks of `block` bytes; within a row's block, `mid` runs of `len`
- * positions of `inner` bytes, of which the first `used` hold anything
- * (only a cache's target-length axis is filled as decoding goes: the
- * first `filled` positions; a state without one is used whole). */
-typedef struct RowRuns { size_t outer, block, mid, len, used, inner; } RowRuns;
-
-static RowRuns row_runs(const Dec *d, int k, int filled)
+RowRuns vrt_row_runs(const vamos_model *m, int k, const int64_t *sym, int rows, int filled)
 {
-    const vamos_model *m = d->s->m;
     const vamos_state *st = &m->states[k];
     int st_len = vrt_sym_of(m, VAMOS_SYM_TGT_LEN);
     RowRuns r = { 1, 0, 1, 1, 1, 4 };
     for (int i = 0; i < st->batch_axis; i++)
-        r.outer *= (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
-    r.block = vamos_state_bytes(m, k, d->sym) / r.outer / (size_t)d->rows;
+        r.outer *= (size_t)(st->dsym[i] >= 0 ? sym[st->dsym[i]] : st->dim[i]);
+    r.block = vamos_state_bytes(m, k, sym) / r.outer / (size_t)rows;
     int la = -1;   /* a cache's target-length axis */
     for (int i = st->batch_axis + 1; st->cache && la < 0 && i < st->rank; i++)
         if (st->dsym[i] == st_len)
@@ -536,7 +528,7 @@ static RowRuns row_runs(const Dec *d, int k, int filled)
         return r;
     }
     for (int i = st->batch_axis + 1; i < st->rank; i++) {
-        size_t n = (size_t)(st->dsym[i] >= 0 ? d->sym[st->dsym[i]] : st->dim[i]);
+        size_t n = (size_t)(st->dsym[i] >= 0 ? sym[st->dsym[i]] : st->dim[i]);
         if (i < la)
             r.mid *= n;
         else if (i == la)
@@ -545,6 +537,11 @@ static RowRuns row_runs(const Dec *d, int k, int filled)
             r.inner *= n;
     }
     return r;
+}
+
+static RowRuns row_runs(const Dec *d, int k, int filled)
+{
+    return vrt_row_runs(d->s->m, k, d->sym, d->rows, filled);
 }
 
 /* Beam search moved hypotheses: row i continues row parent[i]. The caches
