@@ -23,7 +23,7 @@ typedef struct Opts {
     const char *prefix; /* build --prefix: of a library's symbols */
     bool lib;           /* build --lib */
     const char *langs;  /* build --langs SRC:TGT */
-    const char *quantize;   /* run, build --quantize: NULL, "int8" */
+    const char *quantize;   /* run, build, tune --quantize: NULL, "int8", "int8w" */
     const char *sentence;
     unsigned long long seed;
     int max_len, threads;
@@ -56,6 +56,11 @@ const char *db_path(const Opts *o, char *buf, size_t len);
 int apply_tuning(Model *m, const Opts *o);
 /* The model of o->model through the pipeline (errors counted on stderr). */
 Model *front_end(Arena *a, Diag *d, const Opts *o);
+/* --quantize: whether its value is one we know (NULL, int8, int8w), and
+ * whether it asks for int8 activations too: int8 on a target with VNNI
+ * (and VAMOS_NO_VNNI unset, for developers' comparisons). */
+bool quantize_ok(const Opts *o);
+bool quantize_a8(const Opts *o);
 /* The model of o->model with the weights of o->weights bound to it. */
 Model *load_with_weights(Arena *a, const Opts *o, Bound *b);
 /* Seconds on a monotonic clock. */

@@ -24,8 +24,12 @@ static const char usage[] =
     "  --no-tune            ignore the tuning database: default schedules\n"
     "  --quantize int8      store the matmul and linear weights (the output layer's\n"
     "                       too) as int8 with one scale per output column: a quarter\n"
-    "                       of the bytes; embeddings, norms and biases stay f32. The\n"
-    "                       kernels widen int8 to f32 and add in f32: nothing saturates\n"
+    "                       of the bytes; embeddings, norms and biases stay f32. On a\n"
+    "                       CPU with VNNI (AVX-512 VNNI, AVX-VNNI; --cpu native only)\n"
+    "                       each row of activations is rounded to int8 too and the\n"
+    "                       products are integer dot products (int32 sums: nothing\n"
+    "                       saturates); elsewhere the kernels widen int8 to f32\n"
+    "  --quantize int8w     int8 weights only, f32 activations, on any CPU\n"
     "  --cpu CPU            the CPUs the translator runs on: native (default: this\n"
     "                       machine's, every feature it has), or an x86-64 level,\n"
     "                       x86-64-v3 (AVX2 and FMA: most machines since 2015),\n"
@@ -102,8 +106,8 @@ static int build_cmd(Arena *a, const Opts *o)
             return usage_error(usage, "--langs needs two language codes, SRC:TGT (en:es), not '%s'", o->langs);
         ao.source_lang = src, ao.target_lang = tgt;
     }
-    if (o->quantize && strcmp(o->quantize, "int8"))
-        return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
+    if (!quantize_ok(o))
+        return usage_error(usage, "--quantize takes int8 or int8w, not '%s'", o->quantize);
     double t0 = now_s();
     Bound b;
     Model *m = load_with_weights(a, o, &b);

@@ -27,7 +27,9 @@ static const char usage[] =
     "  --db FILE            the tuning database (default: see vamos tune --help)\n"
     "  --no-tune            ignore the tuning database: default schedules\n"
     "  --quantize int8      run the matmul and linear weights as int8, one scale per\n"
-    "                       output column (as vamos build --quantize int8 does)\n";
+    "                       output column, and where the CPU has VNNI the activations\n"
+    "                       too (as vamos build --quantize int8 does); int8w: the\n"
+    "                       weights only\n";
 
 
 /* Words of ids, space-separated. */
@@ -81,10 +83,10 @@ static int run_cmd(Arena *a, const Opts *o)
         return usage_error(usage, "%s", "missing the sentence to translate");
     if (o->target && !o->dump)
         return usage_error(usage, "%s", "--target needs --dump");
-    if (o->quantize && strcmp(o->quantize, "int8"))
-        return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
+    if (!quantize_ok(o))
+        return usage_error(usage, "--quantize takes int8 or int8w, not '%s'", o->quantize);
     if (o->quantize && o->interp)
-        return usage_error(usage, "%s", "--quantize int8 runs compiled kernels; the interpreter has none");
+        return usage_error(usage, "%s", "--quantize runs compiled kernels; the interpreter has none");
     Bound b;
     Model *m = load_with_weights(a, o, &b);
     if (!m)

@@ -35,7 +35,7 @@ static const char usage[] =
     "  --exhaustive         try every schedule of every kernel, ignoring the budget\n"
     "                       (slow: for measuring how close the search comes)\n"
     "  --quantize int8      tune the kernels of the int8 build (vamos build --quantize\n"
-    "                       int8): its own records\n"
+    "                       int8, or int8w): their own records\n"
     "A record is keyed by the kernel and by this machine's CPU model and features,\n"
     "the LLVM version and the Vamos version: another machine or compiler never\n"
     "reuses it.\n";
@@ -76,8 +76,8 @@ static int tune_cmd(Arena *a, const Opts *o)
         return show_db(o);
     Diag d;
     Bound b;
-    if (o->quantize && strcmp(o->quantize, "int8"))
-        return usage_error(usage, "--quantize takes int8, not '%s'", o->quantize);
+    if (!quantize_ok(o))
+        return usage_error(usage, "--quantize takes int8 or int8w, not '%s'", o->quantize);
     if (o->quantize && o->train)
         return usage_error(usage, "%s", "--train and --quantize: training's kernels are f32");
     Opts oo = *o;
@@ -88,7 +88,7 @@ static int tune_cmd(Arena *a, const Opts *o)
     if (!m)
         return 1;
     if (!o->weights && o->quantize)
-        pass_quantize(m);
+        pass_quantize(m, quantize_a8(o));
     if (o->weights)
         bound_free(&b);
     char buf[4096], err[512];

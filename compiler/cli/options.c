@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "codegen.h"
 #include "passes.h"
 #include "schedule.h"
 #include "tunedb.h"
@@ -163,6 +164,16 @@ int apply_tuning(Model *m, const Opts *o)
     return 0;
 }
 
+bool quantize_ok(const Opts *o)
+{
+    return !o->quantize || !strcmp(o->quantize, "int8") || !strcmp(o->quantize, "int8w");
+}
+
+bool quantize_a8(const Opts *o)
+{
+    return o->quantize && !strcmp(o->quantize, "int8") && !getenv("VAMOS_NO_VNNI") && cg_target_vnni(o->cpu);
+}
+
 Model *front_end(Arena *a, Diag *d, const Opts *o)
 {
     diag_init(d, stderr);
@@ -178,7 +189,7 @@ Model *load_with_weights(Arena *a, const Opts *o, Bound *b)
     Diag d;
     Model *m = front_end(a, &d, o);
     if (m && o->quantize)
-        pass_quantize(m);
+        pass_quantize(m, quantize_a8(o));
     return m && bind_weights(m, o->weights, b, stderr) == 0 ? m : NULL;
 }
 

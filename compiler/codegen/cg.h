@@ -15,6 +15,7 @@
  *   cg_util.c         constants, loops, intrinsics, exp/tanh polynomials
  *   cg_elementwise.c  unary, binary and fused maps (the formula of ops.h)
  *   cg_matmul.c       matmul and linear (register tiles, panels), matmul_tn
+ *   cg_int8.c         matmul and linear with int8 weights and activations
  *   cg_attention.c    fused attention
  *   cg_norm.c         reductions and the fused layer norm
  *   cg_layout.c       transpose, copies, fills, masks, stores, gather
@@ -42,6 +43,7 @@ typedef struct CG {
     LLVMValueRef ins;           /* graph function: inputs of a node with more than 2 */
     Sched sched;                /* the kernel's schedule (sched_of) */
     bool narrow;                /* the target has 16 vector registers (no AVX-512) */
+    bool vnni;                  /* the target has VNNI's int8 dot products on 256 bits */
 } CG;
 
 /* Kernels take their dims as an argument, so one kernel serves every size:
@@ -135,6 +137,13 @@ void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed);
 void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
 void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
 void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na);
+void mm_store(CG *c, const MMBlock *m, int rb, int v0, int nv, LLVMValueRef acc[][MM_VECS]);
+
+/* cg_int8.c: products with int8 activations (attr.mm.a8). A parallel
+ * iteration quantizes a block of rows once and runs it over A8_TILES
+ * column tiles. */
+#define A8_TILES 8
+void emit_matmul_a8(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
 
 /* cg_attention.c */
 void emit_attention(CG *c, const Graph *g, const Node *n);
@@ -247,5 +256,14 @@ static inline LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
 }
 
 static inline LLVMValueRef u64c(CG *c, uint64_t v) { return LLVMConstInt(c->i64, v, 0); }
+
+static inline LLVMValueRef a8_groups(CG *c, LLVMValueRef ntiles) { return udiv_up(c, ntiles, i64c(c, A8_TILES)); }
+
+/* A product that cg_int8.c emits: int8 activations by a packed 2-D weight,
+ * a with every dim of the result (its rows are whole rows of K). */
+static inline bool mm_is_a8(const Node *n, const Node *na, const Node *nb)
+{
+    return n->attr.mm.packed && n->attr.mm.a8 && nb->shape.rank == 2 && na->shape.rank == n->shape.rank;
+}
 
 #endif

@@ -40,7 +40,8 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         MMShape m = mm_shape(c, n, na, nb, sched_of(n).rb);
         LLVMValueRef blocks = n->attr.mm.packed ? m.mblocks
                             : udiv_up(c, m.M, i64c(c, (int64_t)sched_of(n).rb * PN_BLOCKS));   /* chunks */
-        *len = mul(c, mul(c, m.batches, blocks), m.ntiles);
+        *len = mm_is_a8(n, na, nb) ? mul(c, udiv_up(c, mul(c, m.M, m.batches), i64c(c, sched_of(n).rb)), a8_groups(c, m.ntiles))
+                                   : mul(c, mul(c, m.batches, blocks), m.ntiles);
         *work = mul(c, all, dim_val(c, na->shape.d[na->shape.rank - 1]));
         return;
     }
@@ -126,7 +127,7 @@ static int key_attr(int64_t *k, int at, const Node *n)
             k[at++] = n->attr.perm[i];
         break;
     case AT_MM:
-        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3;
+        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3 | n->attr.mm.a8 << 4;
         break;
     case AT_STORE:
         k[at++] = n->attr.store.axis;
@@ -457,6 +458,26 @@ LLVMTargetMachineRef cg_target_machine(const char *cpu_level, char *err, size_t 
     return tm;
 }
 
+/* VNNI's vpdpbusd on 256-bit vectors: AVX-512 VNNI with VL, or AVX-VNNI. */
+static bool features_vnni(const char *f)
+{
+    return (strstr(f, "+avx512vnni") && strstr(f, "+avx512vl")) || strstr(f, "+avxvnni,") ||
+           (strlen(f) >= 8 && !strcmp(f + strlen(f) - 8, "+avxvnni"));
+}
+
+bool cg_target_vnni(const char *cpu_level)
+{
+    char err[256];
+    LLVMTargetMachineRef tm = cpu_level ? cg_target_machine(cpu_level, err, sizeof err) : cg_host_machine(err, sizeof err);
+    if (!tm)
+        return false;
+    char *features = LLVMGetTargetMachineFeatureString(tm);
+    bool yes = features_vnni(features);
+    LLVMDisposeMessage(features);
+    LLVMDisposeTargetMachine(tm);
+    return yes;
+}
+
 LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *m,
                       const Graph *const *graphs, int ngraphs, bool steps, char *err, size_t errlen)
 {
@@ -466,6 +487,7 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     bool wide = strstr(features, "+avx512f") || !strcmp(cpu, "x86-64-v4");
     sched_set_target(wide);
     c.narrow = !wide;
+    c.vnni = features_vnni(features);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     c.mod = LLVMModuleCreateWithNameInContext(m->name, ctx);

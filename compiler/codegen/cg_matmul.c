@@ -67,6 +67,42 @@ static LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMV
     return LLVMBuildCall2(c->b, fty, f, args, 4, "");
 }
 
+/* Store a tile's results acc[i][v] (rows 0..rb-1, vectors v0..v0+nv-1)
+ * through the epilogue: whole vectors for a full tile, else through a
+ * stack row (c->scratch), only the columns below N. */
+void mm_store(CG *c, const MMBlock *m, int rb, int v0, int nv, LLVMValueRef acc[][MM_VECS])
+{
+    LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
+    LLVMValueRef whole = LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), "");
+    LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_full");
+    LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_part");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
+    LLVMBuildCondBr(c->b, whole, full, part);
+    LLVMPositionBuilderAtEnd(c->b, full);
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
+        for (int v = v0; v < v0 + nv; v++)
+            vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * VEC))), i64c(c, v * VEC)),
+                   m->out, add(c, o, i64c(c, v * VEC)));
+    }
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, part);
+    LLVMValueRef tmp = c->scratch;
+    /* this pass's columns that exist: [v0 * VEC, min(left, (v0 + nv) * VEC)) */
+    LLVMValueRef j0 = i64c(c, v0 * VEC), j1 = min_i(c, left, i64c(c, (v0 + nv) * VEC));
+    for (int i = 0; i < rb; i++) {
+        for (int v = v0; v < v0 + nv; v++)
+            vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
+        LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
+        Loop lj = loop_from(c, j0, j1);
+        store_f(c, epilogue(c, m, with_old(c, m, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv)), lj.iv), m->out,
+                add(c, o, lj.iv));
+        loop_end(c, &lj);
+    }
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
+}
+
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
  * zero-padded panel): rb x MM_VECS vector accumulators through the k loop.
  * The columns at or past N (padding) are not stored. With 16 vector
@@ -81,8 +117,6 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
     LLVMValueRef arow[MM_RB_MAX];
     for (int i = 0; i < rb; i++)
         arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->astride));
-    LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
-    LLVMValueRef whole = LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), "");
     unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
     LLVMValueRef fma = LLVMGetIntrinsicDeclaration(c->mod, id, &vt, 1);
     LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, &vt, 1);
@@ -132,34 +166,7 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
         LLVMBuildBr(c->b, head);
         LLVMPositionBuilderAtEnd(c->b, exit);
 
-        /* store: whole vectors for a full tile, else through a stack row */
-        LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_full");
-        LLVMBasicBlockRef part = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_part");
-        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
-        LLVMBuildCondBr(c->b, whole, full, part);
-        LLVMPositionBuilderAtEnd(c->b, full);
-        for (int i = 0; i < rb; i++) {
-            LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
-            for (int v = v0; v < v0 + nv; v++)
-                vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * VEC))), i64c(c, v * VEC)),
-                       m->out, add(c, o, i64c(c, v * VEC)));
-        }
-        LLVMBuildBr(c->b, done);
-        LLVMPositionBuilderAtEnd(c->b, part);
-        LLVMValueRef tmp = c->scratch;
-        /* this pass's columns that exist: [v0 * VEC, min(left, (v0 + nv) * VEC)) */
-        LLVMValueRef j0 = i64c(c, v0 * VEC), j1 = min_i(c, left, i64c(c, (v0 + nv) * VEC));
-        for (int i = 0; i < rb; i++) {
-            for (int v = v0; v < v0 + nv; v++)
-                vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
-            LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
-            Loop lj = loop_from(c, j0, j1);
-            store_f(c, epilogue(c, m, with_old(c, m, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv)), lj.iv), m->out,
-                    add(c, o, lj.iv));
-            loop_end(c, &lj);
-        }
-        LLVMBuildBr(c->b, done);
-        LLVMPositionBuilderAtEnd(c->b, done);
+        mm_store(c, m, rb, v0, nv, acc);
     }
 }
 
@@ -256,6 +263,10 @@ static void mm_batch_at(CG *c, const MMBatch *bat, LLVMValueRef bi, LLVMValueRef
  * (pack.c, param_t_offset). */
 void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
+    if (mm_is_a8(n, na, nb)) {
+        emit_matmul_a8(c, n, na, nb, bptr, bias);
+        return;
+    }
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     MMBatch bat = mm_batch(c, n, na, nb, &s);
     bool packed = n->attr.mm.packed, q8 = packed && n->attr.mm.q8;

@@ -247,7 +247,7 @@ static bool exec_param(Elab *e, Stmt *s)
     }
     /* the outermost call in the user's program, for the duplicate note */
     SrcLoc site = e->depth > 0 ? e->frames[0].call_loc : s->loc;
-    m->params[m->nparams] = (ParamInfo){ name, sh, init, s->loc, site, false, false, false };
+    m->params[m->nparams] = (ParamInfo){ name, sh, init, s->loc, site, false, false, false, false };
     Node n = { .op = OP_PARAM, .dtype = DT_F32, .shape = sh, .loc = s->loc };
     n.attr.param = m->nparams++;
     int id = el_node(e, n);

@@ -152,19 +152,34 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         return -1;
     }
     case OP_MATMUL:
-        if (n->attr.mm.bt)
-            return matmul_bt(a, b, o, err, errlen);
-        rt_matmul(a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
-        return 0;
+    case OP_LINEAR: {
+        Tensor aq = *a;   /* int8 activations (attr.mm.a8): a's rows as the compiled products read them */
+        if (n->attr.mm.a8) {
+            int64_t K = a->shape.rank ? a->shape.dim[a->shape.rank - 1] : 1, all = rt_numel(&a->shape);
+            if (!(aq.data = malloc((size_t)(all ? all : 1) * 4))) {
+                snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)all);
+                return -1;
+            }
+            rt_quantize_rows(a->data, K ? all / K : 0, K, aq.data);
+            a = &aq;
+        }
+        int rc = 0;
+        if (n->op == OP_LINEAR)
+            rt_linear(a->data, &a->shape, b->data, &b->shape, v[n->in[2]].data, n->attr.mm.relu, o->data, &o->shape);
+        else if (n->attr.mm.bt)
+            rc = matmul_bt(a, b, o, err, errlen);
+        else
+            rt_matmul(a->data, &a->shape, b->data, &b->shape, o->data, &o->shape);
+        if (n->attr.mm.a8)
+            free(aq.data);
+        return rc;
+    }
     case OP_ATTENTION: {
         const Tensor *vv = &v[n->in[2]], *mk = &v[n->in[3]];
         rt_attention(a->data, &a->shape, b->data, &b->shape, vv->data, &vv->shape, mk->data, &mk->shape,
                      n->attr.attn.scale, n->attr.attn.div, o->data, &o->shape);
         return 0;
     }
-    case OP_LINEAR:
-        rt_linear(a->data, &a->shape, b->data, &b->shape, v[n->in[2]].data, n->attr.mm.relu, o->data, &o->shape);
-        return 0;
     case OP_LAYER_NORM: {
         const Tensor *r = &v[n->in[1]];
         int64_t d = o->shape.rank ? o->shape.dim[o->shape.rank - 1] : 1;

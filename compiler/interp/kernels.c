@@ -5,7 +5,9 @@
  */
 #include "kernels.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 
 #include "op_scalar.h"
 
@@ -231,6 +233,36 @@ void rt_pack_panels(const float *b, int64_t K, int64_t N, float *out)
                 int64_t col = p * VAMOS_PANEL + j;
                 *out++ = col < N ? b[k * N + col] : 0.0f;
             }
+}
+
+float rt_row_quant(const float *x, int64_t K, float *mult, int *unsigned_row)
+{
+    float most = 0;
+    bool finite = true, negative = false;
+    for (int64_t k = 0; k < K; k++) {
+        float v = fabsf(x[k]);
+        finite &= v <= FLT_MAX;
+        negative |= x[k] < 0;
+        most = v > most ? v : most;
+    }
+    *unsigned_row = finite && !negative;
+    float top = *unsigned_row ? 255.0f : 127.0f;
+    *mult = finite && most > 0 ? top / most : 0.0f;
+    return finite ? most / top : NAN;
+}
+
+void rt_quantize_rows(const float *a, int64_t rows, int64_t K, float *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        int u;
+        float mult, s = rt_row_quant(a + r * K, K, &mult, &u);
+        for (int64_t k = 0; k < K; k++) {
+            float q = rintf(a[r * K + k] * mult);
+            q = fminf(fmaxf(q, u ? 0.0f : -127.0f), u ? 255.0f : 127.0f);   /* a NaN (x infinite, mult 0) becomes the
+                                                                                 lower bound: s is NaN */
+            out[r * K + k] = q * s;
+        }
+    }
 }
 
 /* One attention score: q row . kt column, scaled, plus the mask. */

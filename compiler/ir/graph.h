@@ -82,8 +82,9 @@ typedef struct Node {
         /* MATMUL, LINEAR: b is a weight stored in panels (pack.c);
          * LINEAR: relu after the bias */
         /* bt: MATMUL b is [.., N, K], read transposed; q8: b is a packed
-         * weight stored as int8 with one scale per column (pack.c) */
-        struct { bool packed, relu, bt, q8; } mm;
+         * weight stored as int8 with one scale per column (pack.c); a8:
+         * and a's rows are int8 too, one scale per row (pass_quantize) */
+        struct { bool packed, relu, bt, q8, a8; } mm;
         float eps;      /* LAYER_NORM; XENT, XENT_GRAD: label smoothing */
         struct { float p; uint32_t salt; } drop;   /* DROPOUT */
         struct { const MapStep *code; int nstep, nin; } map;   /* MAP */
@@ -123,6 +124,8 @@ typedef struct ParamInfo {
     bool packed_t;      /* it is kept as stored, followed by its transpose in
                          * panels at param_t_offset (a tied output layer) */
     bool q8;            /* its panels are int8, a scale per column (pass_quantize) */
+    bool a8;            /* q8, in panels of 4 k per column for products whose
+                         * activations are int8 too (pass_quantize, pack.c) */
 } ParamInfo;
 
 typedef struct Vocab {

@@ -20,11 +20,14 @@
  * With --quantize int8 (pass_quantize), every packed weight's panels are
  * int8, each column with one f32 scale (its largest magnitude / 127): a
  * quarter of the bytes, which is what one-row decoding is bound by. The
- * kernels (codegen.c, mm_tile) widen the int8 values to f32 and multiply
+ * kernels (cg_matmul.c, mm_tile) widen the int8 values to f32 and multiply
  * and add in f32, then scale each column's sum; no product or sum is ever
  * an 8- or 16-bit integer, so nothing saturates, whatever the weights and
  * activations (tests/unit/test_jit.c tries all-+-127 weights against
- * activations of 1e4).
+ * activations of 1e4). Where the target has VNNI (a8), the activations
+ * are int8 too and the products are integer dot products (cg_int8.c):
+ * the panels then hold 4 k per column side by side, and each column's
+ * sum, for the unsigned activations' offset.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -40,18 +43,27 @@ int64_t param_t_offset(const ParamInfo *p)
 
 /* The floats of b [K, N] in panels: f32, or int8 (pass_quantize): the
  * columns' scales (N rounded up to whole panels), then the int8 panels
- * in the same order as f32's, 4 to a float. */
-static int64_t panels_floats(int64_t K, int64_t N, bool q8)
+ * in the same order as f32's, 4 to a float. For products with int8
+ * activations (a8), the scales, then each column's sum of its int8
+ * values times 128 (int32: the kernels take unsigned activations, x +
+ * 128, and subtract it), then panels of k in groups of 4: group g of a
+ * panel is [PW columns][4 k] (k past K is 0), which is what one VNNI
+ * instruction multiplies by 4 activations of a row. */
+static int64_t k_groups(int64_t K) { return (K + 3) / 4; }
+
+static int64_t panels_floats(int64_t K, int64_t N, bool q8, bool a8)
 {
     int64_t cols = (N + VAMOS_PANEL - 1) / VAMOS_PANEL * VAMOS_PANEL;
+    if (a8)
+        return 2 * cols + k_groups(K) * cols;
     return q8 ? cols + (K * cols + 3) / 4 : K * cols;
 }
 
 int64_t param_floats(const ParamInfo *p)
 {
     if (p->packed_t)   /* w [N, K], then w^T [K, N] in panels */
-        return param_t_offset(p) + panels_floats(p->shape.d[1].n, p->shape.d[0].n, p->q8);
-    return p->packed ? panels_floats(p->shape.d[0].n, p->shape.d[1].n, p->q8) : shape_numel_const(&p->shape);
+        return param_t_offset(p) + panels_floats(p->shape.d[1].n, p->shape.d[0].n, p->q8, p->a8);
+    return p->packed ? panels_floats(p->shape.d[0].n, p->shape.d[1].n, p->q8, p->a8) : shape_numel_const(&p->shape);
 }
 
 /* Column j's scale: its largest magnitude / 127, so that w = scale * q
@@ -79,7 +91,7 @@ static signed char quantized(float x, float scale)
 }
 
 /* b [K, N] row-major into panels at out: f32, or int8 as panels_floats says. */
-static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, float *out)
+static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, bool a8, float *out)
 {
     if (!q8) {
         rt_pack_panels(b, K, N, out);
@@ -88,6 +100,22 @@ static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, float *ou
     int64_t cols = (N + VAMOS_PANEL - 1) / VAMOS_PANEL * VAMOS_PANEL;
     for (int64_t j = 0; j < cols; j++)
         out[j] = j < N ? column_scale(b, K, N, j) : 0.0f;
+    if (a8) {
+        int32_t *sum = (int32_t *)(out + cols);
+        signed char *q = (signed char *)(out + 2 * cols);
+        for (int64_t j = 0; j < cols; j++)
+            sum[j] = 0;
+        for (int64_t t = 0; t * VAMOS_PANEL < N; t++)
+            for (int64_t g = 0; g < k_groups(K); g++)
+                for (int64_t jj = 0; jj < VAMOS_PANEL; jj++)
+                    for (int64_t kk = 0; kk < 4; kk++) {
+                        int64_t j = t * VAMOS_PANEL + jj, k = g * 4 + kk;
+                        signed char v = j < N && k < K ? quantized(b[k * N + j], out[j]) : 0;
+                        *q++ = v;
+                        sum[t * VAMOS_PANEL + jj] += 128 * v;   /* |sum| <= 128 * 127 * K < 2^31 (K <= A8_MAX_K) */
+                    }
+        return;
+    }
     signed char *q = (signed char *)(out + cols);
     for (int64_t t = 0; t * VAMOS_PANEL < N; t++)
         for (int64_t k = 0; k < K; k++)
@@ -124,7 +152,7 @@ void param_dequantized(const ParamInfo *p, const float *w, float *out)
 int pack_param(const ParamInfo *p, const float *w, float *out)
 {
     if (p->packed) {
-        pack_panels(w, p->shape.d[0].n, p->shape.d[1].n, p->q8, out);
+        pack_panels(w, p->shape.d[0].n, p->shape.d[1].n, p->q8, p->a8, out);
         return 0;
     }
     int64_t n = shape_numel_const(&p->shape);
@@ -139,7 +167,7 @@ int pack_param(const ParamInfo *p, const float *w, float *out)
         for (int64_t k = 0; k < K; k++)
             t[k * N + i] = w[i * K + k];
     memset(out + n, 0, (size_t)(off - n) * 4);
-    pack_panels(t, K, N, p->q8, out + off);
+    pack_panels(t, K, N, p->q8, p->a8, out + off);
     free(t);
     return 0;
 }
@@ -193,20 +221,36 @@ int pass_pack(Model *m)
     return count;
 }
 
-int pass_quantize(Model *m)
+int pass_quantize(Model *m, bool a8)
 {
     int count = 0;
     for (int p = 0; p < m->nparams; p++) {
         ParamInfo *pi = &m->params[p];
         pi->q8 = (pi->packed || pi->packed_t) && pi->shape.rank == 2;
+        /* K: b's rows; a packed_t weight y [N, K] is read as y^T */
+        int64_t K = pi->q8 ? pi->shape.d[pi->packed_t ? 1 : 0].n : 0;
+        pi->a8 = a8 && pi->q8 && K <= A8_MAX_K;
         count += pi->q8;
     }
     Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
+    /* int8 activations need a with the result's every dim (whole rows of
+     * K, cg_int8.c): a weight read by any other product keeps the f32
+     * activations' layout */
+    for (int g = 0; g < 4; g++)
+        for (int i = 0; i < graphs[g]->n; i++) {
+            const Node *n = &graphs[g]->nodes[i];
+            if ((n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed &&
+                graphs[g]->nodes[n->in[0]].shape.rank != n->shape.rank)
+                m->params[graphs[g]->nodes[n->in[1]].attr.param].a8 = false;
+        }
     for (int g = 0; g < 4; g++)
         for (int i = 0; i < graphs[g]->n; i++) {
             Node *n = &graphs[g]->nodes[i];
-            if ((n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed)
-                n->attr.mm.q8 = m->params[graphs[g]->nodes[n->in[1]].attr.param].q8;
+            if ((n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed) {
+                const ParamInfo *pi = &m->params[graphs[g]->nodes[n->in[1]].attr.param];
+                n->attr.mm.q8 = pi->q8;
+                n->attr.mm.a8 = pi->a8;
+            }
         }
     return count;
 }

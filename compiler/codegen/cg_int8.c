@@ -1,0 +1,259 @@
+/* cg_int8.c - matmul and linear with int8 weights and int8 activations
+ * (attr.mm.a8, pass_quantize): the integer dot products of VNNI.
+ *
+ * The weight's panels hold, for each group of 4 k, PW columns of 4 int8
+ * values (pack.c): one 256-bit load is 8 columns by 4 k, and one vpdpbusd
+ * multiplies them by 4 activations of a row broadcast to every lane,
+ * adding the 4 products into each column's int32 sum: 32 products an
+ * instruction where an f32 FMA does 8.
+ *
+ * A row of a is quantized as rt_row_quant and rt_quantize_rows
+ * (interp/kernels.c) say, bit for bit. A signed row: q = rint(x * 127 /
+ * largest) in -127..127, stored as the unsigned byte q + 128 (vpdpbusd
+ * takes unsigned activations and signed weights), so a column's sum is
+ * sum(q * w) + 128 * sum(w); pack.c stores 128 * sum(w) per column, and
+ * it comes off. A row with no negative value (a relu's output, the
+ * feed-forward layer's second product) uses all 8 bits: q = rint(x * 255
+ * / largest) in 0..255, nothing to take off. The result is that sum
+ * times the row's scale and the column's scale. Every product is at most
+ * 255 * 127 and K at most A8_MAX_K, so the int32 sums never overflow, and
+ * vpdpbusd (unlike vpmaddubsw) has no 16-bit step that could saturate.
+ *
+ * A parallel iteration takes one block of rb rows: it quantizes them
+ * once into a stack buffer, then runs them over A8_TILES column tiles,
+ * so the quantization is paid once per 256 columns. On a target without
+ * VNNI the same products are plain integer vector code (correct, not
+ * fast): pass_quantize asks for a8 only where the target has VNNI. */
+#include "cg.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* acc + the 4-by-4 byte dot products of each lane of a (unsigned) and w
+ * (signed), all <8 x i32>. */
+static LLVMValueRef dot4(CG *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef w)
+{
+    LLVMTypeRef v8 = LLVMVectorType(c->i32, VEC);
+    if (c->vnni) {
+        const char *name = "llvm.x86.avx512.vpdpbusd.256";
+        unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+        LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, NULL, 0);
+        LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, NULL, 0);
+        LLVMTypeRef pt[3];
+        LLVMGetParamTypes(fty, pt);   /* <8 x i32> in LLVM 19; later LLVMs take bytes */
+        LLVMValueRef args[] = { LLVMBuildBitCast(c->b, acc, pt[0], ""), LLVMBuildBitCast(c->b, a, pt[1], ""),
+                                LLVMBuildBitCast(c->b, w, pt[2], "") };
+        return LLVMBuildBitCast(c->b, LLVMBuildCall2(c->b, fty, f, args, 3, ""), v8, "");
+    }
+    LLVMTypeRef b32 = LLVMVectorType(LLVMInt8TypeInContext(c->ctx), 4 * VEC), w32 = LLVMVectorType(c->i32, 4 * VEC);
+    LLVMValueRef pa = LLVMBuildZExt(c->b, LLVMBuildBitCast(c->b, a, b32, ""), w32, "");
+    LLVMValueRef pw = LLVMBuildSExt(c->b, LLVMBuildBitCast(c->b, w, b32, ""), w32, "");
+    LLVMValueRef prod = LLVMBuildMul(c->b, pa, pw, "");
+    for (int kk = 0; kk < 4; kk++) {
+        LLVMValueRef lane[VEC];
+        for (int l = 0; l < VEC; l++)
+            lane[l] = LLVMConstInt(c->i32, (unsigned long long)(4 * l + kk), 0);
+        acc = LLVMBuildAdd(c->b, acc,
+                           LLVMBuildShuffleVector(c->b, prod, LLVMGetUndef(w32), LLVMConstVector(lane, VEC), ""), "");
+    }
+    return acc;
+}
+
+/* The first n lanes (n <= 0: none, n >= VEC: all) of the 8 floats at
+ * base[idx], the others 0. */
+static LLVMValueRef load_first(CG *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef n)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), it = LLVMVectorType(c->i64, VEC);
+    LLVMTypeRef tys[] = { vt, c->ptr };
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+    LLVMValueRef lane[VEC];
+    for (int i = 0; i < VEC; i++)
+        lane[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
+    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, VEC), splat(c, it, n), "");
+    LLVMValueRef args[] = { gep(c, c->f32, base, idx), LLVMConstInt(c->i32, 4, 0), mask, LLVMConstNull(vt) };
+    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, tys, 2), f, args, 4, "");
+}
+
+static LLVMValueRef vintrinsic2(CG *c, const char *name, LLVMValueRef x, LLVMValueRef y)
+{
+    return intrinsic(c, name, (LLVMValueRef[]){ x, y }, 2);
+}
+
+/* A row of a (K floats at arow) as bytes at q8row (K8 of them): q + 128
+ * for a signed row, q for an unsigned one (the lanes past K: q = 0); its
+ * scale stored at *scale, and at *keep -1 (signed: 128 * sum(w) comes
+ * off its sums) or 0. */
+typedef struct RowTemps { LLVMValueRef most, bad, neg; } RowTemps;   /* stack slots, made before the loops */
+
+static RowTemps row_temps(CG *c)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), bt = LLVMVectorType(LLVMInt1TypeInContext(c->ctx), VEC);
+    return (RowTemps){ LLVMBuildAlloca(c->b, vt, "most"), LLVMBuildAlloca(c->b, bt, "bad"),
+                       LLVMBuildAlloca(c->b, bt, "neg") };
+}
+
+static void quantize_row(CG *c, RowTemps t, LLVMValueRef arow, LLVMValueRef K, LLVMValueRef K8, LLVMValueRef q8row,
+                         LLVMValueRef scale, LLVMValueRef keep)
+{
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), bt = LLVMVectorType(LLVMInt1TypeInContext(c->ctx), VEC);
+    LLVMValueRef chunks = LLVMBuildUDiv(c->b, K8, i64c(c, VEC), "");
+    /* pass 1: the largest magnitude, and whether any is a NaN or infinite */
+    LLVMValueRef most_p = t.most, bad_p = t.bad;
+    LLVMBuildStore(c->b, LLVMConstNull(vt), most_p);
+    LLVMBuildStore(c->b, LLVMConstNull(bt), bad_p);
+    LLVMBuildStore(c->b, LLVMConstNull(bt), t.neg);
+    Loop l1 = loop_begin(c, chunks);
+    LLVMValueRef j = mul(c, l1.iv, i64c(c, VEC));
+    LLVMValueRef raw = load_first(c, arow, j, LLVMBuildSub(c->b, K, j, ""));
+    LLVMValueRef below = LLVMBuildFCmp(c->b, LLVMRealOLT, raw, LLVMConstNull(vt), "");
+    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, bt, t.neg, ""), below, ""), t.neg);
+    LLVMValueRef x = intrinsic(c, "llvm.fabs", (LLVMValueRef[]){ raw }, 1);
+    LLVMValueRef most = LLVMBuildLoad2(c->b, vt, most_p, "");
+    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, x, most, ""), x, most, ""), most_p);
+    LLVMValueRef bad = LLVMBuildFCmp(c->b, LLVMRealUGT, x, const_of(vt, FLT_MAX), "");
+    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, bt, bad_p, ""), bad, ""), bad_p);
+    loop_end(c, &l1);
+    LLVMValueRef mv = LLVMBuildLoad2(c->b, vt, most_p, ""), m = LLVMBuildExtractElement(c->b, mv, i64c(c, 0), "");
+    for (int i = 1; i < VEC; i++) {   /* no NaN is in mv: a plain compare and select */
+        LLVMValueRef e = LLVMBuildExtractElement(c->b, mv, i64c(c, i), "");
+        m = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, e, m, ""), e, m, "");
+    }
+    LLVMValueRef anybad = intrinsic(c, "llvm.vector.reduce.or", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, bt, bad_p, "") }, 1);
+    LLVMValueRef anyneg = intrinsic(c, "llvm.vector.reduce.or", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, bt, t.neg, "") }, 1);
+    LLVMValueRef uns = LLVMBuildNot(c->b, LLVMBuildOr(c->b, anybad, anyneg, ""), "");   /* i1: an unsigned row */
+    LLVMValueRef top = LLVMBuildSelect(c->b, uns, f32c(c, 255.0), f32c(c, 127.0), "");
+    LLVMValueRef usable = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, anybad, ""),
+                                       LLVMBuildFCmp(c->b, LLVMRealOGT, m, f32c(c, 0), ""), "");
+    LLVMValueRef mult = LLVMBuildSelect(c->b, usable, LLVMBuildFDiv(c->b, top, m, ""), f32c(c, 0), "");
+    LLVMValueRef s = LLVMBuildSelect(c->b, anybad, f32c(c, NAN), LLVMBuildFDiv(c->b, m, top, ""), "");
+    LLVMBuildStore(c->b, s, scale);
+    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, uns, LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, (unsigned long long)-1, 1), ""),
+                   keep);
+    /* pass 2: the bytes */
+    LLVMTypeRef iv = LLVMVectorType(c->i32, VEC), i8v = LLVMVectorType(LLVMInt8TypeInContext(c->ctx), VEC);
+    LLVMValueRef lo = splat(c, vt, LLVMBuildSelect(c->b, uns, f32c(c, 0), f32c(c, -127.0), ""));
+    LLVMValueRef hi = splat(c, vt, top), shift = splat(c, iv, LLVMBuildSelect(c->b, uns, LLVMConstInt(c->i32, 0, 0),
+                                                                                LLVMConstInt(c->i32, 128, 0), ""));
+    Loop l2 = loop_begin(c, chunks);
+    j = mul(c, l2.iv, i64c(c, VEC));
+    LLVMValueRef y = LLVMBuildFMul(c->b, load_first(c, arow, j, LLVMBuildSub(c->b, K, j, "")), splat(c, vt, mult), "");
+    y = intrinsic(c, "llvm.rint", (LLVMValueRef[]){ y }, 1);
+    y = vintrinsic2(c, "llvm.maxnum", y, lo);
+    y = vintrinsic2(c, "llvm.minnum", y, hi);
+    LLVMValueRef q = LLVMBuildAdd(c->b, LLVMBuildFPToSI(c->b, y, iv, ""), shift, "");
+    LLVMValueRef st = LLVMBuildStore(c->b, LLVMBuildTrunc(c->b, q, i8v, ""),
+                                     gep(c, LLVMInt8TypeInContext(c->ctx), q8row, j));
+    LLVMSetAlignment(st, 1);
+    loop_end(c, &l2);
+}
+
+/* rb quantized rows (q8 rows of K8 bytes, their scales) by one column
+ * tile: rb x MM_VECS int32 accumulators over the k groups, then each
+ * column's 128 * sum(w) off a signed row's sums, times the row's scale, and the epilogue
+ * (the column's scale, bias, relu) as the f32 tiles store. */
+static void a8_tile(CG *c, const MMBlock *m, int rb, LLVMValueRef q8, LLVMValueRef K8, LLVMValueRef rscale,
+                    LLVMValueRef rkeep, LLVMValueRef comp, LLVMValueRef K4)
+{
+    LLVMTypeRef iv = LLVMVectorType(c->i32, VEC), i8 = LLVMInt8TypeInContext(c->ctx);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_head");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_body");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_exit");
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, head);
+    LLVMValueRef g = LLVMBuildPhi(c->b, c->i64, "g"), zero = i64c(c, 0), vzero = LLVMConstNull(iv);
+    LLVMAddIncoming(g, &zero, &pre, 1);
+    LLVMValueRef acc[MM_RB_MAX][MM_VECS], nacc[MM_RB_MAX][MM_VECS];
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < MM_VECS; v++) {
+            acc[i][v] = LLVMBuildPhi(c->b, iv, "acc");
+            LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
+        }
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, g, K4, ""), body, exit);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    LLVMValueRef w[MM_VECS], grow = mul(c, g, i64c(c, 4 * PW));   /* the group's bytes in the panel */
+    for (int v = 0; v < MM_VECS; v++) {
+        w[v] = LLVMBuildLoad2(c->b, iv, gep(c, i8, m->bt, add(c, grow, i64c(c, 4 * VEC * v))), "");
+        LLVMSetAlignment(w[v], 4);
+    }
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef at = add(c, mul(c, i64c(c, i), K8), mul(c, g, i64c(c, 4)));
+        LLVMValueRef x = LLVMBuildLoad2(c->b, c->i32, gep(c, i8, q8, at), "");
+        LLVMSetAlignment(x, 4);
+        LLVMValueRef xs = splat(c, iv, x);
+        for (int v = 0; v < MM_VECS; v++)
+            nacc[i][v] = dot4(c, acc[i][v], xs, w[v]);
+    }
+    LLVMValueRef ng = LLVMBuildNSWAdd(c->b, g, i64c(c, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(g, &ng, &latch, 1);
+    for (int i = 0; i < rb; i++)
+        for (int v = 0; v < MM_VECS; v++)
+            LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, exit);
+    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
+    LLVMValueRef out[MM_RB_MAX][MM_VECS];
+    for (int i = 0; i < rb; i++) {
+        LLVMValueRef s = splat(c, vt, load_f(c, rscale, i64c(c, i)));
+        LLVMValueRef keep = splat(c, iv, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, rkeep, i64c(c, i)), ""));
+        for (int v = 0; v < MM_VECS; v++) {
+            LLVMValueRef cv = LLVMBuildLoad2(c->b, iv, gep(c, c->i32, comp, add(c, m->n0, i64c(c, v * VEC))), "");
+            LLVMSetAlignment(cv, 4);
+            cv = LLVMBuildAnd(c->b, cv, keep, "");
+            out[i][v] = LLVMBuildFMul(c->b, LLVMBuildSIToFP(c->b, LLVMBuildSub(c->b, acc[i][v], cv, ""), vt, ""), s, "");
+        }
+    }
+    mm_store(c, m, rb, 0, MM_VECS, out);
+}
+
+void emit_matmul_a8(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
+{
+    int RB = c->sched.rb;
+    MMShape s = mm_shape(c, n, na, nb, RB);
+    if (n->op == OP_MATMUL && n->attr.mm.bt)   /* y [N, K] is kept first; y^T's panels follow (pack.c) */
+        bptr = gep(c, c->f32, bptr,
+                   LLVMBuildAnd(c->b, add(c, numel(c, &nb->shape), i64c(c, 15)), i64c(c, ~(int64_t)15), ""));
+    LLVMValueRef cols = mul(c, s.ntiles, i64c(c, PW));
+    LLVMValueRef scale = bptr, comp = gep(c, c->f32, bptr, cols);   /* comp: int32 */
+    LLVMValueRef panels = gep(c, c->f32, bptr, mul(c, cols, i64c(c, 2)));
+    LLVMValueRef K4 = udiv_up(c, s.K, i64c(c, 4)), K8 = mul(c, udiv_up(c, s.K, i64c(c, VEC)), i64c(c, VEC));
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
+    c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
+    LLVMSetAlignment(c->scratch, 32);
+    LLVMValueRef q8 = LLVMBuildArrayAlloca(c->b, i8, mul(c, i64c(c, RB), K8), "q8rows");
+    LLVMSetAlignment(q8, 64);
+    LLVMValueRef rscale = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, RB), "rowscale");
+    LLVMValueRef rkeep = LLVMBuildArrayAlloca(c->b, c->i32, i64c(c, RB), "rowkeep");
+    RowTemps temps = row_temps(c);
+    /* the weight is 2-D: a's batch dims, if any, fold into its rows */
+    LLVMValueRef M = mul(c, s.M, s.batches), mblocks = udiv_up(c, M, i64c(c, RB));   /* x a8_groups: extent() */
+    Loop lp = loop_par(c);
+    LLVMValueRef mb = LLVMBuildURem(c->b, lp.iv, mblocks, ""), grp = LLVMBuildUDiv(c->b, lp.iv, mblocks, "");
+    LLVMValueRef row0 = mul(c, mb, i64c(c, RB)), rows = min_i(c, LLVMBuildSub(c->b, M, row0, ""), i64c(c, RB));
+    Loop lr = loop_begin(c, rows);
+    quantize_row(c, temps, gep(c, c->f32, c->a, mul(c, add(c, row0, lr.iv), s.K)), s.K, K8, gep(c, i8, q8, mul(c, lr.iv, K8)),
+                 gep(c, c->f32, rscale, lr.iv), gep(c, c->i32, rkeep, lr.iv));
+    loop_end(c, &lr);
+    LLVMValueRef t0 = mul(c, grp, i64c(c, A8_TILES));
+    Loop lt = loop_from(c, t0, min_i(c, s.ntiles, add(c, t0, i64c(c, A8_TILES))));
+    MMBlock m = { .a = c->a, .astride = s.K, .out = c->out, .ostride = s.N, .row0 = row0, .K = s.K, .N = s.N,
+                  .n0 = mul(c, lt.iv, i64c(c, PW)), .bias = bias, .relu = n->attr.mm.relu, .q8 = true,
+                  .scale = scale, .bstride = i64c(c, PW) };
+    m.o0 = m.n0;
+    m.bt = gep(c, i8, panels, mul(c, lt.iv, mul(c, K4, i64c(c, 4 * PW))));
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "a8_done");
+    LLVMValueRef sw = LLVMBuildSwitch(c->b, rows, done, (unsigned)RB);
+    for (int rb = 1; rb <= RB; rb++) {
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "a8_rows");
+        LLVMAddCase(sw, i64c(c, rb), bb);
+        LLVMPositionBuilderAtEnd(c->b, bb);
+        a8_tile(c, &m, rb, q8, K8, rscale, rkeep, comp, K4);
+        LLVMBuildBr(c->b, done);
+    }
+    LLVMPositionBuilderAtEnd(c->b, done);
+    loop_end(c, &lt);
+    loop_end(c, &lp);
+}
