@@ -8,7 +8,9 @@ the floor this machine's own measurements set.
 - The machine: its CPU and instruction set, DRAM bandwidth and f32 FMA
   peak (build/tests/bench/bandwidth), 1 and 2 threads.
 - base (d 512, 6 + 6 layers, 32k words; `vamos init` weights, seed 11),
-  built twice: f32 and `--quantize int8`.
+  built three times: f32, `--quantize int8` (int8 activations and integer
+  dot products where the CPU has VNNI, which the first lines say) and
+  `--quantize int8w` (int8 weights widened to f32).
   - batch 1: 8 sentences decoded to 32 words one at a time (`--batch 1
     --window 1 --stats`): ms per word. Its floor is memory: the bytes of
     weights a step reads (`vamos check`: 154 MB in f32; a quarter of that,
@@ -25,8 +27,8 @@ the floor this machine's own measurements set.
     sentences and weights; it must give f32 Vamos's words.
 - beam 4 against greedy: base one sentence at a time (the 8 sentences,
   whole process); en-es one sentence at a time and batched.
-- en-es (the shipped model) on the 1,254 sources of dev-ood.tsv, f32 and
-  int8, the translator's default batching: sentences/s.
+- en-es (the shipped model) on the 1,254 sources of dev-ood.tsv, f32,
+  int8 and int8w, the translator's default batching: sentences/s.
 
 Figures are medians of --runs. Writes tests/bench/results/decode.txt and
 docs/decode.svg (ms per word and sentences/s as fractions of the floor).
@@ -39,6 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.join(ROOT, "build")
 VAMOS = os.path.join(BUILD, "vamos")
 WORDS = 32
+QUANT = ("f32", "int8", "int8w")   # int8: activations too where the CPU has VNNI; int8w: weights only
 sys.path.insert(0, HERE)
 from machine import cpu_name  # noqa: E402
 
@@ -91,23 +94,26 @@ def main():
     w = os.path.join(tmp, "base.safetensors")
     subprocess.run([VAMOS, "init", base, "-o", w, "--seed", "11"], check=True, capture_output=True)
     bins = {}
-    for q in ("f32", "int8"):
+    flags = open("/proc/cpuinfo").read()
+    rows.append("int8: weights and activations (integer dot products) where the CPU has VNNI: %s; int8w: weights "
+                "only, widened to f32" % ("yes" if "avx512_vnni" in flags or "avx_vnni" in flags else "NO, as int8w"))
+    for q in QUANT:
         bins["base", q] = os.path.join(tmp, "base-" + q)
         bins["en-es", q] = os.path.join(tmp, "en-es-" + q)
-        extra = ["--quantize", "int8"] if q == "int8" else []
+        extra = ["--quantize", q] if q != "f32" else []
         subprocess.run([VAMOS, "build", base, "-w", w, "-o", bins["base", q]] + extra, check=True, capture_output=True)
         subprocess.run([VAMOS, "build", os.path.join(ROOT, "models", "en-es.vam"), "-w",
                         os.path.join(ROOT, "models", "en-es.safetensors"), "-o", bins["en-es", q]] + extra,
                        check=True, capture_output=True)
     mb, src_mb = weights_mb(base)
-    mb_q = {"f32": mb, "int8": mb / 4}   # the scales, norms and biases stay f32: a little more in truth
+    mb_q = {"f32": mb, "int8": mb / 4, "int8w": mb / 4}   # the scales, norms and biases stay f32: a little more
     flop_per_row = 2 * mb * 1e6 / 4      # a multiply-add per weight a step reads
     flop_per_src = 2 * src_mb * 1e6 / 4  # ... and per weight a source token meets
     one, many = sentences(8, 1), sentences(32, 2)
     res, outs, svg = {}, {}, []
     for threads in (1, 2):
         th = ["--threads", str(threads)]
-        for q in ("f32", "int8"):
+        for q in QUANT:
             b = bins["base", q]
             ms = []
             for _ in range(a.runs):
@@ -125,23 +131,26 @@ def main():
             flops32 = flop_per_row * WORDS * len(many) + flop_per_src * res["src32"]
             floor32 = gflops[threads] * 1e9 * len(many) / flops32   # sentences/s at the compute floor
             res["base", q, threads] = (m1, s32)
-            rows.append("base %-4s %d thread%s: batch 1 %.2f ms/word (floor %.2f: %.0f%%); batch 32 %.1f sentences/s "
+            rows.append("base %-5s %d thread%s: batch 1 %.2f ms/word (floor %.2f: %.0f%%); batch 32 %.1f sentences/s "
                         "(floor %.1f: %.0f%%)" % (q, threads, "s" if threads > 1 else " ", m1, floor1,
                                                   100 * floor1 / m1, s32, floor32, 100 * s32 / floor32))
             svg.append(("base %s b1 %dt" % (q, threads), floor1 / m1))
             svg.append(("base %s b32 %dt" % (q, threads), s32 / floor32))
-    r1 = min(res["base", "int8", t][0] for t in (1, 2)) / min(res["base", "f32", t][0] for t in (1, 2))
-    rows.append("base int8 batch 1 ms/word / f32's (best of 1 and 2 threads each): %.2f" % r1)
-    for q in ("f32", "int8"):   # the 32 sentences one at a time, untimed
+    for q in QUANT[1:]:
+        r1 = min(res["base", q, t][0] for t in (1, 2)) / min(res["base", "f32", t][0] for t in (1, 2))
+        rows.append("base %s batch 1 ms/word / f32's (best of 1 and 2 threads each): %.2f" % (q, r1))
+    for q in QUANT:   # the 32 sentences one at a time, untimed
         o = run(bins["base", q], ["--max-len", str(WORDS), "--batch", "1", "--window", "1"], many)[1]
         rows.append("base %s: batch 32 gives the words of one sentence at a time: %s"
                     % (q, "yes" if o == outs["base", q, 32] else "NO"))
-    agree = tot = 0
-    for x, y in zip(outs["base", "f32", 32], outs["base", "int8", 32]):
-        x, y = x.split(), y.split()
-        tot += max(len(x), len(y))
-        agree += sum(1 for p, q in zip(x, y) if p == q)
-    rows.append("base int8 against f32, batch 32: %d of %d words agree (%.1f%%)" % (agree, tot, 100 * agree / tot))
+    for qq in QUANT[1:]:
+        agree = tot = 0
+        for x, y in zip(outs["base", "f32", 32], outs["base", qq, 32]):
+            x, y = x.split(), y.split()
+            tot += max(len(x), len(y))
+            agree += sum(1 for p, q in zip(x, y) if p == q)
+        rows.append("base %s against f32, batch 32: %d of %d words agree (%.1f%%)" % (qq, agree, tot,
+                                                                                   100 * agree / tot))
     one_args = ["--max-len", str(WORDS), "--batch", "1", "--window", "1"]   # the issue's case: base, batch 1
     g = statistics.median([run(bins["base", "f32"], one_args, one)[0] for _ in range(a.runs)])
     b4 = statistics.median([run(bins["base", "f32"], one_args + ["--beam", "4"], one)[0] for _ in range(a.runs)])
@@ -153,14 +162,15 @@ def main():
             src = [l.split("\t")[0] for l in f if l.strip()]
         said = {}
         for threads in (1, 2):
-            for q in ("f32", "int8"):
+            for q in QUANT:
                 r = [run(bins["en-es", q], ["--threads", str(threads)], src) for _ in range(a.runs)]
                 said[q] = r[0][1]
                 s = statistics.median([len(src) / x[0] for x in r])
-                rows.append("en-es %-4s %d thread%s: %.0f sentences/s on dev-ood (%d lines, default batching)"
+                rows.append("en-es %-5s %d thread%s: %.0f sentences/s on dev-ood (%d lines, default batching)"
                             % (q, threads, "s" if threads > 1 else " ", s, len(src)))
-        same = sum(x == y for x, y in zip(said["f32"], said["int8"]))
-        rows.append("en-es int8 against f32 on dev-ood: %d of %d lines the same words" % (same, len(src)))
+        for q in QUANT[1:]:
+            same = sum(x == y for x, y in zip(said["f32"], said[q]))
+            rows.append("en-es %s against f32 on dev-ood: %d of %d lines the same words" % (q, same, len(src)))
         for how, args in (("one sentence at a time", ["--batch", "1", "--window", "1"]), ("default batching", [])):
             g = statistics.median([run(bins["en-es", "f32"], args, src)[0] for _ in range(a.runs)])
             b4 = statistics.median([run(bins["en-es", "f32"], args + ["--beam", "4"], src)[0] for _ in range(a.runs)])
