@@ -397,31 +397,37 @@ Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
     arena_free(&a);
 }
 
-/* The int8 build's kernels tune too (vamos tune --quantize int8): en-es
- * with int8 weights, its tied output layer read transposed as well; every
- * product is measured, its candidates checked against the reference on
- * the weights int8 stands for (none is wrong), and its records are its
- * own ("int8" in the signature). */
+/* The int8 builds' kernels tune too (vamos tune --quantize int8, int8w):
+ * en-es with int8 weights, and with int8 activations too, its tied output
+ * layer read transposed as well; every product is measured, its
+ * candidates checked against the reference on the weights int8 stands
+ * for, the activations rounded as the kernels round them (none is
+ * wrong), and its records are its own ("int8w" or "int8" in the
+ * signature). */
 Test(tune, int8_kernels_tune, .timeout = 300)
 {
-    Arena a = { 0 };
-    Model *m = model_at(&a, "models/en-es.vam");
-    cr_assert_gt(pass_quantize(m, false), 0);
-    TuneOptions o = { .budget = 120 };   /* the search ends when no neighbour wins: ~15 s, more under ASan */
-    TuneResult *r;
-    int n, int8 = 0;
-    char err[512];
-    cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
-    for (int i = 0; i < n; i++) {
-        cr_expect(r[i].done, "%s was not measured", r[i].sig);
-        cr_expect_eq(r[i].wrong, 0, "%s: a candidate gave wrong results", r[i].sig);
-        int8 += strstr(r[i].sig, " int8") != NULL;
+    for (int a8 = 0; a8 < 2; a8++) {
+        Arena a = { 0 };
+        Model *m = model_at(&a, "models/en-es.vam");
+        cr_assert_gt(pass_quantize(m, a8), 0);
+        TuneOptions o = { .budget = 120 };   /* the search ends when no neighbour wins: ~15 s, more under ASan */
+        TuneResult *r;
+        int n, int8 = 0;
+        char err[512];
+        cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
+        const char *mark = a8 ? " int8" : " int8w";   /* the signature ends with it */
+        bool bt = false;
+        for (int i = 0; i < n; i++) {
+            cr_expect(r[i].done, "%s was not measured", r[i].sig);
+            cr_expect_eq(r[i].wrong, 0, "%s: a candidate gave wrong results", r[i].sig);
+            size_t len = strlen(r[i].sig), ml = strlen(mark);
+            bool is = len >= ml && !strcmp(r[i].sig + len - ml, mark);
+            int8 += is;
+            bt |= is && strstr(r[i].sig, " bt ") != NULL;
+        }
+        cr_expect_geq(int8, 6, "%d %s kernels", int8, mark + 1);
+        cr_expect(bt, "the tied output layer's int8 product was tuned");
+        free(r);
+        arena_free(&a);
     }
-    cr_expect_geq(int8, 6, "%d int8 kernels", int8);
-    bool bt = false;
-    for (int i = 0; i < n; i++)
-        bt |= strstr(r[i].sig, "bt int8") != NULL;
-    cr_expect(bt, "the tied output layer's int8 product was tuned");
-    free(r);
-    arena_free(&a);
 }
