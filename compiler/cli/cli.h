@@ -57,10 +57,11 @@ int apply_tuning(Model *m, const Opts *o);
 /* The model of o->model through the pipeline (errors counted on stderr). */
 Model *front_end(Arena *a, Diag *d, const Opts *o);
 /* --quantize: whether its value is one we know (NULL, int8, int8w), and
- * whether it asks for int8 activations too: int8 on a target with VNNI
- * (and VAMOS_NO_VNNI unset, for developers' comparisons). */
+ * the bits of int8 activations it asks for (pass_quantize's a8): with
+ * int8, those the target multiplies fast (cg_int8_bits), or
+ * $VAMOS_INT8_BITS (for developers' comparisons); else 0. */
 bool quantize_ok(const Opts *o);
-bool quantize_a8(const Opts *o);
+int quantize_a8(const Opts *o);
 /* The model of o->model with the weights of o->weights bound to it. */
 Model *load_with_weights(Arena *a, const Opts *o, Bound *b);
 /* Seconds on a monotonic clock. */

@@ -27,9 +27,8 @@ static const char usage[] =
     "  --db FILE            the tuning database (default: see vamos tune --help)\n"
     "  --no-tune            ignore the tuning database: default schedules\n"
     "  --quantize int8      run the matmul and linear weights as int8, one scale per\n"
-    "                       output column, and where the CPU has VNNI the activations\n"
-    "                       too (as vamos build --quantize int8 does); int8w: the\n"
-    "                       weights only\n";
+    "                       output column, and the activations too (as vamos build\n"
+    "                       --quantize int8 does); int8w: the weights only\n";
 
 
 /* Words of ids, space-separated. */

@@ -169,9 +169,14 @@ bool quantize_ok(const Opts *o)
     return !o->quantize || !strcmp(o->quantize, "int8") || !strcmp(o->quantize, "int8w");
 }
 
-bool quantize_a8(const Opts *o)
+int quantize_a8(const Opts *o)
 {
-    return o->quantize && !strcmp(o->quantize, "int8") && !getenv("VAMOS_NO_VNNI") && cg_target_vnni(o->cpu);
+    if (!o->quantize || strcmp(o->quantize, "int8"))
+        return 0;
+    const char *force = getenv("VAMOS_INT8_BITS");   /* for developers: 0 (int8w), 7 or 8 on any CPU */
+    if (force && *force)
+        return atoi(force) == 7 || atoi(force) == 8 ? atoi(force) : 0;
+    return cg_int8_bits(o->cpu);
 }
 
 Model *front_end(Arena *a, Diag *d, const Opts *o)

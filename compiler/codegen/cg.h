@@ -44,6 +44,7 @@ typedef struct CG {
     Sched sched;                /* the kernel's schedule (sched_of) */
     bool narrow;                /* the target has 16 vector registers (no AVX-512) */
     bool vnni;                  /* the target has VNNI's int8 dot products on 256 bits */
+    bool avx2;                  /* the target has AVX2 (vpmaddubsw, vpmaddwd) */
 } CG;
 
 /* Kernels take their dims as an argument, so one kernel serves every size:

@@ -127,7 +127,7 @@ static int key_attr(int64_t *k, int at, const Node *n)
             k[at++] = n->attr.perm[i];
         break;
     case AT_MM:
-        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3 | n->attr.mm.a8 << 4;
+        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3 | (int64_t)n->attr.mm.a8 << 4;
         break;
     case AT_STORE:
         k[at++] = n->attr.store.axis;
@@ -465,17 +465,19 @@ static bool features_vnni(const char *f)
            (strlen(f) >= 8 && !strcmp(f + strlen(f) - 8, "+avxvnni"));
 }
 
-bool cg_target_vnni(const char *cpu_level)
+int cg_int8_bits(const char *cpu_level)
 {
     char err[256];
     LLVMTargetMachineRef tm = cpu_level ? cg_target_machine(cpu_level, err, sizeof err) : cg_host_machine(err, sizeof err);
     if (!tm)
-        return false;
-    char *features = LLVMGetTargetMachineFeatureString(tm);
-    bool yes = features_vnni(features);
+        return 0;
+    char *cpu = LLVMGetTargetMachineCPU(tm), *features = LLVMGetTargetMachineFeatureString(tm);
+    int bits = features_vnni(features) ? 8
+             : strstr(features, "+avx2") || !strcmp(cpu, "x86-64-v3") || !strcmp(cpu, "x86-64-v4") ? 7 : 0;
+    LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     LLVMDisposeTargetMachine(tm);
-    return yes;
+    return bits;
 }
 
 LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *m,
@@ -488,6 +490,7 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     sched_set_target(wide);
     c.narrow = !wide;
     c.vnni = features_vnni(features);
+    c.avx2 = strstr(features, "+avx2") || !strcmp(cpu, "x86-64-v3") || !strcmp(cpu, "x86-64-v4");
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     c.mod = LLVMModuleCreateWithNameInContext(m->name, ctx);

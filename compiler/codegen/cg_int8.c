@@ -1,50 +1,67 @@
 /* cg_int8.c - matmul and linear with int8 weights and int8 activations
- * (attr.mm.a8, pass_quantize): the integer dot products of VNNI.
+ * (attr.mm.a8, pass_quantize): integer dot products.
  *
  * The weight's panels hold, for each group of 4 k, PW columns of 4 int8
- * values (pack.c): one 256-bit load is 8 columns by 4 k, and one vpdpbusd
- * multiplies them by 4 activations of a row broadcast to every lane,
- * adding the 4 products into each column's int32 sum: 32 products an
- * instruction where an f32 FMA does 8.
+ * values (pack.c): one 256-bit load is 8 columns by 4 k. Each lane's 4
+ * weights are multiplied by 4 activations of a row, broadcast to every
+ * lane, and the 4 products added into the column's int32 sum:
+ *   - with VNNI (AVX-512 VNNI or AVX-VNNI), one vpdpbusd: 32 products an
+ *     instruction where an f32 FMA does 8;
+ *   - with AVX2, vpmaddubsw (pairs of products summed in int16, which
+ *     saturates past 32767), vpmaddwd by ones (the pairs summed in int32)
+ *     and an add: 3 instructions. The activations then have 7 bits
+ *     (a8 = 7, 0..127), so a pair is at most 2 * 127 * 127 = 32258 and
+ *     nothing saturates;
+ *   - elsewhere, plain integer vector code (correct, not fast; nothing
+ *     asks for it but the tests).
  *
  * A row of a is quantized as rt_row_quant and rt_quantize_rows
- * (interp/kernels.c) say, bit for bit. A signed row: q = rint(x * 127 /
- * largest) in -127..127, stored as the unsigned byte q + 128 (vpdpbusd
- * takes unsigned activations and signed weights), so a column's sum is
- * sum(q * w) + 128 * sum(w); pack.c stores 128 * sum(w) per column, and
- * it comes off. A row with no negative value (a relu's output, the
- * feed-forward layer's second product) uses all 8 bits: q = rint(x * 255
- * / largest) in 0..255, nothing to take off. The result is that sum
- * times the row's scale and the column's scale. Every product is at most
- * 255 * 127 and K at most A8_MAX_K, so the int32 sums never overflow, and
- * vpdpbusd (unlike vpmaddubsw) has no 16-bit step that could saturate.
+ * (interp/kernels.c) say, bit for bit, with `bits` = a8. A signed row:
+ * q = rint(x * top / largest) in -top..top, top = 2^(bits - 1) - 1,
+ * stored as the unsigned byte q + 2^(bits - 1) (both instructions take
+ * unsigned activations and signed weights), so a column's sum is
+ * sum(q * w) + 2^(bits - 1) * sum(w); pack.c stores sum(w) per column,
+ * and that much comes off. A row with no negative value (a relu's
+ * output, the feed-forward layer's second product) uses every bit: q in
+ * 0..2^bits - 1, nothing to take off. The result is the sum times the
+ * row's scale and the column's scale. Every product is at most 255 * 127
+ * and K at most A8_MAX_K, so the int32 sums never overflow.
  *
  * A parallel iteration takes one block of rb rows: it quantizes them
  * once into a stack buffer, then runs them over A8_TILES column tiles,
- * so the quantization is paid once per 256 columns. On a target without
- * VNNI the same products are plain integer vector code (correct, not
- * fast): pass_quantize asks for a8 only where the target has VNNI. */
+ * so the quantization is paid once per 256 columns. */
 #include "cg.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-/* acc + the 4-by-4 byte dot products of each lane of a (unsigned) and w
- * (signed), all <8 x i32>. */
-static LLVMValueRef dot4(CG *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef w)
+static LLVMValueRef x86(CG *c, const char *name, LLVMValueRef *args, int n, LLVMTypeRef ret)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, NULL, 0);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, NULL, 0);
+    LLVMTypeRef pt[3];
+    LLVMGetParamTypes(fty, pt);   /* vpdpbusd: <8 x i32> in LLVM 19; later LLVMs take bytes */
+    LLVMValueRef cast[3];
+    for (int i = 0; i < n; i++)
+        cast[i] = LLVMBuildBitCast(c->b, args[i], pt[i], "");
+    return LLVMBuildBitCast(c->b, LLVMBuildCall2(c->b, fty, f, cast, (unsigned)n, ""), ret, "");
+}
+
+/* acc + the 4-by-4 byte dot products of each lane of a (unsigned, of
+ * `bits` bits) and w (signed), all <8 x i32>. */
+static LLVMValueRef dot4(CG *c, int bits, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef w)
 {
     LLVMTypeRef v8 = LLVMVectorType(c->i32, VEC);
-    if (c->vnni) {
-        const char *name = "llvm.x86.avx512.vpdpbusd.256";
-        unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-        LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, NULL, 0);
-        LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, NULL, 0);
-        LLVMTypeRef pt[3];
-        LLVMGetParamTypes(fty, pt);   /* <8 x i32> in LLVM 19; later LLVMs take bytes */
-        LLVMValueRef args[] = { LLVMBuildBitCast(c->b, acc, pt[0], ""), LLVMBuildBitCast(c->b, a, pt[1], ""),
-                                LLVMBuildBitCast(c->b, w, pt[2], "") };
-        return LLVMBuildBitCast(c->b, LLVMBuildCall2(c->b, fty, f, args, 3, ""), v8, "");
+    if (c->vnni && bits == 8)
+        return x86(c, "llvm.x86.avx512.vpdpbusd.256", (LLVMValueRef[]){ acc, a, w }, 3, v8);
+    if (c->avx2 && bits <= 7) {
+        LLVMTypeRef h16 = LLVMVectorType(LLVMInt16TypeInContext(c->ctx), 2 * VEC);
+        LLVMValueRef pairs = x86(c, "llvm.x86.avx2.pmadd.ub.sw", (LLVMValueRef[]){ a, w }, 2, h16);
+        LLVMValueRef ones = const_of(h16, 1);
+        LLVMValueRef quads = x86(c, "llvm.x86.avx2.pmadd.wd", (LLVMValueRef[]){ pairs, ones }, 2, v8);
+        return LLVMBuildAdd(c->b, acc, quads, "");
     }
     LLVMTypeRef b32 = LLVMVectorType(LLVMInt8TypeInContext(c->ctx), 4 * VEC), w32 = LLVMVectorType(c->i32, 4 * VEC);
     LLVMValueRef pa = LLVMBuildZExt(c->b, LLVMBuildBitCast(c->b, a, b32, ""), w32, "");
@@ -81,10 +98,11 @@ static LLVMValueRef vintrinsic2(CG *c, const char *name, LLVMValueRef x, LLVMVal
     return intrinsic(c, name, (LLVMValueRef[]){ x, y }, 2);
 }
 
-/* A row of a (K floats at arow) as bytes at q8row (K8 of them): q + 128
- * for a signed row, q for an unsigned one (the lanes past K: q = 0); its
- * scale stored at *scale, and at *keep -1 (signed: 128 * sum(w) comes
- * off its sums) or 0. */
+/* A row of a (K floats at arow) as bytes of `bits` bits at q8row (K8 of
+ * them): q + 2^(bits - 1) for a signed row, q for an unsigned one (the
+ * lanes past K: q = 0); its scale stored at *scale, and at *off the
+ * offset whose product with each column's sum(w) comes off its sums
+ * (2^(bits - 1), or 0). */
 typedef struct RowTemps { LLVMValueRef most, bad, neg; } RowTemps;   /* stack slots, made before the loops */
 
 static RowTemps row_temps(CG *c)
@@ -94,8 +112,8 @@ static RowTemps row_temps(CG *c)
                        LLVMBuildAlloca(c->b, bt, "neg") };
 }
 
-static void quantize_row(CG *c, RowTemps t, LLVMValueRef arow, LLVMValueRef K, LLVMValueRef K8, LLVMValueRef q8row,
-                         LLVMValueRef scale, LLVMValueRef keep)
+static void quantize_row(CG *c, int bits, RowTemps t, LLVMValueRef arow, LLVMValueRef K, LLVMValueRef K8,
+                         LLVMValueRef q8row, LLVMValueRef scale, LLVMValueRef off)
 {
     LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), bt = LLVMVectorType(LLVMInt1TypeInContext(c->ctx), VEC);
     LLVMValueRef chunks = LLVMBuildUDiv(c->b, K8, i64c(c, VEC), "");
@@ -123,19 +141,19 @@ static void quantize_row(CG *c, RowTemps t, LLVMValueRef arow, LLVMValueRef K, L
     LLVMValueRef anybad = intrinsic(c, "llvm.vector.reduce.or", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, bt, bad_p, "") }, 1);
     LLVMValueRef anyneg = intrinsic(c, "llvm.vector.reduce.or", (LLVMValueRef[]){ LLVMBuildLoad2(c->b, bt, t.neg, "") }, 1);
     LLVMValueRef uns = LLVMBuildNot(c->b, LLVMBuildOr(c->b, anybad, anyneg, ""), "");   /* i1: an unsigned row */
-    LLVMValueRef top = LLVMBuildSelect(c->b, uns, f32c(c, 255.0), f32c(c, 127.0), "");
+    int half = 1 << (bits - 1);
+    LLVMValueRef top = LLVMBuildSelect(c->b, uns, f32c(c, 2 * half - 1), f32c(c, half - 1), "");
     LLVMValueRef usable = LLVMBuildAnd(c->b, LLVMBuildNot(c->b, anybad, ""),
                                        LLVMBuildFCmp(c->b, LLVMRealOGT, m, f32c(c, 0), ""), "");
     LLVMValueRef mult = LLVMBuildSelect(c->b, usable, LLVMBuildFDiv(c->b, top, m, ""), f32c(c, 0), "");
     LLVMValueRef s = LLVMBuildSelect(c->b, anybad, f32c(c, NAN), LLVMBuildFDiv(c->b, m, top, ""), "");
     LLVMBuildStore(c->b, s, scale);
-    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, uns, LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, (unsigned long long)-1, 1), ""),
-                   keep);
+    LLVMValueRef offset = LLVMBuildSelect(c->b, uns, LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, (unsigned)half, 0), "");
+    LLVMBuildStore(c->b, offset, off);
     /* pass 2: the bytes */
     LLVMTypeRef iv = LLVMVectorType(c->i32, VEC), i8v = LLVMVectorType(LLVMInt8TypeInContext(c->ctx), VEC);
-    LLVMValueRef lo = splat(c, vt, LLVMBuildSelect(c->b, uns, f32c(c, 0), f32c(c, -127.0), ""));
-    LLVMValueRef hi = splat(c, vt, top), shift = splat(c, iv, LLVMBuildSelect(c->b, uns, LLVMConstInt(c->i32, 0, 0),
-                                                                                LLVMConstInt(c->i32, 128, 0), ""));
+    LLVMValueRef lo = splat(c, vt, LLVMBuildSelect(c->b, uns, f32c(c, 0), f32c(c, 1 - half), ""));
+    LLVMValueRef hi = splat(c, vt, top), shift = splat(c, iv, offset);
     Loop l2 = loop_begin(c, chunks);
     j = mul(c, l2.iv, i64c(c, VEC));
     LLVMValueRef y = LLVMBuildFMul(c->b, load_first(c, arow, j, LLVMBuildSub(c->b, K, j, "")), splat(c, vt, mult), "");
@@ -149,75 +167,83 @@ static void quantize_row(CG *c, RowTemps t, LLVMValueRef arow, LLVMValueRef K, L
     loop_end(c, &l2);
 }
 
-/* rb quantized rows (q8 rows of K8 bytes, their scales) by one column
- * tile: rb x MM_VECS int32 accumulators over the k groups, then each
- * column's 128 * sum(w) off a signed row's sums, times the row's scale, and the epilogue
- * (the column's scale, bias, relu) as the f32 tiles store. */
-static void a8_tile(CG *c, const MMBlock *m, int rb, LLVMValueRef q8, LLVMValueRef K8, LLVMValueRef rscale,
-                    LLVMValueRef rkeep, LLVMValueRef comp, LLVMValueRef K4)
+/* rb quantized rows (q8 rows of K8 bytes, their scales and offsets) by
+ * one column tile: rb x MM_VECS int32 accumulators over the k groups,
+ * then each column's sum(w) times the row's offset off, times the row's
+ * scale, and the epilogue (the column's scale, bias, relu) as the f32
+ * tiles store. With 16 vector registers (AVX2), the tile runs in passes
+ * of fewer columns, so that the accumulators, the weights, the broadcast
+ * row and AVX2's two products' halves fit; on AVX-512's 32, more than 6
+ * rows take two. */
+static void a8_tile(CG *c, int bits, const MMBlock *m, int rb, LLVMValueRef q8, LLVMValueRef K8, LLVMValueRef rscale,
+                    LLVMValueRef roff, LLVMValueRef sumw, LLVMValueRef K4)
 {
-    LLVMTypeRef iv = LLVMVectorType(c->i32, VEC), i8 = LLVMInt8TypeInContext(c->ctx);
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_head");
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_body");
-    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_exit");
-    LLVMBuildBr(c->b, head);
-    LLVMPositionBuilderAtEnd(c->b, head);
-    LLVMValueRef g = LLVMBuildPhi(c->b, c->i64, "g"), zero = i64c(c, 0), vzero = LLVMConstNull(iv);
-    LLVMAddIncoming(g, &zero, &pre, 1);
-    LLVMValueRef acc[MM_RB_MAX][MM_VECS], nacc[MM_RB_MAX][MM_VECS];
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < MM_VECS; v++) {
-            acc[i][v] = LLVMBuildPhi(c->b, iv, "acc");
-            LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
+    int passes = c->narrow ? (rb * MM_VECS <= 8 ? 1 : rb * 2 <= 8 ? 2 : 4) : (rb * MM_VECS <= 24 ? 1 : 2);
+    int nv = MM_VECS / passes;
+    LLVMTypeRef iv = LLVMVectorType(c->i32, VEC), i8 = LLVMInt8TypeInContext(c->ctx), vt = LLVMVectorType(c->f32, VEC);
+    for (int pass = 0; pass < passes; pass++) {
+        int v0 = pass * nv;
+        LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+        LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_head");
+        LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_body");
+        LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "g_exit");
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, head);
+        LLVMValueRef g = LLVMBuildPhi(c->b, c->i64, "g"), zero = i64c(c, 0), vzero = LLVMConstNull(iv);
+        LLVMAddIncoming(g, &zero, &pre, 1);
+        LLVMValueRef acc[MM_RB_MAX][MM_VECS], nacc[MM_RB_MAX][MM_VECS];
+        for (int i = 0; i < rb; i++)
+            for (int v = v0; v < v0 + nv; v++) {
+                acc[i][v] = LLVMBuildPhi(c->b, iv, "acc");
+                LLVMAddIncoming(acc[i][v], &vzero, &pre, 1);
+            }
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, g, K4, ""), body, exit);
+        LLVMPositionBuilderAtEnd(c->b, body);
+        LLVMValueRef w[MM_VECS], grow = mul(c, g, i64c(c, 4 * PW));   /* the group's bytes in the panel */
+        for (int v = v0; v < v0 + nv; v++) {
+            w[v] = LLVMBuildLoad2(c->b, iv, gep(c, i8, m->bt, add(c, grow, i64c(c, 4 * VEC * v))), "");
+            LLVMSetAlignment(w[v], 4);
         }
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, g, K4, ""), body, exit);
-    LLVMPositionBuilderAtEnd(c->b, body);
-    LLVMValueRef w[MM_VECS], grow = mul(c, g, i64c(c, 4 * PW));   /* the group's bytes in the panel */
-    for (int v = 0; v < MM_VECS; v++) {
-        w[v] = LLVMBuildLoad2(c->b, iv, gep(c, i8, m->bt, add(c, grow, i64c(c, 4 * VEC * v))), "");
-        LLVMSetAlignment(w[v], 4);
-    }
-    for (int i = 0; i < rb; i++) {
-        LLVMValueRef at = add(c, mul(c, i64c(c, i), K8), mul(c, g, i64c(c, 4)));
-        LLVMValueRef x = LLVMBuildLoad2(c->b, c->i32, gep(c, i8, q8, at), "");
-        LLVMSetAlignment(x, 4);
-        LLVMValueRef xs = splat(c, iv, x);
-        for (int v = 0; v < MM_VECS; v++)
-            nacc[i][v] = dot4(c, acc[i][v], xs, w[v]);
-    }
-    LLVMValueRef ng = LLVMBuildNSWAdd(c->b, g, i64c(c, 1), "");
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    LLVMAddIncoming(g, &ng, &latch, 1);
-    for (int i = 0; i < rb; i++)
-        for (int v = 0; v < MM_VECS; v++)
-            LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
-    LLVMBuildBr(c->b, head);
-    LLVMPositionBuilderAtEnd(c->b, exit);
-    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
-    LLVMValueRef out[MM_RB_MAX][MM_VECS];
-    for (int i = 0; i < rb; i++) {
-        LLVMValueRef s = splat(c, vt, load_f(c, rscale, i64c(c, i)));
-        LLVMValueRef keep = splat(c, iv, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, rkeep, i64c(c, i)), ""));
-        for (int v = 0; v < MM_VECS; v++) {
-            LLVMValueRef cv = LLVMBuildLoad2(c->b, iv, gep(c, c->i32, comp, add(c, m->n0, i64c(c, v * VEC))), "");
-            LLVMSetAlignment(cv, 4);
-            cv = LLVMBuildAnd(c->b, cv, keep, "");
-            out[i][v] = LLVMBuildFMul(c->b, LLVMBuildSIToFP(c->b, LLVMBuildSub(c->b, acc[i][v], cv, ""), vt, ""), s, "");
+        for (int i = 0; i < rb; i++) {
+            LLVMValueRef at = add(c, mul(c, i64c(c, i), K8), mul(c, g, i64c(c, 4)));
+            LLVMValueRef x = LLVMBuildLoad2(c->b, c->i32, gep(c, i8, q8, at), "");
+            LLVMSetAlignment(x, 4);
+            LLVMValueRef xs = splat(c, iv, x);
+            for (int v = v0; v < v0 + nv; v++)
+                nacc[i][v] = dot4(c, bits, acc[i][v], xs, w[v]);
         }
+        LLVMValueRef ng = LLVMBuildNSWAdd(c->b, g, i64c(c, 1), "");
+        LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+        LLVMAddIncoming(g, &ng, &latch, 1);
+        for (int i = 0; i < rb; i++)
+            for (int v = v0; v < v0 + nv; v++)
+                LLVMAddIncoming(acc[i][v], &nacc[i][v], &latch, 1);
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, exit);
+        LLVMValueRef out[MM_RB_MAX][MM_VECS];
+        for (int i = 0; i < rb; i++) {
+            LLVMValueRef sc = splat(c, vt, load_f(c, rscale, i64c(c, i)));
+            LLVMValueRef off = splat(c, iv, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, roff, i64c(c, i)), ""));
+            for (int v = v0; v < v0 + nv; v++) {
+                LLVMValueRef sw = LLVMBuildLoad2(c->b, iv, gep(c, c->i32, sumw, add(c, m->n0, i64c(c, v * VEC))), "");
+                LLVMSetAlignment(sw, 4);
+                LLVMValueRef exact = LLVMBuildSub(c->b, acc[i][v], LLVMBuildMul(c->b, sw, off, ""), "");
+                out[i][v] = LLVMBuildFMul(c->b, LLVMBuildSIToFP(c->b, exact, vt, ""), sc, "");
+            }
+        }
+        mm_store(c, m, rb, v0, nv, out);
     }
-    mm_store(c, m, rb, 0, MM_VECS, out);
 }
 
 void emit_matmul_a8(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
-    int RB = c->sched.rb;
+    int RB = c->sched.rb, bits = n->attr.mm.a8;
     MMShape s = mm_shape(c, n, na, nb, RB);
     if (n->op == OP_MATMUL && n->attr.mm.bt)   /* y [N, K] is kept first; y^T's panels follow (pack.c) */
         bptr = gep(c, c->f32, bptr,
                    LLVMBuildAnd(c->b, add(c, numel(c, &nb->shape), i64c(c, 15)), i64c(c, ~(int64_t)15), ""));
     LLVMValueRef cols = mul(c, s.ntiles, i64c(c, PW));
-    LLVMValueRef scale = bptr, comp = gep(c, c->f32, bptr, cols);   /* comp: int32 */
+    LLVMValueRef scale = bptr, sumw = gep(c, c->f32, bptr, cols);   /* sumw: int32 */
     LLVMValueRef panels = gep(c, c->f32, bptr, mul(c, cols, i64c(c, 2)));
     LLVMValueRef K4 = udiv_up(c, s.K, i64c(c, 4)), K8 = mul(c, udiv_up(c, s.K, i64c(c, VEC)), i64c(c, VEC));
     LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
@@ -226,7 +252,7 @@ void emit_matmul_a8(CG *c, const Node *n, const Node *na, const Node *nb, LLVMVa
     LLVMValueRef q8 = LLVMBuildArrayAlloca(c->b, i8, mul(c, i64c(c, RB), K8), "q8rows");
     LLVMSetAlignment(q8, 64);
     LLVMValueRef rscale = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, RB), "rowscale");
-    LLVMValueRef rkeep = LLVMBuildArrayAlloca(c->b, c->i32, i64c(c, RB), "rowkeep");
+    LLVMValueRef roff = LLVMBuildArrayAlloca(c->b, c->i32, i64c(c, RB), "rowoffset");
     RowTemps temps = row_temps(c);
     /* the weight is 2-D: a's batch dims, if any, fold into its rows */
     LLVMValueRef M = mul(c, s.M, s.batches), mblocks = udiv_up(c, M, i64c(c, RB));   /* x a8_groups: extent() */
@@ -234,8 +260,8 @@ void emit_matmul_a8(CG *c, const Node *n, const Node *na, const Node *nb, LLVMVa
     LLVMValueRef mb = LLVMBuildURem(c->b, lp.iv, mblocks, ""), grp = LLVMBuildUDiv(c->b, lp.iv, mblocks, "");
     LLVMValueRef row0 = mul(c, mb, i64c(c, RB)), rows = min_i(c, LLVMBuildSub(c->b, M, row0, ""), i64c(c, RB));
     Loop lr = loop_begin(c, rows);
-    quantize_row(c, temps, gep(c, c->f32, c->a, mul(c, add(c, row0, lr.iv), s.K)), s.K, K8, gep(c, i8, q8, mul(c, lr.iv, K8)),
-                 gep(c, c->f32, rscale, lr.iv), gep(c, c->i32, rkeep, lr.iv));
+    quantize_row(c, bits, temps, gep(c, c->f32, c->a, mul(c, add(c, row0, lr.iv), s.K)), s.K, K8, gep(c, i8, q8, mul(c, lr.iv, K8)),
+                 gep(c, c->f32, rscale, lr.iv), gep(c, c->i32, roff, lr.iv));
     loop_end(c, &lr);
     LLVMValueRef t0 = mul(c, grp, i64c(c, A8_TILES));
     Loop lt = loop_from(c, t0, min_i(c, s.ntiles, add(c, t0, i64c(c, A8_TILES))));
@@ -250,7 +276,7 @@ void emit_matmul_a8(CG *c, const Node *n, const Node *na, const Node *nb, LLVMVa
         LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "a8_rows");
         LLVMAddCase(sw, i64c(c, rb), bb);
         LLVMPositionBuilderAtEnd(c->b, bb);
-        a8_tile(c, &m, rb, q8, K8, rscale, rkeep, comp, K4);
+        a8_tile(c, bits, &m, rb, q8, K8, rscale, roff, sumw, K4);
         LLVMBuildBr(c->b, done);
     }
     LLVMPositionBuilderAtEnd(c->b, done);

@@ -28,10 +28,10 @@ LLVMTargetMachineRef cg_host_machine(char *err, size_t errlen);
  * the host's for NULL or "native" (vamos build --cpu). */
 extern const char *const cg_cpu_levels[];
 LLVMTargetMachineRef cg_target_machine(const char *cpu_level, char *err, size_t errlen);
-/* Whether code for cpu_level (NULL: the JIT's, cg_host_machine) has
- * VNNI's int8 dot products, which products with int8 activations need
- * to be fast (pass_quantize's a8). */
-bool cg_target_vnni(const char *cpu_level);
+/* The bits of int8 activations that code for cpu_level (NULL: the JIT's,
+ * cg_host_machine) multiplies fast (pass_quantize's a8): 8 with VNNI's
+ * dot products, 7 with AVX2's (vpmaddubsw), 0 without either. */
+int cg_int8_bits(const char *cpu_level);
 
 /* Emit the graphs of m into a new module in ctx, verify and optimise it.
  * With `steps`, also emit for each graph

@@ -160,7 +160,7 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
                 snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)all);
                 return -1;
             }
-            rt_quantize_rows(a->data, K ? all / K : 0, K, aq.data);
+            rt_quantize_rows(a->data, K ? all / K : 0, K, n->attr.mm.a8, aq.data);
             a = &aq;
         }
         int rc = 0;

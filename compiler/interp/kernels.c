@@ -235,7 +235,7 @@ void rt_pack_panels(const float *b, int64_t K, int64_t N, float *out)
             }
 }
 
-float rt_row_quant(const float *x, int64_t K, float *mult, int *unsigned_row)
+float rt_row_quant(const float *x, int64_t K, int bits, float *mult, int *unsigned_row)
 {
     float most = 0;
     bool finite = true, negative = false;
@@ -246,20 +246,20 @@ float rt_row_quant(const float *x, int64_t K, float *mult, int *unsigned_row)
         most = v > most ? v : most;
     }
     *unsigned_row = finite && !negative;
-    float top = *unsigned_row ? 255.0f : 127.0f;
+    float top = (float)((1 << (bits - !*unsigned_row)) - 1);   /* 255 or 127 (8 bits); 127 or 63 (7) */
     *mult = finite && most > 0 ? top / most : 0.0f;
     return finite ? most / top : NAN;
 }
 
-void rt_quantize_rows(const float *a, int64_t rows, int64_t K, float *out)
+void rt_quantize_rows(const float *a, int64_t rows, int64_t K, int bits, float *out)
 {
     for (int64_t r = 0; r < rows; r++) {
         int u;
-        float mult, s = rt_row_quant(a + r * K, K, &mult, &u);
+        float mult, s = rt_row_quant(a + r * K, K, bits, &mult, &u);
+        float hi = (float)((1 << (bits - !u)) - 1), lo = u ? 0.0f : -hi;
         for (int64_t k = 0; k < K; k++) {
             float q = rintf(a[r * K + k] * mult);
-            q = fminf(fmaxf(q, u ? 0.0f : -127.0f), u ? 255.0f : 127.0f);   /* a NaN (x infinite, mult 0) becomes the
-                                                                                 lower bound: s is NaN */
+            q = fminf(fmaxf(q, lo), hi);   /* a NaN (x infinite, mult 0) becomes lo: s is NaN */
             out[r * K + k] = q * s;
         }
     }

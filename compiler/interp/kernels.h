@@ -127,20 +127,21 @@ int64_t rt_packed_numel(int64_t K, int64_t N);
 void rt_pack_panels(const float *b, int64_t K, int64_t N, float *out);
 
 /* int8 activations, for products whose weights are stored for them
- * (pass_quantize with a8): row r of a [rows, K] is read as q * s. A row
- * with no negative value (after a relu, say) is unsigned: s = its
- * largest value / 255 and q = rint(x * (255 / largest)) in 0..255;
- * another row has s = its largest magnitude / 127 and q = rint(x * (127
- * / largest)) in -127..127. A row of zeros has s = 0, and a row holding
- * a NaN or an infinity s = NaN (its products are NaN). rt_row_quant gives
- * s, the multiplier (0 for those two rows) and whether the row is
- * unsigned, as the compiled kernels (cg_int8.c) compute them bit for bit;
- * rt_quantize_rows writes every row as q * s, the values the integer
- * products stand for. K is at most A8_MAX_K, so that a sum of K products
- * of 255 by 127 fits an int32. */
+ * (pass_quantize with a8): row r of a [rows, K] is read as q * s, in
+ * `bits` bits (8, or 7 for AVX2's vpmaddubsw, whose 16-bit sums of two
+ * products stay below 2 * 127 * 127 < 32767 only so). A row with no
+ * negative value (after a relu, say) is unsigned: s = its largest value
+ * / top and q = rint(x * (top / largest)) in 0..top, top = 2^bits - 1;
+ * another row has top = 2^(bits - 1) - 1 and q in -top..top. A row of
+ * zeros has s = 0, and a row holding a NaN or an infinity s = NaN (its
+ * products are NaN). rt_row_quant gives s, the multiplier (0 for those
+ * two rows) and whether the row is unsigned, as the compiled kernels
+ * (cg_int8.c) compute them bit for bit; rt_quantize_rows writes every
+ * row as q * s, the values the integer products stand for. K is at most
+ * A8_MAX_K, so that a sum of K products of 255 by 127 fits an int32. */
 #define A8_MAX_K 16384
-float rt_row_quant(const float *x, int64_t K, float *mult, int *unsigned_row);
-void rt_quantize_rows(const float *a, int64_t rows, int64_t K, float *out);
+float rt_row_quant(const float *x, int64_t K, int bits, float *mult, int *unsigned_row);
+void rt_quantize_rows(const float *a, int64_t rows, int64_t K, int bits, float *out);
 
 /* Additive padding mask (b, L): 0 where pos < lengths[i], -inf elsewhere. */
 void rt_pad_mask(const int32_t *lengths, int64_t b, int64_t L, float *out);

@@ -83,8 +83,9 @@ typedef struct Node {
          * LINEAR: relu after the bias */
         /* bt: MATMUL b is [.., N, K], read transposed; q8: b is a packed
          * weight stored as int8 with one scale per column (pack.c); a8:
-         * and a's rows are int8 too, one scale per row (pass_quantize) */
-        struct { bool packed, relu, bt, q8, a8; } mm;
+         * 0, or a's rows are int8 too, one scale per row, with a8 bits
+         * (8: VNNI's dot products, 7: AVX2's, pass_quantize) */
+        struct { bool packed, relu, bt, q8; unsigned char a8; } mm;
         float eps;      /* LAYER_NORM; XENT, XENT_GRAD: label smoothing */
         struct { float p; uint32_t salt; } drop;   /* DROPOUT */
         struct { const MapStep *code; int nstep, nin; } map;   /* MAP */
@@ -124,8 +125,8 @@ typedef struct ParamInfo {
     bool packed_t;      /* it is kept as stored, followed by its transpose in
                          * panels at param_t_offset (a tied output layer) */
     bool q8;            /* its panels are int8, a scale per column (pass_quantize) */
-    bool a8;            /* q8, in panels of 4 k per column for products whose
-                         * activations are int8 too (pass_quantize, pack.c) */
+    unsigned char a8;   /* 0, or q8 in panels of 4 k per column for products
+                         * whose activations are int8 of a8 bits (pass_quantize) */
 } ParamInfo;
 
 typedef struct Vocab {

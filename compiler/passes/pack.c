@@ -45,13 +45,13 @@ int64_t param_t_offset(const ParamInfo *p)
  * columns' scales (N rounded up to whole panels), then the int8 panels
  * in the same order as f32's, 4 to a float. For products with int8
  * activations (a8), the scales, then each column's sum of its int8
- * values times 128 (int32: the kernels take unsigned activations, x +
- * 128, and subtract it), then panels of k in groups of 4: group g of a
+ * values (int32: the kernels take unsigned activations, x + 2^(bits - 1),
+ * and take that times the sum off), then panels of k in groups of 4: group g of a
  * panel is [PW columns][4 k] (k past K is 0), which is what one VNNI
  * instruction multiplies by 4 activations of a row. */
 static int64_t k_groups(int64_t K) { return (K + 3) / 4; }
 
-static int64_t panels_floats(int64_t K, int64_t N, bool q8, bool a8)
+static int64_t panels_floats(int64_t K, int64_t N, bool q8, int a8)
 {
     int64_t cols = (N + VAMOS_PANEL - 1) / VAMOS_PANEL * VAMOS_PANEL;
     if (a8)
@@ -91,7 +91,7 @@ static signed char quantized(float x, float scale)
 }
 
 /* b [K, N] row-major into panels at out: f32, or int8 as panels_floats says. */
-static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, bool a8, float *out)
+static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, int a8, float *out)
 {
     if (!q8) {
         rt_pack_panels(b, K, N, out);
@@ -112,7 +112,7 @@ static void pack_panels(const float *b, int64_t K, int64_t N, bool q8, bool a8, 
                         int64_t j = t * VAMOS_PANEL + jj, k = g * 4 + kk;
                         signed char v = j < N && k < K ? quantized(b[k * N + j], out[j]) : 0;
                         *q++ = v;
-                        sum[t * VAMOS_PANEL + jj] += 128 * v;   /* |sum| <= 128 * 127 * K < 2^31 (K <= A8_MAX_K) */
+                        sum[t * VAMOS_PANEL + jj] += v;
                     }
         return;
     }
@@ -221,7 +221,7 @@ int pass_pack(Model *m)
     return count;
 }
 
-int pass_quantize(Model *m, bool a8)
+int pass_quantize(Model *m, int a8)
 {
     int count = 0;
     for (int p = 0; p < m->nparams; p++) {
@@ -229,7 +229,7 @@ int pass_quantize(Model *m, bool a8)
         pi->q8 = (pi->packed || pi->packed_t) && pi->shape.rank == 2;
         /* K: b's rows; a packed_t weight y [N, K] is read as y^T */
         int64_t K = pi->q8 ? pi->shape.d[pi->packed_t ? 1 : 0].n : 0;
-        pi->a8 = a8 && pi->q8 && K <= A8_MAX_K;
+        pi->a8 = (unsigned char)(a8 && pi->q8 && K <= A8_MAX_K ? a8 : 0);
         count += pi->q8;
     }
     Graph *graphs[] = { &m->enc, &m->dec, &m->prep, &m->step };
@@ -241,7 +241,7 @@ int pass_quantize(Model *m, bool a8)
             const Node *n = &graphs[g]->nodes[i];
             if ((n->op == OP_MATMUL || n->op == OP_LINEAR) && n->attr.mm.packed &&
                 graphs[g]->nodes[n->in[0]].shape.rank != n->shape.rank)
-                m->params[graphs[g]->nodes[n->in[1]].attr.param].a8 = false;
+                m->params[graphs[g]->nodes[n->in[1]].attr.param].a8 = 0;
         }
     for (int g = 0; g < 4; g++)
         for (int i = 0; i < graphs[g]->n; i++) {

@@ -79,11 +79,11 @@ int64_t param_t_offset(const ParamInfo *p);
 /* After pass_pack: every packed weight (and a transposed table's panels)
  * becomes int8 with one scale per output column (ParamInfo.q8, and
  * attr.mm.q8 on the products that read it); embeddings, norms and biases
- * stay f32. With a8, the products that read them take their activations
- * as int8 too, each row with one scale (rt_quantize_rows; attr.mm.a8,
- * ParamInfo.a8): the integer dot products of AVX-512 VNNI (cg_int8.c).
- * Returns how many weights. */
-int pass_quantize(Model *m, bool a8);
+ * stay f32. With a8 (8 or 7), the products that read them take their
+ * activations as int8 too, each row with one scale, in a8 bits
+ * (rt_quantize_rows; attr.mm.a8, ParamInfo.a8): integer dot products,
+ * VNNI's with 8 bits, AVX2's with 7 (cg_int8.c). Returns how many weights. */
+int pass_quantize(Model *m, int a8);
 /* w as the int8 products see it: each column's values rounded to its
  * scale's grid (a packed_t table's rows: the output layer reads it
  * transposed; w itself for a weight that is not q8), row-major. out may
