@@ -544,6 +544,60 @@ Test(jit, int8_kernels_match_their_reference, .timeout = 300)
     arena_free(&a);
 }
 
+/* int8 activations only where an int32 sum of K products of 255 by 127
+ * cannot overflow (K <= A8_MAX_K): a product with a longer K keeps f32
+ * activations (int8w), and still matches its reference; the other keeps
+ * its int8 ones. */
+Test(jit, int8_activations_only_below_the_int32_bound, .timeout = 120)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "model q {\n"
+             "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+             "  vocab tgt = [\"<eos>\", \"x\"]\n"
+             "  encoder(x: tokens<src>[b, n]) {\n"
+             "    param big[%d, 8]\n"
+             "    param small[%d, 8]\n"
+             "    return (embed(x, %d) as e1) @ big + (embed(x, %d) as e2) @ small\n"
+             "  }\n"
+             "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 8]) {\n"
+             "    return linear(embed(y, 8) + sum(memory, axis: 1) * 0.0, len(tgt)) as out\n"
+             "  }\n"
+             "}\n", A8_MAX_K + 1, A8_MAX_K, A8_MAX_K + 1, A8_MAX_K);
+    Arena a = { 0 };
+    char *diags;
+    int errors;
+    Model *m = compile_capture(&a, "q.vam", text, &diags, &errors);
+    cr_assert(m, "%s", diags);
+    free(diags);
+    pass_quantize(m, 8);
+    int seen_big = 0, seen_small = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        const ParamInfo *p = &m->params[i];
+        if (!strcmp(p->name, "encoder.big")) {
+            seen_big = 1;
+            cr_assert(p->q8 && p->a8 == 0, "K = %d: int8 weights, f32 activations", A8_MAX_K + 1);
+        }
+        if (!strcmp(p->name, "encoder.small")) {
+            seen_small = 1;
+            cr_assert(p->q8 && p->a8 == 8, "K = %d: int8 activations", A8_MAX_K);
+        }
+    }
+    cr_assert(seen_big && seen_small, "both weights found");
+    char err[512];
+    Jit *j = jit_compile_steps(m, err, sizeof err);
+    cr_assert(j, "%s", err);
+    float **params = random_params(m);
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].q8)
+            param_dequantized(&m->params[i], params[i], params[i]);
+    bool seen[OP_COUNT] = { 0 };
+    compare_encoder(j, m, params, 2, 3, seen);
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
+}
+
 Test(jit, statquest_end_to_end)
 {
     end_to_end("models/statquest.vam", "models/statquest.safetensors", 2, 3, 3, 4, 4);
