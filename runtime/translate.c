@@ -745,6 +745,20 @@ static void offer(Hyp *next, int *nn, int beam, const Hyp *hyp, int from, int w,
     next[pos] = (Hyp){ spare, cand.len, sc, done, from };
 }
 
+/* Word w into the list top[0..*ntop) of the `beam` best words but eos,
+ * sorted best first (ties keep the lower id), if it belongs there. */
+static void consider_word(const float *x, int w, int eos, int beam, int *top, int *ntop)
+{
+    if (w == eos || !(*ntop < beam || x[w] > x[top[*ntop - 1]]))
+        return;
+    int at = *ntop < beam ? (*ntop)++ : beam - 1;
+    while (at > 0 && x[top[at - 1]] < x[w]) {
+        top[at] = top[at - 1];
+        at--;
+    }
+    top[at] = w;
+}
+
 /* Hypothesis k's candidates into sentence list next[0..*nn): <eos> (it
  * ends k at its own length) and the `beam` best other words. Every word
  * but <eos> extends k to the same length, so the same length penalty:
@@ -754,17 +768,22 @@ static void offer_words(Hyp *next, int *nn, int beam, const Hyp *hyp, int k, con
                         int L, double alpha)
 {
     const float *x = lp->x;   /* the words' order is x's */
-    int top[VAMOS_MAX_BEAM], ntop = 0;
-    for (int w = 0; w < V; w++) {
-        if (w == eos || !(ntop < beam || x[w] > x[top[ntop - 1]]))
-            continue;
-        int at = ntop < beam ? ntop++ : beam - 1;   /* sorted, best first; ties keep the lower id */
-        while (at > 0 && x[top[at - 1]] < x[w]) {
-            top[at] = top[at - 1];
-            at--;
-        }
-        top[at] = w;
+    int top[VAMOS_MAX_BEAM], ntop = 0, w = 0;
+    for (; w < V && ntop < beam; w++)
+        consider_word(x, w, eos, beam, top, &ntop);
+    /* once `beam` words are in, a word gets in only above the last: 4
+     * words a compare, and the rare vector with one above goes word by
+     * word (the same list, in the same order, as one word at a time) */
+    for (; w + 4 <= V; w += 4) {
+        vf4 v;
+        memcpy(&v, x + w, sizeof v);
+        vi4 above = v > x[top[beam - 1]];
+        if (above[0] | above[1] | above[2] | above[3])
+            for (int l = 0; l < 4; l++)
+                consider_word(x, w + l, eos, beam, top, &ntop);
     }
+    for (; w < V; w++)
+        consider_word(x, w, eos, beam, top, &ntop);
     if (eos >= 0 && eos < V && isfinite(hyp[k].score + log_prob(lp, eos)))
         offer(next, nn, beam, hyp, k, -1, hyp[k].score + log_prob(lp, eos), true, alpha);
     for (int i = 0; i < ntop; i++) {
