@@ -12,7 +12,7 @@
  * stay exact so they match the reference bit for bit where libm allows.
  *
  * One file per kind of kernel, each with its design notes:
- *   cg_util.c         constants, loops, intrinsics, exp/tanh polynomials
+ *   cg_util.c         constants, loops, intrinsics, masked loads, exp/tanh polynomials
  *   cg_elementwise.c  unary, binary and fused maps (the formula of ops.h)
  *   cg_matmul.c       matmul and linear (register tiles, panels), matmul_tn
  *   cg_int8.c         matmul and linear with int8 weights and activations
@@ -117,6 +117,7 @@ LLVMValueRef const_of(LLVMTypeRef t, double v);
 LLVMValueRef exp_poly(CG *c, LLVMValueRef x);
 LLVMValueRef tanh_poly(CG *c, LLVMValueRef x);
 LLVMValueRef libm1(CG *c, const char *name, LLVMValueRef x);
+LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef n);
 
 /* cg_elementwise.c */
 LLVMValueRef max_nan(CG *c, LLVMValueRef x, LLVMValueRef y);

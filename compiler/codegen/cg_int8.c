@@ -77,22 +77,6 @@ static LLVMValueRef dot4(CG *c, int bits, LLVMValueRef acc, LLVMValueRef a, LLVM
     return acc;
 }
 
-/* The first n lanes (n <= 0: none, n >= VEC: all) of the 8 floats at
- * base[idx], the others 0. */
-static LLVMValueRef load_first(CG *c, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef n)
-{
-    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC), it = LLVMVectorType(c->i64, VEC);
-    LLVMTypeRef tys[] = { vt, c->ptr };
-    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-    LLVMValueRef lane[VEC];
-    for (int i = 0; i < VEC; i++)
-        lane[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
-    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, VEC), splat(c, it, n), "");
-    LLVMValueRef args[] = { gep(c, c->f32, base, idx), LLVMConstInt(c->i32, 4, 0), mask, LLVMConstNull(vt) };
-    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, tys, 2), f, args, 4, "");
-}
-
 static LLVMValueRef vintrinsic2(CG *c, const char *name, LLVMValueRef x, LLVMValueRef y)
 {
     return intrinsic(c, name, (LLVMValueRef[]){ x, y }, 2);
@@ -124,7 +108,7 @@ static void quantize_row(CG *c, int bits, RowTemps t, LLVMValueRef arow, LLVMVal
     LLVMBuildStore(c->b, LLVMConstNull(bt), t.neg);
     Loop l1 = loop_begin(c, chunks);
     LLVMValueRef j = mul(c, l1.iv, i64c(c, VEC));
-    LLVMValueRef raw = load_first(c, arow, j, LLVMBuildSub(c->b, K, j, ""));
+    LLVMValueRef raw = masked_vload(c, vt, arow, j, LLVMBuildSub(c->b, K, j, ""));
     LLVMValueRef below = LLVMBuildFCmp(c->b, LLVMRealOLT, raw, LLVMConstNull(vt), "");
     LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, bt, t.neg, ""), below, ""), t.neg);
     LLVMValueRef x = intrinsic(c, "llvm.fabs", (LLVMValueRef[]){ raw }, 1);
@@ -156,7 +140,7 @@ static void quantize_row(CG *c, int bits, RowTemps t, LLVMValueRef arow, LLVMVal
     LLVMValueRef hi = splat(c, vt, top), shift = splat(c, iv, offset);
     Loop l2 = loop_begin(c, chunks);
     j = mul(c, l2.iv, i64c(c, VEC));
-    LLVMValueRef y = LLVMBuildFMul(c->b, load_first(c, arow, j, LLVMBuildSub(c->b, K, j, "")), splat(c, vt, mult), "");
+    LLVMValueRef y = LLVMBuildFMul(c->b, masked_vload(c, vt, arow, j, LLVMBuildSub(c->b, K, j, "")), splat(c, vt, mult), "");
     y = intrinsic(c, "llvm.rint", (LLVMValueRef[]){ y }, 1);
     y = vintrinsic2(c, "llvm.maxnum", y, lo);
     y = vintrinsic2(c, "llvm.minnum", y, hi);

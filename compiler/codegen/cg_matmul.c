@@ -49,24 +49,6 @@ static LLVMValueRef with_old(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueR
     return LLVMBuildFAdd(c->b, x, LLVMBuildSelect(c->b, m->acc_in, old, const_of(t, 0.0), ""), "");
 }
 
-/* The vector at base[idx] of which only the first n lanes (n <= 0:
- * none, n >= VEC: all) are read; the others are 0 (llvm.masked.load:
- * vmaskmovps on AVX2, a masked move on AVX-512). */
-static LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef n)
-{
-    LLVMTypeRef tys[] = { vt, LLVMPointerTypeInContext(c->ctx, 0) };
-    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
-    LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
-    LLVMValueRef lane[VEC];
-    for (int i = 0; i < VEC; i++)
-        lane[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
-    LLVMTypeRef it = LLVMVectorType(c->i64, VEC);
-    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, VEC), splat(c, it, n), "");
-    LLVMValueRef args[] = { gep(c, c->f32, base, idx), LLVMConstInt(c->i32, 4, 0), mask, LLVMConstNull(vt) };
-    return LLVMBuildCall2(c->b, fty, f, args, 4, "");
-}
-
 /* Store a tile's results acc[i][v] (rows 0..rb-1, vectors v0..v0+nv-1)
  * through the epilogue: whole vectors for a full tile, else through a
  * stack row (c->scratch), only the columns below N. */

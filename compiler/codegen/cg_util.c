@@ -118,3 +118,21 @@ LLVMValueRef libm1(CG *c, const char *name, LLVMValueRef x)
         f = LLVMAddFunction(c->mod, name, fty);
     return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
 }
+
+/* The vector at base[idx] of which only the first n lanes (n <= 0:
+ * none, n >= VEC: all) are read; the others are 0 (llvm.masked.load:
+ * vmaskmovps on AVX2, a masked move on AVX-512). */
+LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef n)
+{
+    LLVMTypeRef tys[] = { vt, LLVMPointerTypeInContext(c->ctx, 0) };
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
+    LLVMValueRef lane[VEC];
+    for (int i = 0; i < VEC; i++)
+        lane[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
+    LLVMTypeRef it = LLVMVectorType(c->i64, VEC);
+    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, VEC), splat(c, it, n), "");
+    LLVMValueRef args[] = { gep(c, c->f32, base, idx), LLVMConstInt(c->i32, 4, 0), mask, LLVMConstNull(vt) };
+    return LLVMBuildCall2(c->b, fty, f, args, 4, "");
+}
