@@ -39,12 +39,15 @@ def main():
     ap.add_argument("--batch", type=int, default=0, help="vamos serve --batch (0: its default)")
     ap.add_argument("--batch-wait", type=int, default=-1, help="vamos serve --batch-wait MS (-1: its default)")
     ap.add_argument("--refill", type=int, default=0, help="vamos serve --refill PCT (0: its default)")
+    ap.add_argument("--quantize", default="", help="vamos build --quantize (int8, int8w) for both builds")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "serve.txt"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "en-es"))
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="vamos-serve-bench-")
     lib, exe = os.path.join(tmp, "enes.so"), os.path.join(tmp, "enes")
     for out, extra in ((lib, ["--lib"]), (exe, [])):
-        subprocess.run([VAMOS, "build", "models/en-es.vam", "-w", "models/en-es.safetensors", *extra, "-o", out],
+        q = ["--quantize", a.quantize] if a.quantize else []
+        subprocess.run([VAMOS, "build", "models/en-es.vam", "-w", "models/en-es.safetensors", *extra, *q, "-o", out],
                        check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
     sents = [l.split("\t")[0] for l in open(os.path.join(a.data, "dev-ood.tsv"), encoding="utf-8") if "\t" in l]
     src = os.path.join(tmp, "src.txt")
@@ -148,9 +151,9 @@ def main():
     counts = re.findall(r"\(([\d.]+) a batch; workers translating (\d+)%", log.read())
     lines = [
         "vamos serve under load (tests/bench/serve_bench.py), %s" % cpu_name(),
-        "en-es, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2, serve --batch %s --batch-wait %s --refill %s"
-        % (len(sents), a.clients, a.batch or "default", a.batch_wait if a.batch_wait >= 0 else "default",
-           a.refill or "default"),
+        "en-es%s, dev-ood sources (%d), one sentence per request, %d clients, loopback, kernel threads 2, serve --batch %s --batch-wait %s --refill %s"
+        % (" --quantize " + a.quantize if a.quantize else "", len(sents), a.clients, a.batch or "default",
+           a.batch_wait if a.batch_wait >= 0 else "default", a.refill or "default"),
         "translator (stdin, default batching, 2 threads): %.0f sentences/s before phase 1, %.0f after (best of 3 each)"
         % (peer_before, peer_after),
         "serve, %.0f s: %d requests, %d errors, %.0f sentences/s = %.2fx the translator (their mean); latency p50 %.0f ms, p99 %.0f ms"
@@ -165,8 +168,8 @@ def main():
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "serve.txt"), "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
         f.write(text)
 
 
