@@ -216,7 +216,7 @@ def write_svg(path, items, title):
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (w, h + 120),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="%d" y="20" font-size="14" font-weight="bold">base decoding: fraction of the floor '
-           '(batch 1: DRAM bandwidth; batch 32: FMA peak)</text>' % x0,
+           '(batch 1: DRAM bandwidth; batch 32: f32 FMA peak)</text>' % x0,
            '<text x="%d" y="38" font-size="11">%s</text>' % (x0, title.replace("&", "&amp;"))]
     for f in (0.25, 0.5, 0.75, 1.0):
         y = y0 + h - h * f
