@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "codegen.h"
+#include "kernels.h"
 #include "passes.h"
 #include "schedule.h"
 #include "tunedb.h"
@@ -193,8 +194,20 @@ Model *load_with_weights(Arena *a, const Opts *o, Bound *b)
 {
     Diag d;
     Model *m = front_end(a, &d, o);
-    if (m && o->quantize)
-        pass_quantize(m, quantize_a8(o));
+    if (m && o->quantize) {
+        int bits = quantize_a8(o), n = pass_quantize(m, bits), with = 0;
+        for (int i = 0; i < m->nparams; i++)
+            with += m->params[i].a8 != 0;
+        if (bits && with == n)
+            fprintf(stderr, "int8: %d weights and the activations they multiply, %d bits (%s)\n", n, bits,
+                    bits == 8 ? "VNNI" : "AVX2 without VNNI: 8 would saturate vpmaddubsw");
+        else if (bits)
+            fprintf(stderr, "int8: %d weights, the activations of %d of them %d bits; %d with K over %d keep f32 "
+                    "activations\n", n, with, bits, n - with, A8_MAX_K);
+        else
+            fprintf(stderr, "int8: %d weights; activations f32 (%s)\n", n,
+                    !strcmp(o->quantize, "int8w") ? "--quantize int8w" : "no AVX2 on the target");
+    }
     return m && bind_weights(m, o->weights, b, stderr) == 0 ? m : NULL;
 }
 
