@@ -84,6 +84,13 @@ Test(cli, options_numbers_and_io_are_checked)
     cr_assert(strstr(out, "non-negative"), "%s", out);
     free(out);
     cr_assert_eq(vamos(&out, "run " SQ " --quantize int4 go"), 2);
+    cr_assert(strstr(out, "int8 or int8w"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " --quantize int8w go"), 0);   /* and says what it did */
+    cr_assert(strstr(out, "activations f32 (--quantize int8w)"), "%s", out);
+    free(out);
+    cr_assert_eq(vamos(&out, "run " SQ " --quantize int8 go"), 0);
+    cr_assert(strstr(out, "int8: ") && strstr(out, "weights"), "%s", out);
     free(out);
     cr_assert_eq(vamos(&out, "graph models/statquest.vam > /dev/full"), 1);
     cr_assert(strstr(out, "cannot write to standard output"), "%s", out);
