@@ -429,9 +429,34 @@ static void dec_end(Dec *d)
     free(d->states), free(d->scratch), free(d->prefix), free(d->tlen), free(d->pos), free(d->last), free(d->source);
 }
 
+/* The per-sentence states (not caches) that prep wrote for rows / copies
+ * sentences, laid out for that many rows, as `rows` rows: sentence i's
+ * row becomes rows i * copies .. i * copies + copies - 1 (in place: from
+ * the last row back, each read before anything is written over it). */
+static void expand_rows(Dec *d, int copies)
+{
+    const vamos_model *m = d->s->m;
+    int n = d->rows / copies;
+    for (int k = 0; k < m->nstates; k++) {
+        if (m->states[k].cache || m->states[k].batch_axis < 0)
+            continue;
+        RowRuns r = vrt_row_runs(m, k, d->sym, d->rows, 0);
+        unsigned char *p = d->states[k];
+        for (size_t o = r.outer; o-- > 0;)
+            for (int i = d->rows; i-- > 0;)
+                memmove(p + (o * (size_t)d->rows + (size_t)i) * r.block,
+                        p + (o * (size_t)n + (size_t)(i / copies)) * r.block, r.block);
+    }
+}
+
 /* Ready to decode at most `longest` words per row; in holds the memory and
- * source lengths, sym the batch and source length. */
-static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, int rows, int longest,
+ * source lengths, sym the batch and source length. With copies > 1 (beam
+ * search: a sentence's hypotheses are `copies` rows in a row), in holds
+ * them for rows / copies sentences: the per-sentence graph (prep) runs
+ * once a sentence, and its states are then spread over the rows; the
+ * caller points in at the rows' own memory and lengths before the first
+ * step. */
+static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, int rows, int copies, int longest,
                      char *err, size_t errlen)
 {
     const vamos_model *m = s->m;
@@ -461,10 +486,16 @@ static int dec_begin(Dec *d, vamos_session *s, int64_t *sym, const void **in, in
     if (m->prep.n > 0) {
         float *out;
         int64_t n;
-        if (vamos_run_graph(m, &m->prep, m->run_prep, &s->dec, sym, in, d->states, &out, &n, err, errlen)) {
+        int sb = vrt_sym_of(m, VAMOS_SYM_BATCH);
+        sym[sb] = rows / copies;
+        int rc = vamos_run_graph(m, &m->prep, m->run_prep, &s->dec, sym, in, d->states, &out, &n, err, errlen);
+        sym[sb] = rows;
+        if (rc) {
             dec_end(d);
             return -1;
         }
+        if (copies > 1)
+            expand_rows(d, copies);
     }
     return 0;
 oom:
@@ -674,7 +705,7 @@ static int greedy_batch(vamos_session *s, Batch *b, vamos_stats *st, char *err, 
     }
     memcpy(slen, b->slen, sizeof(int32_t) * (size_t)b->B);   /* compacted with the rows */
     in[1 + vrt_sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
-    if (dec_begin(&d, s, sym, in, b->B, longest, err, errlen)) {
+    if (dec_begin(&d, s, sym, in, b->B, 1, longest, err, errlen)) {
         rc = -1;
         goto out;
     }
@@ -852,14 +883,16 @@ static int beam_batch(vamos_session *s, Batch *b, int beam, double alpha, vamos_
     }
     for (int i = 0; i < B; i++)
         live[i] = 1, sent[i] = i;
-    in[IN_MEMORY] = mem;
-    in[1 + vrt_sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
+    /* prep once a sentence (in still holds the sentences' memory and
+     * lengths), then the rows' own */
     sym[vrt_sym_of(m, VAMOS_SYM_BATCH)] = R;
     double t0 = vrt_now_ms();
-    if (rc == 0 && dec_begin(&d, s, sym, in, R, L, err, errlen) == 0)
+    if (rc == 0 && dec_begin(&d, s, sym, in, R, beam, L, err, errlen) == 0)
         began = true;
     else
         rc = -1;
+    in[IN_MEMORY] = mem;
+    in[1 + vrt_sym_of(m, VAMOS_SYM_SRC_LEN)] = slen;
     int blocks = B;
     for (int t = 0; rc == 0 && t < L && blocks > 0; t++) {
         for (int p = 0; p < blocks; p++) {
