@@ -402,8 +402,9 @@ Test(tune, a_wrong_candidate_is_never_chosen, .timeout = 300)
  * layer read transposed as well; every product is measured, its
  * candidates checked against the reference on the weights int8 stands
  * for, the activations rounded as the kernels round them (none is
- * wrong), and its records are its own ("int8w" or "int8" in the
- * signature). */
+ * wrong), and its records are its own (" int8", or " int8 a8" with 8-bit
+ * activations, at the signature's end: a record tuned for the int8
+ * weights' kernel before int8 activations came still names it alone). */
 Test(tune, int8_kernels_tune, .timeout = 300)
 {
     for (int a8 = 0; a8 < 2; a8++) {
@@ -415,7 +416,7 @@ Test(tune, int8_kernels_tune, .timeout = 300)
         int n, int8 = 0;
         char err[512];
         cr_assert_eq(tune_model(m, &o, &r, &n, err, sizeof err), 0, "%s", err);
-        const char *mark = a8 ? " int8" : " int8w";   /* the signature ends with it */
+        const char *mark = a8 ? " int8 a8" : " int8";   /* the signature ends with it */
         bool bt = false;
         for (int i = 0; i < n; i++) {
             cr_expect(r[i].done, "%s was not measured", r[i].sig);
