@@ -79,13 +79,20 @@ static void free_params(const Model *m, float **p)
 }
 
 /* Compile text and JIT it with a step function per node. */
-static Jit *compile_for_steps(Arena *a, const char *name, const char *text, Model **m)
+/* text compiled, or the test fails with its diagnostics */
+static Model *compile_ok(Arena *a, const char *name, const char *text)
 {
     char *diags;
     int errors;
-    *m = compile_capture(a, name, text, &diags, &errors);
-    cr_assert(*m, "%s", diags);
+    Model *m = compile_capture(a, name, text, &diags, &errors);
+    cr_assert(m, "%s", diags);
     free(diags);
+    return m;
+}
+
+static Jit *compile_for_steps(Arena *a, const char *name, const char *text, Model **m)
+{
+    *m = compile_ok(a, name, text);
     char err[512];
     Jit *j = jit_compile_steps(*m, err, sizeof err);
     cr_assert(j, "%s", err);
@@ -499,11 +506,7 @@ Test(jit, int8_kernels_match_their_reference, .timeout = 300)
         "  }\n"
         "}\n";
     Arena a = { 0 };
-    char *diags;
-    int errors;
-    Model *m = compile_capture(&a, "q.vam", text, &diags, &errors);
-    cr_assert(m, "%s", diags);
-    free(diags);
+    Model *m = compile_ok(&a, "q.vam", text);
     /* weights only, then int8 activations too, of 8 bits (cg_int8.c:
      * VNNI where the CPU has it, plain integer vectors elsewhere) and of 7
      * (AVX2's vpmaddubsw, whose 16-bit pair sums saturate with 8-bit
@@ -565,11 +568,7 @@ Test(jit, int8_activations_only_below_the_int32_bound, .timeout = 120)
              "  }\n"
              "}\n", A8_MAX_K + 1, A8_MAX_K, A8_MAX_K + 1, A8_MAX_K);
     Arena a = { 0 };
-    char *diags;
-    int errors;
-    Model *m = compile_capture(&a, "q.vam", text, &diags, &errors);
-    cr_assert(m, "%s", diags);
-    free(diags);
+    Model *m = compile_ok(&a, "q.vam", text);
     pass_quantize(m, 8);
     int seen_big = 0, seen_small = 0;
     for (int i = 0; i < m->nparams; i++) {
