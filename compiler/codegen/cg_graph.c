@@ -465,6 +465,13 @@ static bool features_vnni(const char *f)
            (strlen(f) >= 8 && !strcmp(f + strlen(f) - 8, "+avxvnni"));
 }
 
+/* AVX2 (vpmaddubsw, vpmaddwd): in the features of a host machine, or by
+ * the x86-64 level named as the CPU. */
+static bool target_avx2(const char *cpu, const char *f)
+{
+    return strstr(f, "+avx2") || !strcmp(cpu, "x86-64-v3") || !strcmp(cpu, "x86-64-v4");
+}
+
 int cg_int8_bits(const char *cpu_level)
 {
     char err[256];
@@ -472,8 +479,7 @@ int cg_int8_bits(const char *cpu_level)
     if (!tm)
         return 0;
     char *cpu = LLVMGetTargetMachineCPU(tm), *features = LLVMGetTargetMachineFeatureString(tm);
-    int bits = features_vnni(features) ? 8
-             : strstr(features, "+avx2") || !strcmp(cpu, "x86-64-v3") || !strcmp(cpu, "x86-64-v4") ? 7 : 0;
+    int bits = features_vnni(features) ? 8 : target_avx2(cpu, features) ? 7 : 0;
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     LLVMDisposeTargetMachine(tm);
@@ -490,7 +496,7 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     sched_set_target(wide);
     c.narrow = !wide;
     c.vnni = features_vnni(features);
-    c.avx2 = strstr(features, "+avx2") || !strcmp(cpu, "x86-64-v3") || !strcmp(cpu, "x86-64-v4");
+    c.avx2 = target_avx2(cpu, features);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     c.mod = LLVMModuleCreateWithNameInContext(m->name, ctx);
