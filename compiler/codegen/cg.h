@@ -253,7 +253,7 @@ static inline void vstore(CG *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef
 static inline LLVMValueRef splat(CG *c, LLVMTypeRef vt, LLVMValueRef x)
 {
     LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), x, i64c(c, 0), "");
-    LLVMTypeRef mt = LLVMVectorType(c->i32, VEC);
+    LLVMTypeRef mt = LLVMVectorType(c->i32, LLVMGetVectorSize(vt));
     return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), LLVMConstNull(mt), "");
 }
 

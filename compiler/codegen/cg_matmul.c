@@ -49,11 +49,13 @@ static LLVMValueRef with_old(CG *c, const MMBlock *m, LLVMValueRef x, LLVMValueR
     return LLVMBuildFAdd(c->b, x, LLVMBuildSelect(c->b, m->acc_in, old, const_of(t, 0.0), ""), "");
 }
 
-/* Store a tile's results acc[i][v] (rows 0..rb-1, vectors v0..v0+nv-1)
+/* Store a tile's results acc[i][v] (rows 0..rb-1, vectors v0..v0+nv-1,
+ * of the accumulators' width)
  * through the epilogue: whole vectors for a full tile, else through a
  * stack row (c->scratch), only the columns below N. */
 void mm_store(CG *c, const MMBlock *m, int rb, int v0, int nv, LLVMValueRef acc[][MM_VECS])
 {
+    int w = (int)LLVMGetVectorSize(LLVMTypeOf(acc[0][v0]));
     LLVMValueRef left = LLVMBuildSub(c->b, m->N, m->n0, "");
     LLVMValueRef whole = LLVMBuildICmp(c->b, LLVMIntSGE, left, i64c(c, PW), "");
     LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "store_full");
@@ -64,17 +66,17 @@ void mm_store(CG *c, const MMBlock *m, int rb, int v0, int nv, LLVMValueRef acc[
     for (int i = 0; i < rb; i++) {
         LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         for (int v = v0; v < v0 + nv; v++)
-            vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * VEC))), i64c(c, v * VEC)),
-                   m->out, add(c, o, i64c(c, v * VEC)));
+            vstore(c, epilogue(c, m, with_old(c, m, acc[i][v], m->out, add(c, o, i64c(c, v * w))), i64c(c, v * w)),
+                   m->out, add(c, o, i64c(c, v * w)));
     }
     LLVMBuildBr(c->b, done);
     LLVMPositionBuilderAtEnd(c->b, part);
     LLVMValueRef tmp = c->scratch;
-    /* this pass's columns that exist: [v0 * VEC, min(left, (v0 + nv) * VEC)) */
-    LLVMValueRef j0 = i64c(c, v0 * VEC), j1 = min_i(c, left, i64c(c, (v0 + nv) * VEC));
+    /* this pass's columns that exist: [v0 * w, min(left, (v0 + nv) * w)) */
+    LLVMValueRef j0 = i64c(c, v0 * w), j1 = min_i(c, left, i64c(c, (v0 + nv) * w));
     for (int i = 0; i < rb; i++) {
         for (int v = v0; v < v0 + nv; v++)
-            vstore(c, acc[i][v], tmp, i64c(c, v * VEC));
+            vstore(c, acc[i][v], tmp, i64c(c, v * w));
         LLVMValueRef o = add(c, mul(c, add(c, m->row0, i64c(c, i)), m->ostride), m->o0);
         Loop lj = loop_from(c, j0, j1);
         store_f(c, epilogue(c, m, with_old(c, m, load_f(c, tmp, lj.iv), m->out, add(c, o, lj.iv)), lj.iv), m->out,
@@ -86,16 +88,19 @@ void mm_store(CG *c, const MMBlock *m, int rb, int v0, int nv, LLVMValueRef acc[
 }
 
 /* rb rows by a whole tile (PW columns of b exist: a full tile, or a
- * zero-padded panel): rb x MM_VECS vector accumulators through the k loop.
- * The columns at or past N (padding) are not stored. With 16 vector
- * registers (AVX2) and 3 or more rows, rb x MM_VECS accumulators do not
- * fit: the tile is done in two passes over k of MM_VECS / 2 vectors each
- * (rb x 16 columns; 6 rows: 12 accumulators, 2 b vectors and the
- * broadcast), each reading its half of the panel's rows (one cache line). */
+ * zero-padded panel): rb x (PW / w) vector accumulators through the k
+ * loop, vectors of w = 16 floats with AVX-512 (two a tile: a Zen 5's FMA
+ * units are 512 bits wide) and 8 with AVX2. The columns at or past N
+ * (padding) are not stored. With 16 vector registers (AVX2) and 3 or more
+ * rows, rb x 4 accumulators do not fit: the tile is done in two passes
+ * over k of 2 vectors each (rb x 16 columns; 6 rows: 12 accumulators, 2 b
+ * vectors and the broadcast), each reading its half of the panel's rows
+ * (one cache line). */
 static void mm_tile(CG *c, const MMBlock *m, int rb)
 {
-    int passes = c->narrow && rb >= 3 ? 2 : 1, nv = MM_VECS / passes;
-    LLVMTypeRef vt = LLVMVectorType(c->f32, VEC);
+    int w = c->narrow ? VEC : 2 * VEC, nvt = PW / w;
+    int passes = c->narrow && rb >= 3 ? 2 : 1, nv = nvt / passes;
+    LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)w);
     LLVMValueRef arow[MM_RB_MAX];
     for (int i = 0; i < rb; i++)
         arow[i] = gep(c, c->f32, m->a, mul(c, add(c, m->row0, i64c(c, i)), m->astride));
@@ -123,15 +128,15 @@ static void mm_tile(CG *c, const MMBlock *m, int rb)
         LLVMValueRef brow = mul(c, k, m->bstride), bv[MM_VECS];
         for (int v = v0; v < v0 + nv; v++)
             if (m->q8) {   /* 8 int8 weights, widened exactly to f32: no integer sums, nothing saturates */
-                LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), v8 = LLVMVectorType(i8, VEC);
-                LLVMValueRef l = LLVMBuildLoad2(c->b, v8, gep(c, i8, m->bt, add(c, brow, i64c(c, v * VEC))), "");
+                LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), v8 = LLVMVectorType(i8, (unsigned)w);
+                LLVMValueRef l = LLVMBuildLoad2(c->b, v8, gep(c, i8, m->bt, add(c, brow, i64c(c, v * w))), "");
                 LLVMSetAlignment(l, 1);
                 bv[v] = LLVMBuildSIToFP(c->b, l, vt, "");
             } else if (m->bn) {
-                bv[v] = masked_vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)),
-                                     LLVMBuildSub(c->b, m->bn, i64c(c, v * VEC), ""));
+                bv[v] = masked_vload(c, vt, m->bt, add(c, brow, i64c(c, v * w)),
+                                     LLVMBuildSub(c->b, m->bn, i64c(c, v * w), ""));
             } else {
-                bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * VEC)));
+                bv[v] = vload(c, vt, m->bt, add(c, brow, i64c(c, v * w)));
             }
         LLVMValueRef nk = LLVMBuildNSWAdd(c->b, k, i64c(c, 1), "");
         LLVMValueRef nacc[MM_RB_MAX][MM_VECS];

@@ -128,11 +128,12 @@ LLVMValueRef masked_vload(CG *c, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef
     unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
     LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, tys, 2);
     LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, tys, 2);
-    LLVMValueRef lane[VEC];
-    for (int i = 0; i < VEC; i++)
-        lane[i] = LLVMConstInt(c->i64, (unsigned long long)i, 0);
-    LLVMTypeRef it = LLVMVectorType(c->i64, VEC);
-    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, VEC), splat(c, it, n), "");
+    unsigned w = LLVMGetVectorSize(vt);
+    LLVMValueRef lane[PW];
+    for (unsigned i = 0; i < w; i++)
+        lane[i] = LLVMConstInt(c->i64, i, 0);
+    LLVMTypeRef it = LLVMVectorType(c->i64, w);
+    LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane, w), splat(c, it, n), "");
     LLVMValueRef args[] = { gep(c, c->f32, base, idx), LLVMConstInt(c->i32, 4, 0), mask, LLVMConstNull(vt) };
     return LLVMBuildCall2(c->b, fty, f, args, 4, "");
 }

@@ -11,7 +11,7 @@
 
 const unsigned char sched_qb_values[] = { 4, 8, 16, 32, 0 };
 const unsigned char sched_bk_values[] = { 32, 64, 128, 0 };
-const unsigned char sched_rb_values[] = { 1, 2, 3, 4, 5, 6, 0 };
+const unsigned char sched_rb_values[] = { 1, 2, 3, 4, 5, 6, 8, 0 };
 const unsigned char sched_th_values[] = { 1, 2, 0 };
 
 static int target_wide = -1;
@@ -30,7 +30,7 @@ int sched_default_rb(bool few_rows)
     if (wide < 0)
         wide = __builtin_cpu_supports("avx512f");
 #endif
-    return wide > 0 ? 4 : few_rows ? 2 : 6;
+    return wide > 0 ? 6 : few_rows ? 2 : 6;
 }
 
 static bool one_of(const unsigned char *v, int x)

@@ -13,7 +13,7 @@
 #define SCHED_TH_DEFAULT 2
 #define SCHED_QB_MAX 32
 #define SCHED_BK_MAX 128
-#define SCHED_RB_MAX 6
+#define SCHED_RB_MAX 8
 
 /* The values each parameter may take (ascending, 0-terminated). */
 extern const unsigned char sched_qb_values[], sched_bk_values[], sched_rb_values[], sched_th_values[];
@@ -25,8 +25,15 @@ static inline bool sched_tunable(Op op)
 }
 
 /* The register tile's default rows for the instruction set code is
- * compiled for. AVX-512 (32 vector registers): 4 rows of 4 vector
- * accumulators (32 columns). AVX2 (16): 6 rows, which the kernel runs as
+ * compiled for. AVX-512 (32 vector registers): 6 rows of two 16-float
+ * vectors (12 accumulators over a 32-column panel). On a Zen 5, whose
+ * FMA units are 512 bits wide, that tile ran the en-es training step's
+ * products at 205-260 GFLOP/s on one core (of a 272 peak) where the 4 x 32
+ * tile of 8-float vectors it replaced ran at 114-131 (matmul_bench
+ * --train); 4 rows of 16-float vectors 175-224, 8 rows 200-253, 10 and
+ * 12 rows less. A Zen 4 splits a 512-bit FMA in two, so there 16-float
+ * vectors only match 8-float ones (an earlier session measured 8 to 12
+ * rows level with 4 x 32). AVX2 (16): 6 rows, which the kernel runs as
  * two passes of 16 columns (12 accumulators, 2 b vectors and the
  * broadcast: a 6x16 tile); but 2 rows of 32 columns (8 accumulators, one
  * pass) for few rows, a decoder step's products (one row per sentence),

@@ -211,16 +211,17 @@ Test(schedule, a_decoder_steps_attention_defaults_to_blocks_of_32)
 }
 
 /* The register tile's default rows follow the instruction set code is
- * compiled for: 4 with AVX-512's 32 vector registers; with AVX2's 16, 6
- * (a 6x16 tile) and 2 for a decoder step's few rows. */
+ * compiled for: 6 with AVX-512's 32 vector registers (6 rows of two
+ * 16-float vectors); with AVX2's 16, 6 (a 6x16 tile) and 2 for a decoder
+ * step's few rows. */
 Test(schedule, default_rows_follow_the_target)
 {
     Node enc = { .op = OP_LINEAR, .shape = { 3, { { 0, 0 }, { 0, 1 }, { 256, -1 } } } };
     Node step = { .op = OP_LINEAR, .shape = { 3, { { 0, 0 }, { 1, -1 }, { 256, -1 } } } };
     sched_set_target(1);
-    cr_expect_eq(sched_default_rb(false), 4);
-    cr_expect_eq(sched_of(&enc).rb, 4);
-    cr_expect_eq(sched_of(&step).rb, 4);
+    cr_expect_eq(sched_default_rb(false), 6);
+    cr_expect_eq(sched_of(&enc).rb, 6);
+    cr_expect_eq(sched_of(&step).rb, 6);
     sched_set_target(0);
     cr_expect_eq(sched_of(&enc).rb, 6);
     cr_expect_eq(sched_of(&step).rb, 2);
