@@ -1,7 +1,7 @@
 """train_torch.py - one training step of models/en-es.vam in Vamos and in
 PyTorch, on the same batch shapes, in the same run.
 
-    /usr/bin/python3 tests/bench/train_torch.py [--reps N] [--rounds R] [--also OTHER/train_bench]
+    /usr/bin/python3 tests/bench/train_torch.py [--reps N] [--rounds R] [--isa avx2] [--also OTHER/train_bench]
 
 The step is forward and backward (the summed label-smoothed cross entropy
 and every weight's gradient), no dropout, no optimiser: 64 rows x 32 source
@@ -15,6 +15,14 @@ halves run side by side, the gradients summed); its figure with 1 lane
 measured in turn, --rounds times, so a ratio holds while the machine's
 speed drifts; each line names the CPU and its instruction set. Prints
 medians and the ratios, and writes tests/bench/results/train.txt.
+
+--isa avx2: both sides as on an AVX2-only machine (a Zen 3), on this one:
+Vamos's kernels compiled for x86-64-v3 (VAMOS_JIT_CPU), PyTorch with
+ATEN_CPU_CAPABILITY=avx2, DNNL_MAX_CPU_ISA=AVX2 and OPENBLAS_CORETYPE=
+Haswell; writes results/train-avx2.txt. The cpu line names the kernels
+OpenBLAS, PyTorch's BLAS, chose (Debian's 0.3.21 takes its AVX2 ones,
+Haswell, even on an AVX-512 Zen 5, so there PyTorch's products are AVX2
+code either way).
 """
 import argparse
 import os
@@ -23,6 +31,9 @@ import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+AVX2 = "--isa" in sys.argv and sys.argv[sys.argv.index("--isa") + 1:][:1] == ["avx2"]
+if AVX2:   # read when torch loads: set before the import
+    os.environ.update(ATEN_CPU_CAPABILITY="avx2", DNNL_MAX_CPU_ISA="AVX2", OPENBLAS_CORETYPE="Haswell")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -30,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "golden"))
 import vamos_torch as vt  # noqa: E402
-from machine import cpu_name  # noqa: E402
+from machine import blas_core, cpu_name  # noqa: E402
 
 ROWS, LEN = 64, 32
 
@@ -70,8 +81,9 @@ def torch_step_ms(threads, reps):
 
 
 def vamos_step_ms(bench, reps, lanes=2):
+    env = dict(os.environ, VAMOS_JIT_CPU="x86-64-v3") if AVX2 else None
     out = subprocess.run([bench, "--reps", str(reps), "--lanes", str(lanes)], cwd=ROOT, capture_output=True,
-                         text=True)
+                         text=True, env=env)
     if out.returncode:
         sys.exit("%s failed: %s" % (bench, out.stderr))
     return float(out.stdout.strip().split(":")[1].split("ms")[0])
@@ -82,6 +94,8 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3,
                     help="Vamos and PyTorch measured in turn this many times")
+    ap.add_argument("--isa", choices=("native", "avx2"), default="native",
+                    help="avx2: both sides restricted to AVX2 code, as on a Zen 3")
     ap.add_argument("--also", metavar="TRAIN_BENCH",
                     help="another build's train_bench (say, before a change), measured in turn too")
     args = ap.parse_args()
@@ -91,8 +105,12 @@ def main():
     lines = [
         "training step of models/en-es.vam (forward + backward, no dropout), %d x %d tokens, medians of %d"
         % (ROWS, LEN, args.reps),
-        "cpu: " + cpu + "; torch " + torch.__version__ + " (OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads)",
+        "cpu: " + cpu + "; torch " + torch.__version__ + " (OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads; "
+        "its BLAS: %s)" % ("OpenBLAS, %s kernels" % blas_core() if blas_core() else "not OpenBLAS"),
     ]
+    if AVX2:
+        lines.append("isa avx2: vamos's kernels for x86-64-v3; pytorch with ATEN_CPU_CAPABILITY=avx2, "
+                     "DNNL_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell")
     ratios, also_ratios = [], []
     for r in range(args.rounds):
         vamos_ms = vamos_step_ms(bench, args.reps)
@@ -110,12 +128,12 @@ def main():
             line += "; %s %7.1f ms (this build %.2fx it)" % (args.also, also_ms, also_ms / vamos_ms)
         print(line, flush=True)
         lines.append(line)
-    lines.append("vamos / best pytorch throughput: %.2f-%.2fx over %d rounds (%s)"
-                 % (min(ratios), max(ratios), len(ratios), cpu))
+    lines.append("vamos / best pytorch throughput: %.2f-%.2fx over %d rounds (%s%s)"
+                 % (min(ratios), max(ratios), len(ratios), cpu, "; both as AVX2 code" if AVX2 else ""))
     if also_ratios:
         lines.append("this build / %s: %.2f-%.2fx" % (args.also, min(also_ratios), max(also_ratios)))
     print(lines[-1])
-    with open(os.path.join(HERE, "results", "train.txt"), "w") as f:
+    with open(os.path.join(HERE, "results", "train-avx2.txt" if AVX2 else "train.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
