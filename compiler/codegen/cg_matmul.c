@@ -419,39 +419,52 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
 }
 
 /* matmul_tn: out [M, N] = a^T @ g over R = every leading position of a
- * [.., M] and g [.., N]: the matmul's register tiles with a read down
- * its columns (row stride 1, k stride M). R is long (every token of a
- * batch), so it is cut into chunks of TN_CHUNK rows, each chunk's
- * products added to out: a parallel iteration owns one column tile and
- * runs every row block of out over a chunk, so the chunk's [TN_CHUNK, 32]
- * strip of g stays in L1 while all of them read it. (Looping the row
- * blocks over the whole of R streamed that strip from L2 once per row
- * block: 296 against 197 ms a step for en-es, tests/bench/train_bench.)
+ * [.., M] and g [.., N]: the matmul's register tiles, with R as their k.
+ * R is long (every token of a batch), so it is cut into chunks of
+ * TN_CHUNK rows, each chunk's products added to out. A parallel iteration
+ * owns a range of column tiles and takes them TN_GROUP at a time: for
+ * each chunk it copies the group's strips of g into panels ([TN_CHUNK,
+ * 32] each, zero-padded), and for each row block of out the chunk's rb
+ * columns of a into a strip of their own ([TN_CHUNK, rb]), which every
+ * tile of the group then reads from L1. Read where it lies, a's column
+ * has a row stride of M floats, a power of two (4 KB for the feed-forward
+ * layer's 1,024), so its rows fell in one L1 set and were fetched again
+ * for every column tile; g's rows (256 or 1,024 floats apart) aliased
+ * alike, which the panels mend (462 -> 340 ms of matmul_tn a step).
  * With sym[SYM_ACC] set, the first chunk adds to out too (the output
  * layer run in chunks of sentences, chunk_output.c). */
 #define TN_CHUNK 128
+#define TN_GROUP 16
 void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na)
 {
     LLVMValueRef keep = LLVMBuildICmp(c->b, LLVMIntNE, offset_val(c, g, n), i64c(c, 0), "");   /* sym[SYM_ACC] */
     LLVMValueRef M = dim_val(c, n->shape.d[0]), N = dim_val(c, n->shape.d[1]);
     LLVMValueRef R = dims_product(c, &na->shape, 0, na->shape.rank - 1);
-    LLVMValueRef mblocks = udiv_up(c, M, i64c(c, c->sched.rb));
+    int RB = c->sched.rb;
+    LLVMValueRef mblocks = udiv_up(c, M, i64c(c, RB));
     LLVMValueRef nchunks = udiv_up(c, R, i64c(c, TN_CHUNK));
     nchunks = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, nchunks, i64c(c, 0), ""), i64c(c, 1), nchunks, "");
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMSetAlignment(c->scratch, 32);
-    LLVMValueRef panel = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, TN_CHUNK * PW), "panel");
-    LLVMSetAlignment(panel, 64);
-    Loop lp = loop_par(c);
-    LLVMValueRef n0 = mul(c, lp.iv, i64c(c, PW));
+    LLVMValueRef panels = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, TN_GROUP * TN_CHUNK * PW), "panels");
+    LLVMSetAlignment(panels, 64);
+    LLVMValueRef strip = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, TN_CHUNK * RB), "strip");
+    LLVMSetAlignment(strip, 64);
+    LLVMValueRef tiles = LLVMBuildSub(c->b, c->hi, c->lo, "");
+    Loop lg = loop_begin(c, udiv_up(c, tiles, i64c(c, TN_GROUP)));
+    LLVMValueRef t0 = add(c, c->lo, mul(c, lg.iv, i64c(c, TN_GROUP)));
+    LLVMValueRef nt = min_i(c, i64c(c, TN_GROUP), LLVMBuildSub(c->b, c->hi, t0, ""));
     Loop lc = loop_begin(c, nchunks);
     LLVMValueRef r0 = mul(c, lc.iv, i64c(c, TN_CHUNK));
     LLVMValueRef rows = min_i(c, i64c(c, TN_CHUNK), LLVMBuildSub(c->b, R, r0, ""));
     LLVMValueRef first = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, lc.iv, i64c(c, 0), ""),
                                       LLVMBuildNot(c->b, keep, ""), "");
-    /* pack: panel[r, j] = g[r0 + r, n0 + j], zeros for j >= ncols */
+    /* pack: panel t [r, j] = g[r0 + r, n0 + j], zeros for j >= ncols */
+    Loop lt = loop_begin(c, nt);
+    LLVMValueRef n0 = mul(c, add(c, t0, lt.iv), i64c(c, PW));
     LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, N, n0, ""));
     LLVMValueRef gtile = gep(c, c->f32, c->bb, add(c, mul(c, r0, N), n0));
+    LLVMValueRef panel = gep(c, c->f32, panels, mul(c, lt.iv, i64c(c, TN_CHUNK * PW)));
     Loop lr = loop_begin(c, rows);
     LLVMValueRef grow = gep(c, c->f32, gtile, mul(c, lr.iv, N));
     LLVMValueRef prow = gep(c, c->f32, panel, mul(c, lr.iv, i64c(c, PW)));
@@ -462,13 +475,27 @@ void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na)
     store_f(c, f32c(c, 0), prow, lz.iv);
     loop_end(c, &lz);
     loop_end(c, &lr);
+    loop_end(c, &lt);
     Loop lm = loop_begin(c, mblocks);
-    MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, r0, M)), .astride = i64c(c, 1), .akstride = M, .out = c->out,
-                  .ostride = N, .row0 = mul(c, lm.iv, i64c(c, c->sched.rb)), .K = rows, .N = N, .n0 = n0,
-                  .acc_in = LLVMBuildNot(c->b, first, "") };
-    m.o0 = m.n0, m.bt = panel, m.bstride = i64c(c, PW);
+    LLVMValueRef row0 = mul(c, lm.iv, i64c(c, RB));
+    /* strip [r, i] = a[r0 + r, row0 + i], the block's rows of out */
+    LLVMValueRef nrows = min_i(c, i64c(c, RB), LLVMBuildSub(c->b, M, row0, ""));
+    LLVMValueRef acol = gep(c, c->f32, c->a, add(c, mul(c, r0, M), row0));
+    Loop ls = loop_begin(c, rows);
+    LLVMValueRef arow = gep(c, c->f32, acol, mul(c, ls.iv, M));
+    LLVMValueRef srow = gep(c, c->f32, strip, mul(c, ls.iv, i64c(c, RB)));
+    Loop li = loop_begin(c, nrows);
+    store_f(c, load_f(c, arow, li.iv), srow, li.iv);
+    loop_end(c, &li);
+    loop_end(c, &ls);
+    Loop lt2 = loop_begin(c, nt);
+    MMBlock m = { .a = gep(c, c->f32, strip, LLVMBuildNeg(c->b, row0, "")), .astride = i64c(c, 1),
+                  .akstride = i64c(c, RB), .out = c->out, .ostride = N, .row0 = row0, .K = rows, .N = N,
+                  .n0 = mul(c, add(c, t0, lt2.iv), i64c(c, PW)), .acc_in = LLVMBuildNot(c->b, first, "") };
+    m.o0 = m.n0, m.bt = gep(c, c->f32, panels, mul(c, lt2.iv, i64c(c, TN_CHUNK * PW))), m.bstride = i64c(c, PW);
     mm_block(c, &m, M, true);
+    loop_end(c, &lt2);
     loop_end(c, &lm);
     loop_end(c, &lc);
-    loop_end(c, &lp);
+    loop_end(c, &lg);
 }

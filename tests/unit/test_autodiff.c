@@ -226,6 +226,17 @@ Test(autodiff, compiled_matches_reference_on_a_large_batch)
                       &big);
 }
 
+/* Weights of 1,100 columns and 1,100 rows: matmul_tn's gradients of
+ * [4, 1100] (35 column tiles: two groups of 16 and one of 3, the last tile
+ * 12 columns wide) and [1100, 4] (row blocks that end in a part), over 720
+ * rows (chunks of 128 that end in a part). */
+Test(autodiff, compiled_matches_reference_with_wide_weights)
+{
+    static BigBatch bb;
+    TrainBatch big = big_batch(&bb, 24, 30, 5, 7);
+    check_compiled_on("layer_norm(h + feed_forward(h, 1100))", 0.1f, &big);
+}
+
 /* The tied output layer of 26 sentences of 30 tokens runs in chunks of
  * 8 sentences (chunk_output.c: the last chunk is part of one); each
  * chunk's weight gradient adds to the last's, and the loss and the
