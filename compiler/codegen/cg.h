@@ -44,6 +44,7 @@ typedef struct CG {
     Sched sched;                /* the kernel's schedule (sched_of) */
     bool narrow;                /* the target has 16 vector registers (no AVX-512) */
     bool vnni;                  /* the target has VNNI's int8 dot products on 256 bits */
+    bool vnni512;               /* ... and on 512 bits (AVX-512 VNNI) */
     bool avx2;                  /* the target has AVX2 (vpmaddubsw, vpmaddwd) */
 } CG;
 

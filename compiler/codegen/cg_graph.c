@@ -496,6 +496,7 @@ LLVMModuleRef cg_emit(LLVMContextRef ctx, LLVMTargetMachineRef tm, const Model *
     sched_set_target(wide);
     c.narrow = !wide;
     c.vnni = features_vnni(features);
+    c.vnni512 = wide && c.vnni && strstr(features, "+avx512vnni");
     c.avx2 = target_avx2(cpu, features);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);

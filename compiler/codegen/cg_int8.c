@@ -54,6 +54,8 @@ static LLVMValueRef x86(CG *c, const char *name, LLVMValueRef *args, int n, LLVM
 static LLVMValueRef dot4(CG *c, int bits, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef w)
 {
     LLVMTypeRef v8 = LLVMVectorType(c->i32, VEC);
+    if (c->vnni && bits == 8 && LLVMGetVectorSize(LLVMTypeOf(acc)) == 2 * VEC)   /* a8_width: AVX-512 VNNI */
+        return x86(c, "llvm.x86.avx512.vpdpbusd.512", (LLVMValueRef[]){ acc, a, w }, 3, LLVMTypeOf(acc));
     if (c->vnni && bits == 8)
         return x86(c, "llvm.x86.avx512.vpdpbusd.256", (LLVMValueRef[]){ acc, a, w }, 3, v8);
     if (c->avx2 && bits <= 7) {
@@ -151,8 +153,12 @@ static void quantize_row(CG *c, int bits, RowTemps t, LLVMValueRef arow, LLVMVal
     loop_end(c, &l2);
 }
 
+/* The int32 accumulators' lanes: 16 with AVX-512 VNNI and 8-bit rows (a
+ * Zen 5's vector units are 512 bits wide), else 8. */
+static int a8_width(const CG *c, int bits) { return c->vnni512 && bits == 8 ? 2 * VEC : VEC; }
+
 /* rb quantized rows (q8 rows of K8 bytes, their scales and offsets) by
- * one column tile: rb x MM_VECS int32 accumulators over the k groups,
+ * one column tile: rb x (PW / width) int32 accumulators over the k groups,
  * then each column's sum(w) times the row's offset off, times the row's
  * scale, and the epilogue (the column's scale, bias, relu) as the f32
  * tiles store. With 16 vector registers (AVX2), the tile runs in passes
@@ -162,9 +168,11 @@ static void quantize_row(CG *c, int bits, RowTemps t, LLVMValueRef arow, LLVMVal
 static void a8_tile(CG *c, int bits, const MMBlock *m, int rb, LLVMValueRef q8, LLVMValueRef K8, LLVMValueRef rscale,
                     LLVMValueRef roff, LLVMValueRef sumw, LLVMValueRef K4)
 {
-    int passes = c->narrow ? (rb * MM_VECS <= 8 ? 1 : rb * 2 <= 8 ? 2 : 4) : (rb * MM_VECS <= 24 ? 1 : 2);
-    int nv = MM_VECS / passes;
-    LLVMTypeRef iv = LLVMVectorType(c->i32, VEC), i8 = LLVMInt8TypeInContext(c->ctx), vt = LLVMVectorType(c->f32, VEC);
+    int W = a8_width(c, bits), nvt = PW / W;
+    int passes = c->narrow ? (rb * nvt <= 8 ? 1 : rb * 2 <= 8 ? 2 : 4) : (rb * nvt <= 24 ? 1 : 2);
+    int nv = nvt / passes;
+    LLVMTypeRef iv = LLVMVectorType(c->i32, (unsigned)W), i8 = LLVMInt8TypeInContext(c->ctx);
+    LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)W);
     for (int pass = 0; pass < passes; pass++) {
         int v0 = pass * nv;
         LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
@@ -185,7 +193,7 @@ static void a8_tile(CG *c, int bits, const MMBlock *m, int rb, LLVMValueRef q8, 
         LLVMPositionBuilderAtEnd(c->b, body);
         LLVMValueRef w[MM_VECS], grow = mul(c, g, i64c(c, 4 * PW));   /* the group's bytes in the panel */
         for (int v = v0; v < v0 + nv; v++) {
-            w[v] = LLVMBuildLoad2(c->b, iv, gep(c, i8, m->bt, add(c, grow, i64c(c, 4 * VEC * v))), "");
+            w[v] = LLVMBuildLoad2(c->b, iv, gep(c, i8, m->bt, add(c, grow, i64c(c, 4 * W * v))), "");
             LLVMSetAlignment(w[v], 4);
         }
         for (int i = 0; i < rb; i++) {
@@ -209,7 +217,7 @@ static void a8_tile(CG *c, int bits, const MMBlock *m, int rb, LLVMValueRef q8, 
             LLVMValueRef sc = splat(c, vt, load_f(c, rscale, i64c(c, i)));
             LLVMValueRef off = splat(c, iv, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, roff, i64c(c, i)), ""));
             for (int v = v0; v < v0 + nv; v++) {
-                LLVMValueRef sw = LLVMBuildLoad2(c->b, iv, gep(c, c->i32, sumw, add(c, m->n0, i64c(c, v * VEC))), "");
+                LLVMValueRef sw = LLVMBuildLoad2(c->b, iv, gep(c, c->i32, sumw, add(c, m->n0, i64c(c, v * W))), "");
                 LLVMSetAlignment(sw, 4);
                 LLVMValueRef exact = LLVMBuildSub(c->b, acc[i][v], LLVMBuildMul(c->b, sw, off, ""), "");
                 out[i][v] = LLVMBuildFMul(c->b, LLVMBuildSIToFP(c->b, exact, vt, ""), sc, "");
