@@ -489,11 +489,12 @@ void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na)
     loop_end(c, &li);
     loop_end(c, &ls);
     Loop lt2 = loop_begin(c, nt);
-    MMBlock m = { .a = gep(c, c->f32, strip, LLVMBuildNeg(c->b, row0, "")), .astride = i64c(c, 1),
-                  .akstride = i64c(c, RB), .out = c->out, .ostride = N, .row0 = row0, .K = rows, .N = N,
-                  .n0 = mul(c, add(c, t0, lt2.iv), i64c(c, PW)), .acc_in = LLVMBuildNot(c->b, first, "") };
+    /* the block's rows counted from row0: out from its row row0, a from the strip */
+    MMBlock m = { .a = strip, .astride = i64c(c, 1), .akstride = i64c(c, RB), .out = gep(c, c->f32, c->out, mul(c, row0, N)),
+                  .ostride = N, .row0 = i64c(c, 0), .K = rows, .N = N, .n0 = mul(c, add(c, t0, lt2.iv), i64c(c, PW)),
+                  .acc_in = LLVMBuildNot(c->b, first, "") };
     m.o0 = m.n0, m.bt = gep(c, c->f32, panels, mul(c, lt2.iv, i64c(c, TN_CHUNK * PW))), m.bstride = i64c(c, PW);
-    mm_block(c, &m, M, true);
+    mm_block(c, &m, LLVMBuildSub(c->b, M, row0, ""), true);
     loop_end(c, &lt2);
     loop_end(c, &lm);
     loop_end(c, &lc);
