@@ -286,6 +286,19 @@ void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValue
     loop_end(c, &lp);
 }
 
+/* dst[r, j] = src[r, j] for r < rows, j < cols: rows sstride and dstride
+ * floats apart (the panels and strips the products read from L1). */
+static void copy_rows(CG *c, LLVMValueRef dst, LLVMValueRef dstride, LLVMValueRef src, LLVMValueRef sstride,
+                      LLVMValueRef rows, LLVMValueRef cols)
+{
+    Loop lr = loop_begin(c, rows);
+    LLVMValueRef srow = gep(c, c->f32, src, mul(c, lr.iv, sstride)), drow = gep(c, c->f32, dst, mul(c, lr.iv, dstride));
+    Loop lj = loop_begin(c, cols);
+    store_f(c, load_f(c, srow, lj.iv), drow, lj.iv);
+    loop_end(c, &lj);
+    loop_end(c, &lr);
+}
+
 /* A matmul whose b is not a packed weight: a computed value, or a weight
  * read transposed (attr.mm.bt, fuse_transpose.c: b is y [.., N, K] and
  * the product is a @ y^T). A parallel iteration owns one column tile and
@@ -375,13 +388,7 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
         loop_end(c, &lc);
         loop_end(c, &lj);
     } else {    /* along b's rows */
-        Loop lc = loop_begin(c, kb);
-        LLVMValueRef brow = gep(c, c->f32, btile, mul(c, add(c, k0, lc.iv), s.N));
-        LLVMValueRef prow = gep(c, c->f32, panel, mul(c, lc.iv, i64c(c, PW)));
-        Loop lj = loop_begin(c, ncols);
-        store_f(c, load_f(c, brow, lj.iv), prow, lj.iv);
-        loop_end(c, &lj);
-        loop_end(c, &lc);
+        copy_rows(c, panel, i64c(c, PW), gep(c, c->f32, btile, mul(c, k0, s.N)), s.N, kb, ncols);
     }
     Loop lz = loop_begin(c, LLVMBuildSub(c->b, i64c(c, PW), ncols, ""));
     Loop lzk = loop_begin(c, kb);
@@ -463,16 +470,11 @@ void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na)
     Loop lt = loop_begin(c, nt);
     LLVMValueRef n0 = mul(c, add(c, t0, lt.iv), i64c(c, PW));
     LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, N, n0, ""));
-    LLVMValueRef gtile = gep(c, c->f32, c->bb, add(c, mul(c, r0, N), n0));
     LLVMValueRef panel = gep(c, c->f32, panels, mul(c, lt.iv, i64c(c, TN_CHUNK * PW)));
+    copy_rows(c, panel, i64c(c, PW), gep(c, c->f32, c->bb, add(c, mul(c, r0, N), n0)), N, rows, ncols);
     Loop lr = loop_begin(c, rows);
-    LLVMValueRef grow = gep(c, c->f32, gtile, mul(c, lr.iv, N));
-    LLVMValueRef prow = gep(c, c->f32, panel, mul(c, lr.iv, i64c(c, PW)));
-    Loop lj = loop_begin(c, ncols);
-    store_f(c, load_f(c, grow, lj.iv), prow, lj.iv);
-    loop_end(c, &lj);
     Loop lz = loop_from(c, ncols, i64c(c, PW));
-    store_f(c, f32c(c, 0), prow, lz.iv);
+    store_f(c, f32c(c, 0), panel, add(c, mul(c, lr.iv, i64c(c, PW)), lz.iv));
     loop_end(c, &lz);
     loop_end(c, &lr);
     loop_end(c, &lt);
@@ -480,14 +482,7 @@ void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na)
     LLVMValueRef row0 = mul(c, lm.iv, i64c(c, RB));
     /* strip [r, i] = a[r0 + r, row0 + i], the block's rows of out */
     LLVMValueRef nrows = min_i(c, i64c(c, RB), LLVMBuildSub(c->b, M, row0, ""));
-    LLVMValueRef acol = gep(c, c->f32, c->a, add(c, mul(c, r0, M), row0));
-    Loop ls = loop_begin(c, rows);
-    LLVMValueRef arow = gep(c, c->f32, acol, mul(c, ls.iv, M));
-    LLVMValueRef srow = gep(c, c->f32, strip, mul(c, ls.iv, i64c(c, RB)));
-    Loop li = loop_begin(c, nrows);
-    store_f(c, load_f(c, arow, li.iv), srow, li.iv);
-    loop_end(c, &li);
-    loop_end(c, &ls);
+    copy_rows(c, strip, i64c(c, RB), gep(c, c->f32, c->a, add(c, mul(c, r0, M), row0)), M, rows, nrows);
     Loop lt2 = loop_begin(c, nt);
     /* the block's rows counted from row0: out from its row row0, a from the strip */
     MMBlock m = { .a = strip, .astride = i64c(c, 1), .akstride = i64c(c, RB), .out = gep(c, c->f32, c->out, mul(c, row0, N)),

@@ -30,7 +30,7 @@ int sched_default_rb(bool few_rows)
     if (wide < 0)
         wide = __builtin_cpu_supports("avx512f");
 #endif
-    return wide > 0 ? 6 : few_rows ? 2 : 6;
+    return few_rows && wide <= 0 ? 2 : 6;   /* AVX2's decoder steps take 2 rows */
 }
 
 static bool one_of(const unsigned char *v, int x)
