@@ -31,7 +31,10 @@ import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-AVX2 = "--isa" in sys.argv and sys.argv[sys.argv.index("--isa") + 1:][:1] == ["avx2"]
+ISA = argparse.ArgumentParser(add_help=False)
+ISA.add_argument("--isa", choices=("native", "avx2"), default="native",
+                 help="avx2: both sides restricted to AVX2 code, as on a Zen 3")
+AVX2 = ISA.parse_known_args()[0].isa == "avx2"
 if AVX2:   # read when torch loads: set before the import
     os.environ.update(ATEN_CPU_CAPABILITY="avx2", DNNL_MAX_CPU_ISA="AVX2", OPENBLAS_CORETYPE="Haswell")
 import torch  # noqa: E402
@@ -90,23 +93,21 @@ def vamos_step_ms(bench, reps, lanes=2):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(parents=[ISA])
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3,
                     help="Vamos and PyTorch measured in turn this many times")
-    ap.add_argument("--isa", choices=("native", "avx2"), default="native",
-                    help="avx2: both sides restricted to AVX2 code, as on a Zen 3")
     ap.add_argument("--also", metavar="TRAIN_BENCH",
                     help="another build's train_bench (say, before a change), measured in turn too")
     args = ap.parse_args()
     bench = os.path.join(ROOT, "build", "tests", "bench", "train_bench")
     tok = ROWS * LEN
-    cpu = cpu_name()
+    cpu, core = cpu_name(), blas_core()
     lines = [
         "training step of models/en-es.vam (forward + backward, no dropout), %d x %d tokens, medians of %d"
         % (ROWS, LEN, args.reps),
         "cpu: " + cpu + "; torch " + torch.__version__ + " (OMP_WAIT_POLICY=PASSIVE, best of 1 and 2 threads; "
-        "its BLAS: %s)" % ("OpenBLAS, %s kernels" % blas_core() if blas_core() else "not OpenBLAS"),
+        "its BLAS: %s)" % ("OpenBLAS, %s kernels" % core if core else "not OpenBLAS"),
     ]
     if AVX2:
         lines.append("isa avx2: vamos's kernels for x86-64-v3; pytorch with ATEN_CPU_CAPABILITY=avx2, "
