@@ -140,6 +140,10 @@ static int key_attr(int64_t *k, int at, const Node *n)
     case AT_EPS:
         k[at++] = fbits(n->attr.eps);
         break;
+    case AT_XENT:
+        k[at++] = fbits(n->attr.xent.eps);
+        k[at++] = n->attr.xent.peer != 0;
+        break;
     case AT_MAP:
         k[at++] = n->attr.map.nin;
         for (int s = 0; s < n->attr.map.nstep; s++) {
@@ -335,12 +339,18 @@ static LLVMValueRef emit_call(CG *c, const Graph *g, int i, LLVMValueRef kfn, LL
     for (int k = 0; k < 3; k++)
         args[k + 1] = slots[k] < 0 ? LLVMConstNull(c->ptr)
                                    : LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, slots[k])), "");
-    if (arity > 2) {   /* b: the array of inputs 1.. */
-        for (int k = 1; k < arity; k++)
-            LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, n->in[k])), ""),
-                           gep(c, c->ptr, c->ins, i64c(c, k - 1)));
+    /* b: the array of inputs 1.., and for a xent_grad with a peer, the
+     * peer's values (it writes them, emit_xent) */
+    int extra[MAX_IN], nextra = 0;
+    for (int k = 1; arity > 2 && k < arity; k++)
+        extra[nextra++] = n->in[k];
+    if (n->op == OP_XENT_GRAD && n->attr.xent.peer)
+        extra[nextra++] = n->in[1], extra[nextra++] = n->attr.xent.peer - 1;
+    for (int k = 0; k < nextra; k++)
+        LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ptr, gep(c, c->ptr, buf, i64c(c, extra[k])), ""),
+                       gep(c, c->ptr, c->ins, i64c(c, k)));
+    if (nextra)
         args[3] = c->ins;
-    }
     args[4] = dims_arg(c, g, i, sym, area);
     /* the loop length and work, from the dims just stored (slot numbering) */
     Node tmp[MAX_IN + 1];
@@ -391,7 +401,8 @@ static void emit_graph(CG *c, const Graph *g, bool steps)
         Op op = g->nodes[i].op;
         Node tmp[MAX_IN + 1];
         Graph one = slotted(g, i, tmp);
-        ks[i] = op == OP_INPUT || op == OP_PARAM ? NULL : kernel(c, &one, &tmp[MAX_IN]);
+        bool none = op == OP_INPUT || op == OP_PARAM || (op == OP_XENT && g->nodes[i].attr.xent.peer);   /* its peer's kernel writes it */
+        ks[i] = none ? NULL : kernel(c, &one, &tmp[MAX_IN]);
     }
     char name[64];
     snprintf(name, sizeof name, "vamos_%s", g->name);

@@ -65,45 +65,64 @@ static LLVMValueRef row_max(CG *c, LLVMValueRef row, LLVMValueRef V, LLVMValueRe
     return LLVMBuildLoad2(c->b, c->f32, acc, "");
 }
 
+/* The label-smoothed loss of one row from its maximum mx, its sum of
+ * exp(x - mx), its sum of x and its label's logit xy (see rt_xent):
+ * -((1 - eps) log p_y + eps / V sum_j log p_j), log p_j = x_j - shift. */
+static LLVMValueRef xent_loss(CG *c, double eps, LLVMValueRef V, LLVMValueRef mx, LLVMValueRef sum, LLVMValueRef xsum,
+                              LLVMValueRef xy)
+{
+    LLVMValueRef lse = intrinsic(c, "llvm.log", &sum, 1);
+    LLVMValueRef shift = LLVMBuildFAdd(c->b, mx, lse, "");
+    LLVMValueRef Vf = LLVMBuildSIToFP(c->b, V, c->f32, "");
+    LLVMValueRef lpy = LLVMBuildFSub(c->b, xy, shift, "");
+    LLVMValueRef slp = LLVMBuildFSub(c->b, xsum, LLVMBuildFMul(c->b, Vf, shift, ""), "");
+    return LLVMBuildFNeg(c->b, LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, f32c(c, 1.0 - eps), lpy, ""),
+                                             LLVMBuildFMul(c->b, LLVMBuildFDiv(c->b, f32c(c, eps), Vf, ""), slp, ""), ""),
+                         "");
+}
+
 /* xent, xent_grad (see rt_xent): the parallel loop runs over rows; per
- * row the maximum, then the sum of exp(x - max) (and of x, for xent);
- * xent_grad then scales the exps it kept by 1 / sum. */
+ * row the maximum, then the sum of exp(x - max) (and of x, for the loss);
+ * xent_grad then scales the exps it kept by 1 / sum. A xent_grad with a
+ * peer (chunk_output.c) also writes the loss of each row, into its second
+ * extra input (its labels are the first): one exp per logit for both, the
+ * two kernels' costliest part. */
 void emit_xent(CG *c, const Node *n, const Node *na)
 {
     LLVMValueRef V = dim_val(c, na->shape.d[na->shape.rank - 1]);
-    double eps = n->attr.eps;
+    double eps = n->attr.xent.eps;
+    bool grad = n->op == OP_XENT_GRAD, loss = !grad || n->attr.xent.peer;
+    LLVMValueRef labels = grad && loss ? extra_input(c, 0) : c->bb;
+    LLVMValueRef lossp = !grad ? c->out : loss ? extra_input(c, 1) : NULL;
     LLVMValueRef mxp = acc_new(c, -INFINITY), sp = acc_new(c, 0), xsp = acc_new(c, 0);
     LLVMValueRef vmx = LLVMBuildAlloca(c->b, LLVMVectorType(c->f32, VEC), "vmax");
     Loop lr = loop_par(c);
     LLVMValueRef row = gep(c, c->f32, c->a, mul(c, lr.iv, V));
-    LLVMValueRef y = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, c->bb, lr.iv), ""), c->i64, "");
+    LLVMValueRef y = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->i32, gep(c, c->i32, labels, lr.iv), ""), c->i64, "");
     LLVMValueRef valid = LLVMBuildICmp(c->b, LLVMIntULT, y, V, "");   /* 0 <= y < V */
+    /* the label's logit, read before the output row (maybe the same
+     * memory) is written */
+    LLVMValueRef xy = loss ? load_f(c, row, LLVMBuildSelect(c->b, valid, y, i64c(c, 0), "")) : NULL;
     LLVMBuildStore(c->b, f32c(c, 0), sp);
     LLVMBuildStore(c->b, f32c(c, 0), xsp);
     LLVMValueRef mx = row_max(c, row, V, vmx, mxp);
     /* xent_grad keeps each exp(x - max) in its output row (in L1), so
      * that the pass below scales them instead of taking exp again */
-    LLVMValueRef orow = n->op == OP_XENT ? NULL : gep(c, c->f32, c->out, mul(c, lr.iv, V));
+    LLVMValueRef orow = grad ? gep(c, c->f32, c->out, mul(c, lr.iv, V)) : NULL;
     Loop l2 = loop_begin(c, V);
     LLVMValueRef x = load_f(c, row, l2.iv), e = exp_poly(c, LLVMBuildFSub(c->b, x, mx, ""));
     if (orow)
         store_f(c, e, orow, l2.iv);
-    else
+    if (loss)
         acc_add(c, xsp, x, false);
     acc_add(c, sp, e, false);
     loop_end(c, &l2);
     LLVMValueRef sum = LLVMBuildLoad2(c->b, c->f32, sp, "");
-    if (n->op == OP_XENT) {
-        LLVMValueRef lse = intrinsic(c, "llvm.log", &sum, 1);
-        LLVMValueRef shift = LLVMBuildFAdd(c->b, mx, lse, "");   /* log p_j = x_j - shift */
-        LLVMValueRef Vf = LLVMBuildSIToFP(c->b, V, c->f32, "");
-        LLVMValueRef safe_y = LLVMBuildSelect(c->b, valid, y, i64c(c, 0), "");
-        LLVMValueRef lpy = LLVMBuildFSub(c->b, load_f(c, row, safe_y), shift, "");
-        LLVMValueRef slp = LLVMBuildFSub(c->b, LLVMBuildLoad2(c->b, c->f32, xsp, ""), LLVMBuildFMul(c->b, Vf, shift, ""), "");
-        LLVMValueRef loss = LLVMBuildFNeg(c->b, LLVMBuildFAdd(c->b, LLVMBuildFMul(c->b, f32c(c, 1.0 - eps), lpy, ""),
-                                                              LLVMBuildFMul(c->b, LLVMBuildFDiv(c->b, f32c(c, eps), Vf, ""), slp, ""), ""), "");
-        store_f(c, LLVMBuildSelect(c->b, valid, loss, f32c(c, 0), ""), c->out, lr.iv);
-    } else {
+    if (loss) {
+        LLVMValueRef l = xent_loss(c, eps, V, mx, sum, LLVMBuildLoad2(c->b, c->f32, xsp, ""), xy);
+        store_f(c, LLVMBuildSelect(c->b, valid, l, f32c(c, 0), ""), lossp, lr.iv);
+    }
+    if (grad) {
         LLVMValueRef floor_q = LLVMBuildFDiv(c->b, f32c(c, eps), LLVMBuildSIToFP(c->b, V, c->f32, ""), "");
         LLVMValueRef inv = LLVMBuildFDiv(c->b, f32c(c, 1.0), sum, "");
         Loop l3 = loop_begin(c, V);

@@ -197,9 +197,9 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         int64_t V = a->shape.rank ? a->shape.dim[a->shape.rank - 1] : 1;
         int64_t rows = rt_numel(&b->shape);
         if (n->op == OP_XENT)
-            rt_xent(a->data, rows, V, b->data, n->attr.eps, o->data);
+            rt_xent(a->data, rows, V, b->data, n->attr.xent.eps, o->data);
         else
-            rt_xent_grad(a->data, rows, V, b->data, n->attr.eps, o->data);
+            rt_xent_grad(a->data, rows, V, b->data, n->attr.xent.eps, o->data);
         return 0;
     }
     case OP_MATMUL_TN:

@@ -86,7 +86,11 @@ typedef struct Node {
          * 0, or a's rows are int8 too, one scale per row, with a8 bits
          * (8: VNNI's dot products, 7: AVX2's, pass_quantize) */
         struct { bool packed, relu, bt, q8; unsigned char a8; } mm;
-        float eps;      /* LAYER_NORM; XENT, XENT_GRAD: label smoothing */
+        float eps;      /* LAYER_NORM */
+        /* XENT, XENT_GRAD: label smoothing eps; peer 0, or 1 + the other
+         * of the pair on the same logits when one kernel computes both
+         * (chunk_output.c): XENT_GRAD's then also writes XENT's values */
+        struct { float eps; int peer; } xent;
         struct { float p; uint32_t salt; } drop;   /* DROPOUT */
         struct { const MapStep *code; int nstep, nin; } map;   /* MAP */
         /* ATTENTION: scores = (q @ kt) / scale when div, else * scale */

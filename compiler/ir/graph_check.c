@@ -132,6 +132,19 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
         for (int k = 0; k < r - 1; k++)
             CHECK(dim_eq(a->shape.d[k], b->shape.d[k]), "xent labels' dim %d", k);
         CHECK(shape_eq(&nd->shape, nd->op == OP_XENT ? &b->shape : &a->shape), "xent output shape");
+        if (nd->attr.xent.peer) {   /* the pair (chunk_output.c): the loss first, read only after the gradient */
+            int p = nd->attr.xent.peer - 1;
+            CHECK(p >= 0 && p < g->n, "xent peer %d", p);
+            const Node *q = &g->nodes[p];
+            CHECK(q->op == (nd->op == OP_XENT ? OP_XENT_GRAD : OP_XENT) && q->attr.xent.peer == i + 1 &&
+                      q->in[0] == nd->in[0] && q->in[1] == nd->in[1] && q->attr.xent.eps == nd->attr.xent.eps,
+                  "xent peer %d is not its pair", p);
+            int x = nd->op == OP_XENT ? i : p, gr = nd->op == OP_XENT ? p : i;
+            CHECK(x < gr, "xent after its peer");
+            for (int j = x + 1; j <= gr; j++)
+                for (int k = 0; k < op_info[g->nodes[j].op].arity; k++)
+                    CHECK(g->nodes[j].in[k] != x, "xent %d read by %d before its peer writes it", x, j);
+        }
         break;
     }
     case OP_MATMUL_TN: {

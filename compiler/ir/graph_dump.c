@@ -76,7 +76,12 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
         if (n->attr.mm.relu)
             fprintf(out, " relu");
         break;
-    case AT_EPS: fprintf(out, " %s=%g", n->op == OP_LAYER_NORM ? "eps" : "smoothing", n->attr.eps); break;
+    case AT_EPS: fprintf(out, " eps=%g", n->attr.eps); break;
+    case AT_XENT:
+        fprintf(out, " smoothing=%g", n->attr.xent.eps);
+        if (n->attr.xent.peer)
+            fprintf(out, n->op == OP_XENT ? " (written by %%%d)" : " (also writes %%%d)", n->attr.xent.peer - 1);
+        break;
     case AT_DROP: fprintf(out, " p=%g salt=%u", n->attr.drop.p, (unsigned)n->attr.drop.salt); break;
     case AT_MAP:
         fputc(' ', out);

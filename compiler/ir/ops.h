@@ -60,9 +60,13 @@
  *   xent(logits, labels)         per position, the label-smoothed cross
  *                                entropy -sum_j q_j log softmax(logits)_j with
  *                                q = (1 - eps) onehot(label) + eps / V
- *                                (attr.eps); 0 where the label is < 0
+ *                                (attr.xent.eps); 0 where the label is < 0
  *   xent_grad(logits, labels)    its gradient: softmax(logits) - q (0 rows
  *                                where the label is < 0)
+ *                                Compiled, the two may share one kernel
+ *                                (attr.xent.peer, chunk_output.c): the
+ *                                gradient's also writes the losses, and
+ *                                the xent node has no kernel of its own
  *   scatter_add(g, ids)          [V, D] zeros, then row ids[i] += g[i]: the
  *                                gradient of gather (ids out of range skipped)
  *   matmul_tn(a, g)              [K, N] = sum over every leading position
@@ -110,8 +114,8 @@
     X(LAYER_NORM,  "layer_norm",  NULL,      4, OPK_OTHER,  AT_EPS,    BY_FUSE,        NONE)                     \
     X(MAP,         "map",         NULL,      4, OPK_OTHER,  AT_MAP,    BY_FUSE,        NONE)                     \
     X(DROPOUT,     "dropout",     NULL,      1, OPK_OTHER,  AT_DROP,   BY_ELAB,        NONE)                     \
-    X(XENT,        "xent",        NULL,      2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                     \
-    X(XENT_GRAD,   "xent_grad",   NULL,      2, OPK_OTHER,  AT_EPS,    BY_TRAIN,       NONE)                     \
+    X(XENT,        "xent",        NULL,      2, OPK_OTHER,  AT_XENT,   BY_TRAIN,       NONE)                     \
+    X(XENT_GRAD,   "xent_grad",   NULL,      2, OPK_OTHER,  AT_XENT,   BY_TRAIN,       NONE)                     \
     X(SCATTER_ADD, "scatter_add", NULL,      2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)                     \
     X(MATMUL_TN,   "matmul_tn",   NULL,      2, OPK_OTHER,  AT_NONE,   BY_TRAIN,       NONE)
 
@@ -129,7 +133,7 @@ typedef enum OpKind {
 /* The member of Node.attr an op reads (graph.h says what each holds). */
 typedef enum AttrKind {
     AT_NONE, AT_INPUT, AT_PARAM, AT_VALUE, AT_OFFSET, AT_AXIS, AT_PERM,
-    AT_MM, AT_STORE, AT_ATTN, AT_EPS, AT_MAP, AT_DROP
+    AT_MM, AT_STORE, AT_ATTN, AT_EPS, AT_MAP, AT_DROP, AT_XENT
 } AttrKind;
 
 /* The stage that makes an op, in pipeline order. */

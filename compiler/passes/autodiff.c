@@ -7,7 +7,7 @@
  *   1. runs the encoder, then the decoder on the encoder's output (the
  *      decoder's memory input becomes the encoder's output node);
  *   2. scores the decoder's logits against an IN_LABELS input with XENT
- *      (label smoothing attr.eps; a label < 0 scores nothing) and returns
+ *      (label smoothing attr.xent.eps; a label < 0 scores nothing) and returns
  *      the sum over positions, a scalar;
  *   3. stores d(sum)/d(weight) of every weight the loss depends on into
  *      an IN_STATE input whose sym is the weight's index in Model.params
@@ -291,7 +291,7 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
     lab.attr.input.name = "labels";
     int labels = node(&d, lab);
     Node xe = { .op = OP_XENT, .in = { logits, labels }, .dtype = DT_F32, .shape = lab.shape };
-    xe.attr.eps = smoothing;
+    xe.attr.xent.eps = smoothing;
     int per = node(&d, xe);
     Shape scalar = { 0 };
     int loss = reshape(&d, reduce(&d, OP_SUM, reduce(&d, OP_SUM, per, 1), 0), &scalar);
@@ -311,7 +311,7 @@ Graph derive_training(Arena *a, const Model *m, float smoothing, char *err, size
     /* the loss's gradient: the sum's is 1 everywhere, so the logits'
      * is xent_grad */
     Node xg = { .op = OP_XENT_GRAD, .in = { logits, labels }, .dtype = DT_F32, .shape = ls };
-    xg.attr.eps = smoothing;
+    xg.attr.xent.eps = smoothing;
     if (d.needs[logits])
         d.grad[logits] = node(&d, xg);
     for (int i = logits; i >= 0 && !d.failed; i--) {

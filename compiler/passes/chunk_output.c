@@ -22,6 +22,11 @@
  * kernels chunk by chunk, each row value at its chunk's offset, L's and
  * G's chunks at the start of their buffers, and T adding each chunk's
  * products to the last (sym[SYM_ACC]).
+ *
+ * X and G become peers (attr.xent.peer): G's kernel writes X's losses as
+ * it makes the gradient, and X has no kernel of its own. Both take exp of
+ * every logit, most of their time (a step of en-es on 2 lanes, AVX2 code
+ * on a Zen 5: 7.1 ms for X, 7.4 for G).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +150,9 @@ Graph pass_chunk_output(struct Arena *a, const Graph *g, OutputChunk *oc)
             nd.in[j] = at[nd.in[j]];
         r.nodes[at[i]] = nd;
     }
+    /* one kernel computes the loss and its gradient (emit_xent) */
+    r.nodes[at[G]].attr.xent.peer = at[X] + 1;
+    r.nodes[at[X]].attr.xent.peer = at[G] + 1;
     r.output = g->output >= 0 ? at[g->output] : -1;
     *oc = (OutputChunk){ .first = at[L], .h = at[h], .labels = at[lab], .t_rows = at[t_rows],
                          .batch_sym = ls->d[0].sym, .len_sym = ls->d[1].sym };

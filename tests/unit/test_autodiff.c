@@ -240,7 +240,8 @@ Test(autodiff, compiled_matches_reference_with_wide_weights)
 /* The tied output layer of 26 sentences of 30 tokens runs in chunks of
  * 8 sentences (chunk_output.c: the last chunk is part of one); each
  * chunk's weight gradient adds to the last's, and the loss and the
- * gradient of h are written at the chunk's rows. */
+ * gradient of h are written at the chunk's rows, both by the gradient's
+ * kernel (the xent node its peer, with no kernel of its own). */
 Test(autodiff, compiled_output_layer_in_chunks_matches_reference)
 {
     static BigBatch bb;
@@ -253,6 +254,14 @@ Test(autodiff, compiled_output_layer_in_chunks_matches_reference)
     cr_assert(jit, "%s", err);
     cr_assert_eq(train_graph_output_chunks(jit, big.rows, big.tgt_len), 4, "the output layer runs in 4 chunks");
     train_graph_free(jit);
+    Graph g = train_graph_compiled_form(&a, compile_train(&a, expr), 0.1f, err, sizeof err);
+    int peers = 0;
+    for (int i = 0; i < g.n; i++)
+        if (g.nodes[i].op == OP_XENT_GRAD && g.nodes[i].attr.xent.peer) {
+            peers++;
+            cr_assert_eq(g.nodes[g.nodes[i].attr.xent.peer - 1].op, OP_XENT);
+        }
+    cr_assert_eq(peers, 1, "the loss and its gradient share a kernel");
     arena_free(&a);
     check_compiled_on(expr, 0.1f, &big);
     tied = false;
