@@ -94,6 +94,14 @@ void param_dequantized(const ParamInfo *p, const float *w, float *out);
  * lifetimes do not overlap share a buffer when `reuse`. Returns the
  * number of buffers, or -1 when out of memory. */
 int plan_memory(const Graph *g, bool reuse, int *slot);
+/* The same with views: a reshape of a computed value (not a weight, an
+ * input or a state) of the same size takes its input's buffer, which is
+ * then kept until the last reader of either; its kernel need not run
+ * (plan_is_view). The training step's runner plans so; the translators'
+ * runtimes plan without. */
+int plan_memory_views(const Graph *g, bool reuse, int *slot);
+/* Under such a plan, is node i a view (its value already in place)? */
+bool plan_is_view(const Graph *g, const int *slot, int i);
 /* The plan stage: g->slot and g->nslots from plan_memory with reuse. */
 void pass_plan(struct Arena *a, Graph *g);
 /* A state input or a store into a state: its buffer is the state's. */

@@ -40,6 +40,7 @@ struct TrainGraph {
     KernelCode *code;
     vamos_step_fn fn;
     int *slot, nslots;
+
     OutputChunk oc;      /* the output layer, run a few sentences at a time */
     Lane lane[TRAIN_MAX_LANES];
     double *node_s;      /* with VAMOS_PROFILE set: seconds per node, summed */
@@ -110,7 +111,7 @@ TrainGraph *train_graph_new_tuned(Arena *a, const Model *m, float smoothing, boo
         return t;
     int n = t->g.n;
     t->slot = malloc(sizeof(int) * (size_t)(n + 1));
-    bool ok = t->slot && (t->nslots = plan_memory(&t->g, true, t->slot)) >= 0;
+    bool ok = t->slot && (t->nslots = plan_memory_views(&t->g, true, t->slot)) >= 0;
     for (int l = 0; ok && l < TRAIN_MAX_LANES; l++)
         ok = (t->lane[l].buf = calloc((size_t)n + 1, sizeof(void *))) &&
              (t->lane[l].slot_mem = calloc((size_t)t->nslots + 1, sizeof(float *))) &&
@@ -375,7 +376,7 @@ static int run_lane(TrainGraph *t, int ln, float *const *params, const TrainBatc
     }
     for (int i = 0; i < g->n; i++) {
         Op op = g->nodes[i].op;
-        if (op == OP_INPUT || op == OP_PARAM)
+        if (op == OP_INPUT || op == OP_PARAM || plan_is_view(g, t->slot, i))   /* a view's value is in place */
             continue;
         int32_t rc = i == t->oc.first ? run_output_chunks(t, L, sym, node_s) : run_node(t, i, L->buf, sym, node_s);
         if (rc) {

@@ -9,6 +9,7 @@
 
 #include "compile.h"
 #include "passes.h"
+#include "train_graph.h"
 #include "vamos/model.h"
 #include "vamos/parallel.h"
 #include "vamos/translate.h"
@@ -149,6 +150,49 @@ Test(plan, base_shares_buffers_safely)
     cr_log_info("base: encoder %d nodes in %d buffers, decoder %d nodes in %d buffers", m->enc.n, ne, m->dec.n, nd);
     cr_assert_lt(ne * 4, m->enc.n);
     cr_assert_lt(nd * 4, m->dec.n);
+    arena_free(&a);
+}
+
+/* The training step's plan, with views: a reshape of a computed value
+ * shares its buffer (and runs no kernel), and no buffer is written while
+ * a value in it (or a view of it) is still to be read. */
+Test(plan, training_views_share_buffers_safely)
+{
+    Arena a = { 0 };
+    Diag d;
+    diag_init(&d, stderr);
+    Model *m = compile_file(&a, &d, "models/en-es.vam", "train");
+    cr_assert_not_null(m);
+    char err[256];
+    Graph g = train_graph_compiled_form(&a, m, 0.1f, err, sizeof err);
+    cr_assert_geq(g.output, 0, "%s", err);
+    int n = g.n, *slot = malloc(sizeof(int) * (size_t)n), *root = malloc(sizeof(int) * (size_t)n),
+        *last = malloc(sizeof(int) * (size_t)n);
+    cr_assert_gt(plan_memory_views(&g, true, slot), 0);
+    int views = 0;
+    for (int i = 0; i < n; i++) {
+        bool view = plan_is_view(&g, slot, i);
+        views += view;
+        root[i] = view ? root[g.nodes[i].in[0]] : i;
+        if (view)
+            cr_assert_eq(g.nodes[i].op, OP_RESHAPE);
+        last[i] = (i == g.output || g.nodes[i].op == OP_INPUT) ? n : i;
+    }
+    for (int i = 0; i < n; i++) {
+        if (last[root[i]] < i)
+            last[root[i]] = i;
+        for (int k = 0; k < op_info[g.nodes[i].op].arity; k++)
+            if (last[root[g.nodes[i].in[k]]] < i)
+                last[root[g.nodes[i].in[k]]] = i;
+    }
+    if (g.output >= 0)
+        last[root[g.output]] = n;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n && slot[i] >= 0 && root[i] == i; j++)
+            cr_assert(!(root[j] != i && slot[j] == slot[i] && j <= last[i]),
+                      "nodes %d and %d share buffer %d but %d (or a view of it) is read at %d", i, j, slot[i], i, last[i]);
+    cr_assert_gt(views, 10, "the heads' reshapes are views (%d)", views);
+    free(slot), free(root), free(last);
     arena_free(&a);
 }
 
