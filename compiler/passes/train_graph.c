@@ -225,6 +225,16 @@ static void batch_syms(const Model *m, const TrainBatch *b, uint64_t seed, int64
     sym[SYM_SEED] = (int64_t)seed;
 }
 
+double train_graph_flop(const TrainGraph *t, const TrainBatch *b)
+{
+    int64_t sym[MAX_SYMS] = { 0 };
+    batch_syms(t->m, b, 0, sym);
+    double f = 0;
+    for (int i = 0; i < t->g.n; i++)
+        f += node_flop(&t->g, &t->g.nodes[i], sym);
+    return f;
+}
+
 /* What an INPUT node of the training graph is fed. */
 static const void *input_of(const Model *m, const Node *n, const TrainBatch *b, float *const *grads)
 {

@@ -68,6 +68,11 @@ int train_graph_run_lanes(TrainGraph *t, int lanes, bool together, float *const 
                           const uint64_t *seeds, float **const *grads, double *loss, char *err,
                           size_t errlen);
 
+/* The floating-point operations of the products (matmul, linear,
+ * matmul_tn: 2 per multiply-add) of one step on batch b: what the FMA
+ * units must do at least (tests/bench/train_torch.py's bound). */
+double train_graph_flop(const TrainGraph *t, const TrainBatch *b);
+
 /* With VAMOS_PROFILE set when the graph was made: time per op kind,
  * summed over the runs so far, to out; VAMOS_PROFILE=nodes adds the slowest
  * nodes with their operands' shapes. */

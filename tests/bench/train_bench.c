@@ -122,6 +122,10 @@ int main(int argc, char **argv)
     double med = bench_median(x, reps);
     printf("vamos %s: %.1f ms per step, %.0f target tokens/s (threads %d, lanes %d, %d reps)\n", m->name, 1e3 * med,
            ROWS * LEN / med, vamos_threads(), lanes, reps);
+    double flop = 0;
+    for (int l = 0; l < lanes; l++)
+        flop += train_graph_flop(t, &b[l]);
+    printf("products: %.2f GFLOP a step\n", flop * 1e-9);
     train_graph_profile(t, stderr);   /* with VAMOS_PROFILE set */
     for (int i = 0; i < m->nparams; i++) {
         free(w[i]);

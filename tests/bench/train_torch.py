@@ -16,6 +16,13 @@ measured in turn, --rounds times, so a ratio holds while the machine's
 speed drifts; each line names the CPU and its instruction set. Prints
 medians and the ratios, and writes tests/bench/results/train.txt.
 
+Each round also prints the FMA bound: the step's products (train_bench
+counts their GFLOP) at the machine's f32 multiply-add peak on 2 cores
+(build/tests/bench/bandwidth --fma-only, with the vectors of the code
+measured). No code doing these products can take less time, so best
+PyTorch / bound is the highest ratio any implementation could reach on
+that round, and bound / Vamos how near Vamos's whole step comes to it.
+
 --isa avx2: both sides as on an AVX2-only machine (a Zen 3), on this one:
 Vamos's kernels compiled for x86-64-v3 (VAMOS_JIT_CPU), PyTorch with
 ATEN_CPU_CAPABILITY=avx2, DNNL_MAX_CPU_ISA=AVX2 and OPENBLAS_CORETYPE=
@@ -26,6 +33,7 @@ code either way).
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -83,13 +91,30 @@ def torch_step_ms(threads, reps):
     return 1e3 * times[len(times) // 2]
 
 
-def vamos_step_ms(bench, reps, lanes=2):
+def vamos_step(bench, reps, lanes=2):
+    """The step's median ms, and the GFLOP of its products."""
     env = dict(os.environ, VAMOS_JIT_CPU="x86-64-v3") if AVX2 else None
     out = subprocess.run([bench, "--reps", str(reps), "--lanes", str(lanes)], cwd=ROOT, capture_output=True,
                          text=True, env=env)
     if out.returncode:
         sys.exit("%s failed: %s" % (bench, out.stderr))
-    return float(out.stdout.strip().split(":")[1].split("ms")[0])
+    ms = float(re.search(r"([\d.]+) ms per step", out.stdout).group(1))
+    gflop = re.search(r"products: ([\d.]+) GFLOP", out.stdout)
+    return ms, float(gflop.group(1)) if gflop else None
+
+
+def vamos_step_ms(bench, reps, lanes=2):
+    return vamos_step(bench, reps, lanes)[0]
+
+
+def fma_peak():
+    """The 2 cores' f32 multiply-add peak, GFLOP/s, with the vectors of the
+    code measured (8 floats for --isa avx2): build/tests/bench/bandwidth."""
+    exe = os.path.join(ROOT, "build", "tests", "bench", "bandwidth")
+    args = [exe, "--fma-only"] + (["--width", "8"] if AVX2 else [])
+    out = subprocess.run(args, capture_output=True, text=True)
+    m = re.search(r"2 threads: ([\d.]+) GFLOP/s", out.stdout)
+    return float(m.group(1)) if m else None
 
 
 def main():
@@ -112,9 +137,10 @@ def main():
     if AVX2:
         lines.append("isa avx2: vamos's kernels for x86-64-v3; pytorch with ATEN_CPU_CAPABILITY=avx2, "
                      "DNNL_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell")
-    ratios, also_ratios = [], []
+    ratios, also_ratios, bounds, shares = [], [], [], []
     for r in range(args.rounds):
-        vamos_ms = vamos_step_ms(bench, args.reps)
+        peak = fma_peak()
+        vamos_ms, gflop = vamos_step(bench, args.reps)
         one_lane_ms = vamos_step_ms(bench, args.reps, 1)
         also_ms = vamos_step_ms(args.also, args.reps) if args.also else None
         torch_ms = {t: torch_step_ms(t, args.reps) for t in (1, 2)}
@@ -124,6 +150,14 @@ def main():
                 "(%5.0f tok/s): vamos / best pytorch %.2fx (1 lane %.2fx)"
                 % (r + 1, vamos_ms, tok / vamos_ms * 1e3, one_lane_ms, torch_ms[1], torch_ms[2], tok / best * 1e3,
                    best / vamos_ms, best / one_lane_ms))
+        if peak and gflop:   # no code does the step's products faster than the FMA units
+            bound_ms = gflop / peak * 1e3
+            bounds.append(best / bound_ms)
+            shares.append(bound_ms / vamos_ms)
+            line += ("; FMA bound: %.1f GFLOP of products at %.0f GFLOP/s (2 cores, %d-float vectors) take %.0f ms, "
+                     "so best pytorch / bound = %.2fx is the most any code could reach; vamos at %.0f%% of the bound"
+                     % (gflop, peak, 8 if AVX2 or "AVX-512" not in cpu else 16, bound_ms, best / bound_ms,
+                        100 * bound_ms / vamos_ms))
         if also_ms:
             also_ratios.append(also_ms / vamos_ms)
             line += "; %s %7.1f ms (this build %.2fx it)" % (args.also, also_ms, also_ms / vamos_ms)
@@ -131,9 +165,12 @@ def main():
         lines.append(line)
     lines.append("vamos / best pytorch throughput: %.2f-%.2fx over %d rounds (%s%s)"
                  % (min(ratios), max(ratios), len(ratios), cpu, "; both as AVX2 code" if AVX2 else ""))
+    if bounds:
+        lines.append("FMA bound: at most %.2f-%.2fx for any code; vamos's step at %.0f-%.0f%% of the bound"
+                     % (min(bounds), max(bounds), 100 * min(shares), 100 * max(shares)))
     if also_ratios:
         lines.append("this build / %s: %.2f-%.2fx" % (args.also, min(also_ratios), max(also_ratios)))
-    print(lines[-1])
+    print("\n".join(lines[-2:] if bounds else lines[-1:]))
     with open(os.path.join(HERE, "results", "train-avx2.txt" if AVX2 else "train.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
