@@ -37,7 +37,9 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         *work = numel(c, &na->shape);
         return;
     case OP_MATMUL: case OP_LINEAR: {
-        MMShape m = mm_shape(c, n, na, nb, sched_of(n).rb);
+        Node ln, la, lb;   /* as the product sees them (attr.mm.heads) */
+        mm_logical(n, na, nb, &ln, &la, &lb);
+        MMShape m = mm_shape(c, &ln, &la, &lb, sched_of(n).rb);
         LLVMValueRef blocks = n->attr.mm.packed ? m.mblocks
                             : udiv_up(c, m.M, i64c(c, (int64_t)sched_of(n).rb * PN_BLOCKS));   /* chunks */
         *len = mm_is_a8(n, na, nb) ? mul(c, udiv_up(c, mul(c, m.M, m.batches), i64c(c, sched_of(n).rb)), a8_groups(c, m.ntiles))
@@ -127,7 +129,8 @@ static int key_attr(int64_t *k, int at, const Node *n)
             k[at++] = n->attr.perm[i];
         break;
     case AT_MM:
-        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3 | (int64_t)n->attr.mm.a8 << 4;
+        k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3 | (int64_t)n->attr.mm.a8 << 4 |
+                  (int64_t)n->attr.mm.heads << 12;
         break;
     case AT_STORE:
         k[at++] = n->attr.store.axis;

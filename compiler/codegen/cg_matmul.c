@@ -318,12 +318,46 @@ static void copy_rows(CG *c, LLVMValueRef dst, LLVMValueRef dstride, LLVMValueRe
 #define PN_KB 256
 static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb * PN_BLOCKS); }
 
-void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
+static Shape swap12(Shape s)
 {
+    Dim t = s.d[1];
+    s.d[1] = s.d[2], s.d[2] = t;
+    return s;
+}
+
+void mm_logical(const Node *n, const Node *na, const Node *nb, Node *ln, Node *la, Node *lb)
+{
+    *ln = *n, *la = *na, *lb = *nb;
+    unsigned h = n->op == OP_MATMUL ? n->attr.mm.heads : 0;
+    if (h & 1)
+        la->shape = swap12(la->shape);
+    if (h & 2)
+        lb->shape = swap12(lb->shape);
+    if (h & 4)
+        ln->shape = swap12(ln->shape);
+}
+
+/* Batch entry (b, h) of an operand held as [B, S, H, D] (attr.mm.heads)
+ * starts at b * S * H * D + h * D, and its rows are H * D apart. */
+static LLVMValueRef heads_at(CG *c, const LLVMValueRef *idx, const Shape *held, LLVMValueRef *rows_apart)
+{
+    LLVMValueRef S = dim_val(c, held->d[1]), H = dim_val(c, held->d[2]), D = dim_val(c, held->d[3]);
+    *rows_apart = mul(c, H, D);
+    return add(c, mul(c, idx[0], mul(c, S, *rows_apart)), mul(c, idx[1], D));
+}
+
+void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0, LLVMValueRef bptr, LLVMValueRef bias)
+{
+    /* the product's view: operands held head-split are read through strides */
+    Node vn, va, vb;
+    mm_logical(n0_, na0, nb0, &vn, &va, &vb);
+    const Node *n = &vn, *na = &va, *nb = &vb;
+    unsigned heads = n->op == OP_MATMUL ? n->attr.mm.heads : 0;
     bool bt = n->attr.mm.bt;
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     MMBatch bat = mm_batch(c, n, na, nb, &s);
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N), kn = mul(c, s.K, s.N);
+    LLVMValueRef ars = s.K, brs = bt ? s.K : s.N, ors = s.N;   /* rows apart in a, in b (y), in out */
     LLVMValueRef chunk = pn_chunk_rows(c), mchunks = udiv_up(c, s.M, chunk);
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMSetAlignment(c->scratch, 32);
@@ -334,11 +368,22 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
     LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
     LLVMValueRef oa, ob;
     mm_batch_at(c, &bat, bi, &oa, &ob);
-    LLVMValueRef abase = gep(c, c->f32, c->a, mul(c, oa, mk)), obase = gep(c, c->f32, c->out, mul(c, bi, mn));
+    LLVMValueRef aoff = mul(c, oa, mk), boff = mul(c, ob, kn), ooff = mul(c, bi, mn);
+    if (heads) {
+        LLVMValueRef idx[MAX_RANK];
+        unflatten(c, bi, bat.dims, bat.n, idx);
+        if (heads & 1)
+            aoff = heads_at(c, idx, &na0->shape, &ars);
+        if (heads & 2)
+            boff = heads_at(c, idx, &nb0->shape, &brs);
+        if (heads & 4)
+            ooff = heads_at(c, idx, &n0_->shape, &ors);
+    }
+    LLVMValueRef abase = gep(c, c->f32, c->a, aoff), obase = gep(c, c->f32, c->out, ooff);
     LLVMValueRef n0 = mul(c, tile, i64c(c, PW));
     LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, s.N, n0, ""));
     /* the tile's first element of b: row n0 of y (bt), or column n0 of b */
-    LLVMValueRef btile = gep(c, c->f32, bptr, add(c, mul(c, ob, kn), bt ? mul(c, n0, s.K) : n0));
+    LLVMValueRef btile = gep(c, c->f32, bptr, add(c, boff, bt ? mul(c, n0, brs) : n0));
     bool relu = n->op == OP_LINEAR && n->attr.mm.relu;
     LLVMValueRef row0 = mul(c, ch, chunk);
     LLVMValueRef nrows = min_i(c, chunk, LLVMBuildSub(c->b, s.M, row0, ""));
@@ -351,9 +396,9 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
     if (bt) {   /* dot products */
         LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
         Loop dj = loop_begin(c, ncols);
-        LLVMValueRef yrow = gep(c, c->f32, btile, mul(c, dj.iv, s.K));
+        LLVMValueRef yrow = gep(c, c->f32, btile, mul(c, dj.iv, brs));
         Loop dr = loop_begin(c, nrows);
-        LLVMValueRef arow = gep(c, c->f32, abase, mul(c, add(c, row0, dr.iv), s.K));
+        LLVMValueRef arow = gep(c, c->f32, abase, mul(c, add(c, row0, dr.iv), ars));
         LLVMBuildStore(c->b, f32c(c, 0), acc);
         Loop dk = loop_begin(c, s.K);
         LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, dk.iv), load_f(c, yrow, dk.iv), "");
@@ -363,12 +408,12 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
         LLVMBuildStore(c->b, sum, acc);
         loop_end(c, &dk);
         store_f(c, LLVMBuildLoad2(c->b, c->f32, acc, ""), obase,
-                add(c, mul(c, add(c, row0, dr.iv), s.N), add(c, n0, dj.iv)));
+                add(c, mul(c, add(c, row0, dr.iv), ors), add(c, n0, dj.iv)));
         loop_end(c, &dr);
         loop_end(c, &dj);
     } else {    /* the register tiles, b's strip in place */
         Loop lb = loop_begin(c, nblocks);
-        MMBlock m = { .a = abase, .astride = s.K, .bt = btile, .bstride = s.N, .out = obase, .ostride = s.N,
+        MMBlock m = { .a = abase, .astride = ars, .bt = btile, .bstride = brs, .out = obase, .ostride = ors,
                       .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = s.K, .N = s.N,
                       .n0 = n0, .bias = bias, .relu = relu };
         mm_block(c, &m, s.M, false);
@@ -382,13 +427,13 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
     /* pack: panel[k, j] = b[k0 + k, n0 + j], zeros for j >= ncols */
     if (bt) {   /* down y's rows */
         Loop lj = loop_begin(c, ncols);
-        LLVMValueRef yrow = gep(c, c->f32, btile, add(c, mul(c, lj.iv, s.K), k0));
+        LLVMValueRef yrow = gep(c, c->f32, btile, add(c, mul(c, lj.iv, brs), k0));
         Loop lc = loop_begin(c, kb);
         store_f(c, load_f(c, yrow, lc.iv), panel, add(c, mul(c, lc.iv, i64c(c, PW)), lj.iv));
         loop_end(c, &lc);
         loop_end(c, &lj);
     } else {    /* along b's rows */
-        copy_rows(c, panel, i64c(c, PW), gep(c, c->f32, btile, mul(c, k0, s.N)), s.N, kb, ncols);
+        copy_rows(c, panel, i64c(c, PW), gep(c, c->f32, btile, mul(c, k0, brs)), brs, kb, ncols);
     }
     Loop lz = loop_begin(c, LLVMBuildSub(c->b, i64c(c, PW), ncols, ""));
     Loop lzk = loop_begin(c, kb);
@@ -398,8 +443,8 @@ void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LL
     /* the chunk's row blocks over this k block; a linear's bias and relu
      * with the last */
     Loop lb = loop_begin(c, nblocks);
-    MMBlock m = { .a = gep(c, c->f32, abase, k0), .astride = s.K, .bt = panel, .bstride = i64c(c, PW), .out = obase,
-                  .ostride = s.N, .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = kb,
+    MMBlock m = { .a = gep(c, c->f32, abase, k0), .astride = ars, .bt = panel, .bstride = i64c(c, PW), .out = obase,
+                  .ostride = ors, .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = kb,
                   .N = s.N, .n0 = n0 };
     m.acc_in = LLVMBuildICmp(c->b, LLVMIntNE, k0, i64c(c, 0), "");
     if (bias) {

@@ -78,6 +78,57 @@ static int matmul_bt(const Tensor *a, const Tensor *b, Tensor *o, char *err, siz
     return 0;
 }
 
+/* x held as [B, S, H, D] (attr.mm.heads) as the product sees it, [B, H,
+ * S, D]: a new tensor in *t (its data to free), or x itself (no swap). */
+static int heads_view(const Tensor *x, bool swap, Tensor *t, char *err, size_t errlen)
+{
+    *t = *x;
+    if (!swap)
+        return 0;
+    const int perm[4] = { 0, 2, 1, 3 };
+    t->shape.dim[1] = x->shape.dim[2], t->shape.dim[2] = x->shape.dim[1];
+    int64_t numel = rt_numel(&t->shape);
+    if (!(t->data = malloc((size_t)(numel ? numel : 1) * 4))) {
+        snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
+        return -1;
+    }
+    rt_transpose(x->data, &x->shape, perm, t->data);
+    return 0;
+}
+
+/* A matmul with operands or result held head-split (fuse_heads.c): the
+ * plain product of the swapped copies, its result swapped into o. */
+static int matmul_heads(const Node *n, const Tensor *a, const Tensor *b, Tensor *o, char *err, size_t errlen)
+{
+    unsigned h = n->attr.mm.heads;
+    Tensor ta, tb, to;
+    if (heads_view(a, h & 1, &ta, err, errlen))
+        return -1;
+    if (heads_view(b, h & 2, &tb, err, errlen)) {
+        if (h & 1)
+            free(ta.data);
+        return -1;
+    }
+    int rc = heads_view(o, h & 4, &to, err, errlen);   /* the logical shape (its data overwritten) */
+    if (!rc) {
+        if (n->attr.mm.bt)
+            rc = matmul_bt(&ta, &tb, &to, err, errlen);
+        else
+            rt_matmul(ta.data, &ta.shape, tb.data, &tb.shape, to.data, &to.shape);
+        if (!rc && (h & 4)) {
+            const int perm[4] = { 0, 2, 1, 3 };
+            rt_transpose(to.data, &to.shape, perm, o->data);
+        }
+        if (h & 4)
+            free(to.data);
+    }
+    if (h & 1)
+        free(ta.data);
+    if (h & 2)
+        free(tb.data);
+    return rc;
+}
+
 /* Execute node i into v[i] (already allocated). Returns 0 or -1. */
 static int exec_node(const Model *m, const Graph *g, int i, float *const *params,
                      const InterpInputs *in, Tensor *v, char *err, size_t errlen)
@@ -164,7 +215,9 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
             a = &aq;
         }
         int rc = 0;
-        if (n->op == OP_LINEAR)
+        if (n->op == OP_MATMUL && n->attr.mm.heads)
+            rc = matmul_heads(n, a, b, o, err, errlen);
+        else if (n->op == OP_LINEAR)
             rt_linear(a->data, &a->shape, b->data, &b->shape, v[n->in[2]].data, n->attr.mm.relu, o->data, &o->shape);
         else if (n->attr.mm.bt)
             rc = matmul_bt(a, b, o, err, errlen);

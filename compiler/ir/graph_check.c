@@ -57,13 +57,24 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
         break;
     }
     switch (nd->op) {
-    case OP_MATMUL:
+    case OP_MATMUL: {
         CHECK(a->shape.rank >= 2 && b->shape.rank >= 2, "matmul of rank < 2");
-        CHECK(dim_eq(a->shape.d[a->shape.rank - 1], b->shape.d[b->shape.rank - (nd->attr.mm.bt ? 1 : 2)]), "contraction");
+        /* held head-split (fuse_heads.c): [B, S, H, D] read as [B, H, S, D] */
+        unsigned h = nd->attr.mm.heads;
+        Shape bs = b->shape;
+        CHECK(!h || (!nd->attr.mm.packed && nd->shape.rank == 4), "heads on a packed or non-4-D matmul");
+        CHECK(!(h & 1) || a->shape.rank == 4, "heads: a of rank %d", a->shape.rank);
+        CHECK(!(h & 2) || bs.rank == 4, "heads: b of rank %d", bs.rank);
+        if (h & 2) {
+            Dim t = bs.d[1];
+            bs.d[1] = bs.d[2], bs.d[2] = t;
+        }
+        CHECK(dim_eq(a->shape.d[a->shape.rank - 1], bs.d[bs.rank - (nd->attr.mm.bt ? 1 : 2)]), "contraction");
         CHECK(!nd->attr.mm.bt || !nd->attr.mm.packed ||
                   (b->op == OP_PARAM && b->shape.rank == 2 && m->params[b->attr.param].packed_t),
               "a packed b read transposed that is not a weight kept with its transpose");
         break;
+    }
     case OP_LINEAR: {
         const Shape *bias = &g->nodes[nd->in[2]].shape;
         int r = nd->shape.rank;

@@ -49,6 +49,9 @@ Graph pass_fuse_map(struct Arena *a, const Graph *g);
 /* Fold a transpose of a matmul's b (last two axes) into the matmul
  * (attr.mm.bt), and cancel double transposes. */
 Graph pass_fuse_transpose(struct Arena *a, const Graph *g);
+/* Training graphs: a matmul reads a head-split operand, and writes a
+ * result that is transposed back, in place (attr.mm.heads). */
+Graph pass_fuse_heads(struct Arena *a, const Graph *g);
 
 /* The training graph's output layer, which its runner calls a few
  * sentences at a time (chunk_output.c): nodes first .. first + 4 are the

@@ -133,21 +133,22 @@ Model *model_fork(struct Arena *a, const Model *m)
  * last (it looks at the matmuls that are left). */
 static const struct {
     Graph (*pass)(struct Arena *a, const Graph *g);
-    bool training;   /* also on the training graph */
+    bool training, inference;   /* run on the training graph, on the translators' */
 } fusion_passes[] = {
-    { pass_fuse_attention, false },
-    { pass_fuse_linear, true },
-    { pass_fuse_norm, false },
-    { pass_fuse_map, true },
-    { pass_fuse_transpose, true },
-    { pass_dce, true },   /* constants only the fused groups read */
+    { pass_fuse_attention, false, true },
+    { pass_fuse_linear, true, true },
+    { pass_fuse_norm, false, true },
+    { pass_fuse_map, true, true },
+    { pass_fuse_transpose, true, true },
+    { pass_fuse_heads, true, false },   /* the translators' attention is fused whole */
+    { pass_dce, true, true },   /* constants only the fused groups read, transposes left unread */
 };
 
 Graph pipeline_fuse(struct Arena *a, const Graph *g, bool training)
 {
     Graph r = *g;
     for (size_t i = 0; i < sizeof fusion_passes / sizeof fusion_passes[0]; i++)
-        if (!training || fusion_passes[i].training)
+        if (training ? fusion_passes[i].training : fusion_passes[i].inference)
             r = fusion_passes[i].pass(a, &r);
     return r;
 }

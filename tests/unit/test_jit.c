@@ -387,6 +387,55 @@ Test(jit, transposed_matmul_matches_the_interpreter, .timeout = 300)
     arena_free(&a);
 }
 
+/* Attention's heads read and written in place (fuse_heads.c, a training
+ * fusion, applied here to an encoder): a head-split a, b and y (read
+ * transposed), a result written back as [b, n, h, dh], each kernel
+ * against the interpreter's reference for such a matmul. 1 to 101 rows:
+ * the few-rows path and the panels. */
+Test(jit, head_split_matmuls_match_the_interpreter, .timeout = 300)
+{
+    static const char *text =
+        "model hs {\n"
+        "  vocab src = [\"<eos>\", \"a\", \"b\", \"c\"]\n"
+        "  vocab tgt = [\"<eos>\", \"x\"]\n"
+        "  encoder(x: tokens<src>[b, n]) {\n"
+        "    h = embed(x, 40)\n"
+        "    q = transpose(reshape(h, [b, n, 2, 20]), 1, 2)\n"
+        "    k = transpose(reshape(h * 0.5 + 1.0, [b, n, 2, 20]), 1, 2)\n"
+        "    s = q @ transpose(k)\n"                                     /* [b, 2, n, n] */
+        "    return reshape(transpose(s @ k, 1, 2), [b, n, 40]) + h\n"
+        "  }\n"
+        "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 40]) {\n"
+        "    return linear(embed(y, 40) + sum(memory, axis: 1) * 0.0, len(tgt)) as out\n"
+        "  }\n"
+        "}\n";
+    Arena a = { 0 };
+    Model *m = compile_ok(&a, "hs.vam", text);
+    Graph f = pass_fuse_heads(&a, &m->enc);
+    m->enc = pass_dce(&a, &f);
+    pass_plan(&a, &m->enc);
+    unsigned heads = 0;   /* 1: a, 2: b, 4: the result, 8: y read transposed */
+    for (int i = 0; i < m->enc.n; i++) {
+        const Node *n = &m->enc.nodes[i];
+        if (n->op == OP_MATMUL)
+            heads |= (n->attr.mm.heads & 5u) | (n->attr.mm.heads & 2 ? n->attr.mm.bt ? 8u : 2u : 0u);
+        cr_assert_neq(n->op, OP_TRANSPOSE, "a transpose is still stored (%%%d)", i);
+    }
+    cr_assert_eq(heads, 15, "head-split a, b, y and the result (seen %u)", heads);
+    char err[512];
+    Jit *j = jit_compile_steps(m, err, sizeof err);
+    cr_assert(j, "%s", err);
+    float **params = random_params(m);
+    bool seen[OP_COUNT] = { 0 };
+    for (int B = 1; B <= 3; B += 2)
+        for (int N = 1; N <= 101; N += 50)
+            compare_encoder(j, m, params, B, N, seen);
+    cr_assert(seen[OP_MATMUL]);
+    free_params(m, params);
+    jit_free(j);
+    arena_free(&a);
+}
+
 /* The largest |got - want| over the rms of want: how far int8's outputs
  * are from f32's. */
 static double rms_error(const Tensor *got, const Tensor *want)

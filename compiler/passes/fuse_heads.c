@@ -1,0 +1,84 @@
+/* fuse_heads.c - attention's heads read and written in place by the
+ * batched products of a training graph.
+ *
+ * split_heads (lang/std/nn.vam) is transpose(reshape(x, [b, s, h, dh]), 1,
+ * 2) and merge_heads reshape(transpose(x, 1, 2), [b, s, h * dh]), so each
+ * attention of a training graph stored its queries, keys, values and
+ * their gradients transposed, [b, s, h, dh] to [b, h, s, dh] and back (100
+ * transposes of en-es, 6 ms of a step in AVX2 code: memory bound). A
+ * MATMUL whose a, or b (y when it reads b transposed, attr.mm.bt), is such
+ * a transpose of a computed value reads that value in place instead, row
+ * by row through its strides (attr.mm.heads, bit 1 for a, 2 for b); one
+ * whose only reader is such a transpose writes its result in place of the
+ * transpose's (bit 4): the node takes the transpose's [b, s, h, dh] shape.
+ * The product's batch dims, [b, h], must be the operand's without
+ * broadcasting. The transposes are left for dce.
+ *
+ * Run after fuse_transpose (which makes q @ transpose(k) one MATMUL with
+ * bt), on training graphs only: the translators' attention is one fused
+ * kernel (fuse_attention.c). The reference (interp.c) transposes the
+ * operands and the result around rt_matmul.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "passes.h"
+
+/* Is t a transpose of a rank-4 value's axes 1 and 2? */
+static bool swaps_heads(const Node *t)
+{
+    const int want[4] = { 0, 2, 1, 3 };
+    return t->op == OP_TRANSPOSE && t->shape.rank == 4 && !memcmp(t->attr.perm, want, sizeof want);
+}
+
+/* May matmul n read operand x (a transpose) through strides: a swap of a
+ * computed value's axes 1, 2 whose batch dims are the product's? */
+static bool viewable(const Graph *g, const Node *n, int x)
+{
+    const Node *t = &g->nodes[x];
+    if (!swaps_heads(t) || n->shape.rank != 4)
+        return false;
+    Op src = g->nodes[t->in[0]].op;
+    return src != OP_PARAM && src != OP_INPUT && dim_eq(t->shape.d[0], n->shape.d[0]) &&
+           dim_eq(t->shape.d[1], n->shape.d[1]);
+}
+
+Graph pass_fuse_heads(Arena *a, const Graph *g)
+{
+    Graph out = { .name = g->name, .output = -1 };
+    int n = g->n;
+    int *remap = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    int *readers = arena_alloc(a, sizeof(int) * (size_t)(n + 1)), *reader = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    memset(readers, 0, sizeof(int) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            readers[g->nodes[i].in[k]]++, reader[g->nodes[i].in[k]] = i;
+    bool *folded = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));   /* a transpose its matmul writes */
+    memset(folded, 0, sizeof(bool) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        if (folded[i]) {
+            remap[i] = remap[g->nodes[i].in[0]];
+            continue;
+        }
+        Node nd = g->nodes[i];
+        if (nd.op == OP_MATMUL && !nd.attr.mm.packed && !nd.attr.mm.q8 && !nd.attr.mm.a8 && nd.shape.rank == 4) {
+            for (int k = 0; k < 2; k++)
+                if (viewable(g, &nd, nd.in[k])) {
+                    nd.in[k] = g->nodes[nd.in[k]].in[0];
+                    nd.attr.mm.heads |= (unsigned char)(1 << k);
+                }
+            int t = readers[i] == 1 ? reader[i] : -1;
+            if (t >= 0 && swaps_heads(&g->nodes[t]) && i != g->output) {
+                nd.shape = g->nodes[t].shape;
+                nd.attr.mm.heads |= 4;
+                folded[t] = true;
+            }
+        }
+        for (int k = 0; k < op_info[nd.op].arity; k++)
+            nd.in[k] = remap[nd.in[k]];
+        remap[i] = graph_add(a, &out, nd);
+    }
+    out.output = g->output >= 0 ? remap[g->output] : -1;
+    return out;
+}
