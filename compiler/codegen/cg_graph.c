@@ -130,7 +130,7 @@ static int key_attr(int64_t *k, int at, const Node *n)
         break;
     case AT_MM:
         k[at++] = n->attr.mm.packed | n->attr.mm.relu << 1 | n->attr.mm.bt << 2 | n->attr.mm.q8 << 3 | (int64_t)n->attr.mm.a8 << 4 |
-                  (int64_t)n->attr.mm.heads << 12;
+                  (int64_t)n->attr.mm.heads << 12 | (int64_t)n->attr.mm.at << 16;
         break;
     case AT_STORE:
         k[at++] = n->attr.store.axis;

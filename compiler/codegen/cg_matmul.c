@@ -329,6 +329,11 @@ void mm_logical(const Node *n, const Node *na, const Node *nb, Node *ln, Node *l
 {
     *ln = *n, *la = *na, *lb = *nb;
     unsigned h = n->op == OP_MATMUL ? n->attr.mm.heads : 0;
+    if (n->op == OP_MATMUL && n->attr.mm.at) {   /* x [.., K, M] read as [.., M, K] */
+        int r = la->shape.rank;
+        Dim t = la->shape.d[r - 1];
+        la->shape.d[r - 1] = la->shape.d[r - 2], la->shape.d[r - 2] = t;
+    }
     if (h & 1)
         la->shape = swap12(la->shape);
     if (h & 2)
@@ -358,6 +363,10 @@ void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0
     MMBatch bat = mm_batch(c, n, na, nb, &s);
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N), kn = mul(c, s.K, s.N);
     LLVMValueRef ars = s.K, brs = bt ? s.K : s.N, ors = s.N;   /* rows apart in a, in b (y), in out */
+    bool at = n->op == OP_MATMUL && n->attr.mm.at;
+    LLVMValueRef aks = at ? s.M : NULL;   /* a read transposed: a row's k-th element k * M on, rows adjacent */
+    if (at)
+        ars = i64c(c, 1);
     LLVMValueRef chunk = pn_chunk_rows(c), mchunks = udiv_up(c, s.M, chunk);
     c->scratch = LLVMBuildArrayAlloca(c->b, c->f32, i64c(c, PW + 1), "row");
     LLVMSetAlignment(c->scratch, 32);
@@ -401,7 +410,7 @@ void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0
         LLVMValueRef arow = gep(c, c->f32, abase, mul(c, add(c, row0, dr.iv), ars));
         LLVMBuildStore(c->b, f32c(c, 0), acc);
         Loop dk = loop_begin(c, s.K);
-        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, dk.iv), load_f(c, yrow, dk.iv), "");
+        LLVMValueRef prod = LLVMBuildFMul(c->b, load_f(c, arow, aks ? mul(c, dk.iv, aks) : dk.iv), load_f(c, yrow, dk.iv), "");
         fast(prod);
         LLVMValueRef sum = LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, acc, ""), prod, "");
         fast(sum);
@@ -413,7 +422,7 @@ void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0
         loop_end(c, &dj);
     } else {    /* the register tiles, b's strip in place */
         Loop lb = loop_begin(c, nblocks);
-        MMBlock m = { .a = abase, .astride = ars, .bt = btile, .bstride = brs, .out = obase, .ostride = ors,
+        MMBlock m = { .a = abase, .astride = ars, .akstride = aks, .bt = btile, .bstride = brs, .out = obase, .ostride = ors,
                       .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = s.K, .N = s.N,
                       .n0 = n0, .bias = bias, .relu = relu };
         mm_block(c, &m, s.M, false);
@@ -443,7 +452,8 @@ void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0
     /* the chunk's row blocks over this k block; a linear's bias and relu
      * with the last */
     Loop lb = loop_begin(c, nblocks);
-    MMBlock m = { .a = gep(c, c->f32, abase, k0), .astride = ars, .bt = panel, .bstride = i64c(c, PW), .out = obase,
+    MMBlock m = { .a = gep(c, c->f32, abase, aks ? mul(c, k0, aks) : k0), .astride = ars, .akstride = aks, .bt = panel,
+                  .bstride = i64c(c, PW), .out = obase,
                   .ostride = ors, .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = kb,
                   .N = s.N, .n0 = n0 };
     m.acc_in = LLVMBuildICmp(c->b, LLVMIntNE, k0, i64c(c, 0), "");

@@ -96,14 +96,30 @@ static int heads_view(const Tensor *x, bool swap, Tensor *t, char *err, size_t e
     return 0;
 }
 
-/* A matmul with operands or result held head-split (fuse_heads.c): the
- * plain product of the swapped copies, its result swapped into o. */
+/* A matmul with operands or result held head-split, or a read transposed
+ * (fuse_heads.c): the plain product of the swapped copies, its result
+ * swapped into o. */
 static int matmul_heads(const Node *n, const Tensor *a, const Tensor *b, Tensor *o, char *err, size_t errlen)
 {
     unsigned h = n->attr.mm.heads;
     Tensor ta, tb, to;
-    if (heads_view(a, h & 1, &ta, err, errlen))
+    if (n->attr.mm.at) {   /* a is x [.., K, M]: its transpose, held like a head-split copy */
+        int r = a->shape.rank, perm[RT_MAX_RANK];
+        for (int i = 0; i < r; i++)
+            perm[i] = i;
+        perm[r - 2] = r - 1, perm[r - 1] = r - 2;
+        ta = *a;
+        ta.shape.dim[r - 2] = a->shape.dim[r - 1], ta.shape.dim[r - 1] = a->shape.dim[r - 2];
+        int64_t numel = rt_numel(&ta.shape);
+        if (!(ta.data = malloc((size_t)(numel ? numel : 1) * 4))) {
+            snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
+            return -1;
+        }
+        rt_transpose(a->data, &a->shape, perm, ta.data);
+        h |= 1;   /* freed below */
+    } else if (heads_view(a, h & 1, &ta, err, errlen)) {
         return -1;
+    }
     if (heads_view(b, h & 2, &tb, err, errlen)) {
         if (h & 1)
             free(ta.data);
@@ -215,7 +231,7 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
             a = &aq;
         }
         int rc = 0;
-        if (n->op == OP_MATMUL && n->attr.mm.heads)
+        if (n->op == OP_MATMUL && (n->attr.mm.heads || n->attr.mm.at))
             rc = matmul_heads(n, a, b, o, err, errlen);
         else if (n->op == OP_LINEAR)
             rt_linear(a->data, &a->shape, b->data, &b->shape, v[n->in[2]].data, n->attr.mm.relu, o->data, &o->shape);

@@ -87,8 +87,9 @@ typedef struct Node {
          * (8: VNNI's dot products, 7: AVX2's, pass_quantize); heads
          * (MATMUL, fuse_heads.c): bits 1, 2, 4 for a, b and out held as
          * [B, S, H, D] and read or written as transpose(x, 1, 2), the
-         * [B, H, S, D] the product sees */
-        struct { bool packed, relu, bt, q8; unsigned char a8, heads; } mm;
+         * [B, H, S, D] the product sees; at (MATMUL, fuse_heads.c): a is
+         * x [.., K, M], read transposed */
+        struct { bool packed, relu, bt, q8, at; unsigned char a8, heads; } mm;
         float eps;      /* LAYER_NORM */
         /* XENT, XENT_GRAD: label smoothing eps; peer 0, or 1 + the other
          * of the pair on the same logits when one kernel computes both

@@ -75,6 +75,8 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
             fprintf(out, " int8");
         if (n->attr.mm.relu)
             fprintf(out, " relu");
+        if (n->attr.mm.at)
+            fprintf(out, " at");
         if (n->attr.mm.heads)
             fprintf(out, " heads=%s%s%s", n->attr.mm.heads & 1 ? "a" : "", n->attr.mm.heads & 2 ? "b" : "",
                     n->attr.mm.heads & 4 ? "out" : "");

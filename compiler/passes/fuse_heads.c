@@ -2,15 +2,21 @@
  * batched products of a training graph.
  *
  * split_heads (lang/std/nn.vam) is transpose(reshape(x, [b, s, h, dh]), 1,
- * 2) and merge_heads reshape(transpose(x, 1, 2), [b, s, h * dh]), so each
- * attention of a training graph stored its queries, keys, values and
- * their gradients transposed, [b, s, h, dh] to [b, h, s, dh] and back (100
- * transposes of en-es, 6 ms of a step in AVX2 code: memory bound). A
- * MATMUL whose a, or b (y when it reads b transposed, attr.mm.bt), is such
- * a transpose of a computed value reads that value in place instead, row
- * by row through its strides (attr.mm.heads, bit 1 for a, 2 for b); one
- * whose only reader is such a transpose writes its result in place of the
- * transpose's (bit 4): the node takes the transpose's [b, s, h, dh] shape.
+ * 2) and merge_heads reshape(transpose(x, 1, 2), [b, s, h * dh]), and the
+ * backward pass of attention reads p, ds and q transposed, so each
+ * attention of a training graph stored its values transposed, and back
+ * again (100 transposes in a step of en-es, 6 to 8 ms in AVX2 code, all
+ * memory bound). Now:
+ * - a MATMUL whose a, or b (y when it reads b transposed, attr.mm.bt), is
+ *   a transpose of a computed value's axes 1 and 2 reads that value in
+ *   place, row by row through its strides (attr.mm.heads, bit 1 for a,
+ *   2 for b);
+ * - one whose only reader is such a transpose writes its result in place
+ *   of the transpose's (bit 4): the node takes its [b, s, h, dh] shape;
+ * - one whose a is a transpose of a computed value's last two axes reads
+ *   it transposed (attr.mm.at): pᵀ @ g, the gradient of v;
+ * - transpose(xᵀ @ y), the gradient of k in q @ kᵀ, is made as yᵀ @ x,
+ *   whose head-split x and result the rules above then take in place.
  * The product's batch dims, [b, h], must be the operand's without
  * broadcasting. The transposes are left for dce.
  *
@@ -30,6 +36,16 @@ static bool swaps_heads(const Node *t)
 {
     const int want[4] = { 0, 2, 1, 3 };
     return t->op == OP_TRANSPOSE && t->shape.rank == 4 && !memcmp(t->attr.perm, want, sizeof want);
+}
+
+/* Is t a transpose of a rank-4 computed value's last two axes? */
+static bool swaps_last(const Graph *g, const Node *t)
+{
+    const int want[4] = { 0, 1, 3, 2 };
+    if (t->op != OP_TRANSPOSE || t->shape.rank != 4 || memcmp(t->attr.perm, want, sizeof want))
+        return false;
+    Op src = g->nodes[t->in[0]].op;
+    return src != OP_PARAM && src != OP_INPUT;
 }
 
 /* May matmul n read operand x (a transpose) through strides: a swap of a
@@ -63,13 +79,31 @@ Graph pass_fuse_heads(Arena *a, const Graph *g)
         }
         Node nd = g->nodes[i];
         if (nd.op == OP_MATMUL && !nd.attr.mm.packed && !nd.attr.mm.q8 && !nd.attr.mm.a8 && nd.shape.rank == 4) {
-            for (int k = 0; k < 2; k++)
+            int last = i;   /* the node whose value nd now makes */
+            int t = readers[i] == 1 ? reader[i] : -1;
+            if (!nd.attr.mm.bt && t >= 0 && i != g->output && swaps_last(g, &g->nodes[t]) &&
+                swaps_last(g, &g->nodes[nd.in[0]])) {
+                /* transpose(xᵀ @ y) = yᵀ @ x: the backward pass's gradient of
+                 * k in q @ kᵀ, (qᵀ @ ds)ᵀ, becomes dsᵀ @ q, which reads a
+                 * head-split q in place and writes its result so */
+                int x = g->nodes[nd.in[0]].in[0];
+                nd.in[0] = nd.in[1], nd.in[1] = x;
+                nd.attr.mm.at = true;
+                nd.shape = g->nodes[t].shape;
+                folded[t] = true;
+                last = t;
+            }
+            for (int k = nd.attr.mm.at ? 1 : 0; k < 2; k++)
                 if (viewable(g, &nd, nd.in[k])) {
                     nd.in[k] = g->nodes[nd.in[k]].in[0];
                     nd.attr.mm.heads |= (unsigned char)(1 << k);
                 }
-            int t = readers[i] == 1 ? reader[i] : -1;
-            if (t >= 0 && swaps_heads(&g->nodes[t]) && i != g->output) {
+            if (!(nd.attr.mm.heads & 1) && swaps_last(g, &g->nodes[nd.in[0]])) {   /* a = x^T: read transposed */
+                nd.in[0] = g->nodes[nd.in[0]].in[0];
+                nd.attr.mm.at = true;
+            }
+            t = readers[last] == 1 ? reader[last] : -1;
+            if (t >= 0 && swaps_heads(&g->nodes[t]) && last != g->output) {
                 nd.shape = g->nodes[t].shape;
                 nd.attr.mm.heads |= 4;
                 folded[t] = true;

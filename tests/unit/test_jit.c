@@ -389,7 +389,9 @@ Test(jit, transposed_matmul_matches_the_interpreter, .timeout = 300)
 
 /* Attention's heads read and written in place (fuse_heads.c, a training
  * fusion, applied here to an encoder): a head-split a, b and y (read
- * transposed), a result written back as [b, n, h, dh], each kernel
+ * transposed), a result written back as [b, n, h, dh], an a read
+ * transposed (sᵀ @ k), a transposed product made the other way round
+ * ((qᵀ @ s)ᵀ as sᵀ @ q), each kernel
  * against the interpreter's reference for such a matmul. 1 to 101 rows:
  * the few-rows path and the panels. */
 Test(jit, head_split_matmuls_match_the_interpreter, .timeout = 300)
@@ -403,7 +405,9 @@ Test(jit, head_split_matmuls_match_the_interpreter, .timeout = 300)
         "    q = transpose(reshape(h, [b, n, 2, 20]), 1, 2)\n"
         "    k = transpose(reshape(h * 0.5 + 1.0, [b, n, 2, 20]), 1, 2)\n"
         "    s = q @ transpose(k)\n"                                     /* [b, 2, n, n] */
-        "    return reshape(transpose(s @ k, 1, 2), [b, n, 40]) + h\n"
+        "    r = reshape(transpose(transpose(s, 2, 3) @ k, 1, 2), [b, n, 40])\n"   /* a read transposed */
+        "    u = transpose(transpose(q, 2, 3) @ s, 2, 3)\n"   /* (qᵀ @ s)ᵀ, made as sᵀ @ q */
+        "    return reshape(transpose(s @ k, 1, 2), [b, n, 40]) + h + r + reshape(transpose(u, 1, 2), [b, n, 40])\n"
         "  }\n"
         "  decoder(y: tokens<tgt>[b, m], memory: [b, n, 40]) {\n"
         "    return linear(embed(y, 40) + sum(memory, axis: 1) * 0.0, len(tgt)) as out\n"
@@ -414,14 +418,15 @@ Test(jit, head_split_matmuls_match_the_interpreter, .timeout = 300)
     Graph f = pass_fuse_heads(&a, &m->enc);
     m->enc = pass_dce(&a, &f);
     pass_plan(&a, &m->enc);
-    unsigned heads = 0;   /* 1: a, 2: b, 4: the result, 8: y read transposed */
+    unsigned heads = 0;   /* 1: a, 2: b, 4: the result, 8: y read transposed; 16: a read transposed */
     for (int i = 0; i < m->enc.n; i++) {
         const Node *n = &m->enc.nodes[i];
         if (n->op == OP_MATMUL)
-            heads |= (n->attr.mm.heads & 5u) | (n->attr.mm.heads & 2 ? n->attr.mm.bt ? 8u : 2u : 0u);
+            heads |= (n->attr.mm.heads & 5u) | (n->attr.mm.heads & 2 ? n->attr.mm.bt ? 8u : 2u : 0u) |
+                     (n->attr.mm.at ? 16u : 0u);
         cr_assert_neq(n->op, OP_TRANSPOSE, "a transpose is still stored (%%%d)", i);
     }
-    cr_assert_eq(heads, 15, "head-split a, b, y and the result (seen %u)", heads);
+    cr_assert_eq(heads, 31, "head-split a, b, y, the result, a transposed (seen %u)", heads);
     char err[512];
     Jit *j = jit_compile_steps(m, err, sizeof err);
     cr_assert(j, "%s", err);
