@@ -318,46 +318,27 @@ static void copy_rows(CG *c, LLVMValueRef dst, LLVMValueRef dstride, LLVMValueRe
 #define PN_KB 256
 static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb * PN_BLOCKS); }
 
-static Shape swap12(Shape s)
-{
-    Dim t = s.d[1];
-    s.d[1] = s.d[2], s.d[2] = t;
-    return s;
-}
-
 void mm_logical(const Node *n, const Node *na, const Node *nb, Node *ln, Node *la, Node *lb)
 {
     *ln = *n, *la = *na, *lb = *nb;
-    unsigned h = n->op == OP_MATMUL ? n->attr.mm.heads : 0;
     if (n->op == OP_MATMUL && n->attr.mm.at) {   /* x [.., K, M] read as [.., M, K] */
         int r = la->shape.rank;
         Dim t = la->shape.d[r - 1];
         la->shape.d[r - 1] = la->shape.d[r - 2], la->shape.d[r - 2] = t;
     }
-    if (h & 1)
-        la->shape = swap12(la->shape);
-    if (h & 2)
-        lb->shape = swap12(lb->shape);
-    if (h & 4)
-        ln->shape = swap12(ln->shape);
+    if (n->op == OP_MATMUL && n->attr.mm.heads) {   /* [B, M, H, N] holds [B, H, M, N] */
+        Dim t = ln->shape.d[1];
+        ln->shape.d[1] = ln->shape.d[2], ln->shape.d[2] = t;
+    }
 }
 
-/* Batch entry (b, h) of an operand held as [B, S, H, D] (attr.mm.heads)
- * starts at b * S * H * D + h * D, and its rows are H * D apart. */
-static LLVMValueRef heads_at(CG *c, const LLVMValueRef *idx, const Shape *held, LLVMValueRef *rows_apart)
+void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
-    LLVMValueRef S = dim_val(c, held->d[1]), H = dim_val(c, held->d[2]), D = dim_val(c, held->d[3]);
-    *rows_apart = mul(c, H, D);
-    return add(c, mul(c, idx[0], mul(c, S, *rows_apart)), mul(c, idx[1], D));
-}
-
-void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0, LLVMValueRef bptr, LLVMValueRef bias)
-{
-    /* the product's view: operands held head-split are read through strides */
+    /* the product's view: a read transposed, a result written head-split */
     Node vn, va, vb;
-    mm_logical(n0_, na0, nb0, &vn, &va, &vb);
-    const Node *n = &vn, *na = &va, *nb = &vb;
-    unsigned heads = n->op == OP_MATMUL ? n->attr.mm.heads : 0;
+    mm_logical(n_held, na_held, nb, &vn, &va, &vb);
+    const Node *n = &vn, *na = &va;
+    bool heads = n->op == OP_MATMUL && n->attr.mm.heads;
     bool bt = n->attr.mm.bt;
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     MMBatch bat = mm_batch(c, n, na, nb, &s);
@@ -378,15 +359,12 @@ void emit_matmul_panels(CG *c, const Node *n0_, const Node *na0, const Node *nb0
     LLVMValueRef oa, ob;
     mm_batch_at(c, &bat, bi, &oa, &ob);
     LLVMValueRef aoff = mul(c, oa, mk), boff = mul(c, ob, kn), ooff = mul(c, bi, mn);
-    if (heads) {
+    if (heads) {   /* batch entry (b, h) of [B, M, H, N] starts at b M H N + h N, its rows H N apart */
         LLVMValueRef idx[MAX_RANK];
         unflatten(c, bi, bat.dims, bat.n, idx);
-        if (heads & 1)
-            aoff = heads_at(c, idx, &na0->shape, &ars);
-        if (heads & 2)
-            boff = heads_at(c, idx, &nb0->shape, &brs);
-        if (heads & 4)
-            ooff = heads_at(c, idx, &n0_->shape, &ors);
+        LLVMValueRef H = dim_val(c, n_held->shape.d[2]);
+        ors = mul(c, H, s.N);
+        ooff = add(c, mul(c, idx[0], mul(c, s.M, ors)), mul(c, idx[1], s.N));
     }
     LLVMValueRef abase = gep(c, c->f32, c->a, aoff), obase = gep(c, c->f32, c->out, ooff);
     LLVMValueRef n0 = mul(c, tile, i64c(c, PW));

@@ -78,15 +78,16 @@ static int matmul_bt(const Tensor *a, const Tensor *b, Tensor *o, char *err, siz
     return 0;
 }
 
-/* x held as [B, S, H, D] (attr.mm.heads) as the product sees it, [B, H,
- * S, D]: a new tensor in *t (its data to free), or x itself (no swap). */
-static int heads_view(const Tensor *x, bool swap, Tensor *t, char *err, size_t errlen)
+/* The transpose of a rank-r tensor's axes i and j, in a new buffer
+ * (t->data, to free); -1 when out of memory. */
+static int swapped(const Tensor *x, int i, int j, Tensor *t, char *err, size_t errlen)
 {
+    int perm[RT_MAX_RANK];
+    for (int k = 0; k < x->shape.rank; k++)
+        perm[k] = k;
+    perm[i] = j, perm[j] = i;
     *t = *x;
-    if (!swap)
-        return 0;
-    const int perm[4] = { 0, 2, 1, 3 };
-    t->shape.dim[1] = x->shape.dim[2], t->shape.dim[2] = x->shape.dim[1];
+    t->shape.dim[i] = x->shape.dim[j], t->shape.dim[j] = x->shape.dim[i];
     int64_t numel = rt_numel(&t->shape);
     if (!(t->data = malloc((size_t)(numel ? numel : 1) * 4))) {
         snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
@@ -96,52 +97,36 @@ static int heads_view(const Tensor *x, bool swap, Tensor *t, char *err, size_t e
     return 0;
 }
 
-/* A matmul with operands or result held head-split, or a read transposed
- * (fuse_heads.c): the plain product of the swapped copies, its result
- * swapped into o. */
-static int matmul_heads(const Node *n, const Tensor *a, const Tensor *b, Tensor *o, char *err, size_t errlen)
+/* A matmul reading a transposed (attr.mm.at) or writing its result
+ * head-split (attr.mm.heads, fuse_heads.c): the plain product of a's
+ * transpose, its result transposed into o. */
+static int matmul_views(const Node *n, const Tensor *a, const Tensor *b, Tensor *o, char *err, size_t errlen)
 {
-    unsigned h = n->attr.mm.heads;
-    Tensor ta, tb, to;
-    if (n->attr.mm.at) {   /* a is x [.., K, M]: its transpose, held like a head-split copy */
-        int r = a->shape.rank, perm[RT_MAX_RANK];
-        for (int i = 0; i < r; i++)
-            perm[i] = i;
-        perm[r - 2] = r - 1, perm[r - 1] = r - 2;
-        ta = *a;
-        ta.shape.dim[r - 2] = a->shape.dim[r - 1], ta.shape.dim[r - 1] = a->shape.dim[r - 2];
-        int64_t numel = rt_numel(&ta.shape);
-        if (!(ta.data = malloc((size_t)(numel ? numel : 1) * 4))) {
+    Tensor ta = *a, to = *o;
+    int r = a->shape.rank;
+    if (n->attr.mm.at && swapped(a, r - 2, r - 1, &ta, err, errlen))
+        return -1;
+    int rc = 0;
+    if (n->attr.mm.heads) {   /* the product's [B, H, M, N], then swapped into o's [B, M, H, N] */
+        to.shape.dim[1] = o->shape.dim[2], to.shape.dim[2] = o->shape.dim[1];
+        int64_t numel = rt_numel(&to.shape);
+        if (!(to.data = malloc((size_t)(numel ? numel : 1) * 4))) {
             snprintf(err, errlen, "out of memory for a tensor of %lld elements", (long long)numel);
-            return -1;
+            rc = -1;
         }
-        rt_transpose(a->data, &a->shape, perm, ta.data);
-        h |= 1;   /* freed below */
-    } else if (heads_view(a, h & 1, &ta, err, errlen)) {
-        return -1;
     }
-    if (heads_view(b, h & 2, &tb, err, errlen)) {
-        if (h & 1)
-            free(ta.data);
-        return -1;
+    if (!rc && n->attr.mm.bt)
+        rc = matmul_bt(&ta, b, &to, err, errlen);
+    else if (!rc)
+        rt_matmul(ta.data, &ta.shape, b->data, &b->shape, to.data, &to.shape);
+    if (!rc && n->attr.mm.heads) {
+        const int perm[4] = { 0, 2, 1, 3 };
+        rt_transpose(to.data, &to.shape, perm, o->data);
     }
-    int rc = heads_view(o, h & 4, &to, err, errlen);   /* the logical shape (its data overwritten) */
-    if (!rc) {
-        if (n->attr.mm.bt)
-            rc = matmul_bt(&ta, &tb, &to, err, errlen);
-        else
-            rt_matmul(ta.data, &ta.shape, tb.data, &tb.shape, to.data, &to.shape);
-        if (!rc && (h & 4)) {
-            const int perm[4] = { 0, 2, 1, 3 };
-            rt_transpose(to.data, &to.shape, perm, o->data);
-        }
-        if (h & 4)
-            free(to.data);
-    }
-    if (h & 1)
+    if (n->attr.mm.heads)
+        free(to.data);
+    if (n->attr.mm.at)
         free(ta.data);
-    if (h & 2)
-        free(tb.data);
     return rc;
 }
 
@@ -232,7 +217,7 @@ static int exec_node(const Model *m, const Graph *g, int i, float *const *params
         }
         int rc = 0;
         if (n->op == OP_MATMUL && (n->attr.mm.heads || n->attr.mm.at))
-            rc = matmul_heads(n, a, b, o, err, errlen);
+            rc = matmul_views(n, a, b, o, err, errlen);
         else if (n->op == OP_LINEAR)
             rt_linear(a->data, &a->shape, b->data, &b->shape, v[n->in[2]].data, n->attr.mm.relu, o->data, &o->shape);
         else if (n->attr.mm.bt)

@@ -85,11 +85,10 @@ typedef struct Node {
          * weight stored as int8 with one scale per column (pack.c); a8:
          * 0, or a's rows are int8 too, one scale per row, with a8 bits
          * (8: VNNI's dot products, 7: AVX2's, pass_quantize); heads
-         * (MATMUL, fuse_heads.c): bits 1, 2, 4 for a, b and out held as
-         * [B, S, H, D] and read or written as transpose(x, 1, 2), the
-         * [B, H, S, D] the product sees; at (MATMUL, fuse_heads.c): a is
-         * x [.., K, M], read transposed */
-        struct { bool packed, relu, bt, q8, at; unsigned char a8, heads; } mm;
+         * (MATMUL, fuse_heads.c): the result [B, H, M, N] is written as
+         * its transpose(x, 1, 2), [B, M, H, N], the node's shape; at
+         * (MATMUL, fuse_heads.c): a is x [.., K, M], read transposed */
+        struct { bool packed, relu, bt, q8, at, heads; unsigned char a8; } mm;
         float eps;      /* LAYER_NORM */
         /* XENT, XENT_GRAD: label smoothing eps; peer 0, or 1 + the other
          * of the pair on the same logits when one kernel computes both

@@ -59,20 +59,13 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
     switch (nd->op) {
     case OP_MATMUL: {
         CHECK(a->shape.rank >= 2 && b->shape.rank >= 2, "matmul of rank < 2");
-        /* held head-split (fuse_heads.c): [B, S, H, D] read as [B, H, S, D] */
-        unsigned h = nd->attr.mm.heads;
+        /* fuse_heads.c: a read transposed, a result written head-split */
         Shape as = a->shape, bs = b->shape;
-        CHECK(!nd->attr.mm.at || (!nd->attr.mm.packed && !(h & 1)), "at on a packed matmul or a head-split a");
+        CHECK(!nd->attr.mm.heads || (!nd->attr.mm.packed && nd->shape.rank == 4), "heads on a packed or non-4-D matmul");
+        CHECK(!nd->attr.mm.at || !nd->attr.mm.packed, "at on a packed matmul");
         if (nd->attr.mm.at) {   /* a is x [.., K, M] read transposed */
             Dim t = as.d[as.rank - 1];
             as.d[as.rank - 1] = as.d[as.rank - 2], as.d[as.rank - 2] = t;
-        }
-        CHECK(!h || (!nd->attr.mm.packed && nd->shape.rank == 4), "heads on a packed or non-4-D matmul");
-        CHECK(!(h & 1) || a->shape.rank == 4, "heads: a of rank %d", a->shape.rank);
-        CHECK(!(h & 2) || bs.rank == 4, "heads: b of rank %d", bs.rank);
-        if (h & 2) {
-            Dim t = bs.d[1];
-            bs.d[1] = bs.d[2], bs.d[2] = t;
         }
         CHECK(dim_eq(as.d[as.rank - 1], bs.d[bs.rank - (nd->attr.mm.bt ? 1 : 2)]), "contraction");
         CHECK(!nd->attr.mm.bt || !nd->attr.mm.packed ||

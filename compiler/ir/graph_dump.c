@@ -78,8 +78,7 @@ static void node_attr(FILE *out, const Model *m, const Node *n)
         if (n->attr.mm.at)
             fprintf(out, " at");
         if (n->attr.mm.heads)
-            fprintf(out, " heads=%s%s%s", n->attr.mm.heads & 1 ? "a" : "", n->attr.mm.heads & 2 ? "b" : "",
-                    n->attr.mm.heads & 4 ? "out" : "");
+            fprintf(out, " heads");
         break;
     case AT_EPS: fprintf(out, " eps=%g", n->attr.eps); break;
     case AT_XENT:

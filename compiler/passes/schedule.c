@@ -84,7 +84,7 @@ int sched_signature(const Model *m, const Graph *g, const Node *n, char *buf, si
                        n->op == OP_LINEAR && n->attr.mm.relu ? " relu" : "",
                        n->op == OP_MATMUL && n->attr.mm.bt ? " bt" : "", n->attr.mm.q8 ? " int8" : "");
     if ((size_t)at < len && n->op == OP_MATMUL && n->attr.mm.heads)
-        at += snprintf(buf + at, len - (size_t)at, " heads%d", n->attr.mm.heads);
+        at += snprintf(buf + at, len - (size_t)at, " heads");
     if ((size_t)at < len && n->op == OP_MATMUL && n->attr.mm.at)
         at += snprintf(buf + at, len - (size_t)at, " at");
     if ((size_t)at < len && n->attr.mm.a8 && (n->op == OP_MATMUL || n->op == OP_LINEAR))

@@ -267,10 +267,9 @@ Test(autodiff, compiled_output_layer_in_chunks_matches_reference)
     tied = false;
 }
 
-/* Attention's heads are read and written in place by the batched
- * products (fuse_heads.c): a head-split a, b and y (read transposed) and
- * results written back as [b, s, h, dh], against the reference, which
- * stores every transpose. */
+/* Attention's batched products write their results head-split and read a
+ * transposed in place (fuse_heads.c), against the reference, which stores
+ * every transpose. */
 Test(autodiff, compiled_heads_in_place_match_reference)
 {
     static BigBatch bb;
@@ -281,12 +280,12 @@ Test(autodiff, compiled_heads_in_place_match_reference)
     char err[256];
     Graph g = train_graph_compiled_form(&a, compile_train(&a, expr), 0.1f, err, sizeof err);
     cr_assert_geq(g.output, 0, "%s", err);
-    unsigned seen = 0;
-    for (int i = 0; i < g.n; i++)
-        if (g.nodes[i].op == OP_MATMUL)
-            seen |= (g.nodes[i].attr.mm.heads & 5u) | (g.nodes[i].attr.mm.heads & 2 ? g.nodes[i].attr.mm.bt ? 8u : 2u : 0u);
-    /* 1: a, 2: b, 4: the result, 8: y read transposed */
-    cr_assert_eq(seen, 15, "head-split a, b, y and out all read or written in place (seen %u)", seen);
+    int heads = 0, at = 0;
+    for (int i = 0; i < g.n; i++) {
+        heads += g.nodes[i].op == OP_MATMUL && g.nodes[i].attr.mm.heads;
+        at += g.nodes[i].op == OP_MATMUL && g.nodes[i].attr.mm.at;
+    }
+    cr_assert(heads >= 4 && at >= 4, "%d results written head-split, %d products read a transposed", heads, at);
     arena_free(&a);
     check_compiled_on(expr, 0.1f, &big);
 }
