@@ -153,13 +153,12 @@ TrainGraph *train_graph_new_tuned(Arena *a, const Model *m, float smoothing, boo
         ok = (t->lane[l].buf = calloc((size_t)n + 1, sizeof(void *))) &&
              (t->lane[l].slot_mem = calloc((size_t)t->nslots + 1, sizeof(float *))) &&
              (t->lane[l].slot_cap = calloc((size_t)t->nslots + 1, sizeof(int64_t)));
+    ok = ok && gradients_in_place(t);
     if (!ok) {
         snprintf(err, errlen, "out of memory planning the training graph");
         train_graph_free(t);
         return NULL;
     }
-    if (ok)
-        ok = gradients_in_place(t);
     if (getenv("VAMOS_PROFILE") && (!(t->node_s = calloc((size_t)n + 1, sizeof *t->node_s)) ||
                                     !(t->node_flop = calloc((size_t)n + 1, sizeof *t->node_flop)))) {
         free(t->node_s);
