@@ -313,7 +313,9 @@ static void copy_rows(CG *c, LLVMValueRef dst, LLVMValueRef dstride, LLVMValueRe
  * stored. A chunk of at most PN_FEW_ROWS rows (decoding: one row per
  * sentence) is not worth a panel: b is read in place, once, by dot
  * products of rows of a and y (bt), or by the register tiles (b's rows
- * are contiguous strips). */
+ * are contiguous strips). A training graph's attention (fuse_heads.c) adds
+ * two views: a read transposed (attr.mm.at: a row's k-th element k * M
+ * on) and a result written head-split (attr.mm.heads: rows H * N apart). */
 #define PN_FEW_ROWS 4
 #define PN_KB 256
 static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb * PN_BLOCKS); }

@@ -63,6 +63,8 @@ static void check_node(const Model *m, const Graph *g, int i, const char *after_
         Shape as = a->shape, bs = b->shape;
         CHECK(!nd->attr.mm.heads || (!nd->attr.mm.packed && nd->shape.rank == 4), "heads on a packed or non-4-D matmul");
         CHECK(!nd->attr.mm.at || !nd->attr.mm.packed, "at on a packed matmul");
+        CHECK(!(nd->attr.mm.at || nd->attr.mm.heads) || (a->shape.rank == 4 && b->shape.rank == 4),
+              "at or heads on operands that are not both 4-D");
         if (nd->attr.mm.at) {   /* a is x [.., K, M] read transposed */
             Dim t = as.d[as.rank - 1];
             as.d[as.rank - 1] = as.d[as.rank - 2], as.d[as.rank - 2] = t;

@@ -63,7 +63,10 @@ Graph pass_fuse_heads(Arena *a, const Graph *g)
             continue;
         }
         Node nd = g->nodes[i];
-        if (nd.op == OP_MATMUL && !nd.attr.mm.packed && !nd.attr.mm.q8 && !nd.attr.mm.a8 && nd.shape.rank == 4) {
+        /* 4-D operands: the product's batch dims are its own (a 2-D b would
+         * fold them into the rows, and the views need them apart) */
+        if (nd.op == OP_MATMUL && !nd.attr.mm.packed && !nd.attr.mm.q8 && !nd.attr.mm.a8 && nd.shape.rank == 4 &&
+            g->nodes[nd.in[0]].shape.rank == 4 && g->nodes[nd.in[1]].shape.rank == 4) {
             int last = i;   /* the node whose value nd now makes */
             int t = readers[i] == 1 ? reader[i] : -1;
             if (!nd.attr.mm.bt && t >= 0 && i != g->output && swaps_last(g, &g->nodes[t]) &&
