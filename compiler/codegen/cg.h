@@ -139,9 +139,10 @@ MMShape mm_shape(CG *c, const Node *n, const Node *na, const Node *nb, int rb);
 void mm_block(CG *c, const MMBlock *m, LLVMValueRef M, bool packed);
 void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
 void emit_matmul_panels(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias);
-/* A matmul, its a and b as the product sees them: shapes held head-split
- * (attr.mm.heads, fuse_heads.c) with axes 1 and 2 swapped back. */
-void mm_logical(const Node *n, const Node *na, const Node *nb, Node *ln, Node *la, Node *lb);
+/* A matmul and its a as the product sees them (fuse_heads.c): a read
+ * transposed (attr.mm.at) with its last two axes swapped back, a result
+ * held head-split (attr.mm.heads) with axes 1 and 2. */
+void mm_logical(const Node *n, const Node *na, Node *ln, Node *la);
 void emit_matmul_tn(CG *c, const Graph *g, const Node *n, const Node *na);
 void mm_store(CG *c, const MMBlock *m, int rb, int v0, int nv, LLVMValueRef acc[][MM_VECS]);
 

@@ -37,9 +37,9 @@ static void extent(CG *c, const Graph *one, LLVMValueRef *len, LLVMValueRef *wor
         *work = numel(c, &na->shape);
         return;
     case OP_MATMUL: case OP_LINEAR: {
-        Node ln, la, lb;   /* as the product sees them (attr.mm.heads) */
-        mm_logical(n, na, nb, &ln, &la, &lb);
-        MMShape m = mm_shape(c, &ln, &la, &lb, sched_of(n).rb);
+        Node ln, la;   /* as the product sees them (attr.mm.at, heads) */
+        mm_logical(n, na, &ln, &la);
+        MMShape m = mm_shape(c, &ln, &la, nb, sched_of(n).rb);
         LLVMValueRef blocks = n->attr.mm.packed ? m.mblocks
                             : udiv_up(c, m.M, i64c(c, (int64_t)sched_of(n).rb * PN_BLOCKS));   /* chunks */
         *len = mm_is_a8(n, na, nb) ? mul(c, udiv_up(c, mul(c, m.M, m.batches), i64c(c, sched_of(n).rb)), a8_groups(c, m.ntiles))

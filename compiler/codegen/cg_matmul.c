@@ -231,10 +231,10 @@ static MMBatch mm_batch(CG *c, const Node *n, const Node *na, const Node *nb, co
     return bat;
 }
 
-/* Batch entry bi's offsets in a's and b's batch strides. */
-static void mm_batch_at(CG *c, const MMBatch *bat, LLVMValueRef bi, LLVMValueRef *oa, LLVMValueRef *ob)
+/* Batch entry bi's offsets in a's and b's batch strides, and its index
+ * over the batch dims in idx. */
+static void mm_batch_at(CG *c, const MMBatch *bat, LLVMValueRef bi, LLVMValueRef *oa, LLVMValueRef *ob, LLVMValueRef *idx)
 {
-    LLVMValueRef idx[MAX_RANK];
     unflatten(c, bi, bat->dims, bat->n, idx);
     *oa = i64c(c, 0), *ob = i64c(c, 0);
     for (int i = 0; i < bat->n; i++) {
@@ -272,8 +272,8 @@ void emit_matmul(CG *c, const Node *n, const Node *na, const Node *nb, LLVMValue
     Loop lp = loop_par(c);
     LLVMValueRef mb = LLVMBuildURem(c->b, lp.iv, s.mblocks, ""), q = LLVMBuildUDiv(c->b, lp.iv, s.mblocks, "");
     LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
-    LLVMValueRef oa, ob;
-    mm_batch_at(c, &bat, bi, &oa, &ob);
+    LLVMValueRef oa, ob, idx[MAX_RANK];
+    mm_batch_at(c, &bat, bi, &oa, &ob, idx);
     MMBlock m = { .a = gep(c, c->f32, c->a, mul(c, oa, mk)), .out = gep(c, c->f32, c->out, mul(c, bi, mn)),
                   .row0 = mul(c, mb, i64c(c, c->sched.rb)), .K = s.K, .N = s.N, .n0 = mul(c, tile, i64c(c, PW)) };
     m.o0 = m.n0, m.ostride = s.N, m.astride = s.K, m.bias = bias, m.relu = n->attr.mm.relu;
@@ -320,9 +320,9 @@ static void copy_rows(CG *c, LLVMValueRef dst, LLVMValueRef dstride, LLVMValueRe
 #define PN_KB 256
 static LLVMValueRef pn_chunk_rows(CG *c) { return i64c(c, (int64_t)c->sched.rb * PN_BLOCKS); }
 
-void mm_logical(const Node *n, const Node *na, const Node *nb, Node *ln, Node *la, Node *lb)
+void mm_logical(const Node *n, const Node *na, Node *ln, Node *la)
 {
-    *ln = *n, *la = *na, *lb = *nb;
+    *ln = *n, *la = *na;
     if (n->op == OP_MATMUL && n->attr.mm.at) {   /* x [.., K, M] read as [.., M, K] */
         int r = la->shape.rank;
         Dim t = la->shape.d[r - 1];
@@ -337,15 +337,15 @@ void mm_logical(const Node *n, const Node *na, const Node *nb, Node *ln, Node *l
 void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const Node *nb, LLVMValueRef bptr, LLVMValueRef bias)
 {
     /* the product's view: a read transposed, a result written head-split */
-    Node vn, va, vb;
-    mm_logical(n_held, na_held, nb, &vn, &va, &vb);
+    Node vn, va;
+    mm_logical(n_held, na_held, &vn, &va);
     const Node *n = &vn, *na = &va;
     bool heads = n->op == OP_MATMUL && n->attr.mm.heads;
     bool bt = n->attr.mm.bt;
     MMShape s = mm_shape(c, n, na, nb, c->sched.rb);
     MMBatch bat = mm_batch(c, n, na, nb, &s);
     LLVMValueRef mk = mul(c, s.M, s.K), mn = mul(c, s.M, s.N), kn = mul(c, s.K, s.N);
-    LLVMValueRef ars = s.K, brs = bt ? s.K : s.N, ors = s.N;   /* rows apart in a, in b (y), in out */
+    LLVMValueRef ars = s.K, ors = s.N;   /* rows apart in a and in out */
     bool at = n->op == OP_MATMUL && n->attr.mm.at;
     LLVMValueRef aks = at ? s.M : NULL;   /* a read transposed: a row's k-th element k * M on, rows adjacent */
     if (at)
@@ -358,12 +358,10 @@ void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const No
     Loop lp = loop_par(c);
     LLVMValueRef ch = LLVMBuildURem(c->b, lp.iv, mchunks, ""), q = LLVMBuildUDiv(c->b, lp.iv, mchunks, "");
     LLVMValueRef tile = LLVMBuildURem(c->b, q, s.ntiles, ""), bi = LLVMBuildUDiv(c->b, q, s.ntiles, "");
-    LLVMValueRef oa, ob;
-    mm_batch_at(c, &bat, bi, &oa, &ob);
-    LLVMValueRef aoff = mul(c, oa, mk), boff = mul(c, ob, kn), ooff = mul(c, bi, mn);
+    LLVMValueRef oa, ob, idx[MAX_RANK];
+    mm_batch_at(c, &bat, bi, &oa, &ob, idx);
+    LLVMValueRef aoff = mul(c, oa, mk), ooff = mul(c, bi, mn);
     if (heads) {   /* batch entry (b, h) of [B, M, H, N] starts at b M H N + h N, its rows H N apart */
-        LLVMValueRef idx[MAX_RANK];
-        unflatten(c, bi, bat.dims, bat.n, idx);
         LLVMValueRef H = dim_val(c, n_held->shape.d[2]);
         ors = mul(c, H, s.N);
         ooff = add(c, mul(c, idx[0], mul(c, s.M, ors)), mul(c, idx[1], s.N));
@@ -372,7 +370,7 @@ void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const No
     LLVMValueRef n0 = mul(c, tile, i64c(c, PW));
     LLVMValueRef ncols = min_i(c, i64c(c, PW), LLVMBuildSub(c->b, s.N, n0, ""));
     /* the tile's first element of b: row n0 of y (bt), or column n0 of b */
-    LLVMValueRef btile = gep(c, c->f32, bptr, add(c, boff, bt ? mul(c, n0, brs) : n0));
+    LLVMValueRef btile = gep(c, c->f32, bptr, add(c, mul(c, ob, kn), bt ? mul(c, n0, s.K) : n0));
     bool relu = n->op == OP_LINEAR && n->attr.mm.relu;
     LLVMValueRef row0 = mul(c, ch, chunk);
     LLVMValueRef nrows = min_i(c, chunk, LLVMBuildSub(c->b, s.M, row0, ""));
@@ -385,7 +383,7 @@ void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const No
     if (bt) {   /* dot products */
         LLVMValueRef acc = gep(c, c->f32, c->scratch, i64c(c, PW));
         Loop dj = loop_begin(c, ncols);
-        LLVMValueRef yrow = gep(c, c->f32, btile, mul(c, dj.iv, brs));
+        LLVMValueRef yrow = gep(c, c->f32, btile, mul(c, dj.iv, s.K));
         Loop dr = loop_begin(c, nrows);
         LLVMValueRef arow = gep(c, c->f32, abase, mul(c, add(c, row0, dr.iv), ars));
         LLVMBuildStore(c->b, f32c(c, 0), acc);
@@ -402,7 +400,7 @@ void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const No
         loop_end(c, &dj);
     } else {    /* the register tiles, b's strip in place */
         Loop lb = loop_begin(c, nblocks);
-        MMBlock m = { .a = abase, .astride = ars, .akstride = aks, .bt = btile, .bstride = brs, .out = obase, .ostride = ors,
+        MMBlock m = { .a = abase, .astride = ars, .akstride = aks, .bt = btile, .bstride = s.N, .out = obase, .ostride = ors,
                       .o0 = n0, .row0 = add(c, row0, mul(c, lb.iv, i64c(c, c->sched.rb))), .K = s.K, .N = s.N,
                       .n0 = n0, .bias = bias, .relu = relu };
         mm_block(c, &m, s.M, false);
@@ -416,13 +414,13 @@ void emit_matmul_panels(CG *c, const Node *n_held, const Node *na_held, const No
     /* pack: panel[k, j] = b[k0 + k, n0 + j], zeros for j >= ncols */
     if (bt) {   /* down y's rows */
         Loop lj = loop_begin(c, ncols);
-        LLVMValueRef yrow = gep(c, c->f32, btile, add(c, mul(c, lj.iv, brs), k0));
+        LLVMValueRef yrow = gep(c, c->f32, btile, add(c, mul(c, lj.iv, s.K), k0));
         Loop lc = loop_begin(c, kb);
         store_f(c, load_f(c, yrow, lc.iv), panel, add(c, mul(c, lc.iv, i64c(c, PW)), lj.iv));
         loop_end(c, &lc);
         loop_end(c, &lj);
     } else {    /* along b's rows */
-        copy_rows(c, panel, i64c(c, PW), gep(c, c->f32, btile, mul(c, k0, brs)), brs, kb, ncols);
+        copy_rows(c, panel, i64c(c, PW), gep(c, c->f32, btile, mul(c, k0, s.N)), s.N, kb, ncols);
     }
     Loop lz = loop_begin(c, LLVMBuildSub(c->b, i64c(c, PW), ncols, ""));
     Loop lzk = loop_begin(c, kb);

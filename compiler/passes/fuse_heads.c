@@ -22,7 +22,6 @@
  * kernel (fuse_attention.c). The reference (interp.c) transposes a and
  * the result around rt_matmul.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
